@@ -1,0 +1,1 @@
+"""oomfuzz: the out-of-memory fault-injection harness for wasmrt."""

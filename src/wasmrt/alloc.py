@@ -123,17 +123,17 @@ class TryList(list[T]):
     @classmethod
     def with_capacity(cls, capacity: int, kind: AllocKind = AllocKind.LIST) -> TryList[T]:
         out: TryList[T] = cls(kind=kind)
-        out.reserve(capacity)
+        out.reserve(capacity, exact=True)
         return out
 
     @property
     def capacity(self) -> int:
         return self._cap
 
-    def reserve(self, total: int) -> None:
-        """Make room for ``total`` elements in all."""
+    def reserve(self, total: int, exact: bool = False) -> None:
+        """Make room for ``total`` elements in all (amortised doubling unless ``exact``)."""
         if total > self._cap:
-            new_cap = _next_capacity(total, self._cap)
+            new_cap = total if exact else _next_capacity(total, self._cap)
             try_alloc((new_cap - self._cap) * SLOT_SIZE, self._kind)
             self._cap = new_cap
 
@@ -169,12 +169,12 @@ class TryDict(dict[K, V]):
     @classmethod
     def with_capacity(cls, capacity: int, kind: AllocKind = AllocKind.LIST) -> TryDict[K, V]:
         out: TryDict[K, V] = cls(kind=kind)
-        out.reserve(capacity)
+        out.reserve(capacity, exact=True)
         return out
 
-    def reserve(self, total: int) -> None:
+    def reserve(self, total: int, exact: bool = False) -> None:
         if total > self._cap:
-            new_cap = _next_capacity(total, self._cap)
+            new_cap = total if exact else _next_capacity(total, self._cap)
             # A dict entry is a hash, a key and a value.
             try_alloc((new_cap - self._cap) * 3 * SLOT_SIZE, self._kind)
             self._cap = new_cap

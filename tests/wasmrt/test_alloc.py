@@ -1,0 +1,126 @@
+"""The try_alloc hook, its scoping, and the fallible containers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from wasmrt.alloc import AllocKind, TryDict, TryList, current_hook, install_hook, try_alloc
+from wasmrt.errors import MAX_REPORTED_SIZE, OutOfMemory, WasmtimeError
+
+
+def refuse(size: int, kind: AllocKind, absorbing: bool) -> None:
+    raise OutOfMemory(size)
+
+
+def test_default_grants_everything() -> None:
+    assert current_hook() is None
+    try_alloc(1 << 40, AllocKind.MEMORY)
+
+
+def test_hook_refuses_and_is_removed_on_exit() -> None:
+    with install_hook(refuse):
+        with pytest.raises(OutOfMemory) as info:
+            try_alloc(123, AllocKind.TABLE)
+    assert info.value.requested_allocation_size == 123
+    assert isinstance(info.value, WasmtimeError)
+    try_alloc(123, AllocKind.TABLE)
+
+
+def test_hook_removed_even_when_block_raises() -> None:
+    with pytest.raises(RuntimeError), install_hook(refuse):
+        raise RuntimeError("boom")
+    assert current_hook() is None
+
+
+def test_hooks_nest() -> None:
+    seen: list[str] = []
+    with install_hook(lambda s, k, a: seen.append("outer")):
+        with install_hook(lambda s, k, a: seen.append("inner")):
+            try_alloc(1, AllocKind.OTHER)
+        try_alloc(1, AllocKind.OTHER)
+    assert seen == ["inner", "outer"]
+
+
+def test_hook_is_per_thread() -> None:
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            try_alloc(5, AllocKind.OTHER)  # no hook in a new thread
+        except BaseException as e:  # recorded for the assertion below, then re-raised
+            errors.append(e)
+            raise
+
+    with install_hook(lambda s, k, a: seen.append(s)):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert errors == [] and seen == []
+
+
+def test_hook_is_inherited_by_asyncio_tasks() -> None:
+    seen: list[AllocKind] = []
+
+    async def task() -> None:
+        try_alloc(1, AllocKind.FUNC)
+
+    async def main() -> None:
+        with install_hook(lambda s, k, a: seen.append(k)):
+            await asyncio.create_task(task())
+
+    asyncio.run(main())
+    assert seen == [AllocKind.FUNC]
+
+
+def test_absorbing_flag_reaches_hook() -> None:
+    flags: list[bool] = []
+    with install_hook(lambda s, k, a: flags.append(a)):
+        try_alloc(65536, AllocKind.MEMORY, absorbing=True)
+        try_alloc(8, AllocKind.LIST)
+    assert flags == [True, False]
+
+
+def test_out_of_memory_caps_huge_sizes_and_does_not_call_hook() -> None:
+    calls: list[int] = []
+    with install_hook(lambda s, k, a: calls.append(s)):
+        e = OutOfMemory(10**30)
+        str(e)
+    assert e.requested_allocation_size == MAX_REPORTED_SIZE
+    assert "out of memory (failed to allocate" in str(e)
+    assert calls == []
+
+
+def test_trylist_asks_on_growth_only() -> None:
+    sizes: list[int] = []
+    with install_hook(lambda s, k, a: sizes.append(s)):
+        lst: TryList[int] = TryList()
+        for i in range(100):
+            lst.append(i)
+    assert lst == list(range(100))
+    assert 0 < len(sizes) <= 8  # doubling: O(log n) requests
+
+
+def test_trylist_unchanged_when_refused() -> None:
+    lst: TryList[int] = TryList.with_capacity(2)
+    lst.append(1)
+    lst.append(2)
+    with install_hook(refuse), pytest.raises(OutOfMemory):
+        lst.append(3)
+    assert lst == [1, 2]
+    with install_hook(refuse), pytest.raises(OutOfMemory):
+        lst.extend([3, 4, 5])
+    assert lst == [1, 2]
+
+
+def test_trydict_asks_for_new_keys_and_stays_unchanged_when_refused() -> None:
+    d: TryDict[str, int] = TryDict.with_capacity(1)
+    d["a"] = 1
+    with install_hook(refuse):
+        d["a"] = 2  # existing key: no allocation
+        with pytest.raises(OutOfMemory):
+            d["b"] = 3
+    assert d == {"a": 2}

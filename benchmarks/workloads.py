@@ -1,0 +1,142 @@
+"""Benchmark workloads as WAT text, shared by every benchmark script.
+
+Each workload names its module, the export to call, its arguments and the
+expected result, so every engine's answer is checked before it is timed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    wat: str
+    export: str
+    args: tuple[int | float, ...]
+    expected: int | float | None
+    #: "call": time one call; "instantiate": time instantiating the module.
+    kind: str = "call"
+
+
+FIB = """(module
+  (func $fib (export "fib") (param $n i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get $n) (i32.const 2))
+      (then (local.get $n))
+      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                     (call $fib (i32.sub (local.get $n) (i32.const 2))))))))"""
+
+LOOP = """(module
+  (func (export "loop") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (block $done
+      (loop $top
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $acc (i32.add (local.get $acc) (i32.xor (local.get $i) (i32.const 0x55))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $top)))
+    (local.get $acc)))"""
+
+MEMORY = """(module
+  (memory 1)
+  (func (export "mem") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (block $done
+      (loop $top
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store (i32.and (i32.shl (local.get $i) (i32.const 2)) (i32.const 0xfffc))
+                   (i32.mul (local.get $i) (i32.const 7)))
+        (local.set $acc (i32.add (local.get $acc)
+          (i32.load (i32.and (i32.shl (local.get $i) (i32.const 2)) (i32.const 0xfffc)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $top)))
+    (local.get $acc)))"""
+
+INDIRECT = """(module
+  (type $op (func (param i32) (result i32)))
+  (table 4 funcref)
+  (elem (i32.const 0) $inc $dbl $neg $id)
+  (func $inc (type $op) (i32.add (local.get 0) (i32.const 1)))
+  (func $dbl (type $op) (i32.shl (local.get 0) (i32.const 1)))
+  (func $neg (type $op) (i32.sub (i32.const 0) (local.get 0)))
+  (func $id (type $op) (local.get 0))
+  (func (export "dispatch") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (block $done
+      (loop $top
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $acc (call_indirect (type $op) (local.get $acc)
+                                       (i32.and (local.get $i) (i32.const 3))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $top)))
+    (local.get $acc)))"""
+
+FLOAT = """(module
+  (func (export "float") (param $n i32) (result f64)
+    (local $i i32) (local $x f64)
+    (local.set $x (f64.const 1.5))
+    (block $done
+      (loop $top
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $x (f64.add (f64.mul (local.get $x) (f64.const 0.999))
+                               (f64.sqrt (f64.convert_i32_u (local.get $i)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $top)))
+    (local.get $x)))"""
+
+INSTANTIATE = """(module
+  (memory 1)
+  (table 8 funcref)
+  (global $g (mut i32) (i32.const 0))
+  (func $a (result i32) (i32.const 1))
+  (func $b (result i32) (i32.const 2))
+  (elem (i32.const 0) $a $b $a $b)
+  (data (i32.const 16) "hello, instantiation benchmark")
+  (func (export "get") (result i32) (global.get $g)))"""
+
+
+def _fib(n: int) -> int:
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+def _loop(n: int) -> int:
+    return sum(i ^ 0x55 for i in range(n)) & 0xFFFFFFFF
+
+
+def _mem(n: int) -> int:
+    acc = 0
+    for i in range(n):
+        acc = (acc + i * 7) & 0xFFFFFFFF
+    return acc
+
+
+def _dispatch(n: int) -> int:
+    acc = 0
+    for i in range(n):
+        op = i & 3
+        if op == 0:
+            acc = acc + 1
+        elif op == 1:
+            acc = acc << 1
+        elif op == 2:
+            acc = -acc
+        acc &= 0xFFFFFFFF
+    return acc
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+WORKLOADS = [
+    Workload("fib(20)", FIB, "fib", (20,), _fib(20)),
+    Workload("loop(100k)", LOOP, "loop", (100_000,), _signed(_loop(100_000))),
+    Workload("memory(50k)", MEMORY, "mem", (50_000,), _signed(_mem(50_000))),
+    Workload("call_indirect(50k)", INDIRECT, "dispatch", (50_000,), _signed(_dispatch(50_000))),
+    Workload("f64(50k)", FLOAT, "float", (50_000,), None),
+    Workload("instantiate", INSTANTIATE, "get", (), 0, kind="instantiate"),
+]

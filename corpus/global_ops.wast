@@ -1,0 +1,20 @@
+;; Globals: wasm get/set, host Global.value/set_value, a global imported from
+;; spectest and one initialised from an imported global (global.rs, instance.rs).
+(module
+  (import "spectest" "global_i32" (global $imp i32))
+  (import "oomhost" "global_get" (func $hget (result i64)))
+  (import "oomhost" "global_set" (func $hset (param i64)))
+  (global $copy i32 (global.get $imp))
+  (global $gl (export "global") (mut i64) (i64.const 0))
+  (func (export "imported") (result i32) (global.get $copy))
+  (func (export "set_from_host") (param i64) (result i64)
+    (call $hset (local.get 0))
+    (call $hget))
+  (func (export "bump") (result i64)
+    (global.set $gl (i64.add (global.get $gl) (i64.const 1)))
+    (global.get $gl))
+)
+(assert_return (invoke "imported") (i32.const 666))
+(assert_return (invoke "set_from_host" (i64.const 41)) (i64.const 41))
+(assert_return (invoke "bump") (i64.const 42))
+(assert_return (get "global") (i64.const 42))

@@ -1,0 +1,16 @@
+;; Memory.read/Memory.write from the host, loads/stores from wasm (memory.rs read/write).
+(module
+  (import "oomhost" "mem_write" (func $w (param i32 i32 i32) (result i32)))
+  (import "oomhost" "mem_read" (func $r (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "\01\02\03\04")
+  (func (export "write") (param i32 i32 i32) (result i32)
+    (call $w (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "read") (param i32 i32) (result i32) (call $r (local.get 0) (local.get 1)))
+  (func (export "load8") (param i32) (result i32) (i32.load8_u (local.get 0)))
+)
+(assert_return (invoke "read" (i32.const 16) (i32.const 4)) (i32.const 10))
+(assert_return (invoke "write" (i32.const 100) (i32.const 5) (i32.const 8)) (i32.const 8))
+(assert_return (invoke "read" (i32.const 100) (i32.const 8)) (i32.const 40))
+(assert_return (invoke "load8" (i32.const 107)) (i32.const 5))
+(assert_trap (invoke "load8" (i32.const 65536)) "out of bounds memory access")

@@ -1,0 +1,400 @@
+"""The ``oomfuzz`` command line: sweep, replay, minimize, report.
+
+Invariants:
+- Exit codes: 0 every injection handled, 1 failures found, 2 usage or input
+  error (missing file, unknown option or directive, malformed scenario).
+  130 after Ctrl-C.
+- Bad input prints exactly one line (``oomfuzz: error: ...``) on stderr and
+  never a traceback.
+- ``sweep --jobs N`` splits each (scenario, mode, allocator) unit into N
+  index shards (index % N) and runs the shards in worker processes; results
+  merge into the same report a serial sweep produces.
+- Injection indices are 0-based: ``--index N`` refuses the allocation that
+  had N allocations before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from oomfuzz.checks import CheckPolicy, FailureClass
+from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
+from oomfuzz.report import RunReport, SweepReport
+from oomfuzz.scenario import (
+    ALLOCATORS,
+    Scenario,
+    ScenarioError,
+    ScenarioRunner,
+    find_scenarios,
+    load_scenario,
+)
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _input_error(exc: BaseException | None) -> bool:
+    """Is a dry-run failure caused by bad input rather than by the runtime?"""
+    if exc is None:
+        return False
+    if isinstance(exc, ScenarioError):
+        return True
+    names = {"MalformedError", "WatParseError", "InvalidModuleError"}
+    return type(exc).__name__ in names
+
+
+def _one_line(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else text
+    return first[:300]
+
+
+# -- work units ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    scenario: str
+    mode: str
+    allocator: str
+    shard: int = 0
+    shards: int = 1
+    max_iters: int | None = None
+    max_duration: float | None = None
+    check_every: int = 1
+    tracemalloc_every: int = 0
+    fail_fast: bool = False
+
+
+def _policy(unit: Unit) -> CheckPolicy:
+    return CheckPolicy(
+        leak_every=unit.check_every,
+        post_oom_every=unit.check_every,
+        tracemalloc_every=unit.tracemalloc_every,
+    )
+
+
+def _oomtest(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> OomTest:
+    aao = scn.directives.get("allow_alloc_after_oom") == "true"
+    return OomTest(
+        max_iters=unit.max_iters,
+        max_duration=unit.max_duration,
+        allow_alloc_after_oom=aao,
+        mode=unit.mode,
+        raise_on_failure=False,
+        fail_fast=unit.fail_fast,
+        probe=runner,
+        label=unit.scenario,
+        policy=_policy(unit),
+        shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
+        **kw,
+    )
+
+
+def run_unit(unit: Unit, progress: Any = None) -> RunReport:
+    """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
+    rep = RunReport(unit.scenario, unit.mode, unit.allocator)
+    try:
+        scn = load_scenario(unit.scenario)
+        runner = ScenarioRunner(scn, unit.allocator)
+        kw: dict[str, Any] = {}
+        if progress is not None:
+            kw["on_total"] = progress.on_total
+            kw["on_iteration"] = progress.on_iteration
+        result = _oomtest(scn, runner, unit, **kw).test(runner.run)
+    except DryRunError as e:
+        prefix = "input error" if _input_error(e.cause) else "dry run failed"
+        rep.error = f"{prefix}: {_one_line(str(e))}"
+        if not _input_error(e.cause):
+            rep.error = f"{prefix}: {e}"
+        return rep
+    except ScenarioError as e:
+        rep.error = f"input error: {e}"
+        return rep
+    return RunReport.from_result(unit.scenario, unit.mode, unit.allocator, result)
+
+
+def _run_unit_dict(unit: Unit) -> dict[str, object]:
+    return run_unit(unit).to_dict()
+
+
+class _Progress:
+    """Adapts OomTest callbacks to a rich progress task (serial sweeps)."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self.progress = progress
+        self.task = task
+        self.base = 0.0
+
+    def on_total(self, n: int) -> None:
+        self.progress.update(self.task, total=(self.progress.tasks[self.task].total or 0) + n)
+
+    def on_iteration(self, it: Iteration, ordinal: int) -> None:
+        self.progress.advance(self.task, 1)
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    return choices if value == "both" else (value,)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=False, quiet=args.quiet)
+    files = find_scenarios(args.paths)
+    if not files:
+        raise ScenarioError("no scenarios (*.wast, *.py with scenario()) found")
+    scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
+    units: list[Unit] = []
+    shards = max(1, args.jobs)
+    for scn in scenarios:
+        modes = _selected(args.mode, ("transient", "persistent"))
+        if scn.modes() is not None:
+            modes = tuple(m for m in modes if m in (scn.modes() or ()))
+        for alloc in _selected(args.allocator, ALLOCATORS):
+            if alloc not in scn.allocators():
+                continue
+            for mode in modes:
+                per = None
+                if args.max_iters is not None:
+                    per = -(-args.max_iters // shards)
+                for k in range(shards):
+                    units.append(
+                        Unit(
+                            scn.name,
+                            mode,
+                            alloc,
+                            k,
+                            shards,
+                            per,
+                            args.max_duration,
+                            args.check_every,
+                            args.tracemalloc_every,
+                        )
+                    )
+    report = SweepReport(command="oomfuzz " + " ".join(args.argv))
+    start = time.monotonic()
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
+        if args.jobs <= 1:
+            task = progress.add_task("injections", total=0)
+            for unit in units:
+                progress.update(
+                    task, description=f"{Path(unit.scenario).name} {unit.mode}/{unit.allocator}"
+                )
+                report.add(run_unit(unit, _Progress(progress, task)))
+        else:
+            task = progress.add_task(f"work units ({args.jobs} jobs)", total=len(units))
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+                futures = [pool.submit(_run_unit_dict, u) for u in units]
+                for fut in cf.as_completed(futures):
+                    report.add(RunReport.from_dict(fut.result()))
+                    progress.advance(task)
+            report.runs.sort(key=lambda r: r.key)
+    report.elapsed = time.monotonic() - start
+    for table in report.rich_tables():
+        console.print(table)
+    for f in report.failures[:10]:
+        console.print(f.text(), markup=False, highlight=False)
+    if args.json:
+        Path(args.json).write_text(report.to_json(), encoding="utf-8")
+    if args.html:
+        Path(args.html).write_text(report.to_html(), encoding="utf-8")
+    input_errors = [r for r in report.runs if r.error and r.error.startswith("input error")]
+    for r in report.runs:
+        if r.error:
+            console.print(f"[red]{r.scenario} [{r.mode}/{r.allocator}]: {_one_line(r.error)}[/red]")
+    if input_errors:
+        print(
+            f"oomfuzz: error: {input_errors[0].scenario}: {_one_line(input_errors[0].error or '')}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
+
+
+def _replay(
+    path: str, mode: str, allocator: str, index: int, check_every: int = 1
+) -> tuple[OomTestResult, Iteration | None]:
+    scn = load_scenario(path)
+    if allocator not in scn.allocators():
+        raise ScenarioError(f"{path} does not run with allocator {allocator!r}")
+    runner = ScenarioRunner(scn, allocator)
+    unit = Unit(scn.name, mode, allocator, check_every=check_every)
+    try:
+        result = _oomtest(scn, runner, unit, indices=[index]).test(runner.run)
+    except DryRunError as e:
+        if _input_error(e.cause):
+            raise ScenarioError(f"{path}: {_one_line(str(e))}") from None
+        raise
+    return result, (result.iterations[0] if result.iterations else None)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        result, it = _replay(args.scenario, args.mode, args.allocator, args.index)
+    except DryRunError as e:
+        print(str(e))
+        return EXIT_FAILURES
+    if it is None or args.index >= result.total:
+        raise ScenarioError(
+            f"index {args.index} is out of range: the scenario makes {result.total} allocations"
+        )
+    print(
+        f"verdict: {it.verdict}  ({args.scenario} mode={it.mode} allocator={args.allocator} index={it.index})"
+    )
+    for f in it.findings:
+        print(f"  {f.cls}: {f.detail}")
+    if it.injected is not None:
+        print(f"injected: {it.injected.describe()}")
+        if it.injected.traceback:
+            print("allocation traceback (most recent call last):")
+            print(it.injected.traceback.rstrip())
+    for r in it.after_oom:
+        print(f"allocation after OOM: {r.describe()}")
+    if it.exc_traceback:
+        print("exception raised by the scenario:")
+        print(it.exc_traceback.rstrip())
+    return EXIT_FAILURES if it.failed else EXIT_OK
+
+
+def cmd_minimize(args: argparse.Namespace) -> int:
+    from oomfuzz.minimize import minimize
+
+    text = minimize(args.scenario, args.mode, args.allocator, args.index, log=print)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    print(text)
+    return EXIT_FAILURES
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    try:
+        text = Path(args.report).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"no such report: {args.report}") from None
+    try:
+        report = SweepReport.from_json(text)
+    except ValueError as e:
+        raise ScenarioError(f"{args.report}: {_one_line(str(e))}") from None
+    console = Console()
+    for table in report.rich_tables():
+        console.print(table)
+    for f in report.failures:
+        console.print(f.text(), markup=False, highlight=False)
+    if args.html:
+        Path(args.html).write_text(report.to_html(), encoding="utf-8")
+    return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
+
+
+# -- argument parsing -------------------------------------------------------------------
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
+    return n
+
+
+def _seconds(value: str) -> float:
+    try:
+        s = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if s < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return s
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="oomfuzz", description="Out-of-memory fault injection for wasmrt.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sw = sub.add_parser("sweep", help="inject an OOM at every allocation of each scenario")
+    sw.add_argument("paths", nargs="+", metavar="PATH", help=".wast/.py files or directories")
+    sw.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
+    sw.add_argument("--allocator", choices=("ondemand", "pooling", "both"), default="both")
+    sw.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
+    sw.add_argument("--max-iters", type=_positive, default=None, help="per scenario/mode/allocator")
+    sw.add_argument("--max-duration", type=_seconds, default=None, help="seconds per unit")
+    sw.add_argument("--check-every", type=_positive, default=1, help="leak/post-OOM check sampling")
+    sw.add_argument("--tracemalloc-every", type=_positive, default=0, help="0 disables")
+    sw.add_argument("--json", metavar="OUT", help="write the JSON report")
+    sw.add_argument("--html", metavar="OUT", help="write the HTML report")
+    sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
+    sw.set_defaults(func=cmd_sweep)
+
+    for name, helptext, func in (
+        ("replay", "re-run one injection and print the verdict", cmd_replay),
+        ("minimize", "shrink a failing scenario while the failure persists", cmd_minimize),
+    ):
+        r = sub.add_parser(name, help=helptext)
+        r.add_argument("scenario", metavar="SCENARIO")
+        r.add_argument("--mode", choices=("transient", "persistent"), default="transient")
+        r.add_argument("--allocator", choices=ALLOCATORS, default="ondemand")
+        r.add_argument("--index", type=_positive, required=True)
+        if name == "minimize":
+            r.add_argument("--output", "-o", metavar="OUT", help="write the minimized scenario")
+        r.set_defaults(func=func)
+
+    rp = sub.add_parser("report", help="print a saved JSON report (and convert it to HTML)")
+    rp.add_argument("report", metavar="OUT.json")
+    rp.add_argument("--html", metavar="OUT.html")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"oomfuzz: error: {e} (see oomfuzz --help)", file=sys.stderr)
+        return EXIT_USAGE
+    except (ScenarioError, OSError) as e:
+        print(f"oomfuzz: error: {_one_line(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("oomfuzz: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+_ = FailureClass  # re-exported for callers that inspect verdicts

@@ -1,0 +1,283 @@
+"""The allocation hook oomfuzz installs through ``wasmrt.alloc.install_hook``.
+
+An :class:`Injector` is one run's fault plan plus what the run did. It counts
+allocations, refuses the ones its plan names by raising
+``wasmrt.OutOfMemory(size)``, and records allocation sites.
+
+Invariants:
+- Allocations are numbered from 0 in the order ``try_alloc`` is called;
+  "index N" always means the allocation that had N allocations before it
+  (Wasmtime's ``OomOnAlloc{counter: N}``).
+- Plans: ``count`` never refuses; ``transient`` refuses allocation N only;
+  ``persistent`` refuses N and every later one; ``random`` refuses each
+  allocation with probability ``probability`` drawn from ``random.Random(seed)``
+  (so a seed reproduces the same refusals for the same allocation sequence).
+- The run is *after OOM* from the first refused allocation at a
+  non-absorbing site on (an absorbed refusal — ``memory.grow`` returning -1 —
+  is handled by design, so later allocations are legitimate). Every
+  allocation attempted after OOM is recorded in ``after_oom`` unless
+  ``allow_alloc_after_oom``; with ``panic_on_alloc_after_oom`` it also raises
+  :class:`AllocationAfterOom` (a ``BaseException``, like Wasmtime's panic, so
+  ``except Exception`` in the code under test cannot swallow it).
+  What such an allocation gets follows the plan (transient: granted,
+  persistent: refused), or is granted when ``alloc_succeeds_after_oom``.
+- Site capture is cheap: a walk over ``sys._getframe`` to the first frame
+  outside ``wasmrt/alloc.py`` plus ``stack_depth`` caller frames as
+  (file, line, function) triples. A full formatted traceback is built only
+  for refused (injected) allocations.
+- Records never hold frames or objects of the code under test, so keeping
+  them cannot keep a store alive.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Literal
+
+from wasmrt.alloc import AllocKind, install_hook
+from wasmrt.errors import OutOfMemory
+
+__all__ = [
+    "AllocRecord",
+    "AllocationAfterOom",
+    "InjectMode",
+    "Injector",
+    "Site",
+]
+
+InjectMode = Literal["count", "transient", "persistent", "random"]
+INJECT_MODES: tuple[str, ...] = ("count", "transient", "persistent", "random")
+
+_ALLOC_SUFFIX = os.path.join("wasmrt", "alloc.py")
+_SELF_FILE = os.path.normcase(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where an allocation was requested: the first frame outside ``wasmrt/alloc.py``."""
+
+    file: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "function": self.function}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Site:
+        return cls(str(d["file"]), int(d["line"]), str(d["function"]))  # type: ignore[call-overload]
+
+
+UNKNOWN_SITE = Site("<unknown>", 0, "<unknown>")
+
+
+@dataclass(slots=True)
+class AllocRecord:
+    """One allocation request as the hook saw it."""
+
+    index: int
+    size: int
+    kind: str
+    absorbing: bool
+    site: Site
+    stack: tuple[Site, ...] = ()
+    injected: bool = False
+    after_oom: bool = False
+    traceback: str = ""
+
+    def describe(self) -> str:
+        flag = " (absorbing)" if self.absorbing else ""
+        return f"#{self.index} {self.kind} {self.size} bytes{flag} at {self.site}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "size": self.size,
+            "kind": self.kind,
+            "absorbing": self.absorbing,
+            "site": self.site.to_dict(),
+            "stack": [s.to_dict() for s in self.stack],
+            "injected": self.injected,
+            "after_oom": self.after_oom,
+            "traceback": self.traceback,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> AllocRecord:
+        return cls(
+            index=int(d["index"]),  # type: ignore[call-overload]
+            size=int(d["size"]),  # type: ignore[call-overload]
+            kind=str(d["kind"]),
+            absorbing=bool(d["absorbing"]),
+            site=Site.from_dict(d["site"]),  # type: ignore[arg-type]
+            stack=tuple(Site.from_dict(s) for s in d.get("stack", ())),  # type: ignore[attr-defined]
+            injected=bool(d.get("injected", False)),
+            after_oom=bool(d.get("after_oom", False)),
+            traceback=str(d.get("traceback", "")),
+        )
+
+
+class AllocationAfterOom(BaseException):  # noqa: N818 - mirrors Wasmtime's panic text
+    """Raised (in panic mode) when code allocates after an injected OOM.
+
+    A ``BaseException`` on purpose: it models Wasmtime's panic, which the code
+    under test must not be able to catch and continue from.
+    """
+
+    def __init__(self, record: AllocRecord) -> None:
+        super().__init__(
+            f"OOM test attempted to allocate after OOM: {record.describe()} "
+            "(set allow_alloc_after_oom=True if this is expected)"
+        )
+        self.record = record
+
+
+@functools.lru_cache(maxsize=4096)
+def short_path(filename: str) -> str:
+    """A stable, readable path: relative to ``src/``, site-packages or the cwd."""
+    norm = filename.replace(os.sep, "/")
+    for marker in ("/src/", "/site-packages/", "/lib/python3"):
+        if marker in norm:
+            tail = norm.rsplit(marker, 1)[1]
+            if marker == "/lib/python3":
+                tail = tail.split("/", 1)[-1]
+            return tail
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:
+        return norm
+    return norm if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_internal(filename: str) -> bool:
+    if filename.endswith(_ALLOC_SUFFIX) or filename.endswith("wasmrt/alloc.py"):
+        return True
+    return os.path.normcase(os.path.abspath(filename)) == _SELF_FILE
+
+
+def _site_of(frame: FrameType) -> Site:
+    code = frame.f_code
+    return Site(short_path(code.co_filename), frame.f_lineno, code.co_qualname)
+
+
+def capture_site(
+    stack_depth: int, skip: int = 1
+) -> tuple[Site, tuple[Site, ...], FrameType | None]:
+    """Return (site, caller stack, site frame) for the current allocation."""
+    frame: FrameType | None = sys._getframe(skip + 1)
+    while frame is not None and _is_internal(frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is None:
+        return UNKNOWN_SITE, (), None
+    site = _site_of(frame)
+    stack: list[Site] = []
+    up = frame.f_back
+    while up is not None and len(stack) < stack_depth:
+        stack.append(_site_of(up))
+        up = up.f_back
+    return site, tuple(stack), frame
+
+
+@dataclass(eq=False)
+class Injector:
+    """A fault plan for one run, and the record of what the run allocated.
+
+    Call it as the hook (it implements ``AllocHook``) or use :meth:`installed`.
+    """
+
+    mode: InjectMode = "count"
+    fail_at: int = -1
+    probability: float = 0.0
+    seed: int = 0
+    record_all: bool = False
+    stack_depth: int = 6
+    allow_alloc_after_oom: bool = False
+    alloc_succeeds_after_oom: bool = False
+    panic_on_alloc_after_oom: bool = False
+
+    count: int = field(default=0, init=False)
+    records: list[AllocRecord] = field(default_factory=list, init=False)
+    injected: list[AllocRecord] = field(default_factory=list, init=False)
+    after_oom: list[AllocRecord] = field(default_factory=list, init=False)
+    oom_raised: AllocRecord | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in INJECT_MODES:
+            raise ValueError(
+                f"unknown injection mode {self.mode!r}; expected one of {INJECT_MODES}"
+            )
+        if self.mode in ("transient", "persistent") and self.fail_at < 0:
+            raise ValueError(f"mode {self.mode!r} needs fail_at >= 0")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError("probability must be within [0, 1]")
+        self._rng = random.Random(self.seed)
+
+    # -- the hook ---------------------------------------------------------
+
+    def _planned_failure(self, index: int) -> bool:
+        mode = self.mode
+        if mode == "transient":
+            return index == self.fail_at
+        if mode == "persistent":
+            return index >= self.fail_at
+        if mode == "random":
+            return self._rng.random() < self.probability
+        return False
+
+    def __call__(self, size: int, kind: AllocKind, absorbing: bool) -> None:
+        index = self.count
+        self.count = index + 1
+        fail = self._planned_failure(index)
+        after = self.oom_raised is not None
+        if not (fail or after or self.record_all):
+            return
+        site, stack, frame = capture_site(self.stack_depth)
+        kind_name = kind.value if isinstance(kind, AllocKind) else str(kind)
+        rec = AllocRecord(index, int(size), kind_name, bool(absorbing), site, stack)
+        if self.record_all:
+            self.records.append(rec)
+        if after:
+            rec.after_oom = True
+            if not self.allow_alloc_after_oom:
+                self.after_oom.append(rec)
+                if self.panic_on_alloc_after_oom:
+                    rec.traceback = "".join(traceback.format_stack(frame)) if frame else ""
+                    raise AllocationAfterOom(rec)
+            if self.alloc_succeeds_after_oom:
+                fail = False
+        if not fail:
+            return
+        rec.injected = True
+        rec.traceback = "".join(traceback.format_stack(frame)) if frame else ""
+        self.injected.append(rec)
+        if not absorbing and self.oom_raised is None:
+            self.oom_raised = rec
+        raise OutOfMemory(size)
+
+    # -- queries ------------------------------------------------------------
+
+    @property
+    def first_injection(self) -> AllocRecord | None:
+        return self.injected[0] if self.injected else None
+
+    @property
+    def injected_non_absorbing(self) -> bool:
+        return self.oom_raised is not None
+
+    @contextmanager
+    def installed(self) -> Iterator[Injector]:
+        """Install this injector as the ``try_alloc`` hook for the current context."""
+        with install_hook(self):
+            yield self

@@ -1,0 +1,100 @@
+"""The execution tier: validated ``ir.Module`` -> Python source -> code shared by all instances.
+
+Invariants:
+- ``compile_module`` generates and ``compile()``s the module once per option
+  variant (fuel on/off x epoch on/off); variants are cached on the
+  ``CompiledModule`` and shared by every instance and store.
+- Each variant's code defines ``_make(_I, _S)``: given a ``ModuleInstance``
+  and its ``StoreCore`` it binds memories/tables/globals/functions into
+  closure variables and returns the defined functions' closures, in order.
+  Those closures follow the core calling convention of docs/internals.md.
+- Generating a variant asks ``try_alloc(len(source), AllocKind.CODE)`` before
+  the code object is built.
+- SIMD instructions compile; executing one raises
+  ``WasmtimeError("SIMD instruction X is not supported yet")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wasmrt import ir
+from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.compile.codegen import ModuleCodegen
+from wasmrt.compile.numeric import RUNTIME_NAMESPACE
+from wasmrt.vm.values import f32_from_bits, f64_from_bits
+
+__all__ = ["CompiledModule", "CompiledVariant", "compile_module"]
+
+
+class CompiledVariant:
+    """One option variant: its source text and its factory."""
+
+    __slots__ = ("epoch", "factory", "fuel", "function_sources", "source")
+
+    def __init__(
+        self,
+        source: str,
+        function_sources: list[str],
+        factory: Callable[[Any, Any], tuple[Callable[..., Any], ...]],
+        fuel: bool,
+        epoch: bool,
+    ) -> None:
+        self.source = source
+        self.function_sources = function_sources
+        self.factory = factory
+        self.fuel = fuel
+        self.epoch = epoch
+
+
+def _build_variant(module: ir.Module, fuel: bool, epoch: bool) -> CompiledVariant:
+    gen = ModuleCodegen(module, fuel=fuel, epoch=epoch)
+    source, per_func = gen.generate()
+    try_alloc(len(source), AllocKind.CODE)
+    ns: dict[str, Any] = dict(RUNTIME_NAMESPACE)
+    for name, key in gen.consts.items():
+        kind, bits = key.split(":")
+        ns[name] = f32_from_bits(int(bits)) if kind == "f32" else f64_from_bits(int(bits))
+    ns.update(gen.const_dicts)
+    code = compile(source, "<wasm module>", "exec")
+    exec(code, ns)
+    return CompiledVariant(source, per_func, ns["_make"], fuel, epoch)
+
+
+class CompiledModule:
+    """A module compiled to Python; ``source`` is the default (no fuel, no epoch) variant."""
+
+    def __init__(self, module: ir.Module) -> None:
+        self.module = module
+        self.module_key: Any = self
+        self._variants: dict[tuple[bool, bool], CompiledVariant] = {}
+
+    def variant(self, fuel: bool = False, epoch: bool = False) -> CompiledVariant:
+        key = (bool(fuel), bool(epoch))
+        v = self._variants.get(key)
+        if v is None:
+            v = _build_variant(self.module, key[0], key[1])
+            self._variants[key] = v
+        return v
+
+    @property
+    def source(self) -> str:
+        return self.variant().source
+
+    def function_source(self, funcidx: int, fuel: bool = False, epoch: bool = False) -> str:
+        """Source of one defined function (``funcidx`` in the function index space)."""
+        n = len(self.module.imported("func"))
+        return self.variant(fuel, epoch).function_sources[funcidx - n]
+
+
+def compile_module(m: ir.Module, options: object = None) -> CompiledModule:
+    """Compile ``m`` (already validated). ``options`` may carry ``consume_fuel`` /
+    ``epoch_interruption`` (e.g. an engine config) to pick the eagerly built
+    variant; anything else (e.g. a validator ``ModuleInfo``) builds the default."""
+    cm = CompiledModule(m)
+    cm.variant(
+        bool(getattr(options, "consume_fuel", False)),
+        bool(getattr(options, "epoch_interruption", False)),
+    )
+    return cm

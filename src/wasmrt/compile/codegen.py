@@ -1,0 +1,1053 @@
+"""Wasm function bodies -> Python source.
+
+Invariants:
+- Input is a *validated* ``ir.Module``; the generator trusts stack typing.
+- The operand-stack slot at height ``p`` is the Python local ``s{p}``; wasm
+  local ``k`` is ``l{k}``. Pure, non-trapping operations are kept as pending
+  expressions on a compile-time stack and emitted where consumed; an entry at
+  height ``p`` only ever references slots ``>= p`` (so flushing bottom-up is
+  safe), and writing slot ``q`` or local ``k`` first flushes pending entries
+  that read it. Anything that can trap or has side effects is emitted in
+  program order.
+- At every control-flow join (block/loop/if entry, else, end, branch) the
+  stack is canonical: entry ``p`` is the name ``s{p}``.
+- Structured control flow: a wasm construct gets a Python ``while True:`` loop
+  only when some branch needs it (``loop`` targeted by a branch; ``block``/
+  ``if`` targeted by a branch that cannot simply ``break`` the innermost Python
+  loop because that loop ends exactly where the target ends). Branches out of
+  several Python loops set ``_br`` to the target's id and ``break``; after each
+  such loop a check re-dispatches.
+- Call depth is not counted in generated code: ``StoreCore.invoke`` bounds it
+  with the Python recursion limit (wasm->wasm calls are plain Python calls).
+- Fuel and epoch checks are emitted only in the variants that ask for them.
+- SIMD instructions compile to a call that raises
+  ``WasmtimeError("SIMD instruction X is not supported yet")`` when executed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from wasmrt import ir
+from wasmrt.opcodes import BY_NAME
+from wasmrt.vm.values import f32_from_bits, f64_from_bits
+
+M32 = 0xFFFFFFFF
+M64 = 0xFFFFFFFFFFFFFFFF
+_SIMPLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*|\d+)$")
+
+_ZERO_COST = frozenset({"nop", "drop", "block", "loop", "unreachable", "return", "else", "end"})
+
+
+@dataclass(slots=True)
+class _Entry:
+    expr: str
+    refs: frozenset[str] = frozenset()
+    cond: str | None = None
+    depth: int = 0
+
+
+@dataclass(slots=True)
+class _Info:
+    """Prepass facts about one construct (block/loop/if)."""
+
+    kind: str
+    parent: int  # construct index or -1 for the function
+    tail: bool = False  # last instruction of its parent's body
+    pyloop: bool = False
+    brs: list[list[int]] = field(default_factory=list)  # constructs between br and target
+
+
+@dataclass(slots=True)
+class _Ctl:
+    kind: str  # func, block, loop, if
+    idx: int
+    height: int  # stack height below params
+    nparams: int
+    nresults: int
+    pyloop: bool
+    saved: list[_Entry]
+    indent: int
+    unreachable: bool = False
+    targeted: bool = False
+    break_lands: bool = False
+    br_out: set[int] = field(default_factory=set)  # _br targets propagating out of this loop
+    mark: int = 0  # line count when the current suite started
+    else_seen: bool = False
+    then_reach: bool = False
+
+
+def _blocktype(m: ir.Module, bt: object) -> tuple[int, int]:
+    if bt is None:
+        return 0, 0
+    if isinstance(bt, str):
+        return 0, 1
+    assert isinstance(bt, int)
+    t = m.types[bt]
+    return len(t.params), len(t.results)
+
+
+def _prepass(body: list[ir.Instr]) -> list[_Info]:
+    infos: list[_Info] = []
+    open_: list[int] = []
+    dead = False
+    skip = 0
+    last_closed = -1
+    for ins in body:
+        op = ins.op
+        if last_closed >= 0:
+            infos[last_closed].tail = op in ("end", "else")
+            last_closed = -1
+        if dead:
+            if op in ("block", "loop", "if"):
+                skip += 1
+                continue
+            if op == "end":
+                if skip:
+                    skip -= 1
+                    continue
+            elif op == "else":
+                if skip:
+                    continue
+            else:
+                continue
+            dead = False
+        if op in ("block", "loop", "if"):
+            infos.append(_Info(op, open_[-1] if open_ else -1))
+            open_.append(len(infos) - 1)
+        elif op == "end":
+            if not open_:
+                break
+            c = open_.pop()
+            _decide(infos, c)
+            last_closed = c
+        elif op in ("br", "br_if", "br_table"):
+            labels = (ins.imm[0],) if op != "br_table" else tuple(ins.imm[0]) + (ins.imm[1],)
+            for lab in labels:
+                if lab < len(open_):
+                    tgt = open_[len(open_) - 1 - lab]
+                    infos[tgt].brs.append(open_[len(open_) - lab :])
+            if op != "br_if":
+                dead = True
+        elif op in ("return", "unreachable"):
+            dead = True
+        elif op.startswith(("i8x16", "i16x8", "i32x4", "i64x2", "f32x4", "f64x2", "v128")):
+            dead = True
+    return infos
+
+
+def _tail_chain(infos: list[_Info], x: int, target: int) -> bool:
+    while x != target:
+        if not infos[x].tail:
+            return False
+        x = infos[x].parent
+    return True
+
+
+def _decide(infos: list[_Info], c: int) -> None:
+    info = infos[c]
+    if not info.brs:
+        return
+    if info.kind == "loop":
+        info.pyloop = True
+        return
+    for between in info.brs:
+        x = next((b for b in reversed(between) if infos[b].pyloop), None)
+        if x is None or not _tail_chain(infos, x, c):
+            info.pyloop = True
+            return
+
+
+def _float_literal(x: float, consts: dict[str, str], key: str) -> str:
+    if math.isfinite(x) and not (x == 0.0 and math.copysign(1.0, x) < 0):
+        r = repr(x)
+        return f"({r})" if r.startswith("-") else r
+    name = f"_k{len(consts)}"
+    consts[name] = key
+    return name
+
+
+class FunctionCompiler:
+    """Generates the source of one function (a nested ``def`` inside the module factory)."""
+
+    def __init__(
+        self,
+        mc: ModuleCodegen,
+        fidx: int,
+        func: ir.Function,
+        ftype: ir.FuncType,
+    ) -> None:
+        self.mc = mc
+        self.m = mc.module
+        self.fidx = fidx
+        self.func = func
+        self.ftype = ftype
+        self.fuel = mc.fuel
+        self.epoch = mc.epoch
+        self.lines: list[str] = []
+        self.stack: list[_Entry] = []
+        self.ctls: list[_Ctl] = []
+        self.uses_br = False
+        self.uses_mem = False
+        self.fuel_acc = 0
+
+    # ------------------------------------------------------------ emission
+    def emit(self, text: str) -> None:
+        self.lines.append("    " * self.indent + text)
+
+    @property
+    def indent(self) -> int:
+        return self._indent
+
+    # ------------------------------------------------------------ stack
+    def push(self, expr: str, refs: frozenset[str] = frozenset(), cond: str | None = None, depth: int = 0) -> None:
+        if depth > 12:
+            p = len(self.stack)
+            self.stack.append(_Entry(expr, refs, cond, depth))
+            self.materialize(p)
+            return
+        self.stack.append(_Entry(expr, refs, cond, depth))
+
+    def push_slot_written(self) -> str:
+        """Reserve the next slot as a materialized value; returns its name."""
+        p = len(self.stack)
+        name = f"s{p}"
+        self.flush_readers(name)
+        self.stack.append(_Entry(name, frozenset((name,))))
+        return name
+
+    def pop(self) -> _Entry:
+        return self.stack.pop()
+
+    def val(self, e: _Entry) -> str:
+        if e.cond is not None and e.expr == "":
+            e.expr = f"(1 if {e.cond} else 0)"
+        return e.expr
+
+    def flush_readers(self, name: str, below: int | None = None) -> None:
+        n = len(self.stack) if below is None else below
+        for j in range(n):
+            e = self.stack[j]
+            if name in e.refs and e.expr != f"s{j}":
+                self.materialize(j)
+
+    def materialize(self, p: int) -> None:
+        e = self.stack[p]
+        name = f"s{p}"
+        if e.expr == name:
+            return
+        self.flush_readers(name, p)
+        self.emit(f"{name} = {self.val(e)}")
+        self.stack[p] = _Entry(name, frozenset((name,)))
+
+    def flush_all(self) -> None:
+        for p in range(len(self.stack)):
+            self.materialize(p)
+
+    def make_simple(self, from_top: int) -> None:
+        p = len(self.stack) - 1 - from_top
+        e = self.stack[p]
+        if e.cond is not None and e.expr == "":
+            self.materialize(p)
+        elif not _SIMPLE.match(e.expr):
+            self.materialize(p)
+
+    def set_slot(self, p: int, expr: str) -> None:
+        """Emit ``s{p} = expr`` for a value being pushed at height p (stack len == p)."""
+        name = f"s{p}"
+        self.flush_readers(name)
+        self.emit(f"{name} = {expr}")
+        self.stack.append(_Entry(name, frozenset((name,))))
+
+    # ------------------------------------------------------------ fuel
+    def fuel_flush(self) -> None:
+        if self.fuel and self.fuel_acc:
+            self.emit(f"_S.fuel_counter += {self.fuel_acc}")
+            self.fuel_acc = 0
+
+    def checks(self) -> None:
+        if self.fuel:
+            self.emit("if _S.fuel_counter >= 0: _oof()")
+        if self.epoch:
+            self.emit("if _E.epoch >= _S.epoch_deadline: _interrupt()")
+
+    def reload_mem(self) -> None:
+        if self.uses_mem:
+            self.emit("_md = M0.data; _ms = M0.size")
+
+    # ------------------------------------------------------------ driver
+    def compile(self) -> list[str]:
+        ft = self.ftype
+        nparams = len(ft.params)
+        body = self.func.body
+        self.infos = _prepass(body)
+        self.cidx = 0
+        mem_ops = any(
+            (BY_NAME.get(i.op) is not None and BY_NAME[i.op].imm in ("memarg", "mem", "mem2", "memory_init"))
+            for i in body
+        )
+        self.uses_mem = mem_ops
+        self._indent = 1
+        params = ", ".join(f"l{i}" for i in range(nparams))
+        header = [f"def f{self.fidx}({params}):"]
+        prologue: list[str] = []
+        k = nparams
+        for count, t in self.func.locals:
+            init = {"f32": "0.0", "f64": "0.0", "funcref": "None", "externref": "None"}.get(t, "0")
+            for _ in range(count):
+                prologue.append(f"    l{k} = {init}")
+                k += 1
+        if mem_ops:
+            self.mc.used_mem = True
+            prologue.append("    _md = M0.data; _ms = M0.size")
+        self.ctls.append(
+            _Ctl("func", -1, 0, 0, len(ft.results), False, [], 1)
+        )
+        self.checks()
+        for ins in body:
+            self.step(ins)
+            if not self.ctls:
+                break
+        if self.uses_br:
+            prologue.insert(0, "    _br = 0")
+        out = header + prologue + self.lines
+        if len(out) == 1:
+            out.append("    pass")
+        return out
+
+    # ------------------------------------------------------------ control
+    def _arity(self, c: _Ctl) -> int:
+        return c.nparams if c.kind == "loop" else c.nresults
+
+    def _ret_expr(self, n: int) -> str:
+        vals = [self.val(e) for e in self.stack[len(self.stack) - n :]]
+        if n == 0:
+            return "return"
+        if n == 1:
+            return f"return {vals[0]}"
+        return f"return ({', '.join(vals)})"
+
+    def branch(self, depth: int) -> None:
+        """Emit the jump (copies + control transfer) for ``br depth`` at the current point."""
+        tgt = self.ctls[len(self.ctls) - 1 - depth]
+        n = self._arity(tgt)
+        if tgt.kind == "func":
+            self.fuel_flush()
+            self.emit(self._ret_expr(n))
+            return
+        if n:
+            srcs = [self.val(e) for e in self.stack[len(self.stack) - n :]]
+            dsts = [f"s{tgt.height + i}" for i in range(n)]
+            if srcs != dsts:
+                self.emit(f"{', '.join(dsts)} = {', '.join(srcs)}")
+        x = None
+        for c in reversed(self.ctls[len(self.ctls) - depth :]):
+            if c.pyloop:
+                x = c
+                break
+        if tgt.kind != "loop":
+            tgt.targeted = True
+        if x is None:
+            assert tgt.pyloop, "branch target without a Python loop"
+            self.emit("continue" if tgt.kind == "loop" else "break")
+        elif tgt.kind != "loop" and _tail_chain(self.infos, x.idx, tgt.idx):
+            x.break_lands = True
+            self.emit("break")
+        else:
+            assert tgt.pyloop
+            self.uses_br = True
+            self.emit(f"_br = {tgt.idx + 1}")
+            self.emit("break")
+            for c in self.ctls[len(self.ctls) - depth :]:
+                if c.pyloop:
+                    c.br_out.add(tgt.idx)
+
+    def open_block(self, kind: str, bt: object) -> None:
+        info = self.infos[self.cidx]
+        idx = self.cidx
+        self.cidx += 1
+        np_, nr = _blocktype(self.m, bt)
+        height = len(self.stack) - np_
+        c = _Ctl(kind, idx, height, np_, nr, info.pyloop, [], self._indent)
+        c.saved = list(self.stack)
+        self.ctls.append(c)
+        if info.pyloop:
+            self.emit("while True:")
+            self._indent += 1
+            if kind == "loop":
+                self.checks()
+        elif kind == "loop":
+            self.checks()
+
+    def step(self, ins: ir.Instr) -> None:
+        op = ins.op
+        top = self.ctls[-1]
+        if top.unreachable:
+            if op in ("block", "loop", "if"):
+                self.dead_depth += 1
+                return
+            if op == "end" or op == "else":
+                if self.dead_depth:
+                    if op == "end":
+                        self.dead_depth -= 1
+                    return
+            else:
+                return
+            # fall through: structural instruction of the current construct
+        if self.fuel and op not in _ZERO_COST:
+            self.fuel_acc += 1
+        h = getattr(self, "op_" + op.replace(".", "_"), None)
+        if h is not None:
+            h(ins)
+            return
+        info = BY_NAME.get(op)
+        if info is not None and info.prefix == 0xFD:
+            self.simd(ins)
+            return
+        raise NotImplementedError(op)
+
+    dead_depth = 0
+
+    def kill(self) -> None:
+        self.ctls[-1].unreachable = True
+        self.dead_depth = 0
+
+    def op_unreachable(self, ins: ir.Instr) -> None:
+        self.fuel_flush()
+        self.emit("_unreachable()")
+        self.kill()
+
+    def simd(self, ins: ir.Instr) -> None:
+        self.fuel_flush()
+        self.emit(f"_simd({ins.op!r})")
+        self.kill()
+
+    def op_nop(self, ins: ir.Instr) -> None:
+        pass
+
+    def op_block(self, ins: ir.Instr) -> None:
+        self.flush_all()
+        self.fuel_flush()
+        self.open_block("block", ins.imm[0])
+
+    def op_loop(self, ins: ir.Instr) -> None:
+        self.flush_all()
+        self.fuel_flush()
+        self.open_block("loop", ins.imm[0])
+
+    def op_if(self, ins: ir.Instr) -> None:
+        c = self.pop()
+        self.flush_all()
+        self.fuel_flush()
+        cond = c.cond if c.cond is not None else c.expr
+        self.open_block("if", ins.imm[0])
+        self.emit(f"if {cond}:")
+        self._indent += 1
+        self.ctls[-1].mark = len(self.lines)
+
+    def _close_suite(self, c: _Ctl) -> None:
+        if not c.unreachable:
+            for p in range(c.height, len(self.stack)):
+                self.materialize(p)
+            self.fuel_flush()
+        if len(self.lines) == c.mark:
+            self.emit("pass")
+
+    def op_else(self, ins: ir.Instr) -> None:
+        c = self.ctls[-1]
+        c.then_reach = not c.unreachable
+        self._close_suite(c)
+        self.fuel_acc = 0
+        self._indent -= 1
+        self.emit("else:")
+        self._indent += 1
+        c.mark = len(self.lines)
+        c.else_seen = True
+        c.unreachable = False
+        self.stack = list(c.saved)
+
+    def op_end(self, ins: ir.Instr) -> None:
+        c = self.ctls[-1]
+        if c.kind == "func":
+            if not c.unreachable:
+                self.fuel_flush()
+                self.emit(self._ret_expr(c.nresults))
+            self.ctls.pop()
+            return
+        fall = not c.unreachable
+        if c.kind == "if":
+            self._close_suite(c)
+            if c.else_seen:
+                fall = fall or c.then_reach
+            else:
+                fall = True
+            self._indent -= 1
+        else:
+            if fall:
+                for p in range(c.height, len(self.stack)):
+                    self.materialize(p)
+                self.fuel_flush()
+        self.fuel_acc = 0
+        if c.pyloop:
+            self.emit("break")
+            self._indent -= 1
+        self.ctls.pop()
+        if c.br_out:
+            parent_loop = next((p for p in reversed(self.ctls) if p.pyloop), None)
+            assert parent_loop is not None
+            self.emit("if _br:")
+            own = parent_loop.idx in c.br_out
+            others = bool(c.br_out - {parent_loop.idx})
+            jump = "continue" if parent_loop.kind == "loop" else "break"
+            if own and others:
+                self.emit(f"    if _br == {parent_loop.idx + 1}:")
+                self.emit("        _br = 0")
+                self.emit(f"        {jump}")
+                self.emit("    break")
+            elif own:
+                self.emit("    _br = 0")
+                self.emit(f"    {jump}")
+            else:
+                self.emit("    break")
+        reach = fall or c.break_lands or (c.kind != "loop" and c.targeted)
+        self.ctls[-1].unreachable = not reach
+        self.dead_depth = 0
+        self.stack = c.saved[: c.height] + [
+            _Entry(f"s{p}", frozenset((f"s{p}",))) for p in range(c.height, c.height + c.nresults)
+        ]
+
+    def op_br(self, ins: ir.Instr) -> None:
+        self.fuel_flush()
+        self.branch(ins.imm[0])
+        self.kill()
+
+    def op_br_if(self, ins: ir.Instr) -> None:
+        c = self.pop()
+        cond = c.cond if c.cond is not None else c.expr
+        depth = ins.imm[0]
+        tgt = self.ctls[len(self.ctls) - 1 - depth]
+        n = self._arity(tgt)
+        for p in range(len(self.stack) - n, len(self.stack)):
+            self.materialize(p)
+        self.fuel_flush()
+        self.emit(f"if {cond}:")
+        self._indent += 1
+        self.branch(depth)
+        self._indent -= 1
+
+    def op_br_table(self, ins: ir.Instr) -> None:
+        labels, default = ins.imm
+        self.make_simple(0)
+        idx = self.val(self.pop())
+        n = self._arity(self.ctls[len(self.ctls) - 1 - default])
+        for p in range(len(self.stack) - n, len(self.stack)):
+            self.materialize(p)
+        self.fuel_flush()
+        groups: dict[int, list[int]] = {}
+        for i, lab in enumerate(labels):
+            if lab != default:
+                groups.setdefault(lab, []).append(i)
+        first = True
+        if len(labels) > 16 and groups:
+            name = self.mc.const_dict({i: lab for i, lab in enumerate(labels)})
+            self.emit(f"_bt = {name}.get({idx}, {default})")
+            for lab in groups:
+                self.emit(f"{'if' if first else 'elif'} _bt == {lab}:")
+                first = False
+                self._indent += 1
+                self.branch(lab)
+                self._indent -= 1
+        else:
+            for lab, idxs in groups.items():
+                test = f"{idx} == {idxs[0]}" if len(idxs) == 1 else f"{idx} in {tuple(idxs)!r}"
+                self.emit(f"{'if' if first else 'elif'} {test}:")
+                first = False
+                self._indent += 1
+                self.branch(lab)
+                self._indent -= 1
+        if first:
+            self.branch(default)
+        else:
+            self.emit("else:")
+            self._indent += 1
+            self.branch(default)
+            self._indent -= 1
+        self.kill()
+
+    def op_return(self, ins: ir.Instr) -> None:
+        self.fuel_flush()
+        self.emit(self._ret_expr(self.ctls[0].nresults))
+        self.kill()
+
+    # ------------------------------------------------------------ calls
+    def _call(self, target: str, ft: ir.FuncType) -> None:
+        n = len(ft.params)
+        args = [self.val(e) for e in self.stack[len(self.stack) - n :]] if n else []
+        del self.stack[len(self.stack) - n :]
+        self.fuel_flush()
+        call = f"{target}({', '.join(args)})"
+        nr = len(ft.results)
+        p = len(self.stack)
+        names = [f"s{p + i}" for i in range(nr)]
+        for nm in names:
+            self.flush_readers(nm)
+        if nr == 0:
+            self.emit(call)
+        else:
+            self.emit(f"{', '.join(names)} = {call}")
+        for nm in names:
+            self.stack.append(_Entry(nm, frozenset((nm,))))
+        self.reload_mem()
+
+    def op_call(self, ins: ir.Instr) -> None:
+        k = ins.imm[0]
+        ft = self.m.func_type(k)
+        if k < self.mc.n_imported_funcs:
+            self.mc.used_imports.add(k)
+            self._call(f"_c{k}", ft)
+        else:
+            self._call(f"f{k}", ft)
+
+    def op_call_indirect(self, ins: ir.Instr) -> None:
+        tyidx, tab = ins.imm
+        ft = self.m.types[tyidx]
+        self.mc.used_tables.add(tab)
+        self.mc.used_types.add(tyidx)
+        self.make_simple(0)
+        i = self.val(self.pop())
+        t = f"_t{tab}"
+        ty = f"_ty{tyidx}"
+        self.fuel_flush()
+        self.emit(
+            f"if not ({i} < len({t}) and (_f := {t}[{i}]) is not None"
+            f" and (_f.type is {ty} or _f.type == {ty})): _f = _cifail({t}, {i}, {ty})"
+        )
+        self._call("_f.call", ft)
+
+    # ------------------------------------------------------------ parametric
+    def op_drop(self, ins: ir.Instr) -> None:
+        self.pop()
+
+    def op_select(self, ins: ir.Instr) -> None:
+        c = self.pop()
+        b = self.pop()
+        a = self.pop()
+        cond = c.cond if c.cond is not None else c.expr
+        self.push(
+            f"({self.val(a)} if {cond} else {self.val(b)})",
+            a.refs | b.refs | c.refs,
+            depth=max(a.depth, b.depth, c.depth) + 1,
+        )
+
+    op_select_t = op_select
+
+    # ------------------------------------------------------------ variables
+    def op_local_get(self, ins: ir.Instr) -> None:
+        n = f"l{ins.imm[0]}"
+        self.push(n, frozenset((n,)))
+
+    def op_local_set(self, ins: ir.Instr) -> None:
+        n = f"l{ins.imm[0]}"
+        e = self.pop()
+        v = self.val(e)
+        self.flush_readers(n)
+        if v != n:
+            self.emit(f"{n} = {v}")
+
+    def op_local_tee(self, ins: ir.Instr) -> None:
+        n = f"l{ins.imm[0]}"
+        e = self.pop()
+        v = self.val(e)
+        self.flush_readers(n)
+        if v != n:
+            self.emit(f"{n} = {v}")
+        self.push(n, frozenset((n,)))
+
+    def op_global_get(self, ins: ir.Instr) -> None:
+        k = ins.imm[0]
+        self.mc.used_globals.add(k)
+        if self.mc.global_types[k].mutable:
+            self.set_slot(len(self.stack), f"G{k}.value")
+        else:
+            self.push(f"_gv{k}")
+
+    def op_global_set(self, ins: ir.Instr) -> None:
+        k = ins.imm[0]
+        self.mc.used_globals.add(k)
+        self.emit(f"G{k}.value = {self.val(self.pop())}")
+
+    # ------------------------------------------------------------ tables / refs
+    def op_ref_null(self, ins: ir.Instr) -> None:
+        self.push("None")
+
+    def op_ref_is_null(self, ins: ir.Instr) -> None:
+        e = self.pop()
+        self.push("", e.refs, cond=f"{self.val(e)} is None", depth=e.depth + 1)
+
+    def op_ref_func(self, ins: ir.Instr) -> None:
+        k = ins.imm[0]
+        self.mc.used_funcs.add(k)
+        self.push(f"F{k}")
+
+    def op_table_get(self, ins: ir.Instr) -> None:
+        t = ins.imm[0]
+        self.mc.used_tables.add(t)
+        self.make_simple(0)
+        i = self.val(self.pop())
+        self.set_slot(len(self.stack), f"_t{t}[{i}] if {i} < len(_t{t}) else _toob()")
+
+    def op_table_set(self, ins: ir.Instr) -> None:
+        t = ins.imm[0]
+        self.mc.used_tables.add(t)
+        v = self.val(self.pop())
+        self.make_simple(0)
+        i = self.val(self.pop())
+        self.emit(f"if {i} >= len(_t{t}): _toob()")
+        self.emit(f"_t{t}[{i}] = {v}")
+
+    def op_table_size(self, ins: ir.Instr) -> None:
+        t = ins.imm[0]
+        self.mc.used_tables.add(t)
+        self.set_slot(len(self.stack), f"len(_t{t})")
+
+    def _bulk_fuel(self, n: str) -> None:
+        if self.fuel:
+            self.fuel_flush()
+            self.emit(f"_S.fuel_counter += {n}")
+
+    def op_table_grow(self, ins: ir.Instr) -> None:
+        t = ins.imm[0]
+        self.mc.used_tables.add(t)
+        self.make_simple(0)
+        n = self.val(self.pop())
+        init = self.val(self.pop())
+        self._bulk_fuel(n)
+        self.set_slot(len(self.stack), f"T{t}.grow({n}, {init}, from_wasm=True) & {M32}")
+
+    def op_table_fill(self, ins: ir.Instr) -> None:
+        t = ins.imm[0]
+        self.mc.used_tables.add(t)
+        self.make_simple(0)
+        n = self.val(self.pop())
+        v = self.val(self.pop())
+        i = self.val(self.pop())
+        self._bulk_fuel(n)
+        self.emit(f"_tfill(_t{t}, {i}, {v}, {n})")
+
+    def op_table_copy(self, ins: ir.Instr) -> None:
+        d_t, s_t = ins.imm
+        self.mc.used_tables.update((d_t, s_t))
+        self.make_simple(0)
+        n = self.val(self.pop())
+        s = self.val(self.pop())
+        d = self.val(self.pop())
+        self._bulk_fuel(n)
+        self.emit(f"_tcopy(_t{d_t}, _t{s_t}, {d}, {s}, {n})")
+
+    def op_table_init(self, ins: ir.Instr) -> None:
+        e, t = ins.imm
+        self.mc.used_tables.add(t)
+        self.make_simple(0)
+        n = self.val(self.pop())
+        s = self.val(self.pop())
+        d = self.val(self.pop())
+        self._bulk_fuel(n)
+        self.emit(f"_tinit(_t{t}, _I.elems[{e}], {d}, {s}, {n})")
+
+    def op_elem_drop(self, ins: ir.Instr) -> None:
+        self.emit(f"_I.elems[{ins.imm[0]}] = ()")
+
+    # ------------------------------------------------------------ memory
+    def _addr(self, offset: int, size: int) -> tuple[str, str]:
+        """Pop an address; return (effective-address name, in-bounds condition)."""
+        a = self.pop()
+        av = self.val(a)
+        if offset == 0 and _SIMPLE.match(av):
+            return av, f"{av} + {size} <= _ms"
+        return "_a", f"(_a := {av} + {offset}) + {size} <= _ms"
+
+    _LOADS = {
+        "i32.load": (4, "_u32(_md, {a})[0]"),
+        "i64.load": (8, "_u64(_md, {a})[0]"),
+        "f32.load": (4, "_ldf32(_md, {a})"),
+        "f64.load": (8, "_f64u(_md, {a})[0]"),
+        "i32.load8_s": (1, "(_i8(_md, {a})[0] & 4294967295)"),
+        "i32.load8_u": (1, "_md[{a}]"),
+        "i32.load16_s": (2, "(_i16(_md, {a})[0] & 4294967295)"),
+        "i32.load16_u": (2, "_u16(_md, {a})[0]"),
+        "i64.load8_s": (1, "(_i8(_md, {a})[0] & 18446744073709551615)"),
+        "i64.load8_u": (1, "_md[{a}]"),
+        "i64.load16_s": (2, "(_i16(_md, {a})[0] & 18446744073709551615)"),
+        "i64.load16_u": (2, "_u16(_md, {a})[0]"),
+        "i64.load32_s": (4, "(_i32(_md, {a})[0] & 18446744073709551615)"),
+        "i64.load32_u": (4, "_u32(_md, {a})[0]"),
+    }
+    _STORES = {
+        "i32.store": (4, "_pu32(_md, {a}, {v})"),
+        "i64.store": (8, "_pu64(_md, {a}, {v})"),
+        "f32.store": (4, "_pu32(_md, {a}, _f32bits({v}))"),
+        "f64.store": (8, "_pf64(_md, {a}, {v})"),
+        "i32.store8": (1, "_md[{a}] = {v} & 255"),
+        "i32.store16": (2, "_pu16(_md, {a}, {v} & 65535)"),
+        "i64.store8": (1, "_md[{a}] = {v} & 255"),
+        "i64.store16": (2, "_pu16(_md, {a}, {v} & 65535)"),
+        "i64.store32": (4, "_pu32(_md, {a}, {v} & 4294967295)"),
+    }
+
+    def load(self, ins: ir.Instr) -> None:
+        size, tmpl = self._LOADS[ins.op]
+        a, cond = self._addr(ins.imm[1], size)
+        self.set_slot(len(self.stack), f"{tmpl.format(a=a)} if {cond} else _oob()")
+
+    def store(self, ins: ir.Instr) -> None:
+        size, tmpl = self._STORES[ins.op]
+        v = self.val(self.pop())
+        a, cond = self._addr(ins.imm[1], size)
+        self.emit(f"if not ({cond}): _oob()")
+        self.emit(tmpl.format(a=a, v=v))
+
+    def op_memory_size(self, ins: ir.Instr) -> None:
+        self.set_slot(len(self.stack), "_ms >> 16")
+
+    def op_memory_grow(self, ins: ir.Instr) -> None:
+        n = self.val(self.pop())
+        self.set_slot(len(self.stack), f"M0.grow({n}, from_wasm=True) & {M32}")
+        self.reload_mem()
+
+    def op_memory_fill(self, ins: ir.Instr) -> None:
+        self.make_simple(0)
+        n = self.val(self.pop())
+        v = self.val(self.pop())
+        d = self.val(self.pop())
+        self._bulk_fuel(n)
+        self.emit(f"_mfill(_md, _ms, {d}, {v}, {n})")
+
+    def op_memory_copy(self, ins: ir.Instr) -> None:
+        self.make_simple(0)
+        n = self.val(self.pop())
+        s = self.val(self.pop())
+        d = self.val(self.pop())
+        self._bulk_fuel(n)
+        self.emit(f"_mcopy(_md, _ms, {d}, {s}, {n})")
+
+    def op_memory_init(self, ins: ir.Instr) -> None:
+        self.make_simple(0)
+        n = self.val(self.pop())
+        s = self.val(self.pop())
+        d = self.val(self.pop())
+        self._bulk_fuel(n)
+        self.emit(f"_minit(_md, _ms, _I.datas[{ins.imm[0]}], {d}, {s}, {n})")
+
+    def op_data_drop(self, ins: ir.Instr) -> None:
+        self.emit(f"_I.datas[{ins.imm[0]}] = b''")
+
+    # ------------------------------------------------------------ constants
+    def op_i32_const(self, ins: ir.Instr) -> None:
+        self.push(str(ins.imm[0] & M32))
+
+    def op_i64_const(self, ins: ir.Instr) -> None:
+        self.push(str(ins.imm[0] & M64))
+
+    def op_f32_const(self, ins: ir.Instr) -> None:
+        bits = ins.imm[0]
+        self.push(_float_literal(f32_from_bits(bits), self.mc.consts, f"f32:{bits}"))
+
+    def op_f64_const(self, ins: ir.Instr) -> None:
+        bits = ins.imm[0]
+        self.push(_float_literal(f64_from_bits(bits), self.mc.consts, f"f64:{bits}"))
+
+    # ------------------------------------------------------------ numeric
+    def numeric(self, op: str) -> bool:
+        spec = _NUMERIC.get(op)
+        if spec is None:
+            return False
+        kind, tmpl = spec
+        if kind == "trap1" or kind == "pure1" or kind == "cond1":
+            a = self.pop()
+            if op.endswith(".eqz") and a.cond is not None:
+                self.push("", a.refs, cond=f"not ({a.cond})", depth=a.depth + 1)
+                return True
+            text = tmpl.format(a=self.val(a))
+            if kind == "trap1":
+                self.set_slot(len(self.stack), text)
+            elif kind == "cond1":
+                self.push("", a.refs, cond=text, depth=a.depth + 1)
+            else:
+                self.push(text, a.refs, depth=a.depth + 1)
+            return True
+        b = self.pop()
+        a = self.pop()
+        text = tmpl.format(a=self.val(a), b=self.val(b))
+        refs = a.refs | b.refs
+        depth = max(a.depth, b.depth) + 1
+        if kind == "trap2":
+            self.set_slot(len(self.stack), text)
+        elif kind == "cond2":
+            self.push("", refs, cond=text, depth=depth)
+        else:
+            self.push(text, refs, depth=depth)
+        return True
+
+
+def _numeric_table() -> dict[str, tuple[str, str]]:
+    t: dict[str, tuple[str, str]] = {}
+    for w, m, h in ((32, M32, 1 << 31), (64, M64, 1 << 63)):
+        p = f"i{w}"
+        t[f"{p}.add"] = ("pure2", f"(({{a}} + {{b}}) & {m})")
+        t[f"{p}.sub"] = ("pure2", f"(({{a}} - {{b}}) & {m})")
+        t[f"{p}.mul"] = ("pure2", f"(({{a}} * {{b}}) & {m})")
+        t[f"{p}.and"] = ("pure2", "({a} & {b})")
+        t[f"{p}.or"] = ("pure2", "({a} | {b})")
+        t[f"{p}.xor"] = ("pure2", "({a} ^ {b})")
+        t[f"{p}.shl"] = ("pure2", f"(({{a}} << ({{b}} & {w - 1})) & {m})")
+        t[f"{p}.shr_u"] = ("pure2", f"({{a}} >> ({{b}} & {w - 1}))")
+        t[f"{p}.shr_s"] = ("pure2", f"(((({{a}} ^ {h}) - {h}) >> ({{b}} & {w - 1})) & {m})")
+        t[f"{p}.rotl"] = ("pure2", f"_rotl{w}({{a}}, {{b}})")
+        t[f"{p}.rotr"] = ("pure2", f"_rotr{w}({{a}}, {{b}})")
+        t[f"{p}.div_s"] = ("trap2", f"_div_s{w}({{a}}, {{b}})")
+        t[f"{p}.rem_s"] = ("trap2", f"_rem_s{w}({{a}}, {{b}})")
+        t[f"{p}.div_u"] = ("trap2", "_divu({a}, {b})")
+        t[f"{p}.rem_u"] = ("trap2", "_remu({a}, {b})")
+        t[f"{p}.eq"] = ("cond2", "{a} == {b}")
+        t[f"{p}.ne"] = ("cond2", "{a} != {b}")
+        t[f"{p}.lt_u"] = ("cond2", "{a} < {b}")
+        t[f"{p}.gt_u"] = ("cond2", "{a} > {b}")
+        t[f"{p}.le_u"] = ("cond2", "{a} <= {b}")
+        t[f"{p}.ge_u"] = ("cond2", "{a} >= {b}")
+        for n, o in (("lt", "<"), ("gt", ">"), ("le", "<="), ("ge", ">=")):
+            t[f"{p}.{n}_s"] = ("cond2", f"({{a}} ^ {h}) {o} ({{b}} ^ {h})")
+        t[f"{p}.eqz"] = ("cond1", "{a} == 0")
+        t[f"{p}.clz"] = ("pure1", f"({w} - ({{a}}).bit_length())")
+        t[f"{p}.ctz"] = ("pure1", f"_ctz{w}({{a}})")
+        t[f"{p}.popcnt"] = ("pure1", "({a}).bit_count()")
+        t[f"{p}.extend8_s"] = ("pure1", f"(((({{a}} & 255) ^ 128) - 128) & {m})")
+        t[f"{p}.extend16_s"] = ("pure1", f"(((({{a}} & 65535) ^ 32768) - 32768) & {m})")
+    t["i64.extend32_s"] = ("pure1", f"(((({{a}} & {M32}) ^ 2147483648) - 2147483648) & {M64})")
+    for p in ("f32", "f64"):
+        r = "_f32r" if p == "f32" else ""
+        t[f"{p}.add"] = ("pure2", f"{r}(({{a}} + {{b}}))")
+        t[f"{p}.sub"] = ("pure2", f"{r}(({{a}} - {{b}}))")
+        t[f"{p}.mul"] = ("pure2", f"{r}(({{a}} * {{b}}))")
+        t[f"{p}.div"] = ("pure2", f"{r}(_fdiv({{a}}, {{b}}))")
+        t[f"{p}.min"] = ("pure2", "_fmin({a}, {b})")
+        t[f"{p}.max"] = ("pure2", "_fmax({a}, {b})")
+        t[f"{p}.copysign"] = ("pure2", "_copysign({a}, {b})")
+        t[f"{p}.abs"] = ("pure1", "abs({a})")
+        t[f"{p}.neg"] = ("pure1", "(-{a})")
+        t[f"{p}.ceil"] = ("pure1", "_fceil({a})")
+        t[f"{p}.floor"] = ("pure1", "_ffloor({a})")
+        t[f"{p}.trunc"] = ("pure1", "_ftrunc({a})")
+        t[f"{p}.nearest"] = ("pure1", "_fnearest({a})")
+        t[f"{p}.sqrt"] = ("pure1", f"{r}(_fsqrt({{a}}))")
+        for n, o in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("gt", ">"), ("le", "<="), ("ge", ">=")):
+            t[f"{p}.{n}"] = ("cond2", f"{{a}} {o} {{b}}")
+    s32 = "(({a} ^ 2147483648) - 2147483648)"
+    s64 = "(({a} ^ 9223372036854775808) - 9223372036854775808)"
+    t["i32.wrap_i64"] = ("pure1", f"({{a}} & {M32})")
+    t["i64.extend_i32_s"] = ("pure1", f"({s32} & {M64})")
+    t["i64.extend_i32_u"] = ("pure1", "{a}")
+    for src in ("f32", "f64"):
+        for sg in ("s", "u"):
+            t[f"i32.trunc_{src}_{sg}"] = ("trap1", f"_trunc_{sg}32({{a}})")
+            t[f"i64.trunc_{src}_{sg}"] = ("trap1", f"_trunc_{sg}64({{a}})")
+            t[f"i32.trunc_sat_{src}_{sg}"] = ("pure1", f"_tsat_{sg}32({{a}})")
+            t[f"i64.trunc_sat_{src}_{sg}"] = ("pure1", f"_tsat_{sg}64({{a}})")
+    t["f32.convert_i32_s"] = ("pure1", f"_f32r(float({s32}))")
+    t["f32.convert_i32_u"] = ("pure1", "_f32r(float({a}))")
+    t["f32.convert_i64_s"] = ("pure1", f"_i2f32({s64})")
+    t["f32.convert_i64_u"] = ("pure1", "_i2f32({a})")
+    t["f32.demote_f64"] = ("pure1", "_f32r({a})")
+    t["f64.convert_i32_s"] = ("pure1", f"float({s32})")
+    t["f64.convert_i32_u"] = ("pure1", "float({a})")
+    t["f64.convert_i64_s"] = ("pure1", f"float({s64})")
+    t["f64.convert_i64_u"] = ("pure1", "float({a})")
+    t["f64.promote_f32"] = ("pure1", "_promote({a})")
+    t["i32.reinterpret_f32"] = ("pure1", "_f32bits({a})")
+    t["i64.reinterpret_f64"] = ("pure1", "_f64bits({a})")
+    t["f32.reinterpret_i32"] = ("pure1", "_f32from({a})")
+    t["f64.reinterpret_i64"] = ("pure1", "_f64from({a})")
+    return t
+
+
+_NUMERIC = _numeric_table()
+
+
+def _install_numeric() -> None:
+    for name in _NUMERIC:
+        attr = "op_" + name.replace(".", "_")
+
+        def h(self: FunctionCompiler, ins: ir.Instr, _n: str = name) -> None:
+            self.numeric(_n)
+
+        setattr(FunctionCompiler, attr, h)
+    for name in FunctionCompiler._LOADS:
+        setattr(FunctionCompiler, "op_" + name.replace(".", "_"), FunctionCompiler.load)
+    for name in FunctionCompiler._STORES:
+        setattr(FunctionCompiler, "op_" + name.replace(".", "_"), FunctionCompiler.store)
+
+
+_install_numeric()
+
+
+class ModuleCodegen:
+    """Builds the module factory source for one option variant."""
+
+    def __init__(self, module: ir.Module, *, fuel: bool, epoch: bool) -> None:
+        self.module = module
+        self.fuel = fuel
+        self.epoch = epoch
+        self.consts: dict[str, str] = {}
+        self.const_dicts: dict[str, dict[int, int]] = {}
+        self.used_imports: set[int] = set()
+        self.used_tables: set[int] = set()
+        self.used_globals: set[int] = set()
+        self.used_funcs: set[int] = set()
+        self.used_types: set[int] = set()
+        self.used_mem = False
+        self.n_imported_funcs = len(module.imported("func"))
+        self.global_types = module.all_globals()
+
+    def const_dict(self, d: dict[int, int]) -> str:
+        name = f"_d{len(self.const_dicts)}"
+        self.const_dicts[name] = d
+        return name
+
+    def function_source(self, i: int) -> list[str]:
+        m = self.module
+        fidx = self.n_imported_funcs + i
+        func = m.funcs[i]
+        return FunctionCompiler(self, fidx, func, m.types[func.type_idx]).compile()
+
+    def generate(self) -> tuple[str, list[str]]:
+        """Return (factory source, per-function sources)."""
+        m = self.module
+        bodies = [self.function_source(i) for i in range(len(m.funcs))]
+        head = ["def _make(_I, _S):"]
+        if self.epoch:
+            head.append("    _E = _S.engine")
+        if self.used_mem:
+            head.append("    M0 = _I.mems[0]")
+        for t in sorted(self.used_tables):
+            head.append(f"    T{t} = _I.tables[{t}]; _t{t} = T{t}.elements")
+        for g in sorted(self.used_globals):
+            if self.global_types[g].mutable:
+                head.append(f"    G{g} = _I.globals[{g}]")
+            else:
+                head.append(f"    _gv{g} = _I.globals[{g}].value")
+        for k in sorted(self.used_funcs):
+            head.append(f"    F{k} = _I.funcs[{k}]")
+        for k in sorted(self.used_imports):
+            head.append(f"    _c{k} = _I.funcs[{k}].bind_caller(_I)")
+        for ty in sorted(self.used_types):
+            head.append(f"    _ty{ty} = _I.types[{ty}]")
+        body_lines: list[str] = []
+        per_func: list[str] = []
+        for b in bodies:
+            per_func.append("\n".join(b))
+            body_lines.extend("    " + line for line in b)
+        n0 = self.n_imported_funcs
+        ret = ", ".join(f"f{n0 + i}" for i in range(len(m.funcs)))
+        tail = [f"    return ({ret}{',' if len(m.funcs) == 1 else ''})"]
+        return "\n".join(head + body_lines + tail) + "\n", per_func

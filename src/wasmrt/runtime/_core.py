@@ -1,0 +1,197 @@
+"""Every contact point between the public API and the vm core (``wasmrt.vm``).
+
+Invariants:
+- The public classes never touch vm objects' attributes directly: they call
+  the functions here, so the API depends on the vm contract of
+  docs/internals.md in exactly one file.
+- Values crossing here are *core* values (unsigned ints, ``FuncInstance``);
+  conversion to and from Python values happens in ``val.py``.
+- ``wasmrt.vm`` is imported lazily so that importing ``wasmrt`` never needs
+  the vm (types, values, config and engines work without it).
+- Nothing here swallows an exception: traps, ``OutOfMemory`` and host
+  exceptions raised by the vm reach the caller unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from wasmrt import ir
+from wasmrt.errors import OutOfMemory, WasmtimeError
+from wasmrt.runtime.types import MemoryTypeInfo
+
+
+def _vm() -> Any:
+    import wasmrt.vm as vm
+
+    return vm
+
+
+# Stores ----------------------------------------------------------------------
+
+
+def new_store(engine_core: Any) -> Any:
+    return _vm().StoreCore(engine_core)
+
+
+def close_store(core: Any) -> None:
+    core.close()
+
+
+def store_consumes_fuel(core: Any) -> bool:
+    return bool(core.engine.config.consume_fuel)
+
+
+def set_fuel(core: Any, fuel: int) -> None:
+    core.set_fuel(fuel)
+
+
+def get_fuel(core: Any) -> int:
+    return int(core.get_fuel())
+
+
+def set_epoch_deadline(core: Any, ticks: int) -> None:
+    core.set_epoch_deadline(ticks)
+
+
+def set_limiter(core: Any, limiter: Any) -> None:
+    core.set_limiter(limiter)
+
+
+# Functions -------------------------------------------------------------------
+
+
+def new_host_function(core: Any, ty: ir.FuncType, fn: Callable[..., Any]) -> Any:
+    """A vm host function calling ``fn(calling_instance, *core_args)``."""
+    return _vm().HostFunction(core, ty, fn)
+
+
+def func_type(func: Any) -> ir.FuncType:
+    return func.type  # type: ignore[no-any-return]
+
+
+def call(core: Any, func: Any, args: list[Any]) -> Any:
+    """Call ``func`` from the embedder; core results (None / value / tuple)."""
+    return core.call(func, args)
+
+
+# Memories, tables, globals ---------------------------------------------------
+
+
+def new_memory(core: Any, info: MemoryTypeInfo) -> Any:
+    if info.is_64:
+        raise WasmtimeError("64-bit memories are not supported by wasmrt (WebAssembly 2.0)")
+    if info.shared:
+        raise WasmtimeError("shared memories are not supported by wasmrt (WebAssembly 2.0)")
+    if info.page_size_log2 != 16:
+        raise WasmtimeError("custom page sizes are not supported by wasmrt (WebAssembly 2.0)")
+    values = core.engine.config
+    if "memory_reservation" not in values.explicit:
+        return core.new_host_memory(info.ir)
+    mem = _vm().LinearMemory(core, info.ir, reservation_cap=values.memory_reservation)
+    core.host_objects.append(mem)
+    return mem
+
+
+def memory_type(mem: Any) -> MemoryTypeInfo:
+    return MemoryTypeInfo(mem.ty)
+
+
+def memory_data(mem: Any) -> bytearray:
+    return mem.data  # type: ignore[no-any-return]
+
+
+def memory_data_len(mem: Any) -> int:
+    return int(mem.size)
+
+
+def memory_pages(mem: Any) -> int:
+    return int(mem.pages)
+
+
+def _is_refusal(err: WasmtimeError) -> bool:
+    """Was ``err`` the vm's own "grow refused/failed" report (not a limiter's error)?
+
+    The vm raises those from its ``_fail`` helper when ``from_wasm=False``; an
+    error a limiter raised, or an ``OutOfMemory``, comes from elsewhere and
+    must reach the embedder unchanged.
+    """
+    if isinstance(err, OutOfMemory):
+        return False
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name == "_fail"
+
+
+def memory_grow(mem: Any, delta: int) -> int:
+    """Grow from the embedder; the old size in pages, or -1 when refused/failed."""
+    try:
+        return int(mem.grow(delta, from_wasm=False))
+    except WasmtimeError as e:
+        if _is_refusal(e):
+            return -1
+        raise
+
+
+def new_table(core: Any, ty: ir.TableType, init: Any) -> Any:
+    return core.new_host_table(ty, init)
+
+
+def table_type(table: Any) -> ir.TableType:
+    return table.ty  # type: ignore[no-any-return]
+
+
+def table_elements(table: Any) -> list[Any]:
+    return table.elements  # type: ignore[no-any-return]
+
+
+def table_grow(table: Any, delta: int, init: Any) -> int:
+    """Grow from the embedder; the old size, or -1 when refused/failed."""
+    try:
+        return int(table.grow(delta, init, from_wasm=False))
+    except WasmtimeError as e:
+        if _is_refusal(e):
+            return -1
+        raise
+
+
+def new_global(core: Any, ty: ir.GlobalType, value: Any) -> Any:
+    return core.new_host_global(ty, value)
+
+
+def global_type(glob: Any) -> ir.GlobalType:
+    return glob.ty  # type: ignore[no-any-return]
+
+
+def global_get(glob: Any) -> Any:
+    return glob.value
+
+
+def global_set(glob: Any, value: Any) -> None:
+    glob.value = value
+
+
+# Instances -------------------------------------------------------------------
+
+
+def instantiate(core: Any, module: Any, imports: list[Any]) -> Any:
+    return _vm().instantiate(core, module.compiled, imports)
+
+
+def instance_exports(instance: Any) -> dict[str, Any]:
+    return instance.exports  # type: ignore[no-any-return]
+
+
+def extern_kind(item: Any) -> str:
+    vm = _vm()
+    if isinstance(item, vm.FuncInstance):
+        return "func"
+    if isinstance(item, vm.LinearMemory):
+        return "memory"
+    if isinstance(item, vm.TableInstance):
+        return "table"
+    if isinstance(item, vm.GlobalInstance):
+        return "global"
+    raise WasmtimeError(f"unknown extern {item!r}")

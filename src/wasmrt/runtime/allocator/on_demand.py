@@ -1,0 +1,65 @@
+"""``OnDemandInstanceAllocator``: Wasmtime's default allocation strategy.
+
+Invariants:
+- Stateless: every module validates, instance counts are not tracked (the
+  store's own counters and limiter are the only limits), and memories and
+  tables are created fresh per instance and simply dropped on deallocation.
+- Creation goes through the vm constructors, which consult the store's
+  limiter and ask ``try_alloc`` for the bytes/elements; nothing is
+  allocated here before they succeed, so a failure leaves nothing behind.
+- Slot indices are always ``NO_SLOT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from wasmrt import ir
+from wasmrt.runtime.allocator._vm import new_linear_memory, new_table_instance
+from wasmrt.runtime.allocator.base import NO_SLOT
+
+if TYPE_CHECKING:
+    from wasmrt.runtime.allocator.pooling import PoolingInstanceAllocator
+
+__all__ = ["OnDemandInstanceAllocator"]
+
+
+class OnDemandInstanceAllocator:
+    """Allocates each memory and table when an instance is created."""
+
+    __slots__ = ()
+
+    def validate_module(self, module: ir.Module) -> None:
+        return None
+
+    def increment_core_instance_count(self) -> None:
+        return None
+
+    def decrement_core_instance_count(self) -> None:
+        return None
+
+    def allocate_memory(
+        self, store: Any, ty: ir.MemoryType, module_key: Hashable, index: int
+    ) -> tuple[int, Any]:
+        return NO_SLOT, new_linear_memory(store, ty)
+
+    def deallocate_memory(self, slot: int, memory: Any) -> None:
+        return None
+
+    def allocate_table(
+        self, store: Any, ty: ir.TableType, module_key: Hashable, index: int
+    ) -> tuple[int, Any]:
+        return NO_SLOT, new_table_instance(store, ty)
+
+    def deallocate_table(self, slot: int, table: Any) -> None:
+        return None
+
+    def purge_module(self, module_key: Hashable) -> None:
+        return None
+
+    def as_pooling(self) -> PoolingInstanceAllocator | None:
+        return None
+
+    def __repr__(self) -> str:
+        return "OnDemandInstanceAllocator()"

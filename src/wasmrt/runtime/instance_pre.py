@@ -1,0 +1,55 @@
+"""``InstancePre``: a module whose imports a ``Linker`` already resolved.
+
+Invariants:
+- Created only by ``Linker.instantiate_pre``; it keeps the module and the
+  resolved definitions (a snapshot: later linker changes do not affect it).
+- ``instantiate(store)`` materialises the definitions in that store, checks
+  types and instantiates exactly like ``Linker.instantiate``.
+- Like other managed objects it supports ``close()``/``with``; afterwards
+  every use raises ``ValueError('already closed')``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
+from wasmrt.runtime._managed import Managed
+
+if TYPE_CHECKING:
+    from wasmrt.runtime.instance import Instance
+    from wasmrt.runtime.module import Module
+
+__all__ = ["InstancePre"]
+
+
+class _Pre:
+    __slots__ = ("defs", "instantiate", "module")
+
+    def __init__(self, module: Module, defs: list[Any], instantiate: Callable[..., Any]) -> None:
+        self.module = module
+        self.defs = defs
+        self.instantiate = instantiate
+
+
+class InstancePre(Managed[_Pre]):
+    """A pre-linked module: ``linker.instantiate_pre(module).instantiate(store)``."""
+
+    @classmethod
+    def _new(cls, module: Module, defs: list[Any], instantiate: Callable[..., Any]) -> InstancePre:
+        try_alloc(SLOT_SIZE * (len(defs) + 4), AllocKind.LINKER)
+        out: InstancePre = cls.__new__(cls)
+        out._set_ptr(_Pre(module, list(defs), instantiate))
+        return out
+
+    def instantiate(self, store: Any) -> Instance:
+        from wasmrt.runtime.instance import Instance
+
+        pre = self.ptr()
+        core = store._context()
+        return Instance._from_core(core, pre.instantiate(core, pre.module.ptr(), pre.defs))
+
+    @property
+    def module(self) -> Module:
+        return self.ptr().module

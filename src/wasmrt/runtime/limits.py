@@ -1,0 +1,412 @@
+"""Store resource limiting: ``ResourceLimiter``, ``ResourceLimiterAsync``, ``StoreLimits``.
+
+This models Wasmtime's ``runtime/limits.rs`` (see WASMTIME-REFERENCE.md 2.1-2.2).
+
+Invariants:
+- A limiter answers ``*_growing(current, desired, maximum)`` in one of three
+  ways: ``True`` allows (the runtime still enforces ``maximum`` afterwards),
+  ``False`` refuses (wasm ``memory.grow``/``table.grow`` give -1, embedder
+  APIs raise ``WasmtimeError``), raising aborts the operation and the raised
+  exception propagates unchanged to whoever drives the vm.
+- Memory sizes are bytes (multiples of the 64 KiB page); table sizes are
+  elements. ``maximum is None`` means unbounded.
+- ``*_grow_failed(error)`` is only called after an *allowed* grow failed (or
+  before asking, when the type cannot represent the new size); never after a
+  refusal. By default it does nothing and the failure stays a plain -1/error.
+- ``instances()/tables()/memories()`` are read once, when the limiter is
+  attached to a store, and default to 10_000 each.
+- ``StoreLimits`` limits apply to *each* memory and *each* table separately,
+  never to a store-wide total; every ``StoreLimits.from_set_limits`` call
+  builds a fresh object, so unspecified (negative) values return to their
+  defaults (wasmtime-py ``Store.set_limits`` semantics).
+- Nothing here allocates through ``try_alloc``: a limiter is policy, not
+  storage, and its answers are plain bools or exceptions.
+
+How a store uses an async limiter (``ResourceLimiterAsync``): the store wraps
+it in ``AsyncLimiterAdapter`` and installs the adapter as ``StoreCore.limiter``
+(the vm only ever calls the synchronous protocol). An ``*_async`` embedder API
+first ``await``s ``adapter.predecide_memory(current, desired, maximum)`` (or
+``predecide_table``), then runs the synchronous operation; the vm's call with
+the same arguments consumes the pre-awaited answer. A synchronous call with no
+pre-awaited answer drives the limiter's coroutine to completion if it finishes
+without suspending, and otherwise raises ``WasmtimeError`` (Wasmtime panics
+when a sync API meets an async limiter).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Coroutine
+from typing import Any
+
+from wasmrt.errors import WasmtimeError
+
+__all__ = [
+    "DEFAULT_INSTANCE_LIMIT",
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_TABLE_LIMIT",
+    "AsyncLimiterAdapter",
+    "ResourceLimiter",
+    "ResourceLimiterAsync",
+    "StoreLimits",
+    "StoreLimitsBuilder",
+    "context_error",
+    "drive_sync",
+    "format_context",
+]
+
+#: Wasmtime's ``DEFAULT_INSTANCE_LIMIT``.
+DEFAULT_INSTANCE_LIMIT = 10_000
+#: Wasmtime's ``DEFAULT_TABLE_LIMIT``.
+DEFAULT_TABLE_LIMIT = 10_000
+#: Wasmtime's ``DEFAULT_MEMORY_LIMIT``.
+DEFAULT_MEMORY_LIMIT = 10_000
+
+_log = logging.getLogger("wasmrt.limits")
+
+
+def format_context(outer: str, *causes: object) -> str:
+    """Render ``outer`` with its causes the way Rust's ``{:?}`` of an anyhow error does.
+
+    One cause: ``outer\\n\\nCaused by:\\n    cause``; several are numbered
+    ``    0: ...``, ``    1: ...`` from the outermost inwards.
+    """
+    if not causes:
+        return outer
+    lines = [outer, "", "Caused by:"]
+    if len(causes) == 1:
+        lines.append(f"    {causes[0]}")
+    else:
+        lines.extend(f"    {i}: {cause}" for i, cause in enumerate(causes))
+    return "\n".join(lines)
+
+
+def context_error(outer: str, error: BaseException) -> WasmtimeError:
+    """A ``WasmtimeError`` that adds ``outer`` as context to ``error`` (``__cause__`` is set)."""
+    causes: list[str] = []
+    chain = getattr(error, "_context_chain", None)
+    if isinstance(chain, tuple):
+        causes.extend(chain)
+    else:
+        causes.append(str(error))
+    wrapped = WasmtimeError(format_context(outer, *causes))
+    wrapped._context_chain = (outer, *causes)  # type: ignore[attr-defined]
+    wrapped.__cause__ = error
+    return wrapped
+
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+class ResourceLimiter:
+    """Base class for store resource limiters, with Wasmtime's defaults.
+
+    Subclasses override what they need. The two ``*_growing`` methods are
+    required in Rust; here the base allows every request, so a subclass that
+    only cares about memory can leave ``table_growing`` alone.
+    """
+
+    def memory_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        """May a linear memory grow from ``current`` to ``desired`` bytes?"""
+        return True
+
+    def table_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        """May a table grow from ``current`` to ``desired`` elements?"""
+        return True
+
+    def memory_grow_failed(self, error: BaseException) -> None:
+        """An allowed memory grow failed; raise to turn the failure into an error/trap."""
+        _log.debug("ignoring memory growth failure error: %s", error)
+
+    def table_grow_failed(self, error: BaseException) -> None:
+        """An allowed table grow failed; raise to turn the failure into an error/trap."""
+        _log.debug("ignoring table growth failure error: %s", error)
+
+    def instances(self) -> int:
+        """Maximum number of instances in the store (read once, at attach time)."""
+        return DEFAULT_INSTANCE_LIMIT
+
+    def tables(self) -> int:
+        """Maximum number of tables in the store (read once, at attach time)."""
+        return DEFAULT_TABLE_LIMIT
+
+    def memories(self) -> int:
+        """Maximum number of linear memories in the store (read once, at attach time)."""
+        return DEFAULT_MEMORY_LIMIT
+
+
+class ResourceLimiterAsync:
+    """Like ``ResourceLimiter``, but the two ``*_growing`` decisions are coroutines.
+
+    Install it through the store's async API; the store wraps it in an
+    ``AsyncLimiterAdapter`` (see the module docstring).
+    """
+
+    async def memory_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        return True
+
+    async def table_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        return True
+
+    def memory_grow_failed(self, error: BaseException) -> None:
+        _log.debug("ignoring memory growth failure error: %s", error)
+
+    def table_grow_failed(self, error: BaseException) -> None:
+        _log.debug("ignoring table growth failure error: %s", error)
+
+    def instances(self) -> int:
+        return DEFAULT_INSTANCE_LIMIT
+
+    def tables(self) -> int:
+        return DEFAULT_TABLE_LIMIT
+
+    def memories(self) -> int:
+        return DEFAULT_MEMORY_LIMIT
+
+
+class _Suspended(Exception):
+    """The coroutine wanted to suspend; internal to ``drive_sync``."""
+
+
+def drive_sync(awaitable: Awaitable[Any], what: str) -> Any:
+    """Run ``awaitable`` to completion synchronously, if it never suspends.
+
+    Raises ``WasmtimeError`` (and closes the coroutine) when it tries to wait
+    for something: that can only be handled by an ``*_async`` API.
+    """
+    coro: Coroutine[Any, Any, Any]
+    if isinstance(awaitable, Coroutine):
+        coro = awaitable
+    else:
+
+        async def _wrap() -> Any:
+            return await awaitable
+
+        coro = _wrap()
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise WasmtimeError(
+        f"the async resource limiter suspended while deciding {what} during a synchronous "
+        "operation; use the `_async` variant of this API"
+    )
+
+
+class AsyncLimiterAdapter(ResourceLimiter):
+    """Presents a ``ResourceLimiterAsync`` through the synchronous limiter protocol.
+
+    ``predecide_*`` awaits the limiter ahead of a synchronous operation; the
+    matching synchronous call (same arguments) then consumes that answer.
+    Pending answers that were never consumed are dropped by ``clear()``.
+    """
+
+    def __init__(self, inner: ResourceLimiterAsync) -> None:
+        self.inner = inner
+        self._decided: dict[tuple[str, int, int, int | None], bool] = {}
+
+    async def predecide_memory(self, current: int, desired: int, maximum: int | None) -> bool:
+        """Await the limiter's memory decision now; returns it as well."""
+        answer = bool(await self.inner.memory_growing(current, desired, maximum))
+        self._decided[("memory", current, desired, maximum)] = answer
+        return answer
+
+    async def predecide_table(self, current: int, desired: int, maximum: int | None) -> bool:
+        """Await the limiter's table decision now; returns it as well."""
+        answer = bool(await self.inner.table_growing(current, desired, maximum))
+        self._decided[("table", current, desired, maximum)] = answer
+        return answer
+
+    def clear(self) -> None:
+        self._decided.clear()
+
+    def memory_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        key = ("memory", current, desired, maximum)
+        if key in self._decided:
+            return self._decided.pop(key)
+        return bool(
+            drive_sync(self.inner.memory_growing(current, desired, maximum), "a memory grow")
+        )
+
+    def table_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        key = ("table", current, desired, maximum)
+        if key in self._decided:
+            return self._decided.pop(key)
+        return bool(drive_sync(self.inner.table_growing(current, desired, maximum), "a table grow"))
+
+    def memory_grow_failed(self, error: BaseException) -> None:
+        self.inner.memory_grow_failed(error)
+
+    def table_grow_failed(self, error: BaseException) -> None:
+        self.inner.table_grow_failed(error)
+
+    def instances(self) -> int:
+        return self.inner.instances()
+
+    def tables(self) -> int:
+        return self.inner.tables()
+
+    def memories(self) -> int:
+        return self.inner.memories()
+
+
+class StoreLimits(ResourceLimiter):
+    """Wasmtime's ``StoreLimits``: per-memory bytes, per-table elements, store counts.
+
+    Build it with ``StoreLimitsBuilder`` or ``StoreLimits.from_set_limits``.
+    """
+
+    __slots__ = (
+        "_instances",
+        "_memories",
+        "_tables",
+        "memory_size",
+        "table_elements",
+        "trap_on_grow_failure",
+    )
+
+    def __init__(
+        self,
+        memory_size: int | None = None,
+        table_elements: int | None = None,
+        instances: int = DEFAULT_INSTANCE_LIMIT,
+        tables: int = DEFAULT_TABLE_LIMIT,
+        memories: int = DEFAULT_MEMORY_LIMIT,
+        trap_on_grow_failure: bool = False,
+    ) -> None:
+        self.memory_size = None if memory_size is None else _check_count("memory_size", memory_size)
+        self.table_elements = (
+            None if table_elements is None else _check_count("table_elements", table_elements)
+        )
+        self._instances = _check_count("instances", instances)
+        self._tables = _check_count("tables", tables)
+        self._memories = _check_count("memories", memories)
+        if not isinstance(trap_on_grow_failure, bool):
+            raise TypeError("trap_on_grow_failure must be a bool")
+        self.trap_on_grow_failure = trap_on_grow_failure
+
+    @classmethod
+    def from_set_limits(
+        cls,
+        memory_size: int = -1,
+        table_elements: int = -1,
+        instances: int = -1,
+        tables: int = -1,
+        memories: int = -1,
+    ) -> StoreLimits:
+        """wasmtime-py's ``Store.set_limits``: a fresh object; a negative value keeps the default."""
+        for name, value in (
+            ("memory_size", memory_size),
+            ("table_elements", table_elements),
+            ("instances", instances),
+            ("tables", tables),
+            ("memories", memories),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        return cls(
+            memory_size=memory_size if memory_size >= 0 else None,
+            table_elements=table_elements if table_elements >= 0 else None,
+            instances=instances if instances >= 0 else DEFAULT_INSTANCE_LIMIT,
+            tables=tables if tables >= 0 else DEFAULT_TABLE_LIMIT,
+            memories=memories if memories >= 0 else DEFAULT_MEMORY_LIMIT,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"StoreLimits(memory_size={self.memory_size}, table_elements={self.table_elements}, "
+            f"instances={self._instances}, tables={self._tables}, memories={self._memories}, "
+            f"trap_on_grow_failure={self.trap_on_grow_failure})"
+        )
+
+    def memory_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        allow = not (self.memory_size is not None and desired > self.memory_size)
+        if allow and maximum is not None and desired > maximum:
+            allow = False
+        if not allow and self.trap_on_grow_failure:
+            raise WasmtimeError(f"forcing trap when growing memory to {desired} bytes")
+        return allow
+
+    def table_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        allow = not (self.table_elements is not None and desired > self.table_elements)
+        if allow and maximum is not None and desired > maximum:
+            allow = False
+        if not allow and self.trap_on_grow_failure:
+            raise WasmtimeError(f"forcing trap when growing table to {desired} elements")
+        return allow
+
+    def memory_grow_failed(self, error: BaseException) -> None:
+        if self.trap_on_grow_failure:
+            raise context_error("forcing a memory growth failure to be a trap", error)
+        super().memory_grow_failed(error)
+
+    def table_grow_failed(self, error: BaseException) -> None:
+        if self.trap_on_grow_failure:
+            raise context_error("forcing a table growth failure to be a trap", error)
+        super().table_grow_failed(error)
+
+    def instances(self) -> int:
+        return self._instances
+
+    def tables(self) -> int:
+        return self._tables
+
+    def memories(self) -> int:
+        return self._memories
+
+
+class StoreLimitsBuilder:
+    """Wasmtime's ``StoreLimitsBuilder``: chainable setters, then ``build()``."""
+
+    def __init__(self) -> None:
+        self._memory_size: int | None = None
+        self._table_elements: int | None = None
+        self._instances = DEFAULT_INSTANCE_LIMIT
+        self._tables = DEFAULT_TABLE_LIMIT
+        self._memories = DEFAULT_MEMORY_LIMIT
+        self._trap = False
+
+    def memory_size(self, limit: int) -> StoreLimitsBuilder:
+        """Bytes any one linear memory may grow to."""
+        self._memory_size = _check_count("memory_size", limit)
+        return self
+
+    def table_elements(self, limit: int) -> StoreLimitsBuilder:
+        """Elements any one table may grow to."""
+        self._table_elements = _check_count("table_elements", limit)
+        return self
+
+    def instances(self, limit: int) -> StoreLimitsBuilder:
+        self._instances = _check_count("instances", limit)
+        return self
+
+    def tables(self, limit: int) -> StoreLimitsBuilder:
+        self._tables = _check_count("tables", limit)
+        return self
+
+    def memories(self, limit: int) -> StoreLimitsBuilder:
+        self._memories = _check_count("memories", limit)
+        return self
+
+    def trap_on_grow_failure(self, trap: bool) -> StoreLimitsBuilder:
+        """Turn refusals and failed grows into errors (traps) instead of -1."""
+        if not isinstance(trap, bool):
+            raise TypeError("trap_on_grow_failure must be a bool")
+        self._trap = trap
+        return self
+
+    def build(self) -> StoreLimits:
+        return StoreLimits(
+            memory_size=self._memory_size,
+            table_elements=self._table_elements,
+            instances=self._instances,
+            tables=self._tables,
+            memories=self._memories,
+            trap_on_grow_failure=self._trap,
+        )

@@ -1,0 +1,197 @@
+"""``Module``: a decoded, validated and compiled WebAssembly module.
+
+Invariants:
+- Building a module runs, in order: text → binary (``wat.py``), decode
+  (``wasmrt.binary``), validate (``wasmrt.validate``), the engine's
+  allocator ``validate_module`` (so a module that can never fit the pool
+  fails here, not at instantiation), then compile (``wasmrt.compile``).
+  Any failure raises before a ``Module`` exists; errors are
+  ``WasmtimeError``s rendered the way Wasmtime renders them (outer message,
+  ``Caused by:``), keeping their wasmrt subclass. ``OutOfMemory`` propagates
+  unchanged.
+- A module is immutable after construction and may be instantiated in any
+  store of its engine any number of times; ``ModuleCore`` is what the vm
+  and the allocator see (``module_key`` is its identity for slot affinity).
+- ``close()`` purges the module's per-module allocator state.
+- ``imports``/``exports`` are fresh lists in module order on every access.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from wasmrt import ir
+from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.errors import InvalidModuleError, MalformedError, WasmtimeError
+from wasmrt.runtime._managed import Managed
+from wasmrt.runtime.engine import Engine, EngineCore
+from wasmrt.runtime.types import ExportType, ImportType
+from wasmrt.runtime.wat import _to_wasm
+
+__all__ = ["Module", "ModuleCore"]
+
+_SERIALIZE_MISSING = "module serialization is not available: wasmrt.serialize is missing"
+
+
+class ModuleCore:
+    """The engine-bound compiled module the vm instantiates."""
+
+    __slots__ = ("__weakref__", "compiled", "engine", "info", "ir")
+
+    def __init__(self, engine: EngineCore, module: ir.Module, info: Any, compiled: Any) -> None:
+        self.engine = engine
+        self.ir = module
+        self.info = info
+        self.compiled = compiled
+
+    @property
+    def module_key(self) -> ModuleCore:
+        return self
+
+
+def _with_context(outer: str, err: WasmtimeError) -> WasmtimeError:
+    """A copy of ``err`` (same class) whose message has Wasmtime's ``outer`` context."""
+    out = copy.copy(err)
+    msg = f"{outer}\n\nCaused by:\n    {err.message}\n"
+    out.message = msg
+    out.args = (msg,)
+    return out
+
+
+def _import_desc(m: ir.Module, imp: ir.Import) -> Any:
+    if imp.kind == "func":
+        assert isinstance(imp.desc, int)
+        return m.types[imp.desc]
+    return imp.desc
+
+
+def _export_desc(m: ir.Module, exp: ir.Export) -> Any:
+    if exp.kind == "func":
+        return m.func_type(exp.index)
+    if exp.kind == "table":
+        return m.all_tables()[exp.index]
+    if exp.kind == "memory":
+        return m.all_mems()[exp.index]
+    return m.all_globals()[exp.index]
+
+
+def _compile_module(module: ir.Module, engine: EngineCore) -> Any:
+    from wasmrt.compile import compile_module
+
+    return compile_module(module, engine.config)
+
+
+def build_module_core(engine: EngineCore, binary: bytes | bytearray) -> ModuleCore:
+    """Decode, validate, check against the allocator and compile ``binary``."""
+    from wasmrt.binary import decode_module
+
+    try:
+        module = decode_module(binary)
+    except MalformedError as e:
+        raise _with_context("failed to parse WebAssembly module", e) from e
+    return build_from_ir(engine, module)
+
+
+def build_from_ir(engine: EngineCore, module: ir.Module) -> ModuleCore:
+    """Validate, check against the allocator and compile an already decoded module."""
+    from wasmrt.validate import validate_module
+
+    try:
+        info = validate_module(module)
+    except InvalidModuleError as e:
+        raise _with_context("WebAssembly translation error", e) from e
+    engine.allocator.validate_module(module)
+    compiled = _compile_module(module, engine)
+    try_alloc(128, AllocKind.MODULE)
+    return ModuleCore(engine, module, info, compiled)
+
+
+class Module(Managed[ModuleCore]):
+    """A compiled WebAssembly module: ``Module(engine, wasm_or_wat)``."""
+
+    @classmethod
+    def from_file(cls, engine: Engine, path: str | bytes | os.PathLike[Any]) -> Module:
+        with open(path, "rb") as f:
+            contents = f.read()
+        return cls(engine, contents)
+
+    def __init__(self, engine: Engine, wasm: str | bytes | bytearray) -> None:
+        if not isinstance(engine, Engine):
+            raise TypeError("expected an Engine")
+        binary = _to_wasm(wasm)
+        self._set_ptr(build_module_core(engine.ptr(), binary))
+
+    @classmethod
+    def _from_core(cls, core: ModuleCore) -> Module:
+        out: Module = cls.__new__(cls)
+        out._set_ptr(core)
+        return out
+
+    def _delete(self, ptr: ModuleCore) -> None:
+        purge = getattr(ptr.engine.allocator, "purge_module", None)
+        if purge is not None:
+            purge(ptr.module_key)
+
+    @classmethod
+    def validate(cls, engine: Engine, wasm: bytes | bytearray) -> None:
+        """Raise ``WasmtimeError`` unless ``wasm`` is a valid binary (text is not accepted)."""
+        engine.ptr()
+        if not isinstance(wasm, (bytes, bytearray)):
+            raise TypeError("expected wasm bytes")
+        from wasmrt.binary import decode_module
+        from wasmrt.validate import validate_module
+
+        # Unlike ``Module(...)``, Wasmtime reports validate's errors without context.
+        validate_module(decode_module(wasm))
+
+    @property
+    def imports(self) -> list[ImportType]:
+        m = self.ptr().ir
+        return [ImportType._new(i.module, i.name, _import_desc(m, i)) for i in m.imports]
+
+    @property
+    def exports(self) -> list[ExportType]:
+        m = self.ptr().ir
+        return [ExportType._new(e.name, _export_desc(m, e)) for e in m.exports]
+
+    @property
+    def _core(self) -> ModuleCore:
+        return self.ptr()
+
+    # Serialization is provided by ``wasmrt.serialize`` (see docs/internals.md).
+
+    def serialize(self) -> bytearray:
+        core = self.ptr()
+        ser = _serialize_module()
+        return bytearray(ser.serialize(core.ir, core.engine.config, core.compiled))
+
+    @classmethod
+    def deserialize(cls, engine: Engine, encoded: bytes | bytearray) -> Module:
+        if not isinstance(encoded, (bytes, bytearray)):
+            raise TypeError("expected bytes")
+        core = engine.ptr()
+        ser = _serialize_module()
+        module = ser.deserialize(bytes(encoded), core.config)
+        return cls._from_core(build_from_ir(core, module))
+
+    @classmethod
+    def deserialize_file(cls, engine: Engine, path: str) -> Module:
+        core = engine.ptr()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise WasmtimeError(f"failed to read file {path}: {e.strerror or e}") from None
+        ser = _serialize_module()
+        module = ser.deserialize(data, core.config)
+        return cls._from_core(build_from_ir(core, module))
+
+
+def _serialize_module() -> Any:
+    try:
+        import wasmrt.serialize as ser  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise WasmtimeError(_SERIALIZE_MISSING) from None
+    return ser

@@ -1,0 +1,358 @@
+"""Module serialization: a versioned, checksummed container for a module and its artifacts.
+
+Layout (all integers little-endian)::
+
+    magic            16 bytes  b"\\x00wasmrt-module\\x00\\x00"
+    format version   u16       FORMAT_VERSION
+    total length     u64       whole blob, checksum included
+    wasmrt version   u16 length + UTF-8
+    settings         u32 length + UTF-8 JSON (the engine settings that shape code)
+    fingerprint      32 bytes  SHA-256 of the settings JSON
+    section count    u32
+    sections         u16 name length + UTF-8 name, u64 length + payload
+    checksum         32 bytes  SHA-256 of every byte before it
+
+The ``wasm`` section (the module binary) is always present; other sections
+are precomputed compile artifacts (e.g. ``python_source``, the generated
+Python code), so a loader that understands them can skip recompilation.
+
+Invariants:
+- Checks run in a fixed order and each raises ``WasmtimeError`` with a
+  message naming the cause: magic ("bytes are not a compatible serialized
+  wasmrt module"), format version, truncation / trailing bytes (declared vs
+  actual length), checksum (corruption), wasmrt version, engine settings
+  (names the first differing setting), then section structure. Nothing is
+  built before the checksum has been verified.
+- Deserialising asks ``try_alloc`` for every buffer and table it builds
+  (``AllocKind.MODULE`` for the module bytes and the section table,
+  ``AllocKind.CODE`` for compile artifacts); an ``OutOfMemory`` propagates
+  unchanged and leaves nothing behind. Serialising asks for the output blob.
+- ``serialize(module, config)`` / ``deserialize(data, config) -> ir.Module``
+  is the pair ``wasmrt.runtime.module.Module`` calls; ``serialize_module`` /
+  ``deserialize_module`` give access to the header and artifacts.
+- Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmrt import ir
+from wasmrt.alloc import AllocKind, TryDict, try_alloc
+from wasmrt.errors import MalformedError, WasmtimeError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "SerializedModule",
+    "config_settings",
+    "deserialize",
+    "deserialize_module",
+    "fingerprint",
+    "read_header",
+    "serialize",
+    "serialize_module",
+    "wasmrt_version",
+]
+
+MAGIC = b"\x00wasmrt-module\x00\x00"
+FORMAT_VERSION = 1
+_CHECKSUM_SIZE = 32
+_FINGERPRINT_SIZE = 32
+#: Settings that never change generated code, left out of the fingerprint.
+_IGNORED_SETTINGS = frozenset({"profiler", "parallel_compilation", "cache"})
+
+_version_cache: list[str] = []
+
+
+def wasmrt_version() -> str:
+    """The installed wasmrt distribution version (cached)."""
+    if not _version_cache:
+        try:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                found = version("wasmrt-oomfuzz")
+            except PackageNotFoundError:
+                found = "0.0.0+unknown"
+        except ImportError:
+            found = "0.0.0+unknown"
+        _version_cache.append(found)
+    return _version_cache[0]
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    return repr(value)
+
+
+def config_settings(config: object) -> dict[str, object]:
+    """The code-shaping engine settings of ``config`` as a flat, JSON-ready dict.
+
+    Accepts the engine's ``ConfigValues`` (``flags``, ``ints``, ``choices``,
+    ``epoch_interruption``, ``target``, ``cranelift_flags``), a plain mapping,
+    or ``None`` (no settings).
+    """
+    out: dict[str, object] = {}
+    if config is None:
+        return out
+    if isinstance(config, Mapping):
+        items: dict[str, object] = {str(k): v for k, v in config.items()}
+    else:
+        items = {}
+        for group in ("flags", "ints", "choices"):
+            values = getattr(config, group, None)
+            if isinstance(values, Mapping):
+                items.update({str(k): v for k, v in values.items()})
+        for name in ("epoch_interruption", "target", "cranelift_flags"):
+            if hasattr(config, name):
+                items[name] = getattr(config, name)
+    for name in sorted(items):
+        if name not in _IGNORED_SETTINGS:
+            out[name] = _jsonable(items[name])
+    return out
+
+
+def _settings_json(settings: Mapping[str, object]) -> bytes:
+    return json.dumps(dict(settings), sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def fingerprint(config: object) -> bytes:
+    """SHA-256 of the canonical settings of ``config`` (see ``config_settings``)."""
+    return hashlib.sha256(_settings_json(config_settings(config))).digest()
+
+
+@dataclass(slots=True)
+class SerializedModule:
+    """What ``deserialize_module`` recovered."""
+
+    wasmrt_version: str
+    settings: dict[str, object]
+    fingerprint: bytes
+    wasm: bytes
+    #: Compile artifacts by section name (everything except ``wasm``).
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+
+
+def serialize_module(
+    wasm: bytes | bytearray, config: object = None, artifacts: Mapping[str, bytes] | None = None
+) -> bytearray:
+    """Pack the module binary ``wasm`` and ``artifacts`` for the engine settings ``config``."""
+    settings = _settings_json(config_settings(config))
+    version = wasmrt_version().encode("utf-8")
+    sections: list[tuple[bytes, bytes]] = [(b"wasm", bytes(wasm))]
+    for name, payload in (artifacts or {}).items():
+        if name == "wasm":
+            raise ValueError("the 'wasm' section is reserved for the module binary")
+        if not isinstance(payload, (bytes, bytearray)):
+            raise TypeError(f"artifact {name!r} must be bytes")
+        sections.append((name.encode("utf-8"), bytes(payload)))
+    body_size = (
+        len(MAGIC)
+        + 2
+        + 8
+        + 2
+        + len(version)
+        + 4
+        + len(settings)
+        + _FINGERPRINT_SIZE
+        + 4
+        + sum(2 + len(n) + 8 + len(p) for n, p in sections)
+    )
+    total = body_size + _CHECKSUM_SIZE
+    try_alloc(total, AllocKind.MODULE)
+    out = bytearray()
+    out += MAGIC
+    out += struct.pack("<HQ", FORMAT_VERSION, total)
+    out += struct.pack("<H", len(version)) + version
+    out += struct.pack("<I", len(settings)) + settings
+    out += hashlib.sha256(settings).digest()
+    out += struct.pack("<I", len(sections))
+    for raw_name, raw_payload in sections:
+        out += struct.pack("<H", len(raw_name)) + raw_name
+        out += struct.pack("<Q", len(raw_payload)) + raw_payload
+    out += hashlib.sha256(out).digest()
+    assert len(out) == total
+    return out
+
+
+class _Reader:
+    """Bounds-checked cursor over a verified blob; every overrun is a ``WasmtimeError``."""
+
+    def __init__(self, data: memoryview, start: int, end: int) -> None:
+        self.data = data
+        self.pos = start
+        self.end = end
+
+    def take(self, n: int, what: str) -> memoryview:
+        if n < 0 or self.pos + n > self.end:
+            raise WasmtimeError(f"serialized module is malformed: {what} runs past the end")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def uint(self, fmt: str, what: str) -> int:
+        size = struct.calcsize(fmt)
+        value: int = struct.unpack(fmt, self.take(size, what))[0]
+        return value
+
+    def text(self, n: int, what: str) -> str:
+        try:
+            return bytes(self.take(n, what)).decode("utf-8")
+        except UnicodeDecodeError:
+            raise WasmtimeError(f"serialized module is malformed: {what} is not UTF-8") from None
+
+
+def _view(data: bytes | bytearray | memoryview) -> memoryview:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("expected bytes")
+    return memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+
+
+def read_header(data: bytes | bytearray | memoryview) -> tuple[int, int, str]:
+    """Check magic, format version and length; return ``(format_version, total, wasmrt_version)``.
+
+    Does not verify the checksum (``deserialize_module`` does).
+    """
+    view = _view(data)
+    fixed = len(MAGIC) + 2 + 8
+    if len(view) < len(MAGIC) or bytes(view[: len(MAGIC)]) != MAGIC:
+        raise WasmtimeError("bytes are not a compatible serialized wasmrt module")
+    if len(view) < fixed:
+        raise WasmtimeError(
+            f"serialized module is truncated: {len(view)} bytes is shorter than its header"
+        )
+    fmt, total = struct.unpack_from("<HQ", view, len(MAGIC))
+    if fmt != FORMAT_VERSION:
+        raise WasmtimeError(
+            f"serialized module uses format version {fmt}, but this wasmrt reads format "
+            f"version {FORMAT_VERSION}"
+        )
+    if len(view) < total:
+        raise WasmtimeError(
+            f"serialized module is truncated: expected {total} bytes, found {len(view)}"
+        )
+    if len(view) > total:
+        raise WasmtimeError(
+            f"serialized module is corrupt: {len(view) - total} unexpected bytes after its end"
+        )
+    if total < fixed + _CHECKSUM_SIZE:
+        raise WasmtimeError("serialized module is corrupt: impossible length in header")
+    reader = _Reader(view, fixed, total - _CHECKSUM_SIZE)
+    vlen = reader.uint("<H", "version")
+    version = reader.text(vlen, "version")
+    return fmt, total, version
+
+
+def deserialize_module(
+    data: bytes | bytearray | memoryview, config: object = None
+) -> SerializedModule:
+    """Verify and unpack a blob from ``serialize_module`` for an engine with ``config``."""
+    view = _view(data)
+    _, total, _ = read_header(view)
+    body_end = total - _CHECKSUM_SIZE
+    if hashlib.sha256(view[:body_end]).digest() != bytes(view[body_end:total]):
+        raise WasmtimeError("serialized module is corrupt: checksum mismatch")
+    reader = _Reader(view, len(MAGIC) + 2 + 8, body_end)
+    version = reader.text(reader.uint("<H", "version"), "version")
+    if version != wasmrt_version():
+        raise WasmtimeError(
+            f"Module was compiled with incompatible wasmrt version '{version}' "
+            f"(this is wasmrt '{wasmrt_version()}')"
+        )
+    settings_raw = bytes(reader.take(reader.uint("<I", "settings"), "settings"))
+    stored_fp = bytes(reader.take(_FINGERPRINT_SIZE, "fingerprint"))
+    try:
+        settings = json.loads(settings_raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WasmtimeError("serialized module is malformed: unreadable settings") from None
+    if not isinstance(settings, dict) or hashlib.sha256(settings_raw).digest() != stored_fp:
+        raise WasmtimeError("serialized module is malformed: settings do not match fingerprint")
+    ours = config_settings(config)
+    if stored_fp != fingerprint(config):
+        for name in sorted(set(settings) | set(ours)):
+            if settings.get(name) != ours.get(name):
+                raise WasmtimeError(
+                    f"Module was compiled with a different '{name}' setting: expected "
+                    f"'{_show(settings.get(name))}' but host has '{_show(ours.get(name))}'"
+                )
+        raise WasmtimeError("Module was compiled with incompatible engine settings")
+    count = reader.uint("<I", "section count")
+    # The section table itself: bounded by what the blob could possibly hold.
+    if count > (body_end - reader.pos) // 10:
+        raise WasmtimeError("serialized module is malformed: impossible section count")
+    artifacts: TryDict[str, bytes] = TryDict(kind=AllocKind.MODULE)
+    artifacts.reserve(count)
+    wasm: bytes | None = None
+    for _ in range(count):
+        name = reader.text(reader.uint("<H", "section name"), "section name")
+        size = reader.uint("<Q", f"section {name!r}")
+        payload = reader.take(size, f"section {name!r}")
+        if name == "wasm":
+            if wasm is not None:
+                raise WasmtimeError("serialized module is malformed: duplicate 'wasm' section")
+            try_alloc(size, AllocKind.MODULE)
+            wasm = bytes(payload)
+        else:
+            if name in artifacts:
+                raise WasmtimeError(f"serialized module is malformed: duplicate section {name!r}")
+            try_alloc(size, AllocKind.CODE)
+            artifacts[name] = bytes(payload)
+    if reader.pos != body_end:
+        raise WasmtimeError("serialized module is malformed: bytes left after the last section")
+    if wasm is None:
+        raise WasmtimeError("serialized module is malformed: missing 'wasm' section")
+    return SerializedModule(
+        wasmrt_version=version,
+        settings=settings,
+        fingerprint=stored_fp,
+        wasm=wasm,
+        artifacts=dict(artifacts),
+    )
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "<unset>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _artifacts_of(compiled: Any) -> dict[str, bytes]:
+    """Artifacts worth shipping from a compiled module (its generated Python source)."""
+    out: dict[str, bytes] = {}
+    if compiled is None:
+        return out
+    source = getattr(compiled, "source", None)
+    if isinstance(source, str):
+        out["python_source"] = source.encode("utf-8")
+    return out
+
+
+def serialize(module: ir.Module, config: object = None, compiled: Any = None) -> bytearray:
+    """Serialize an IR module (re-encoded to its binary) plus ``compiled``'s artifacts."""
+    from wasmrt.binary import encode_module
+
+    return serialize_module(encode_module(module), config, _artifacts_of(compiled))
+
+
+def deserialize(data: bytes | bytearray | memoryview, config: object = None) -> ir.Module:
+    """Verify ``data`` for an engine with ``config`` and decode its module to IR."""
+    from wasmrt.binary import decode_module
+
+    unpacked = deserialize_module(data, config)
+    try:
+        return decode_module(unpacked.wasm)
+    except MalformedError as e:
+        raise WasmtimeError(
+            f"serialized module is corrupt: its module binary does not decode\n\nCaused by:\n    {e}"
+        ) from e

@@ -1,0 +1,1 @@
+"""Differential and robustness campaigns: wasmrt against Wasmtime (the oracle)."""

@@ -225,7 +225,7 @@ def minimize(
     return text if wat is None else f"{text}\n;; modules as printed by wasmrt:\n{wat}"
 
 
-def _as_wat(text: str, print_module: Callable[[object], str]) -> str | None:
+def _as_wat(text: str, print_module: Callable[..., str]) -> str | None:
     try:
         from wasmrt.text.wast import parse_wast
     except ImportError:

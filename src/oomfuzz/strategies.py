@@ -105,6 +105,16 @@ def _op_tables() -> tuple[
 _PURE_OPS, _LOAD_OPS, _STORE_OPS = _op_tables()
 
 
+def _may_trap(op: OpInfo) -> bool:
+    """Integer division/remainder and the non-saturating float->int truncations."""
+    name = op.name
+    return name[0] == "i" and (".div" in name or ".rem" in name or ".trunc_f" in name)
+
+
+#: ``_PURE_OPS`` without the ops that may trap (for the start function).
+_TRAP_FREE_OPS = {t: tuple(op for op in ops if not _may_trap(op)) for t, ops in _PURE_OPS.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleConfig:
     """Size bounds for ``modules()`` (all maxima are inclusive)."""
@@ -160,6 +170,7 @@ class _Builder:
         self.imports: list[ir.Import] = []
         self.func_types: list[ir.FuncType] = []  # the function index space
         self.safe: list[bool] = []  # table-safe, per function index
+        self.trap_free: list[bool] = []  # generated without trapping code
         self.tables: list[ir.TableType] = []  # the table index space
         self.mem: ir.MemoryType | None = None
         self.globals: list[ir.GlobalType] = []  # the global index space
@@ -260,6 +271,7 @@ class _Builder:
                 self.imports.append(ir.Import(HOST_MODULE, f"f{i}", "func", self.type_index(ft)))
                 self.func_types.append(ft)
                 self.safe.append(True)
+                self.trap_free.append(True)
         mem_choice = self.pick(3 if imports else 2) if cfg.memory else 0
         if mem_choice:
             self.mem = ir.MemoryType(self.limits(2, 2))
@@ -285,6 +297,14 @@ class _Builder:
             self.type_index(ft)
             self.func_types.append(ft)
             self.safe.append(not self.flag())
+            self.trap_free.append(False)
+        # The start function runs at instantiation: it must not trap, or the
+        # module could never be instantiated.
+        start = None
+        starts = [i for i, ft in enumerate(self.func_types) if not ft.params and not ft.results]
+        if cfg.start and starts and self.flag():
+            start = self.choose(starts)
+            self.trap_free[start] = True
 
         n_imported_tables = len(self.tables)
         while len(self.tables) < cfg.max_tables and self.flag():
@@ -305,10 +325,6 @@ class _Builder:
             exports.append(ir.Export("memory", "memory", 0))
         if self.tables and self.flag():
             exports += [ir.Export(f"table{i}", "table", i) for i in range(len(self.tables))]
-        start = None
-        starts = [i for i, ft in enumerate(self.func_types) if not ft.params and not ft.results]
-        if cfg.start and starts and self.flag():
-            start = self.choose(starts)
         return ir.Module(
             types=self.types,
             imports=self.imports,
@@ -378,7 +394,15 @@ class _FuncGen:
         self.b = b
         self.ft = b.func_types[fidx]
         self.safe = b.safe[fidx]
-        self.callees = [j for j in range(fidx) if b.safe[j] or not self.safe]
+        self.trap_free = b.trap_free[fidx]
+        self.pure_ops = _TRAP_FREE_OPS if self.trap_free else _PURE_OPS
+        self.callees = [
+            j
+            for j in range(fidx)
+            if (b.safe[j] or not self.safe) and (b.trap_free[j] or not self.trap_free)
+        ]
+        # Code that can trap on bounds: memory and table accesses.
+        self.accesses = not self.trap_free
         self.n_params = len(self.ft.params)
         self.locals: list[str] = list(self.ft.params) + b.many(b.cfg.max_locals, b.valtype)
         self.reserved: set[int] = set()
@@ -436,7 +460,7 @@ class _FuncGen:
         return [f for f in self.callees if self.b.func_types[f].results == results]
 
     def indirect_types_with(self, results: tuple[str, ...]) -> list[int]:
-        if self.safe or not self.tables_of("funcref"):
+        if self.safe or not self.accesses or not self.tables_of("funcref"):
             return []
         return [i for i, ft in enumerate(self.b.types) if ft.results == results]
 
@@ -517,8 +541,8 @@ class _FuncGen:
         b = self.b
         alts: list[Callable[[], None]] = []
         if t in NUMTYPES:
-            alts.append(lambda: self.pure_op(b.choose(_PURE_OPS[t])))
-            if b.mem is not None:
+            alts.append(lambda: self.pure_op(b.choose(self.pure_ops[t])))
+            if b.mem is not None and self.accesses:
                 alts.append(lambda: self.load(b.choose(_LOAD_OPS[t])))
         if t == "i32":
             if b.mem is not None:
@@ -528,7 +552,7 @@ class _FuncGen:
                 alts.append(lambda: self.emit("table.size", b.pick(len(b.tables))))
                 alts.append(self.table_grow)
             alts.append(self.ref_is_null)
-        if t in REFTYPES and self.tables_of(t):
+        if t in REFTYPES and self.accesses and self.tables_of(t):
             alts.append(lambda: self.table_get(b.choose(self.tables_of(t))))
         alts.append(lambda: self.select(t))
         if self.locals_of(t):
@@ -677,16 +701,16 @@ class _FuncGen:
             alts.append(self.call_indirect_stmt)
         alts.append(self.br_if_stmt)
         alts.append(self.terminator)
-        if b.mem is not None:
+        if b.mem is not None and self.accesses:
             alts.append(self.store)
             alts.append(self.memory_bulk)
         if b.datas:
             alts.append(self.data_drop)
-        if b.tables:
+        if b.tables and self.accesses:
             alts.append(self.table_set)
             alts.append(self.table_fill)
             alts.append(self.table_copy)
-        if self.table_init_pairs():
+        if self.accesses and self.table_init_pairs():
             alts.append(self.table_init)
         if b.elems:
             alts.append(lambda: self.emit("elem.drop", b.pick(len(b.elems))))
@@ -720,7 +744,7 @@ class _FuncGen:
         self.consume(self.b.func_types[f].results)
 
     def indirect_types_with_any(self) -> list[int]:
-        if self.safe or not self.tables_of("funcref"):
+        if self.safe or not self.accesses or not self.tables_of("funcref"):
             return []
         return list(range(len(self.b.types)))
 

@@ -27,3 +27,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         flag = "" if not f else "  <-- FAILING"
         tw.write_line(f"{stem:32} passed {p:6}  failed {f:5}  skipped(text) {s:4}{flag}")
     tw.write_line(f"{'TOTAL':32} passed {tot[0]:6}  failed {tot[1]:5}  skipped(text) {tot[2]:4}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``WASMRT_SPEC_FLAT=1`` runs the suite with the flat (state machine) code form."""
+    import os
+
+    if os.environ.get("WASMRT_SPEC_FLAT") == "1":
+        import wasmrt.compile.codegen as codegen
+
+        codegen.FORCE_FLAT = True

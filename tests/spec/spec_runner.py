@@ -191,9 +191,11 @@ class Runner:
         if a["type"] == "invoke":
             args = [self.arg(x) for x in a.get("args", [])]
             res = self.store.call(item, args)
+            if len(item.type.results) == 1:
+                return [res]
         elif a["type"] == "get":
             assert isinstance(item, GlobalInstance)
-            res = item.value
+            return [item.value]
         else:
             raise Failure(f"unknown action {a['type']}")
         if res is None:
@@ -221,10 +223,11 @@ class Runner:
     def command(self, cmd: dict[str, Any]) -> None:
         t = cmd["type"]
         if t == "module":
-            if cmd.get("module_type", "binary") != "binary":
+            filename = cmd.get("binary_filename") or cmd["filename"]
+            if not filename.endswith(".wasm"):
                 self.counts.skipped += 1
                 return
-            inst = self.instantiate(cmd["filename"])
+            inst = self.instantiate(filename)
             self.current = inst
             if cmd.get("name"):
                 self.named[cmd["name"]] = inst
@@ -256,11 +259,12 @@ class Runner:
                 return
             raise Failure(f"expected trap {cmd['text']!r}, got {got!r}")
         elif t in ("assert_invalid", "assert_malformed"):
-            if cmd.get("module_type", "binary") != "binary":
+            filename = cmd.get("binary_filename") or cmd["filename"]
+            if not filename.endswith(".wasm"):
                 self.counts.skipped += 1
                 return
             try:
-                self.load(cmd["filename"])
+                self.load(filename)
             except WasmtimeError:
                 self.ok()
                 return

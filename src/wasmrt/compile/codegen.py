@@ -77,6 +77,9 @@ class _Ctl:
     mark: int = 0  # line count when the current suite started
     else_seen: bool = False
     then_reach: bool = False
+    lab_end: int = -1  # flat mode: segment after the construct
+    lab_else: int = -1  # flat mode: else segment of an if
+    lab_start: int = -1  # flat mode: loop header segment
 
 
 def _blocktype(m: ir.Module, bt: object) -> tuple[int, int]:
@@ -158,6 +161,27 @@ def _decide(infos: list[_Info], c: int) -> None:
         if x is None or not _tail_chain(infos, x, c):
             info.pyloop = True
             return
+
+
+#: Python allows 20 statically nested loops and 100 indentation levels; stay well below.
+MAX_PYLOOP_NESTING = 16
+#: Test hook: emit every function in the flat (state machine) form.
+FORCE_FLAT = False
+MAX_CONSTRUCT_NESTING = 40
+
+
+def _needs_flat(infos: list[_Info]) -> bool:
+    """True when structured emission would exceed Python's nesting limits."""
+    depth: list[int] = []
+    loops: list[int] = []
+    for info in infos:
+        d = 1 if info.parent < 0 else depth[info.parent] + 1
+        lp = (0 if info.parent < 0 else loops[info.parent]) + (1 if info.pyloop else 0)
+        depth.append(d)
+        loops.append(lp)
+        if d > MAX_CONSTRUCT_NESTING or lp > MAX_PYLOOP_NESTING:
+            return True
+    return False
 
 
 def _float_literal(x: float, consts: dict[str, str], key: str) -> str:
@@ -283,6 +307,11 @@ class FunctionCompiler:
         nparams = len(ft.params)
         body = self.func.body
         self.infos = _prepass(body)
+        self.flat = self.mc.force_flat or _needs_flat(self.infos)
+        if self.flat:
+            for info in self.infos:
+                info.pyloop = False
+        self.nseg = 1
         self.cidx = 0
         mem_ops = any(
             (BY_NAME.get(i.op) is not None and BY_NAME[i.op].imm in ("memarg", "mem", "mem2", "memory_init"))
@@ -302,14 +331,20 @@ class FunctionCompiler:
         if mem_ops:
             self.mc.used_mem = True
             prologue.append("    _md = M0.data; _ms = M0.size")
-        self.ctls.append(
-            _Ctl("func", -1, 0, 0, len(ft.results), False, [], 1)
-        )
+        self.ctls.append(_Ctl("func", -1, 0, 0, len(ft.results), False, [], 1))
         self.checks()
+        if self.flat:
+            self.emit("_pc = 0")
+            self.emit("while True:")
+            self.emit("    if _pc == 0:")
+            self._indent = 3
+            self.seg_mark = len(self.lines)
         for ins in body:
             self.step(ins)
             if not self.ctls:
                 break
+        if self.flat and len(self.lines) == self.seg_mark:
+            self.emit("pass")
         if self.uses_br:
             prologue.insert(0, "    _br = 0")
         out = header + prologue + self.lines
@@ -342,6 +377,10 @@ class FunctionCompiler:
             dsts = [f"s{tgt.height + i}" for i in range(n)]
             if srcs != dsts:
                 self.emit(f"{', '.join(dsts)} = {', '.join(srcs)}")
+        if self.flat:
+            self.emit(f"_pc = {tgt.lab_start if tgt.kind == 'loop' else tgt.lab_end}")
+            self.emit("continue")
+            return
         x = None
         for c in reversed(self.ctls[len(self.ctls) - depth :]):
             if c.pyloop:
@@ -373,6 +412,13 @@ class FunctionCompiler:
         c = _Ctl(kind, idx, height, np_, nr, info.pyloop, [], self._indent)
         c.saved = list(self.stack)
         self.ctls.append(c)
+        if self.flat:
+            c.lab_end = self.new_label()
+            if kind == "loop":
+                c.lab_start = self.new_label()
+                self.start_segment(c.lab_start, fall=True)
+                self.checks()
+            return
         if info.pyloop:
             self.emit("while True:")
             self._indent += 1
@@ -380,6 +426,21 @@ class FunctionCompiler:
                 self.checks()
         elif kind == "loop":
             self.checks()
+
+    def new_label(self) -> int:
+        self.nseg += 1
+        return self.nseg - 1
+
+    def start_segment(self, label: int, fall: bool) -> None:
+        """Flat mode: close the current segment (falling through if ``fall``) and open ``label``."""
+        if fall:
+            self.emit(f"_pc = {label}")
+        elif len(self.lines) == self.seg_mark:
+            self.emit("pass")
+        self._indent = 2
+        self.emit(f"if _pc == {label}:")
+        self._indent = 3
+        self.seg_mark = len(self.lines)
 
     def step(self, ins: ir.Instr) -> None:
         op = ins.op
@@ -443,6 +504,13 @@ class FunctionCompiler:
         self.fuel_flush()
         cond = c.cond if c.cond is not None else c.expr
         self.open_block("if", ins.imm[0])
+        if self.flat:
+            c2 = self.ctls[-1]
+            c2.lab_else = self.new_label()
+            self.emit(f"if not ({cond}):")
+            self.emit(f"    _pc = {c2.lab_else}")
+            self.emit("    continue")
+            return
         self.emit(f"if {cond}:")
         self._indent += 1
         self.ctls[-1].mark = len(self.lines)
@@ -457,6 +525,21 @@ class FunctionCompiler:
 
     def op_else(self, ins: ir.Instr) -> None:
         c = self.ctls[-1]
+        if self.flat:
+            if not c.unreachable:
+                for p in range(c.height, len(self.stack)):
+                    self.materialize(p)
+                self.fuel_flush()
+                self.emit(f"_pc = {c.lab_end}")
+                self.emit("continue")
+            c.then_reach = not c.unreachable
+            self.fuel_acc = 0
+            self.start_segment(c.lab_else, fall=False)
+            c.lab_else = -1
+            c.else_seen = True
+            c.unreachable = False
+            self.stack = list(c.saved)
+            return
         c.then_reach = not c.unreachable
         self._close_suite(c)
         self.fuel_acc = 0
@@ -477,6 +560,26 @@ class FunctionCompiler:
             self.ctls.pop()
             return
         fall = not c.unreachable
+        if self.flat:
+            if fall:
+                for p in range(c.height, len(self.stack)):
+                    self.materialize(p)
+                self.fuel_flush()
+            self.fuel_acc = 0
+            if c.lab_else >= 0:  # an if without else: the false edge lands here
+                if fall:
+                    self.emit(f"_pc = {c.lab_end}")
+                self.start_segment(c.lab_else, fall=False)
+                self.start_segment(c.lab_end, fall=True)
+            else:
+                self.start_segment(c.lab_end, fall=fall)
+            self.ctls.pop()
+            self.ctls[-1].unreachable = False
+            self.dead_depth = 0
+            self.stack = c.saved[: c.height] + [
+                _Entry(f"s{p}", frozenset((f"s{p}",))) for p in range(c.height, c.height + c.nresults)
+            ]
+            return
         if c.kind == "if":
             self._close_suite(c)
             if c.else_seen:
@@ -766,6 +869,8 @@ class FunctionCompiler:
         av = self.val(a)
         if offset == 0 and _SIMPLE.match(av):
             return av, f"{av} + {size} <= _ms"
+        if offset == 0:
+            return "_a", f"(_a := {av}) + {size} <= _ms"
         return "_a", f"(_a := {av} + {offset}) + {size} <= _ms"
 
     _LOADS = {
@@ -1007,6 +1112,7 @@ class ModuleCodegen:
         self.used_types: set[int] = set()
         self.used_mem = False
         self.n_imported_funcs = len(module.imported("func"))
+        self.force_flat = FORCE_FLAT
         self.global_types = module.all_globals()
 
     def const_dict(self, d: dict[int, int]) -> str:

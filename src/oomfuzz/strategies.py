@@ -264,14 +264,10 @@ class _Builder:
     def build(self) -> ir.Module:
         cfg = self.cfg
         imports = cfg.imports
-        # Imported functions are host stubs: table-safe, they never call back.
+        # Each list element is drawn right after its "continue?" flag, so the
+        # shrinker removes an element by deleting one contiguous block.
         if imports:
-            for i in range(len(self.many(cfg.max_imported_funcs, lambda: None))):
-                ft = self.functype()
-                self.imports.append(ir.Import(HOST_MODULE, f"f{i}", "func", self.type_index(ft)))
-                self.func_types.append(ft)
-                self.safe.append(True)
-                self.trap_free.append(True)
+            self.many(cfg.max_imported_funcs, self.imported_func)
         mem_choice = self.pick(3 if imports else 2) if cfg.memory else 0
         if mem_choice:
             self.mem = ir.MemoryType(self.limits(2, 2))
@@ -282,22 +278,14 @@ class _Builder:
             self.imports.append(ir.Import(HOST_MODULE, "table0", "table", tt))
             self.tables.append(tt)
         if imports:
-            for i in range(len(self.many(cfg.max_imported_globals, lambda: None))):
-                gt = ir.GlobalType(self.valtype(), self.flag())
-                self.imports.append(ir.Import(HOST_MODULE, f"g{i}", "global", gt))
-                self.globals.append(gt)
+            self.many(cfg.max_imported_globals, self.imported_global)
         self.n_imported_globals = len(self.globals)
 
         n_imported_funcs = len(self.func_types)
-        n_defined = cfg.min_funcs + len(
-            self.many(max(0, cfg.max_funcs - cfg.min_funcs), lambda: None)
-        )
-        for _ in range(n_defined):
-            ft = self.functype()
-            self.type_index(ft)
-            self.func_types.append(ft)
-            self.safe.append(not self.flag())
-            self.trap_free.append(False)
+        for _ in range(cfg.min_funcs):
+            self.defined_func()
+        self.many(max(0, cfg.max_funcs - cfg.min_funcs), self.defined_func)
+        n_defined = len(self.func_types) - n_imported_funcs
         # The start function runs at instantiation: it must not trap, or the
         # module could never be instantiated.
         start = None
@@ -338,6 +326,28 @@ class _Builder:
             datas=self.datas,
             data_count=data_count,
         )
+
+    def imported_func(self) -> None:
+        """A host stub: table-safe and trap-free (it never calls back)."""
+        ft = self.functype()
+        name = f"f{len(self.func_types)}"
+        self.imports.append(ir.Import(HOST_MODULE, name, "func", self.type_index(ft)))
+        self.func_types.append(ft)
+        self.safe.append(True)
+        self.trap_free.append(True)
+
+    def imported_global(self) -> None:
+        gt = ir.GlobalType(self.valtype(), self.flag())
+        name = f"g{len(self.globals)}"
+        self.imports.append(ir.Import(HOST_MODULE, name, "global", gt))
+        self.globals.append(gt)
+
+    def defined_func(self) -> None:
+        ft = self.functype()
+        self.type_index(ft)
+        self.func_types.append(ft)
+        self.safe.append(not self.flag())
+        self.trap_free.append(False)
 
     def table_type(self) -> ir.TableType:
         return ir.TableType(self.choose(REFTYPES), self.limits(4, 4))

@@ -45,6 +45,7 @@ Exactness invariants:
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -66,6 +67,18 @@ _sqrt = math.sqrt
 _ceil = math.ceil
 _floor = math.floor
 _from_bytes = int.from_bytes
+_add = operator.add
+_sub = operator.sub
+_mul = operator.mul
+_neg = operator.neg  # -True == -1: the all-ones lane
+_eq, _ne, _lt, _gt, _le, _ge = (
+    operator.eq,
+    operator.ne,
+    operator.lt,
+    operator.gt,
+    operator.le,
+    operator.ge,
+)
 _TWO52 = 4503599627370496.0  # every float with |x| >= 2**52 (and inf) is integral
 
 _WIDTHS = (8, 16, 32, 64)
@@ -199,18 +212,6 @@ def _sat_u32(x: float) -> int:
     if x >= 4294967295.0:
         return M32
     return int(x)
-
-
-def _add(a: float, b: float) -> float:
-    return a + b
-
-
-def _sub(a: float, b: float) -> float:
-    return a - b
-
-
-def _mul(a: float, b: float) -> float:
-    return a * b
 
 
 # ---------------------------------------------------------------- constants, shuffles, lanes
@@ -397,9 +398,7 @@ def _make_lanewise2(w: int, signed: bool, fn: Callable[[int, int], int], wrap: b
         def op_wrap(a: int, b: int) -> int:
             xs = unpack(a.to_bytes(16, "little"))
             ys = unpack(b.to_bytes(16, "little"))
-            return _from_bytes(
-                pack(*[fn(x, y) & mask for x, y in zip(xs, ys, strict=True)]), "little"
-            )
+            return _from_bytes(pack(*[r & mask for r in map(fn, xs, ys)]), "little")
 
         return op_wrap
     pack = (_SS if signed else _SU)[w].pack
@@ -408,6 +407,22 @@ def _make_lanewise2(w: int, signed: bool, fn: Callable[[int, int], int], wrap: b
         xs = unpack(a.to_bytes(16, "little"))
         ys = unpack(b.to_bytes(16, "little"))
         return _from_bytes(pack(*map(fn, xs, ys)), "little")
+
+    return op
+
+
+def _make_minmax(w: int, signed: bool, want_min: bool) -> SimdFn:
+    st = (_SS if signed else _SU)[w]
+    unpack, pack = st.unpack, st.pack
+
+    def op(a: int, b: int) -> int:
+        xs = unpack(a.to_bytes(16, "little"))
+        ys = unpack(b.to_bytes(16, "little"))
+        if want_min:
+            r = [x if x < y else y for x, y in zip(xs, ys, strict=True)]
+        else:
+            r = [x if x > y else y for x, y in zip(xs, ys, strict=True)]
+        return _from_bytes(pack(*r), "little")
 
     return op
 
@@ -432,7 +447,7 @@ def _make_cmp(w: int, signed: bool, fn: Callable[[Any, Any], bool]) -> SimdFn:
     def cmp(a: int, b: int) -> int:
         xs = unpack(a.to_bytes(16, "little"))
         ys = unpack(b.to_bytes(16, "little"))
-        return _from_bytes(pack(*[-fn(x, y) for x, y in zip(xs, ys, strict=True)]), "little")
+        return _from_bytes(pack(*map(_neg, map(fn, xs, ys))), "little")
 
     return cmp
 
@@ -443,11 +458,22 @@ def _make_fcmp(
     pack = _SS[w].pack
 
     def cmp(a: int, b: int) -> int:
-        return _from_bytes(
-            pack(*[-fn(x, y) for x, y in zip(unpack(a), unpack(b), strict=True)]), "little"
-        )
+        return _from_bytes(pack(*map(_neg, map(fn, unpack(a), unpack(b)))), "little")
 
     return cmp
+
+
+def _make_eq(w: int, want_equal: bool) -> SimdFn:
+    low, high, lane = _LOW[w], _HIGH[w], _LANE[w]
+
+    def eq(a: int, b: int) -> int:
+        x = a ^ b
+        # a lane's top bit of t is set iff the lane of x is nonzero (no carry crosses lanes)
+        t = ((x & low) + low) | x
+        nonzero = t & high
+        return (((high ^ nonzero) if want_equal else nonzero) >> (w - 1)) * lane
+
+    return eq
 
 
 def _make_all_true(w: int) -> SimdFn:
@@ -749,16 +775,16 @@ def _build_ops() -> dict[str, SimdFn]:
         "f64x2.promote_low_f32x4": f64x2_promote_low_f32x4,
     }
     icmp: dict[str, tuple[bool, Callable[[Any, Any], bool]]] = {
-        "eq": (False, lambda x, y: x == y),
-        "ne": (False, lambda x, y: x != y),
-        "lt_s": (True, lambda x, y: x < y),
-        "lt_u": (False, lambda x, y: x < y),
-        "gt_s": (True, lambda x, y: x > y),
-        "gt_u": (False, lambda x, y: x > y),
-        "le_s": (True, lambda x, y: x <= y),
-        "le_u": (False, lambda x, y: x <= y),
-        "ge_s": (True, lambda x, y: x >= y),
-        "ge_u": (False, lambda x, y: x >= y),
+        "eq": (False, _eq),
+        "ne": (False, _ne),
+        "lt_s": (True, _lt),
+        "lt_u": (False, _lt),
+        "gt_s": (True, _gt),
+        "gt_u": (False, _gt),
+        "le_s": (True, _le),
+        "le_u": (False, _le),
+        "ge_s": (True, _ge),
+        "ge_u": (False, _ge),
     }
     for w in _WIDTHS:
         s = _SHAPE[w]
@@ -780,21 +806,24 @@ def _build_ops() -> dict[str, SimdFn]:
         for cname, (signed, fn) in icmp.items():
             if w == 64 and cname.endswith("_u"):
                 continue
-            ops[f"{s}.{cname}"] = _make_cmp(w, signed, fn)
+            if cname in ("eq", "ne"):
+                ops[f"{s}.{cname}"] = _make_eq(w, cname == "eq")
+            else:
+                ops[f"{s}.{cname}"] = _make_cmp(w, signed, fn)
         if w != 8:
             ops[f"{s}.abs"] = _make_unary(w, True, abs)
-            ops[f"{s}.neg"] = _make_unary(w, False, lambda x: -x)
-            ops[f"{s}.mul"] = _make_lanewise2(w, False, _mul_int, True)
+            ops[f"{s}.neg"] = _make_unary(w, False, _neg)
+            ops[f"{s}.mul"] = _make_lanewise2(w, False, _mul, True)
             src = _SHAPE[w // 2]
             for hi, part in ((False, "low"), (True, "high")):
                 for signed, su in ((True, "s"), (False, "u")):
                     ops[f"{s}.extend_{part}_{src}_{su}"] = _make_extend(w, hi, signed)
                     ops[f"{s}.extmul_{part}_{src}_{su}"] = _make_extmul(w, hi, signed)
         if w <= 32:
-            ops[f"{s}.min_s"] = _make_lanewise2(w, True, min, False)
-            ops[f"{s}.min_u"] = _make_lanewise2(w, False, min, False)
-            ops[f"{s}.max_s"] = _make_lanewise2(w, True, max, False)
-            ops[f"{s}.max_u"] = _make_lanewise2(w, False, max, False)
+            ops[f"{s}.min_s"] = _make_minmax(w, True, True)
+            ops[f"{s}.min_u"] = _make_minmax(w, False, True)
+            ops[f"{s}.max_s"] = _make_minmax(w, True, False)
+            ops[f"{s}.max_u"] = _make_minmax(w, False, False)
         if w <= 16:
             sat_s = _sat(-half, half - 1)
             sat_u = _sat(0, 2 * half - 1)
@@ -813,12 +842,12 @@ def _build_ops() -> dict[str, SimdFn]:
         ops[f"{s}.extadd_pairwise_{src}_u"] = _make_extadd_pairwise(w, False)
 
     fcmp: dict[str, Callable[[Any, Any], bool]] = {
-        "eq": lambda x, y: x == y,
-        "ne": lambda x, y: x != y,
-        "lt": lambda x, y: x < y,
-        "gt": lambda x, y: x > y,
-        "le": lambda x, y: x <= y,
-        "ge": lambda x, y: x >= y,
+        "eq": _eq,
+        "ne": _ne,
+        "lt": _lt,
+        "gt": _gt,
+        "le": _le,
+        "ge": _ge,
     }
     for cname, fn in fcmp.items():
         ops[f"f32x4.{cname}"] = _make_fcmp(_f32_lanes, 32, fn)
@@ -849,10 +878,6 @@ def _build_ops() -> dict[str, SimdFn]:
     ops["f64x2.pmin"] = _make_pminmax(64, _D2, True)
     ops["f64x2.pmax"] = _make_pminmax(64, _D2, False)
     return ops
-
-
-def _mul_int(x: int, y: int) -> int:
-    return x * y
 
 
 # ---------------------------------------------------------------- memory

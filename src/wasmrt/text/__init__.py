@@ -9,8 +9,8 @@ Invariants:
 """
 
 from wasmrt.errors import WatParseError
-from wasmrt.text.wat import parse_wat, wat2wasm
 from wasmrt.text.wast import parse_wast
+from wasmrt.text.wat import parse_wat, wat2wasm
 
 __all__ = ["WatParseError", "parse_wast", "parse_wat", "print_module", "wat2wasm"]
 

@@ -40,7 +40,9 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _COMMENT_DELIM = re.compile(r"\(;|;\)")
-_STRING_CHUNK = re.compile(r'[^"\\\x00-\x1f\x7f]+|\\(?:u\{([0-9A-Fa-f_]+)\}|[0-9A-Fa-f]{2}|.)|.', re.DOTALL)
+_STRING_CHUNK = re.compile(
+    r'[^"\\\x00-\x1f\x7f]+|\\(?:u\{([0-9A-Fa-f_]+)\}|[0-9A-Fa-f]{2}|.)|.', re.DOTALL
+)
 _SIMPLE_ESCAPES = {"t": b"\t", "n": b"\n", "r": b"\r", '"': b'"', "'": b"'", "\\": b"\\"}
 
 

@@ -205,7 +205,9 @@ class AssertUninstantiable(Command):
     message: str
 
 
-_MODULE_ASSERTS: dict[str, type[AssertInvalid | AssertMalformed | AssertUnlinkable | AssertUninstantiable]] = {
+_MODULE_ASSERTS: dict[
+    str, type[AssertInvalid | AssertMalformed | AssertUnlinkable | AssertUninstantiable]
+] = {
     "assert_invalid": AssertInvalid,
     "assert_malformed": AssertMalformed,
     "assert_unlinkable": AssertUnlinkable,
@@ -240,7 +242,9 @@ class _Reader:
         line = self.line(node)
         fname = self.src.name
         if kind == "binary":
-            return WastModule(line, "binary", name, None, strings_payload(node, i), None, fname, node)
+            return WastModule(
+                line, "binary", name, None, strings_payload(node, i), None, fname, node
+            )
         if kind == "quote":
             parts = []
             for s in node.items[i:]:
@@ -259,7 +263,11 @@ class _Reader:
         items = node.items
         i = 1
         mod = None
-        if isinstance(_at(node, 1), Atom) and items[1].kind == WORD and items[1].text.startswith("$"):  # type: ignore[union-attr]
+        if (
+            isinstance(_at(node, 1), Atom)
+            and items[1].kind == WORD
+            and items[1].text.startswith("$")
+        ):  # type: ignore[union-attr]
             mod = items[1].text[1:]  # type: ignore[union-attr]
             i = 2
         name = self.string(_at(node, i), node)
@@ -295,7 +303,11 @@ class _Reader:
             lanes: list[int | str] = []
             for lit in items[2:]:
                 if lane_type[0] == "f":
-                    if expected and isinstance(lit, Atom) and lit.text in (NAN_CANONICAL, NAN_ARITHMETIC):
+                    if (
+                        expected
+                        and isinstance(lit, Atom)
+                        and lit.text in (NAN_CANONICAL, NAN_ARITHMETIC)
+                    ):
                         lanes.append(lit.text)
                     else:
                         lanes.append(self.float_bits(lit, node, bits))
@@ -381,7 +393,9 @@ class _Reader:
                 return AssertTrap(line, msg, None, self.module(target, node))
             return AssertTrap(line, msg, self.action(target, node), None)
         if h == "assert_exhaustion":
-            return AssertExhaustion(line, self.action(_at(node, 1), node), self.message(_at(node, 2), node))
+            return AssertExhaustion(
+                line, self.action(_at(node, 1), node), self.message(_at(node, 2), node)
+            )
         if h in _MODULE_ASSERTS:
             mod = self.module(_at(node, 1), node)
             return _MODULE_ASSERTS[h](line, mod, self.message(_at(node, 2), node))

@@ -1007,7 +1007,11 @@ class _ModuleParser:
             value |= v << (lane * bits)
         i += count
         nxt = _at(parent, i)
-        if isinstance(nxt, Atom) and nxt.kind == WORD and (nxt.text[:1].isdigit() or nxt.text[:1] in "+-"):
+        if (
+            isinstance(nxt, Atom)
+            and nxt.kind == WORD
+            and (nxt.text[:1].isdigit() or nxt.text[:1] in "+-")
+        ):
             raise nxt.error("wrong number of lane literals")
         return (value.to_bytes(16, "little"),), i
 

@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.testsuite import json_from_wast, wast_files, wasm_tools
 
+from support.testsuite import json_from_wast, wasm_tools, wast_files
 from wasmrt import ir
 from wasmrt.errors import InvalidModuleError, MalformedError, WatParseError
 from wasmrt.text.wast import (

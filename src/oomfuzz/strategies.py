@@ -268,7 +268,9 @@ class _Builder:
         # shrinker removes an element by deleting one contiguous block.
         if imports:
             self.many(cfg.max_imported_funcs, self.imported_func)
-        mem_choice = self.pick(3 if imports else 2) if cfg.memory else 0
+        mem_choice = self.pick(3) if cfg.memory else 0
+        if mem_choice == 2 and not imports:
+            mem_choice = 1
         if mem_choice:
             self.mem = ir.MemoryType(self.limits(2, 2))
             if mem_choice == 2:
@@ -442,8 +444,13 @@ class _FuncGen:
     def nestable(self) -> bool:
         return self.fuel > 0 and self.depth < self.b.cfg.max_depth
 
-    def run(self, alts: Sequence[Callable[[], None]]) -> None:
-        alt = self.b.choose(alts)
+    def run(self, slots: Sequence[Callable[[], None] | None]) -> None:
+        """Run one alternative. ``slots`` has a fixed layout per call site and
+        ``None`` marks an alternative that does not apply here (it falls back
+        to slot 0, the simplest), so a choice keeps its meaning when the
+        shrinker removes, say, an import and some alternative disappears."""
+        alt = self.b.choose(slots) or slots[0]
+        assert alt is not None
         self.depth += 1
         alt()
         self.depth -= 1
@@ -501,18 +508,19 @@ class _FuncGen:
 
     def values(self, ts: tuple[str, ...]) -> None:
         """Code leaving exactly ``ts`` on the stack."""
-        if len(ts) >= 2 and self.nestable():
-            alts: list[Callable[[], None]] = [lambda: self.sequence(ts)]
-            alts.append(lambda: self.structured(self.block_kind(), self.block_params(), ts))
-            calls = self.calls_with(ts)
-            if calls:
-                alts.append(lambda: self.call(self.b.choose(calls)))
-            itypes = self.indirect_types_with(ts)
-            if itypes:
-                alts.append(lambda: self.call_indirect(self.b.choose(itypes)))
-            self.run(alts)
-        else:
+        if len(ts) < 2 or not self.nestable():
             self.sequence(ts)
+            return
+        calls = self.calls_with(ts)
+        itypes = self.indirect_types_with(ts)
+        self.run(
+            [
+                lambda: self.sequence(ts),
+                lambda: self.structured(self.block_kind(), self.block_params(), ts),
+                (lambda: self.call(self.b.choose(calls))) if calls else None,
+                (lambda: self.call_indirect(self.b.choose(itypes))) if itypes else None,
+            ]
+        )
 
     def sequence(self, ts: tuple[str, ...]) -> None:
         for t in ts:
@@ -529,55 +537,51 @@ class _FuncGen:
 
     # -- expressions ------------------------------------------------------
 
-    def expr(self, t: str) -> None:  # noqa: C901
+    def expr(self, t: str) -> None:
         """Code leaving one value of type ``t``."""
         b = self.b
-        alts: list[Callable[[], None]] = [lambda: self.code.append(b.const_instr(t))]
         ls = self.locals_of(t)
-        if ls:
-            alts.append(lambda: self.emit("local.get", b.choose(ls)))
         gs = self.globals_of(t)
-        if gs:
-            alts.append(lambda: self.emit("global.get", b.choose(gs)))
-        refs = b.ref_targets()
-        if t == "funcref" and refs:
-            alts.append(lambda: self.emit("ref.func", b.choose(refs)))
-        if self.nestable():
-            alts += self.compound_exprs(t)
+        refs = b.ref_targets() if t == "funcref" else []
+        slots: list[Callable[[], None] | None] = [
+            lambda: self.code.append(b.const_instr(t)),
+            (lambda: self.emit("local.get", b.choose(ls))) if ls else None,
+            (lambda: self.emit("global.get", b.choose(gs))) if gs else None,
+            (lambda: self.emit("ref.func", b.choose(refs))) if refs else None,
+        ]
+        compound = self.compound_exprs(t)
+        slots += compound if self.nestable() else [None] * len(compound)
         self.fuel -= 1
-        self.run(alts)
+        self.run(slots)
 
-    def compound_exprs(self, t: str) -> list[Callable[[], None]]:  # noqa: C901
+    def compound_exprs(self, t: str) -> list[Callable[[], None] | None]:  # noqa: C901
+        """Compound alternatives for ``expr(t)``; the layout depends only on ``t``."""
         b = self.b
-        alts: list[Callable[[], None]] = []
-        if t in NUMTYPES:
-            alts.append(lambda: self.pure_op(b.choose(self.pure_ops[t])))
-            if b.mem is not None and self.accesses:
-                alts.append(lambda: self.load(b.choose(_LOAD_OPS[t])))
-        if t == "i32":
-            if b.mem is not None:
-                alts.append(lambda: self.emit("memory.size"))
-                alts.append(self.memory_grow)
-            if b.tables:
-                alts.append(lambda: self.emit("table.size", b.pick(len(b.tables))))
-                alts.append(self.table_grow)
-            alts.append(self.ref_is_null)
-        if t in REFTYPES and self.accesses and self.tables_of(t):
-            alts.append(lambda: self.table_get(b.choose(self.tables_of(t))))
-        alts.append(lambda: self.select(t))
-        if self.locals_of(t):
-            alts.append(lambda: self.local_tee(t))
-        alts.append(lambda: self.structured(self.block_kind(), self.block_params(), (t,)))
+        num = t in NUMTYPES
+        i32 = t == "i32"
+        mem = b.mem is not None
+        tables = bool(b.tables)
+        ref_tables = self.tables_of(t) if self.accesses else []
+        ls = self.locals_of(t)
         calls = self.calls_with((t,))
-        if calls:
-            alts.append(lambda: self.call(b.choose(calls)))
         itypes = self.indirect_types_with((t,))
-        if itypes:
-            alts.append(lambda: self.call_indirect(b.choose(itypes)))
         value_targets = [p for p in self.targets() if self.labels[p].types == (t,)]
-        if value_targets:
-            alts.append(lambda: self.br_if_value(b.choose(value_targets)))
-        return alts
+        return [
+            (lambda: self.pure_op(b.choose(self.pure_ops[t]))) if num else None,
+            (lambda: self.load(b.choose(_LOAD_OPS[t]))) if num and mem and self.accesses else None,
+            (lambda: self.emit("memory.size")) if i32 and mem else None,
+            self.memory_grow if i32 and mem else None,
+            (lambda: self.emit("table.size", b.pick(len(b.tables)))) if i32 and tables else None,
+            self.table_grow if i32 and tables else None,
+            self.ref_is_null if i32 else None,
+            (lambda: self.table_get(b.choose(ref_tables))) if ref_tables else None,
+            lambda: self.select(t),
+            (lambda: self.local_tee(t)) if ls else None,
+            lambda: self.structured(self.block_kind(), self.block_params(), (t,)),
+            (lambda: self.call(b.choose(calls))) if calls else None,
+            (lambda: self.call_indirect(b.choose(itypes))) if itypes else None,
+            (lambda: self.br_if_value(b.choose(value_targets))) if value_targets else None,
+        ]
 
     def pure_op(self, op: OpInfo) -> None:
         assert op.sig is not None
@@ -695,36 +699,32 @@ class _FuncGen:
             self.stmt()
             n += 1
 
-    def stmt(self) -> None:  # noqa: C901
+    def stmt(self) -> None:
         """Code with no net stack effect (or that branches away)."""
         b = self.b
-        alts: list[Callable[[], None]] = [lambda: self.emit("nop"), self.drop_expr]
-        if self.settable():
-            alts.append(self.local_set)
-        if any(g.mutable for g in b.globals):
-            alts.append(self.global_set)
-        if self.nestable():
-            alts.append(self.block_stmt)
-        if self.callees:
-            alts.append(self.call_stmt)
-        if self.indirect_types_with_any():
-            alts.append(self.call_indirect_stmt)
-        alts.append(self.br_if_stmt)
-        alts.append(self.terminator)
-        if b.mem is not None and self.accesses:
-            alts.append(self.store)
-            alts.append(self.memory_bulk)
-        if b.datas:
-            alts.append(self.data_drop)
-        if b.tables and self.accesses:
-            alts.append(self.table_set)
-            alts.append(self.table_fill)
-            alts.append(self.table_copy)
-        if self.accesses and self.table_init_pairs():
-            alts.append(self.table_init)
-        if b.elems:
-            alts.append(lambda: self.emit("elem.drop", b.pick(len(b.elems))))
-        self.run(alts)
+        mem = b.mem is not None and self.accesses
+        tables = bool(b.tables) and self.accesses
+        self.run(
+            [
+                lambda: self.emit("nop"),
+                self.drop_expr,
+                self.local_set if self.settable() else None,
+                self.global_set if any(g.mutable for g in b.globals) else None,
+                self.block_stmt if self.nestable() else None,
+                self.call_stmt if self.callees else None,
+                self.call_indirect_stmt if self.indirect_types_with_any() else None,
+                self.br_if_stmt,
+                self.terminator,
+                self.store if mem else None,
+                self.memory_bulk if mem else None,
+                self.data_drop if b.datas else None,
+                self.table_set if tables else None,
+                self.table_fill if tables else None,
+                self.table_copy if tables else None,
+                self.table_init if self.accesses and self.table_init_pairs() else None,
+                (lambda: self.emit("elem.drop", b.pick(len(b.elems)))) if b.elems else None,
+            ]
+        )
 
     def settable(self) -> list[int]:
         return [i for i in range(len(self.locals)) if i not in self.reserved]

@@ -26,10 +26,8 @@ from wasmrt.vm import (
     FuncInstance,
     GlobalInstance,
     HostFunction,
-    LinearMemory,
     ModuleInstance,
     StoreCore,
-    TableInstance,
     instantiate,
 )
 from wasmrt.vm.values import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits
@@ -210,7 +208,15 @@ class Runner:
             except Failure as e:
                 self.counts.failed += 1
                 self.counts.failures.append(f"line {cmd.get('line')}: {cmd['type']}: {e}")
-            except Exception as e:  # noqa: BLE001 - recorded as a failure of this assertion
+            except (
+                Trap,
+                WasmtimeError,
+                LookupError,
+                AssertionError,
+                TypeError,
+                ValueError,
+                ArithmeticError,
+            ) as e:
                 self.counts.failed += 1
                 self.counts.failures.append(
                     f"line {cmd.get('line')}: {cmd['type']}: unexpected {type(e).__name__}: {e}"
@@ -240,7 +246,9 @@ class Runner:
         elif t == "assert_return":
             got = self.action(cmd["action"])
             exp = cmd["expected"]
-            if len(got) != len(exp) or not all(self.check(g, e) for g, e in zip(got, exp, strict=False)):
+            if len(got) != len(exp) or not all(
+                self.check(g, e) for g, e in zip(got, exp, strict=False)
+            ):
                 raise Failure(f"expected {exp}, got {got!r}")
             self.ok()
         elif t in ("assert_trap", "assert_exhaustion"):

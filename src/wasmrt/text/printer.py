@@ -132,7 +132,6 @@ def _flat(expr: ir.Expr, indent: int, out: list[str]) -> None:
 
 
 def _folded(expr: ir.Expr, indent: int, out: list[str]) -> None:
-    pad = "  " * indent
     stack: list[str] = []
     for ins in expr:
         if ins.op in _BLOCKS:
@@ -159,7 +158,6 @@ def _folded(expr: ir.Expr, indent: int, out: list[str]) -> None:
             out.append("  " * (indent + len(stack)) + "(" + _instr_text(ins) + ")")
     if stack:
         raise ValueError("unterminated block")
-    del pad
 
 
 def print_expr(expr: ir.Expr, indent: int = 0, folded: bool = False) -> list[str]:

@@ -263,12 +263,9 @@ class _Reader:
         items = node.items
         i = 1
         mod = None
-        if (
-            isinstance(_at(node, 1), Atom)
-            and items[1].kind == WORD
-            and items[1].text.startswith("$")
-        ):  # type: ignore[union-attr]
-            mod = items[1].text[1:]  # type: ignore[union-attr]
+        first = _at(node, 1)
+        if isinstance(first, Atom) and first.kind == WORD and first.text.startswith("$"):
+            mod = first.text[1:]
             i = 2
         name = self.string(_at(node, i), node)
         args = tuple(self.value(a, node, expected=False) for a in items[i + 1 :])
@@ -397,8 +394,8 @@ class _Reader:
                 line, self.action(_at(node, 1), node), self.message(_at(node, 2), node)
             )
         if h in _MODULE_ASSERTS:
-            mod = self.module(_at(node, 1), node)
-            return _MODULE_ASSERTS[h](line, mod, self.message(_at(node, 2), node))
+            target_mod = self.module(_at(node, 1), node)
+            return _MODULE_ASSERTS[h](line, target_mod, self.message(_at(node, 2), node))
         raise (items[0] if items else node).error(f"unknown operator {h}, expected a command")
 
 

@@ -144,6 +144,7 @@ class _ModuleParser:
     # ------------------------------------------------------------ pass 1
 
     def run(self, fields: list[Node], parent: SList) -> ir.Module:
+        try_alloc(max(parent.end - parent.pos, 0), AllocKind.TEXT)
         kinds: list[str] = []
         first_def: str | None = None
         for f in fields:
@@ -473,11 +474,11 @@ class _ModuleParser:
         if local_ids:
             self.local_names[idx] = {k: nm[1:] for nm, k in local_ids.items()}
         runs: list[tuple[int, str]] = []
-        for t in local_types:
-            if runs and runs[-1][1] == t:
-                runs[-1] = (runs[-1][0] + 1, t)
+        for lt in local_types:
+            if runs and runs[-1][1] == lt:
+                runs[-1] = (runs[-1][0] + 1, lt)
             else:
-                runs.append((1, t))
+                runs.append((1, lt))
         ctx = _Func(local_ids)
         j = self._instrs(f, i, ctx)
         if j < n:
@@ -604,7 +605,6 @@ class _ModuleParser:
         table = 0
         offset: list[ir.Instr] | None = None
         node = _at(f, i)
-        has_table = False
         if _kw(node, "declare"):
             mode = "declarative"
             i += 1
@@ -614,7 +614,6 @@ class _ModuleParser:
                 if len(node.items) != 2:
                     raise _unexpected(_at(node, 2), node)
                 table = self._index(node.items[1], "table", node)
-                has_table = True
                 i += 1
                 node = _at(f, i)
                 if not isinstance(node, SList):
@@ -954,7 +953,7 @@ class _ModuleParser:
 
     def _memarg_num(self, node: Atom, skip: int, what: str) -> int:
         try:
-            v = parse_uint(node.text[skip:], 32 if what == "offset" else 32)
+            v = parse_uint(node.text[skip:], 32)
         except ValueError:
             raise node.error(f"i32 constant out of range ({what})") from None
         if v is None:
@@ -1053,7 +1052,6 @@ def _top(text: str | bytes, name: str = "") -> tuple[list[Node], Source]:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
             raise WatParseError("malformed UTF-8 encoding", 0, 0, name) from e
-    try_alloc(len(text), AllocKind.TEXT)
     src = Source(text, name)
     return read_sexprs(src), src
 

@@ -82,21 +82,12 @@ class ModuleInstance:
         if self.released:
             return
         self.released = True
-        first: BaseException | None = None
-        for slot, mem in reversed(self.mem_slots):
-            try:
-                allocator.deallocate_memory(slot, mem)
-            except BaseException as e:  # keep releasing, re-raise the first below
-                first = first or e
-        for slot, tab in reversed(self.table_slots):
-            try:
-                allocator.deallocate_table(slot, tab)
-            except BaseException as e:
-                first = first or e
-        self.mem_slots = []
-        self.table_slots = []
-        if first is not None:
-            raise first
+        mems, self.mem_slots = self.mem_slots, []
+        tabs, self.table_slots = self.table_slots, []
+        for slot, mem in reversed(mems):
+            allocator.deallocate_memory(slot, mem)
+        for slot, tab in reversed(tabs):
+            allocator.deallocate_table(slot, tab)
 
 
 def _describe(ext: Any) -> str:
@@ -238,7 +229,12 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
             inst.datas.append(bytes(d.init))
         # Exports.
         for ex in m.exports:
-            space = {"func": inst.funcs, "table": inst.tables, "memory": inst.mems, "global": inst.globals}
+            space: dict[str, list[Any]] = {
+                "func": inst.funcs,
+                "table": inst.tables,
+                "memory": inst.mems,
+                "global": inst.globals,
+            }
             inst.exports[ex.name] = space[ex.kind][ex.index]
         # Bind the compiled code.
         closures = variant.factory(inst, store)

@@ -92,7 +92,9 @@ class LinearMemory:
             lim_max = self.ty.limits.max
             maximum = None if lim_max is None else lim_max * PAGE_SIZE
             if not limiter.memory_growing(self.size, new * PAGE_SIZE, maximum):
-                return self._fail(WasmtimeError("failed to grow memory: refused by limiter"), from_wasm)
+                return self._fail(
+                    WasmtimeError("failed to grow memory: refused by limiter"), from_wasm
+                )
         if new > self.max_pages:
             err = WasmtimeError("Memory maximum size exceeded")
             if limiter is not None:

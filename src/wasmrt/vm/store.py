@@ -53,7 +53,9 @@ def _py_depth() -> int:
 
 def _default_engine() -> Any:
     return SimpleNamespace(
-        config=SimpleNamespace(consume_fuel=False, epoch_interruption=False, max_wasm_stack=512 * 1024),
+        config=SimpleNamespace(
+            consume_fuel=False, epoch_interruption=False, max_wasm_stack=512 * 1024
+        ),
         allocator=None,
         epoch=0,
     )
@@ -112,7 +114,9 @@ class StoreCore:
         )
         for what, new, limit in checks:
             if new > limit:
-                raise ResourceLimitExceeded(f"resource limit exceeded: {what} count too high at {new}")
+                raise ResourceLimitExceeded(
+                    f"resource limit exceeded: {what} count too high at {new}"
+                )
         self.instance_count += 1
         self.memory_count += memories
         self.table_count += tables
@@ -190,15 +194,9 @@ class StoreCore:
         if self.closed:
             return
         self.closed = True
-        first: BaseException | None = None
-        for inst in reversed(self.instances):
-            try:
-                if not inst.released:
-                    inst.release(self.allocator)
-                    self.allocator.decrement_core_instance_count()
-            except BaseException as e:  # finish releasing; re-raise the first below
-                first = first or e
-        self.instances = []
+        instances, self.instances = self.instances, []
         self.host_objects = []
-        if first is not None:
-            raise first
+        for inst in reversed(instances):
+            if not inst.released:
+                inst.release(self.allocator)
+                self.allocator.decrement_core_instance_count()

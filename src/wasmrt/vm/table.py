@@ -25,7 +25,9 @@ MAX_ELEMENTS = 0xFFFFFFFF
 class TableInstance:
     __slots__ = ("__weakref__", "elem_type", "elements", "max", "store", "ty")
 
-    def __init__(self, store: Any, ty: ir.TableType, init: Any = None, *, max_cap: int | None = None) -> None:
+    def __init__(
+        self, store: Any, ty: ir.TableType, init: Any = None, *, max_cap: int | None = None
+    ) -> None:
         lim = ty.limits
         self.store = store
         self.ty = ty
@@ -36,9 +38,13 @@ class TableInstance:
         self.max = mx
         limiter = getattr(store, "limiter", None)
         if limiter is not None and not limiter.table_growing(0, lim.min, lim.max):
-            raise ResourceLimitExceeded(f"table minimum size of {lim.min} elements exceeds table limits")
+            raise ResourceLimitExceeded(
+                f"table minimum size of {lim.min} elements exceeds table limits"
+            )
         if lim.min > mx:
-            raise ResourceLimitExceeded(f"table minimum size of {lim.min} elements exceeds table limits")
+            raise ResourceLimitExceeded(
+                f"table minimum size of {lim.min} elements exceeds table limits"
+            )
         try_alloc(lim.min * SLOT_SIZE, AllocKind.TABLE)
         self.elements: list[Any] = [init] * lim.min
 
@@ -64,7 +70,9 @@ class TableInstance:
         if limiter is not None:
             maximum = self.ty.limits.max if self.ty.limits.max is not None else MAX_ELEMENTS
             if not limiter.table_growing(old, new, maximum):
-                return self._fail(WasmtimeError("failed to grow table: refused by limiter"), from_wasm)
+                return self._fail(
+                    WasmtimeError("failed to grow table: refused by limiter"), from_wasm
+                )
         if new > self.max:
             err = WasmtimeError("Table maximum size exceeded")
             if limiter is not None:

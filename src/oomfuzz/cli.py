@@ -80,6 +80,9 @@ class Unit:
     check_every: int = 1
     tracemalloc_every: int = 0
     fail_fast: bool = False
+    sample: int | None = None
+    seed: int = 0
+    contiguous: bool = False
 
 
 def _policy(unit: Unit) -> CheckPolicy:
@@ -103,6 +106,9 @@ def _oomtest(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         label=unit.scenario,
         policy=_policy(unit),
         shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
+        shard_contiguous=unit.contiguous,
+        sample=unit.sample,
+        seed=unit.seed,
         **kw,
     )
 
@@ -156,6 +162,35 @@ def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
     return choices if value == "both" else (value,)
 
 
+def sweep_units(
+    scenarios: list[Scenario],
+    mode: str,
+    allocator: str,
+    shards: int = 1,
+    max_iters: int | None = None,
+    **unit_options: Any,
+) -> list[Unit]:
+    """The work units of a sweep: scenario × mode × allocator × shard, in that order.
+
+    Modes and allocators are narrowed by each scenario's directives; a
+    ``max_iters`` budget is split evenly over the shards of a unit.
+    """
+    units: list[Unit] = []
+    shards = max(1, shards)
+    per = None if max_iters is None else -(-max_iters // shards)
+    for scn in scenarios:
+        modes = _selected(mode, ("transient", "persistent"))
+        if scn.modes() is not None:
+            modes = tuple(m for m in modes if m in (scn.modes() or ()))
+        for alloc in _selected(allocator, ALLOCATORS):
+            if alloc not in scn.allocators():
+                continue
+            for m in modes:
+                for k in range(shards):
+                    units.append(Unit(scn.name, m, alloc, k, shards, per, **unit_options))
+    return units
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -165,33 +200,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not files:
         raise ScenarioError("no scenarios (*.wast, *.py with scenario()) found")
     scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
-    units: list[Unit] = []
-    shards = max(1, args.jobs)
-    for scn in scenarios:
-        modes = _selected(args.mode, ("transient", "persistent"))
-        if scn.modes() is not None:
-            modes = tuple(m for m in modes if m in (scn.modes() or ()))
-        for alloc in _selected(args.allocator, ALLOCATORS):
-            if alloc not in scn.allocators():
-                continue
-            for mode in modes:
-                per = None
-                if args.max_iters is not None:
-                    per = -(-args.max_iters // shards)
-                for k in range(shards):
-                    units.append(
-                        Unit(
-                            scn.name,
-                            mode,
-                            alloc,
-                            k,
-                            shards,
-                            per,
-                            args.max_duration,
-                            args.check_every,
-                            args.tracemalloc_every,
-                        )
-                    )
+    units = sweep_units(
+        scenarios,
+        args.mode,
+        args.allocator,
+        max(1, args.jobs),
+        args.max_iters,
+        max_duration=args.max_duration,
+        check_every=args.check_every,
+        tracemalloc_every=args.tracemalloc_every,
+        sample=args.sample,
+        seed=args.seed,
+    )
     report = SweepReport(command="oomfuzz " + " ".join(args.argv))
     start = time.monotonic()
     columns = (
@@ -351,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--max-duration", type=_seconds, default=None, help="seconds per unit")
     sw.add_argument("--check-every", type=_positive, default=1, help="leak/post-OOM check sampling")
     sw.add_argument("--tracemalloc-every", type=_positive, default=0, help="0 disables")
+    sw.add_argument(
+        "--sample",
+        type=_positive,
+        default=None,
+        metavar="K",
+        help="inject at K indices per scenario/mode/allocator, drawn with --seed (when more)",
+    )
+    sw.add_argument("--seed", type=int, default=0, help="seed for --sample")
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="OUT", help="write the HTML report")
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")

@@ -25,9 +25,25 @@ Invariants:
 - ``mode=None`` derives the mode from Wasmtime's knobs: ``persistent`` when
   ``allow_alloc_after_oom`` is set without ``alloc_succeeds_after_oom``
   (later allocations return null), else ``transient``.
+- ``shard=(k, n)`` keeps the indices ``i % n == k`` (interleaved), or with
+  ``shard_contiguous`` the k-th of n contiguous runs of the schedule;
+  ``sample=K`` first keeps K indices drawn with ``random.Random(seed)`` when
+  there are more (sorted; the same seed and count give the same sample), so
+  the shards of a sampled sweep partition the same sample.
 - With ``raise_on_failure`` (the default, like Wasmtime) the first failing
   iteration ends the sweep and raises :class:`OomTestFailure`; otherwise
   every iteration runs and the result lists all failures.
+- ``engine`` picks how injection runs execute: ``replay`` (the default)
+  re-runs ``fn`` from scratch per injection; ``fork`` runs it once fault-free
+  and forks a child at each scheduled allocation (:mod:`oomfuzz.forkengine`);
+  ``auto`` forks when that is possible. Both engines share the dry-run phase,
+  the schedule, the ordinals and the per-iteration checks (the sub-plans
+  ``_dry_runs``/``_after_checks``), so an injection index gets the same
+  classification from either. Where forking is unavailable (not POSIX, other
+  non-daemon threads, async functions, or ``fn``/its object/the probe has
+  ``oomfuzz_fork = False``) both ``fork`` and ``auto`` fall back to replay;
+  ``fork`` then says so in ``notes``. ``OomTestResult.engine`` is the engine
+  that ran.
 """
 
 from __future__ import annotations
@@ -70,6 +86,7 @@ __all__ = [
 
 MAX_DRY_RUNS = 10
 SWEEP_MODES = ("transient", "persistent")
+ENGINES = ("replay", "fork", "auto")
 
 
 class Probe(Protocol):
@@ -210,6 +227,7 @@ class OomTestResult:
     stopped: str = "complete"
     notes: list[str] = field(default_factory=list)
     baseline: object = None
+    engine: str = "replay"
 
     @property
     def failures(self) -> list[Iteration]:
@@ -318,6 +336,18 @@ async def execute_async(
 Plan = Generator[Injector, RunOutcome, OomTestResult]
 
 
+def drive_plan(
+    plan: Generator[Injector, RunOutcome, Any], fn: Callable[[], object], probe: Probe | None
+) -> Any:
+    """Execute a (sub-)plan synchronously and return its value."""
+    try:
+        inj = next(plan)
+        while True:
+            inj = plan.send(execute(fn, inj, probe))
+    except StopIteration as stop:
+        return stop.value
+
+
 class OomTest:
     """Builder for an OOM test (Wasmtime's ``OomTest`` knobs, plus oomfuzz's)."""
 
@@ -339,9 +369,14 @@ class OomTest:
         label: str | None = None,
         indices: Iterable[int] | None = None,
         shard: tuple[int, int] | None = None,
+        shard_contiguous: bool = False,
+        sample: int | None = None,
         stack_depth: int = 6,
         on_iteration: Callable[[Iteration, int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
+        engine: str = "replay",
+        fork_jobs: int | None = None,
+        fork_timeout: float | None = None,
     ) -> None:
         if mode is None:
             mode = (
@@ -357,6 +392,12 @@ class OomTest:
             raise ValueError("max_iters must be >= 0")
         if shard is not None and not (shard[1] > 0 and 0 <= shard[0] < shard[1]):
             raise ValueError("shard must be (k, n) with 0 <= k < n")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if fork_jobs is not None and fork_jobs < 1:
+            raise ValueError("fork_jobs must be >= 1")
+        if fork_timeout is not None and fork_timeout <= 0:
+            raise ValueError("fork_timeout must be > 0")
         self.max_iters = max_iters
         if isinstance(max_duration, timedelta):
             max_duration = max_duration.total_seconds()
@@ -376,18 +417,25 @@ class OomTest:
         self.label = label
         self.indices = None if indices is None else sorted(set(indices))
         self.shard = shard
+        self.shard_contiguous = shard_contiguous
+        if sample is not None and sample < 0:
+            raise ValueError("sample must be >= 0")
+        self.sample = sample
         self.stack_depth = stack_depth
         self.on_iteration = on_iteration
         self.on_total = on_total
+        self.engine = engine
+        self.fork_jobs = fork_jobs
+        self.fork_timeout = fork_timeout
 
     # -- entry points ---------------------------------------------------------
 
     def test(self, fn: Callable[[], object]) -> OomTestResult:
-        return self._drive_sync(fn, self._plan(fn, fuzz=False))
+        return self._run_sync(fn, fuzz=False)
 
     def fuzz(self, fn: Callable[[], object]) -> OomTestResult:
         self._require_iters()
-        return self._drive_sync(fn, self._plan(fn, fuzz=True))
+        return self._run_sync(fn, fuzz=True)
 
     async def test_async(self, fn: Callable[[], Awaitable[object]]) -> OomTestResult:
         return await self._drive_async(fn, self._plan(fn, fuzz=False))
@@ -402,13 +450,22 @@ class OomTest:
 
     # -- drivers --------------------------------------------------------------
 
+    def _run_sync(self, fn: Callable[[], object], fuzz: bool) -> OomTestResult:
+        if self.engine != "replay":
+            from oomfuzz import forkengine
+
+            reason = forkengine.unavailable_reason(self, fn)
+            if reason is None:
+                return self._conclude(forkengine.ForkSweep(self, fn, fuzz).run())
+            result: OomTestResult = drive_plan(self._plan(fn, fuzz), fn, self.probe)
+            if self.engine == "fork":
+                result.notes.append(f"fork engine unavailable ({reason}); used replay")
+            return self._conclude(result)
+        return self._drive_sync(fn, self._plan(fn, fuzz))
+
     def _drive_sync(self, fn: Callable[[], object], plan: Plan) -> OomTestResult:
-        try:
-            inj = next(plan)
-            while True:
-                inj = plan.send(execute(fn, inj, self.probe))
-        except StopIteration as stop:
-            return self._conclude(stop.value)
+        result: OomTestResult = drive_plan(plan, fn, self.probe)
+        return self._conclude(result)
 
     async def _drive_async(self, fn: Callable[[], Awaitable[object]], plan: Plan) -> OomTestResult:
         try:
@@ -416,7 +473,10 @@ class OomTest:
             while True:
                 inj = plan.send(await execute_async(fn, inj, self.probe))
         except StopIteration as stop:
-            return self._conclude(stop.value)
+            result: OomTestResult = stop.value
+        if self.engine == "fork":
+            result.notes.append("fork engine unavailable (async function); used replay")
+        return self._conclude(result)
 
     def _conclude(self, result: OomTestResult) -> OomTestResult:
         failures = result.failures
@@ -427,8 +487,14 @@ class OomTest:
 
     # -- the algorithm ----------------------------------------------------------
 
-    def _injector(self, mode: InjectMode, index: int = -1, record_all: bool = False) -> Injector:
-        return Injector(
+    def _injector(
+        self,
+        mode: InjectMode,
+        index: int = -1,
+        record_all: bool = False,
+        cls: type[Injector] = Injector,
+    ) -> Injector:
+        return cls(
             mode=mode,
             fail_at=index,
             record_all=record_all,
@@ -445,17 +511,28 @@ class OomTest:
             rng = random.Random(self.seed)
             return [rng.randrange(total) for _ in range(self.max_iters or 0)]
         idx: Sequence[int] = self.indices if self.indices is not None else range(total)
+        if self.sample is not None and len(idx) > self.sample:
+            idx = sorted(random.Random(self.seed).sample(list(idx), self.sample))
         if self.shard is not None:
             k, n = self.shard
-            idx = [i for i in idx if i % n == k]
+            if self.shard_contiguous:
+                idx = list(idx)[len(idx) * k // n : len(idx) * (k + 1) // n]
+            else:
+                idx = [i for i in idx if i % n == k]
         return list(idx)
 
-    def _plan(self, fn: object, fuzz: bool) -> Plan:
-        label = self.label or getattr(fn, "__qualname__", None) or repr(fn)
-        result = OomTestResult(label=label)
-        start = time.monotonic()
-        baseline_resources: dict[str, object] | None = None
-        # 1. Dry runs until two consecutive counts agree.
+    def _label(self, fn: object) -> str:
+        return self.label or getattr(fn, "__qualname__", None) or repr(fn)
+
+    def _dry_runs(
+        self, result: OomTestResult
+    ) -> Generator[Injector, RunOutcome, tuple[dict[str, object] | None, list[AllocRecord]]]:
+        """Count until two consecutive dry runs agree; fill ``total``, ``baseline``, ``sites``.
+
+        Returns the last dry run's resources and its allocation records
+        (``records[i]`` is allocation ``i``).
+        """
+        label = result.label
         last = -1
         dry: RunOutcome | None = None
         for _ in range(MAX_DRY_RUNS):
@@ -481,66 +558,89 @@ class OomTest:
                 result,
             )
         assert dry is not None
-        result.total = total = dry.injector.count
-        baseline_resources = dry.resources
-        for rec in dry.injector.records:
+        result.total = dry.injector.count
+        records = dry.injector.records
+        for rec in records:
             stat = result.site_stat(rec.site)
             stat.hits += 1
             stat.kinds.add(rec.kind)
             stat.absorbing = stat.absorbing or rec.absorbing
-        del dry
-        post_ok = not result.notes
-        # 2. The injection schedule.
+        return dry.resources, records
+
+    def _jobs(self, total: int, fuzz: bool) -> tuple[list[tuple[int, InjectMode]], int, str]:
+        """The sweep's (index, mode) pairs in ordinal order, the ``on_total`` count, a stop note."""
         schedule = self._schedule(total, fuzz)
-        if self.on_total is not None:
-            self.on_total(len(schedule) * len(self.modes))
-        ordinal = 0
+        jobs: list[tuple[int, InjectMode]] = []
+        stopped = ""
         for index in schedule:
             for mode in self.modes:
-                if self.max_iters is not None and ordinal >= self.max_iters and not fuzz:
-                    result.stopped = f"max_iters={self.max_iters}"
+                if self.max_iters is not None and len(jobs) >= self.max_iters and not fuzz:
+                    stopped = f"max_iters={self.max_iters}"
                     break
-                if self.max_duration is not None and time.monotonic() - start >= self.max_duration:
-                    result.stopped = f"max_duration={self.max_duration}s"
-                    break
-                out = yield self._injector(mode, index)
-                it = self._iteration(index, mode, out, baseline_resources, ordinal)
-                del out
-                extra: list[Finding] = []
-                if post_ok and CheckPolicy.due(self.policy.post_oom_every, ordinal):
-                    rerun = yield self._injector("count")
-                    if rerun.exc is not None:
-                        extra.append(
-                            Finding(
-                                FailureClass.POST_OOM_FAILURE,
-                                f"fault-free rerun raised {describe_exc(rerun.exc)}",
-                            )
-                        )
-                    elif rerun.value != result.baseline:
-                        extra.append(
-                            Finding(
-                                FailureClass.POST_OOM_FAILURE,
-                                f"fault-free rerun gave {_short(rerun.value)}, "
-                                f"first fault-free run gave {_short(result.baseline)}",
-                            )
-                        )
-                    del rerun
-                if CheckPolicy.due(self.policy.tracemalloc_every, ordinal):
-                    finding = yield from self._tracemalloc_check(mode, index)
-                    if finding is not None:
-                        extra.append(finding)
-                it.findings.extend(extra)
-                self._fix_verdict(it)
-                self._record(result, it)
-                ordinal += 1
-                if self.on_iteration is not None:
-                    self.on_iteration(it, ordinal)
-                if it.failed and self.fail_fast:
-                    result.stopped = "first failure"
-                    break
-            else:
-                continue
-            break
+                jobs.append((index, mode))
+            if stopped:
+                break
+        return jobs, len(schedule) * len(self.modes), stopped
+
+    def _after_checks(
+        self, index: int, mode: InjectMode, ordinal: int, baseline: object, post_ok: bool
+    ) -> Generator[Injector, RunOutcome, list[Finding]]:
+        """The sampled checks that follow an injection run: post-OOM rerun, tracemalloc."""
+        extra: list[Finding] = []
+        if post_ok and CheckPolicy.due(self.policy.post_oom_every, ordinal):
+            rerun = yield self._injector("count")
+            if rerun.exc is not None:
+                extra.append(
+                    Finding(
+                        FailureClass.POST_OOM_FAILURE,
+                        f"fault-free rerun raised {describe_exc(rerun.exc)}",
+                    )
+                )
+            elif rerun.value != baseline:
+                extra.append(
+                    Finding(
+                        FailureClass.POST_OOM_FAILURE,
+                        f"fault-free rerun gave {_short(rerun.value)}, "
+                        f"first fault-free run gave {_short(baseline)}",
+                    )
+                )
+            del rerun
+        if CheckPolicy.due(self.policy.tracemalloc_every, ordinal):
+            finding = yield from self._tracemalloc_check(mode, index)
+            if finding is not None:
+                extra.append(finding)
+        return extra
+
+    def _plan(self, fn: object, fuzz: bool) -> Plan:
+        result = OomTestResult(label=self._label(fn))
+        start = time.monotonic()
+        # 1. Dry runs until two consecutive counts agree.
+        baseline_resources, _records = yield from self._dry_runs(result)
+        del _records
+        post_ok = not result.notes
+        # 2. The injection schedule.
+        jobs, announced, truncated = self._jobs(result.total, fuzz)
+        if self.on_total is not None:
+            self.on_total(announced)
+        for ordinal, (index, mode) in enumerate(jobs):
+            if self.max_duration is not None and time.monotonic() - start >= self.max_duration:
+                result.stopped = f"max_duration={self.max_duration}s"
+                break
+            out = yield self._injector(mode, index)
+            it = self._iteration(index, mode, out, baseline_resources, ordinal)
+            del out
+            extra = yield from self._after_checks(index, mode, ordinal, result.baseline, post_ok)
+            it.findings.extend(extra)
+            self._fix_verdict(it)
+            self._record(result, it)
+            if self.on_iteration is not None:
+                self.on_iteration(it, ordinal + 1)
+            if it.failed and self.fail_fast:
+                result.stopped = "first failure"
+                break
+        else:
+            if truncated:
+                result.stopped = truncated
         result.elapsed = time.monotonic() - start
         return result
 

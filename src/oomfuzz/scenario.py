@@ -92,6 +92,7 @@ DIRECTIVES: dict[str, str] = {
     "max_wasm_stack": "N bytes",
     "mode": "transient | persistent | both: restricts the sweep modes",
     "allow_alloc_after_oom": "true: allocations after the OOM are not failures",
+    "index": "N: the injection index a regression reproducer fails at (replayed by `oomfuzz baseline --check`)",
     **{f"limits.{k}": "Store.set_limits(...) value" for k in LIMIT_KEYS},
     "limits.trap_on_grow_failure": "true: StoreLimitsBuilder.trap_on_grow_failure",
     **{k: "PoolingAllocationConfig setter (pooling runs only)" for k in POOLING_KEYS},
@@ -140,7 +141,7 @@ def parse_directives(text: str, source: str = "<scenario>") -> dict[str, str]:
             if key not in DIRECTIVES:
                 raise ScenarioError(f"{source}:{lineno}: unknown oomfuzz directive {key!r}")
             out[key] = value
-    for key in ("fuel", "max_wasm_stack", *POOLING_KEYS, *(f"limits.{k}" for k in LIMIT_KEYS)):
+    for key in ("fuel", "max_wasm_stack", "index", *POOLING_KEYS, *(f"limits.{k}" for k in LIMIT_KEYS)):
         if key in out and not re.fullmatch(r"\d+", out[key]):
             raise ScenarioError(f"{source}: directive {key} needs a non-negative integer")
     choices = {

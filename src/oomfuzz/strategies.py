@@ -24,6 +24,10 @@ Invariants:
     so every table entry a module can create leads to a table-safe function
     or a host stub, and the call graph is acyclic.
 - Growth is bounded: every memory and table has a small maximum.
+- Instantiation succeeds with the host module: active segments are in
+  bounds (imported-global offsets assume the host's zero) and the start
+  function, if any, is generated trap-free (no memory/table accesses, no
+  integer div/rem or trapping truncation, calls only to trap-free code).
 - Imports all come from module ``"host"`` (``HOST_MODULE``) and are
   satisfied by ``host_module_for(m)`` (functions return zero values, globals
   hold zero/null, memories/tables have the imported limits);
@@ -32,7 +36,10 @@ Invariants:
   global as ``g<index>``; export names are unique.
 - Shrinking: the simplest alternative of every choice is drawn as ``0`` /
   ``False`` / the first entry (constants before compound code, no memory
-  before a memory, ``i32`` before other types), and variable-length parts are
+  before a memory, ``i32`` before other types); alternatives sit in fixed
+  slots per call site (an inapplicable slot falls back to slot 0), so a
+  choice keeps its meaning when the shrinker deletes an unrelated part;
+  variable-length parts are
   "continue?" flags before each element, so the shrinker deletes an element
   by deleting its block of choices. Per-function instruction fuel and a
   nesting-depth bound keep drawn modules small.

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import os
 import random
@@ -104,6 +105,8 @@ class SmithOptions:
     max_data_segments: int = 4
     max_element_segments: int = 4
     termination_fuel: int = 1000
+    #: Off: loops are bounded only by engine fuel (exercises the fuel-skip path).
+    ensure_termination: bool = True
     #: Turn on every proposal smith knows (robustness inputs that must be rejected).
     all_features: bool = False
 
@@ -155,9 +158,11 @@ class SmithOptions:
             *flag("memory-max-size-required", True),
             *flag("table-max-size-required", True),
             *flag("allow-start-export", True),
-            "--ensure-termination",
-            "--fuel",
-            str(self.termination_fuel),
+            *(
+                ["--ensure-termination", "--fuel", str(self.termination_fuel)]
+                if self.ensure_termination
+                else []
+            ),
             "--min-funcs",
             "2",
             "--max-funcs",
@@ -339,12 +344,17 @@ def kind_of(api: types.ModuleType, valtype: Any) -> str:
     return f"other:{valtype}"
 
 
-def argument_vectors(kinds: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Zeros, ones, then two mixes of edge values; duplicates removed, order kept."""
+def argument_vectors(kinds: Sequence[str], exhaustive: bool = False) -> list[tuple[Any, ...]]:
+    """Zeros, ones, then two mixes of edge values; duplicates removed, order kept.
+
+    ``exhaustive``: every combination of edge values instead (for few params).
+    """
     vectors: list[tuple[Any, ...]] = [
         tuple(_ZERO.get(k) for k in kinds),
         tuple(_ONE.get(k) for k in kinds),
     ]
+    if exhaustive:
+        vectors += list(itertools.product(*[_EDGES.get(k, [None]) for k in kinds]))
     for shift in (2, 5):
         vectors.append(
             tuple(
@@ -442,6 +452,10 @@ class Side:
     instance: Any = None
     #: export positions never to touch (v128 in the type; see ``Interface``).
     hidden: frozenset[int] = frozenset()
+    call_fuel: int = CALL_FUEL
+    #: (label, type, extern) of the imported memories, globals and tables (host-owned,
+    #: so observable even when instantiation fails part-way).
+    imported: list[tuple[str, Any, Any]] = field(default_factory=list)
     host_log: list[tuple[Any, ...]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -451,7 +465,7 @@ class Side:
         try:
             self.engine = _cached_engine(self.api, fuel=True)
             self.module = self.api.Module(self.engine, self.wasm)
-        except Exception as e:  # the code under test may raise anything: record it
+        except Exception as e:  # noqa: BLE001 - code under test: recorded as an outcome
             return classify(self.api, e)
         return Outcome("ok")
 
@@ -473,11 +487,13 @@ class Side:
     def _imports(self) -> list[Any]:
         api = self.api
         out = []
+        self.imported = []
         for i, imp in enumerate(self.module.imports):
             ty = imp.type
             if isinstance(ty, api.FuncType):
                 out.append(self._stub(i, ty))
-            elif isinstance(ty, api.GlobalType):
+                continue
+            if isinstance(ty, api.GlobalType):
                 out.append(api.Global(self.store, ty, _ZERO.get(kind_of(api, ty.content))))
             elif isinstance(ty, api.MemoryType):
                 out.append(api.Memory(self.store, ty))
@@ -485,6 +501,7 @@ class Side:
                 out.append(api.Table(self.store, ty, None))
             else:
                 raise TypeError(f"unsupported import type {ty!r}")
+            self.imported.append((f"import #{i}", ty, out[-1]))
         return out
 
     def instantiate(self) -> Outcome:
@@ -495,7 +512,7 @@ class Side:
             self.store.set_fuel(INSTANTIATE_FUEL)
             imports = self._imports()
             self.instance = self.api.Instance(self.store, self.module, imports)
-        except Exception as e:  # the code under test may raise anything: record it
+        except Exception as e:  # noqa: BLE001 - code under test: recorded as an outcome
             return classify(self.api, e)
         return Outcome("ok")
 
@@ -506,9 +523,9 @@ class Side:
     def call(self, name: str, kinds: Sequence[str], results: Sequence[str], args: Any) -> Outcome:
         try:
             func = self.instance.exports(self.store)[name]
-            self.store.set_fuel(CALL_FUEL)
+            self.store.set_fuel(self.call_fuel)
             out = func(self.store, *args)
-        except Exception as e:  # the code under test may raise anything: record it
+        except Exception as e:  # noqa: BLE001 - code under test: recorded as an outcome
             return classify(self.api, e)
         if len(results) == 0:
             values: list[Any] = [] if out is None else [("unexpected", repr(out))]
@@ -518,30 +535,34 @@ class Side:
             values = list(out) if isinstance(out, (list, tuple)) else [("not-a-list", repr(out))]
         if len(values) != len(results):
             return Outcome("ok", ("arity", len(values), repr(out)))
-        return Outcome(
-            "ok", tuple(norm_value(k, v) for k, v in zip(results, values, strict=True))
-        )
+        return Outcome("ok", tuple(norm_value(k, v) for k, v in zip(results, values, strict=True)))
+
+    def _observe(self, name: str, ty: Any, item: Any) -> tuple[str, str, Any] | None:
+        api = self.api
+        if isinstance(ty, api.MemoryType):
+            return (name, "memory", bytes(item.read(self.store)))
+        if isinstance(ty, api.GlobalType):
+            kind = kind_of(api, ty.content)
+            return (name, "global", norm_value(kind, item.value(self.store)))
+        if isinstance(ty, api.TableType):
+            size = item.size(self.store)
+            nulls = "".join("0" if item.get(self.store, i) is None else "1" for i in range(size))
+            return (name, "table", nulls)
+        return None
 
     def state(self) -> Outcome:
-        """Exported memories, globals and tables, as comparable values."""
-        api = self.api
+        """Imported and exported memories, globals and tables, as comparable values."""
         snap: list[tuple[str, str, Any]] = []
         try:
-            exports = self.instance.exports(self.store)
-            for name, ty in self.exports():
-                item = exports[name]
-                if isinstance(ty, api.MemoryType):
-                    snap.append((name, "memory", bytes(item.read(self.store))))
-                elif isinstance(ty, api.GlobalType):
-                    kind = kind_of(api, ty.content)
-                    snap.append((name, "global", norm_value(kind, item.value(self.store))))
-                elif isinstance(ty, api.TableType):
-                    size = item.size(self.store)
-                    nulls = "".join(
-                        "0" if item.get(self.store, i) is None else "1" for i in range(size)
-                    )
-                    snap.append((name, "table", nulls))
-        except Exception as e:  # the code under test may raise anything: record it
+            observed = [(name, ty, item) for name, ty, item in self.imported]
+            if self.instance is not None:
+                exports = self.instance.exports(self.store)
+                observed += [(name, ty, exports[name]) for name, ty in self.exports()]
+            for name, ty, item in observed:
+                seen = self._observe(name, ty, item)
+                if seen is not None:
+                    snap.append(seen)
+        except Exception as e:  # noqa: BLE001 - code under test: recorded as an outcome
             return classify(self.api, e)
         return Outcome("ok", tuple(snap))
 
@@ -619,9 +640,7 @@ def _state_diff(a: Outcome, b: Outcome) -> tuple[str, str]:
     return f"{len(a.value)} exports", f"{len(b.value)} exports"
 
 
-def _diverged(
-    report: ModuleReport, kind: str, where: str, a: Outcome, b: Outcome
-) -> ModuleReport:
+def _diverged(report: ModuleReport, kind: str, where: str, a: Outcome, b: Outcome) -> ModuleReport:
     if kind == "state" and not (b.kind == "crash"):
         oracle, subject = _state_diff(a, b)
     else:
@@ -630,7 +649,9 @@ def _diverged(
     return report
 
 
-def _planned_calls(side: Side) -> Iterator[tuple[str, list[str], list[str], tuple[Any, ...]]]:
+def _planned_calls(
+    side: Side, exhaustive: bool
+) -> Iterator[tuple[str, list[str], list[str], tuple[Any, ...]]]:
     api = side.api
     n = 0
     for name, ty in side.exports():
@@ -638,15 +659,21 @@ def _planned_calls(side: Side) -> Iterator[tuple[str, list[str], list[str], tupl
             continue
         kinds = [kind_of(api, t) for t in ty.params]
         results = [kind_of(api, t) for t in ty.results]
-        for args in argument_vectors(kinds):
-            if n >= MAX_CALLS_PER_MODULE:
+        for args in argument_vectors(kinds, exhaustive):
+            if n >= MAX_CALLS_PER_MODULE and not exhaustive:
                 return
             n += 1
             yield name, kinds, results, args
 
 
-def compare_sides(oracle: Side, subject: Side, label: str = "") -> ModuleReport:
-    """Run ``oracle`` and ``subject`` in lockstep; the report has the first divergence."""
+def compare_sides(
+    oracle: Side, subject: Side, label: str = "", exhaustive: bool = False
+) -> ModuleReport:
+    """Run ``oracle`` and ``subject`` in lockstep; the report has the first divergence.
+
+    ``exhaustive`` calls each export with every combination of edge values
+    (and no cap on the number of calls): meant for hand-built operator tables.
+    """
     report = ModuleReport(label=label, wasm=oracle.wasm)
     interface = scan_interface(oracle.wasm)
     if interface.v128_import:
@@ -672,17 +699,17 @@ def compare_sides(oracle: Side, subject: Side, label: str = "") -> ModuleReport:
             return report
         if a.key() != b.key():
             return _diverged(report, "instantiate", "Instance()", a, b)
+        sa, sb = oracle.state(), subject.state()  # imports only, if instantiation failed
+        if sa.key() != sb.key():
+            return _diverged(report, "state", f"after Instance() ({a.render()})", sa, sb)
         if a.kind != "ok":
             return report  # both failed the same way: nothing to call
-        sa, sb = oracle.state(), subject.state()
-        if sa.key() != sb.key():
-            return _diverged(report, "state", "after Instance()", sa, sb)
         return None
 
     done = start()
     if done is not None:
         return done
-    for name, kinds, results, args in _planned_calls(oracle):
+    for name, kinds, results, args in _planned_calls(oracle, exhaustive):
         report.calls += 1
         where = f"call {name!r}({render_args(kinds, args)})"
         oracle.host_log.clear()
@@ -719,17 +746,26 @@ def run_module(
     label: str = "",
     oracle_api: types.ModuleType = wasmtime,
     subject_api: types.ModuleType = wasmrt,
+    call_fuel: int = CALL_FUEL,
+    exhaustive: bool = False,
 ) -> ModuleReport:
     """Compare ``subject_api`` (wasmrt) against ``oracle_api`` (Wasmtime) on ``wasm``."""
-    return compare_sides(Side(oracle_api, wasm), Side(subject_api, wasm), label)
+    return compare_sides(
+        Side(oracle_api, wasm, call_fuel=call_fuel),
+        Side(subject_api, wasm, call_fuel=call_fuel),
+        label,
+        exhaustive,
+    )
 
 
-def run_seed(seed: int | str, index: int, opts: SmithOptions | None = None) -> ModuleReport | None:
+def run_seed(
+    seed: int | str, index: int, opts: SmithOptions | None = None, call_fuel: int = CALL_FUEL
+) -> ModuleReport | None:
     """Generate module ``index`` of campaign ``seed`` and compare; ``None`` if smith declines."""
     wasm = smith(seed_bytes(seed, index), opts)
     if wasm is None:
         return None
-    return run_module(wasm, label=f"seed={seed} index={index}")
+    return run_module(wasm, label=f"seed={seed} index={index}", call_fuel=call_fuel)
 
 
 # ---------------------------------------------------------------------------
@@ -746,8 +782,7 @@ def shrink(wasm: bytes, signature: str, attempts: int = 300, timeout: float = 90
         script = Path(tmp) / "predicate.sh"
         src.write_bytes(wasm)
         script.write_text(
-            "#!/bin/sh\n"
-            f'exec "{sys.executable}" "{_PREDICATE}" --signature "{signature}" "$1"\n'
+            f'#!/bin/sh\nexec "{sys.executable}" "{_PREDICATE}" --signature "{signature}" "$1"\n'
         )
         script.chmod(0o755)
         rc, _ = _run_tool(
@@ -868,7 +903,7 @@ def referee_accepts(wasm: bytes) -> bool:
 def validate_with(api: types.ModuleType, wasm: bytes) -> Outcome:
     try:
         api.Module.validate(_cached_engine(api, fuel=False), wasm)
-    except Exception as e:  # the code under test may raise anything: record it
+    except Exception as e:  # noqa: BLE001 - code under test: recorded as an outcome
         out = classify(api, e)
         if out.kind == "trap":  # validation must never trap
             return Outcome("crash", "Trap", out.message)

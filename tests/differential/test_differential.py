@@ -118,11 +118,23 @@ def test_harness_reports_trap_code_and_instantiation_differences() -> None:
     assert report.divergence is not None
     assert report.divergence.signature == "call:trap-INTEGER_DIVISION_BY_ZERO-vs-INTEGER_OVERFLOW"
 
-    ok = _wat("(module (memory 1) (data (i32.const 0) \"x\"))")
-    oob = _wat("(module (memory 1) (data (i32.const 65536) \"x\"))")
+    ok = _wat('(module (memory 1) (data (i32.const 0) "x"))')
+    oob = _wat('(module (memory 1) (data (i32.const 65536) "x"))')
     report = h.compare_sides(h.Side(wasmtime, ok), h.Side(wasmtime, oob))
     assert report.divergence is not None
     assert report.divergence.signature == "instantiate:ok-vs-trap"
+
+
+def test_imported_state_is_compared_after_a_failed_instantiation() -> None:
+    """Segments before a failing one stay written in host-owned (imported) memory."""
+    template = """(module (import "m" "mem" (memory 1))
+      (data (i32.const 0) "%s") (data (i32.const 65535) "xy"))"""
+    a, b = _wat(template % "abc"), _wat(template % "abd")
+    assert h.compare_sides(h.Side(wasmtime, a), h.Side(wasmtime, a)).divergence is None
+    report = h.compare_sides(h.Side(wasmtime, a), h.Side(wasmtime, b))
+    assert report.divergence is not None
+    assert report.divergence.signature == "state"
+    assert "MEMORY_OUT_OF_BOUNDS" in report.divergence.where
 
 
 def test_fuel_exhaustion_is_skipped_not_compared() -> None:
@@ -189,7 +201,9 @@ def test_differential_sample(shard: int) -> None:
 def test_robustness_sample(shard: int) -> None:
     bases = range(shard * ROBUST_BASES_PER_SHARD, (shard + 1) * ROBUST_BASES_PER_SHARD)
     count, problems = h.robustness_batch(DIFF_SEED, bases, ROBUST_PER_BASE)
-    detail = "\n".join(f"{label}: {what} (input {data.hex()[:200]})" for label, data, what in problems)
+    detail = "\n".join(
+        f"{label}: {what} (input {data.hex()[:200]})" for label, data, what in problems
+    )
     assert not problems, detail
     assert count >= len(bases) * ROBUST_PER_BASE // 2
 

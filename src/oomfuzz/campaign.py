@@ -489,7 +489,9 @@ def describe(result: CampaignResult) -> Sequence[str]:
         )
         lines.append(f"  {f.detail.splitlines()[0] if f.detail else ''}")
         if f.path:
-            lines.append(f"  saved: {f.path} (replay {'fails again' if f.reproduces else 'PASSES'})")
+            lines.append(
+                f"  saved: {f.path} (replay {'fails again' if f.reproduces else 'PASSES'})"
+            )
         lines.append(f"  reproduce: {f.reproducer()}")
         lines.append("  shrunk reproducer:")
         lines += ["    " + ln for ln in (f.wat or f.script).rstrip().splitlines()]

@@ -11,6 +11,15 @@ Invariants:
   merge into the same report a serial sweep produces.
 - Injection indices are 0-based: ``--index N`` refuses the allocation that
   had N allocations before it.
+- ``sweep --engine replay|fork|auto`` only changes how injections execute
+  (``OomTest(engine=...)``), never a verdict; with ``--jobs N`` each worker
+  forks at most ``cpu_count // N`` children.
+- ``sweep --sample K --seed S`` injects at K indices per unit drawn with
+  ``random.Random(S)`` (all of them when there are at most K): the same
+  seed gives the same indices on every machine.
+- ``fuzz`` (``oomfuzz.campaign``) exits 1 when it found and saved a
+  reproducer; ``baseline --check`` (``oomfuzz.baseline``) exits 1 when the
+  CI gate fails, listing one ``FAIL`` line per problem.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import multiprocessing
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -83,6 +93,7 @@ class Unit:
     sample: int | None = None
     seed: int = 0
     contiguous: bool = False
+    engine: str = "replay"
 
 
 def _policy(unit: Unit) -> CheckPolicy:
@@ -109,6 +120,8 @@ def _oomtest(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         shard_contiguous=unit.contiguous,
         sample=unit.sample,
         seed=unit.seed,
+        engine=unit.engine,
+        fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
         **kw,
     )
 
@@ -211,6 +224,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         tracemalloc_every=args.tracemalloc_every,
         sample=args.sample,
         seed=args.seed,
+        engine=args.engine,
     )
     report = SweepReport(command="oomfuzz " + " ".join(args.argv))
     start = time.monotonic()
@@ -314,6 +328,49 @@ def cmd_minimize(args: argparse.Namespace) -> int:
     return EXIT_FAILURES
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from oomfuzz.campaign import CampaignConfig, describe, run_campaign
+
+    config = CampaignConfig(
+        time_budget=args.time,
+        seed=args.seed,
+        database=args.database,
+        regressions=Path(args.regressions) if args.regressions else None,
+        jobs=max(1, args.jobs),
+        max_funcs=args.max_funcs,
+    )
+    result = run_campaign(config)
+    for line in describe(result):
+        print(line)
+    return EXIT_FAILURES if result.findings else EXIT_OK
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from oomfuzz import baseline as bl
+
+    root = Path(args.root)
+    out = Path(args.baseline) if args.baseline else None
+    if args.update:
+        config = bl.BaselineConfig(
+            sample=args.sample, seed=args.seed, jobs=max(1, args.jobs), mode=args.mode
+        )
+        result = bl.update(root, config, out)
+        verb = "wrote" if result.passed else "refused to write"
+        print(
+            f"baseline: {verb} {out or bl.baseline_path(root)}: {len(result.sites)} sites, "
+            f"{result.injections} injections"
+        )
+    else:
+        result = bl.check(root, out, jobs=max(1, args.jobs))
+        print(
+            f"baseline check: {result.regressions} regression(s) replayed, "
+            f"{len(result.sites)} sites, {result.injections} injections"
+        )
+    for problem in result.problems:
+        print(f"FAIL {problem}")
+    return EXIT_OK if result.passed else EXIT_FAILURES
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -379,6 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject at K indices per scenario/mode/allocator, drawn with --seed (when more)",
     )
     sw.add_argument("--seed", type=int, default=0, help="seed for --sample")
+    sw.add_argument(
+        "--engine",
+        choices=("replay", "fork", "auto"),
+        default="auto",
+        help="replay: re-run per injection; fork: one run, a forked child per injection "
+        "(POSIX); auto: fork when it pays off (default)",
+    )
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="OUT", help="write the HTML report")
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
@@ -396,6 +460,34 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "minimize":
             r.add_argument("--output", "-o", metavar="OUT", help="write the minimized scenario")
         r.set_defaults(func=func)
+
+    fz = sub.add_parser("fuzz", help="time-boxed Hypothesis campaign on generated scenarios")
+    fz.add_argument("--time", type=_seconds, required=True, metavar="SECONDS")
+    fz.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
+    fz.add_argument(
+        "--database", metavar="PATH|redis://HOST:PORT", help="shared Hypothesis example database"
+    )
+    fz.add_argument("--seed", type=int, default=0)
+    fz.add_argument(
+        "--regressions",
+        default="corpus/regressions",
+        metavar="DIR",
+        help="where shrunk reproducers are saved ('' to not save)",
+    )
+    fz.add_argument("--max-funcs", type=_positive, default=3, help="functions per module")
+    fz.set_defaults(func=cmd_fuzz)
+
+    bl = sub.add_parser("baseline", help="CI gate: record or check the corpus site table")
+    what = bl.add_mutually_exclusive_group(required=True)
+    what.add_argument("--update", action="store_true", help="write corpus/sites-baseline.json")
+    what.add_argument("--check", action="store_true", help="replay regressions, compare sites")
+    bl.add_argument("--root", default=".", help="project root (holding corpus/)")
+    bl.add_argument("--baseline", metavar="FILE", help="baseline file (default: under --root)")
+    bl.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
+    bl.add_argument("--sample", type=_positive, default=4, help="--update: extra indices per unit")
+    bl.add_argument("--seed", type=int, default=0, help="--update: sample seed")
+    bl.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
+    bl.set_defaults(func=cmd_baseline)
 
     rp = sub.add_parser("report", help="print a saved JSON report (and convert it to HTML)")
     rp.add_argument("report", metavar="OUT.json")

@@ -452,11 +452,11 @@ class OomTest:
 
     def _run_sync(self, fn: Callable[[], object], fuzz: bool) -> OomTestResult:
         if self.engine != "replay":
-            from oomfuzz import forkengine
+            from oomfuzz.forkengine import ForkSweep, unavailable_reason
 
-            reason = forkengine.unavailable_reason(self, fn)
+            reason = unavailable_reason(self, fn)
             if reason is None:
-                return self._conclude(forkengine.ForkSweep(self, fn, fuzz).run())
+                return self._conclude(ForkSweep(self, fn, fuzz).run())
             result: OomTestResult = drive_plan(self._plan(fn, fuzz), fn, self.probe)
             if self.engine == "fork":
                 result.notes.append(f"fork engine unavailable ({reason}); used replay")
@@ -617,10 +617,21 @@ class OomTest:
         # 1. Dry runs until two consecutive counts agree.
         baseline_resources, _records = yield from self._dry_runs(result)
         del _records
-        post_ok = not result.notes
         # 2. The injection schedule.
+        return (yield from self._sweep(result, start, baseline_resources, fuzz))
+
+    def _sweep(
+        self,
+        result: OomTestResult,
+        start: float,
+        baseline_resources: dict[str, object] | None,
+        fuzz: bool,
+        announce: bool = True,
+    ) -> Plan:
+        """Replay every scheduled injection after the dry runs filled ``result``."""
+        post_ok = not result.notes
         jobs, announced, truncated = self._jobs(result.total, fuzz)
-        if self.on_total is not None:
+        if announce and self.on_total is not None:
             self.on_total(announced)
         for ordinal, (index, mode) in enumerate(jobs):
             if self.max_duration is not None and time.monotonic() - start >= self.max_duration:

@@ -28,6 +28,10 @@ Invariants:
   for both allocators, plus the pooling metrics when pooling.
 - Input problems (missing file, unknown directive, unparsable script)
   raise :class:`ScenarioError` with a one-line message.
+- A run depends only on the scenario and the state it starts from, so a run
+  forked at allocation k (``oomfuzz.forkengine``) continues exactly like a
+  fresh run at k; a scenario that cannot promise this says ``fork=false``
+  (``ScenarioRunner.oomfuzz_fork``).
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ DIRECTIVES: dict[str, str] = {
     "max_wasm_stack": "N bytes",
     "mode": "transient | persistent | both: restricts the sweep modes",
     "allow_alloc_after_oom": "true: allocations after the OOM are not failures",
+    "fork": "false: never sweep with the fork engine (each injection replays from scratch)",
     "index": "N: the injection index a regression reproducer fails at (replayed by `oomfuzz baseline --check`)",
     **{f"limits.{k}": "Store.set_limits(...) value" for k in LIMIT_KEYS},
     "limits.trap_on_grow_failure": "true: StoreLimitsBuilder.trap_on_grow_failure",
@@ -141,7 +146,13 @@ def parse_directives(text: str, source: str = "<scenario>") -> dict[str, str]:
             if key not in DIRECTIVES:
                 raise ScenarioError(f"{source}:{lineno}: unknown oomfuzz directive {key!r}")
             out[key] = value
-    for key in ("fuel", "max_wasm_stack", "index", *POOLING_KEYS, *(f"limits.{k}" for k in LIMIT_KEYS)):
+    for key in (
+        "fuel",
+        "max_wasm_stack",
+        "index",
+        *POOLING_KEYS,
+        *(f"limits.{k}" for k in LIMIT_KEYS),
+    ):
         if key in out and not re.fullmatch(r"\d+", out[key]):
             raise ScenarioError(f"{source}: directive {key} needs a non-negative integer")
     choices = {
@@ -150,6 +161,7 @@ def parse_directives(text: str, source: str = "<scenario>") -> dict[str, str]:
         "instantiate": ("linker", "pre", "instance"),
         "mode": ("transient", "persistent", "both"),
         "allow_alloc_after_oom": ("true", "false"),
+        "fork": ("true", "false"),
         "limits.trap_on_grow_failure": ("true", "false"),
     }
     for key, allowed in choices.items():
@@ -432,6 +444,11 @@ class ScenarioRunner:
         self._last: ScenarioContext | None = None
         if scenario.directives.get("engine") == "shared":
             self.shared_engine = ScenarioContext(scenario, allocator).new_engine()
+
+    @property
+    def oomfuzz_fork(self) -> bool:
+        """Whether the fork engine may sweep this scenario (directive ``fork=false`` opts out)."""
+        return self.scenario.directives.get("fork") != "false"
 
     # Probe protocol -------------------------------------------------------
 

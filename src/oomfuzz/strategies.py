@@ -39,9 +39,8 @@ Invariants:
   before a memory, ``i32`` before other types); alternatives sit in fixed
   slots per call site (an inapplicable slot falls back to slot 0), so a
   choice keeps its meaning when the shrinker deletes an unrelated part;
-  variable-length parts are
-  "continue?" flags before each element, so the shrinker deletes an element
-  by deleting its block of choices. Per-function instruction fuel and a
+  variable-length parts are "continue?" flags before each element, so the
+  shrinker deletes an element by deleting its block of choices. Per-function instruction fuel and a
   nesting-depth bound keep drawn modules small.
 """
 

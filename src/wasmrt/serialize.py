@@ -13,8 +13,11 @@ Layout (all integers little-endian)::
     checksum         32 bytes  SHA-256 of every byte before it
 
 The ``wasm`` section (the module binary) is always present; other sections
-are precomputed compile artifacts (e.g. ``python_source``, the generated
-Python code), so a loader that understands them can skip recompilation.
+are precomputed compile artifacts: ``compiled_variants`` (JSON: every built
+code variant's generated Python source, per-function sources and the
+constants its namespace needs) and ``python_source`` (the default variant's
+source, informational). ``deserialize_compiled`` rebuilds the
+``CompiledModule`` from ``compiled_variants`` without the code generator.
 
 Invariants:
 - Checks run in a fixed order and each raises ``WasmtimeError`` with a
@@ -27,8 +30,11 @@ Invariants:
   (``AllocKind.MODULE`` for the module bytes and the section table,
   ``AllocKind.CODE`` for compile artifacts); an ``OutOfMemory`` propagates
   unchanged and leaves nothing behind. Serialising asks for the output blob.
-- ``serialize(module, config)`` / ``deserialize(data, config) -> ir.Module``
-  is the pair ``wasmrt.runtime.module.Module`` calls; ``serialize_module`` /
+- ``serialize(module, config, compiled)`` / ``deserialize_compiled(data,
+  config) -> (ir.Module, CompiledModule | None)`` is the pair
+  ``wasmrt.runtime.module.Module`` calls (``deserialize`` gives the IR only);
+  the header checks above (version, engine settings) always run first, so
+  compiled code is only loaded for this wasmrt version and engine settings. ``serialize_module`` /
   ``deserialize_module`` give access to the header and artifacts.
 - Only the standard library is used.
 """
@@ -50,10 +56,13 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "SerializedModule",
+    "COMPILED_ARTIFACT",
     "config_settings",
     "deserialize",
+    "deserialize_compiled",
     "deserialize_module",
     "fingerprint",
+    "load_compiled",
     "read_header",
     "serialize",
     "serialize_module",
@@ -327,10 +336,69 @@ def _show(value: object) -> str:
     return str(value)
 
 
+#: Artifact holding every compiled variant (source + constants), as JSON.
+COMPILED_ARTIFACT = "compiled_variants"
+#: Version of the ``compiled_variants`` payload layout.
+COMPILED_FORMAT = 1
+
+
+class _NotEncodable(Exception):
+    """A compiled variant holds a constant this format cannot carry."""
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _NotEncodable(repr(value))
+    return value
+
+
+def _encode_variant(v: Any) -> dict[str, object]:
+    consts = getattr(v, "consts", None)
+    const_dicts = getattr(v, "const_dicts", None)
+    if not isinstance(consts, Mapping) or not isinstance(const_dicts, Mapping):
+        raise _NotEncodable("variant without constants")
+    for key in consts.values():
+        if not isinstance(key, str):
+            raise _NotEncodable(repr(key))
+    return {
+        "fuel": bool(v.fuel),
+        "epoch": bool(v.epoch),
+        "source": str(v.source),
+        "function_sources": [str(f) for f in v.function_sources],
+        "consts": {str(k): val for k, val in consts.items()},
+        "const_dicts": {
+            str(name): [[_int(k), _int(val)] for k, val in table.items()]
+            for name, table in const_dicts.items()
+        },
+    }
+
+
 def _artifacts_of(compiled: Any) -> dict[str, bytes]:
-    """Artifacts worth shipping from a compiled module (its generated Python source)."""
+    """Artifacts worth shipping from a compiled module.
+
+    A ``CompiledModule`` ships every variant it has built (``compiled_variants``:
+    generated source plus the constants its namespace needs) and the default
+    variant's source as ``python_source``; nothing is generated here. Another
+    object ships its ``source`` string, if any, as ``python_source``.
+    """
     out: dict[str, bytes] = {}
     if compiled is None:
+        return out
+    built = getattr(compiled, "built_variants", None)
+    if callable(built):
+        variants = built()
+        try:
+            payload = {
+                "format": COMPILED_FORMAT,
+                "variants": [_encode_variant(v) for v in variants],
+            }
+        except _NotEncodable:
+            payload = None  # ship the binary only; loading recompiles
+        for v in variants:
+            if not v.fuel and not v.epoch and isinstance(v.source, str):
+                out["python_source"] = v.source.encode("utf-8")
+        if payload is not None:
+            out[COMPILED_ARTIFACT] = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         return out
     source = getattr(compiled, "source", None)
     if isinstance(source, str):
@@ -345,14 +413,102 @@ def serialize(module: ir.Module, config: object = None, compiled: Any = None) ->
     return serialize_module(encode_module(module), config, _artifacts_of(compiled))
 
 
-def deserialize(data: bytes | bytearray | memoryview, config: object = None) -> ir.Module:
-    """Verify ``data`` for an engine with ``config`` and decode its module to IR."""
+def _decode_ir(unpacked: SerializedModule) -> ir.Module:
     from wasmrt.binary import decode_module
 
-    unpacked = deserialize_module(data, config)
     try:
         return decode_module(unpacked.wasm)
     except MalformedError as e:
         raise WasmtimeError(
             f"serialized module is corrupt: its module binary does not decode\n\nCaused by:\n    {e}"
         ) from e
+
+
+def deserialize(data: bytes | bytearray | memoryview, config: object = None) -> ir.Module:
+    """Verify ``data`` for an engine with ``config`` and decode its module to IR."""
+    return _decode_ir(deserialize_module(data, config))
+
+
+_MALFORMED_CODE = "serialized module is malformed: unreadable 'compiled_variants' artifact"
+
+
+def _variant_fields(
+    raw: object,
+) -> tuple[str, list[str], dict[str, str], dict[str, dict[int, int]], bool, bool]:
+    if not isinstance(raw, dict):
+        raise WasmtimeError(_MALFORMED_CODE)
+    source = raw.get("source")
+    funcs = raw.get("function_sources")
+    consts = raw.get("consts")
+    tables = raw.get("const_dicts")
+    fuel = raw.get("fuel")
+    epoch = raw.get("epoch")
+    if (
+        not isinstance(source, str)
+        or not isinstance(funcs, list)
+        or not all(isinstance(f, str) for f in funcs)
+        or not isinstance(consts, dict)
+        or not all(isinstance(k, str) for k in consts.values())
+        or not isinstance(tables, dict)
+        or not isinstance(fuel, bool)
+        or not isinstance(epoch, bool)
+    ):
+        raise WasmtimeError(_MALFORMED_CODE)
+    const_dicts: dict[str, dict[int, int]] = {}
+    for name, pairs in tables.items():
+        if not isinstance(pairs, list):
+            raise WasmtimeError(_MALFORMED_CODE)
+        table: dict[int, int] = {}
+        for pair in pairs:
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in pair)
+            ):
+                raise WasmtimeError(_MALFORMED_CODE)
+            table[pair[0]] = pair[1]
+        const_dicts[name] = table
+    return source, funcs, consts, const_dicts, fuel, epoch
+
+
+def load_compiled(module: ir.Module, unpacked: SerializedModule) -> Any:
+    """The ``CompiledModule`` rebuilt from ``unpacked``'s artifacts, or ``None`` if it has none.
+
+    Runs no code generator: each variant's stored source is compiled and
+    bound to its stored constants (``wasmrt.compile.load_variant``).
+    """
+    raw = unpacked.artifacts.get(COMPILED_ARTIFACT)
+    if raw is None:
+        return None
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WasmtimeError(_MALFORMED_CODE) from None
+    if not isinstance(payload, dict) or payload.get("format") != COMPILED_FORMAT:
+        raise WasmtimeError(
+            "serialized module uses an unknown 'compiled_variants' format "
+            f"{payload.get('format') if isinstance(payload, dict) else None!r}"
+        )
+    variants = payload.get("variants")
+    if not isinstance(variants, list) or not variants:
+        raise WasmtimeError(_MALFORMED_CODE)
+    from wasmrt.compile import CompiledModule, load_variant
+
+    fields = [_variant_fields(v) for v in variants]
+    try:
+        loaded = [load_variant(*f) for f in fields]
+    except SyntaxError as e:
+        raise WasmtimeError(f"{_MALFORMED_CODE}\n\nCaused by:\n    {e}") from e
+    return CompiledModule.from_variants(module, loaded)
+
+
+def deserialize_compiled(
+    data: bytes | bytearray | memoryview, config: object = None
+) -> tuple[ir.Module, Any]:
+    """Verify ``data`` and return ``(ir module, CompiledModule or None)`` without recompiling.
+
+    ``None`` means the blob carries no compiled code (the caller compiles).
+    """
+    unpacked = deserialize_module(data, config)
+    module = _decode_ir(unpacked)
+    return module, load_compiled(module, unpacked)

@@ -181,6 +181,101 @@ def test_mutators_change_inputs_deterministically() -> None:
 
 
 # ---------------------------------------------------------------------------
+# Operator matrix: every numeric and memory operator on every edge-value combination
+
+_INT_BINARY = (
+    "add sub mul div_s div_u rem_s rem_u and or xor shl shr_s shr_u rotl rotr"
+    " eq ne lt_s lt_u gt_s gt_u le_s le_u ge_s ge_u"
+).split()
+_FLOAT_BINARY = "add sub mul div min max copysign eq ne lt gt le ge".split()
+_FLOAT_UNARY = "abs neg ceil floor trunc nearest sqrt".split()
+_COMPARISONS = {"eq", "ne", "lt", "gt", "le", "ge", "lt_s", "lt_u", "gt_s", "gt_u"}
+_COMPARISONS |= {"le_s", "le_u", "ge_s", "ge_u", "eqz"}
+
+
+def _operator_funcs() -> dict[str, list[str]]:
+    """Group name -> WAT functions ``(export "op") (param ..) (result ..)`` applying one op."""
+
+    def fn(op: str, params: list[str], result: str) -> str:
+        ps = " ".join(f"(param {p})" for p in params)
+        gets = " ".join(f"local.get {i}" for i in range(len(params)))
+        return f'(func (export "{op}") {ps} (result {result}) {gets} {op})'
+
+    groups: dict[str, list[str]] = {}
+    for t in ("i32", "i64"):
+        unary = ["clz", "ctz", "popcnt", "eqz", "extend8_s", "extend16_s"]
+        unary += ["extend32_s"] if t == "i64" else []
+        funcs = [fn(f"{t}.{o}", [t, t], "i32" if o in _COMPARISONS else t) for o in _INT_BINARY]
+        funcs += [fn(f"{t}.{o}", [t], "i32" if o == "eqz" else t) for o in unary]
+        groups[t] = funcs
+    for t in ("f32", "f64"):
+        funcs = [fn(f"{t}.{o}", [t, t], "i32" if o in _COMPARISONS else t) for o in _FLOAT_BINARY]
+        funcs += [fn(f"{t}.{o}", [t], t) for o in _FLOAT_UNARY]
+        groups[t] = funcs
+    conv = [
+        fn("i32.wrap_i64", ["i64"], "i32"),
+        fn("i64.extend_i32_s", ["i32"], "i64"),
+        fn("i64.extend_i32_u", ["i32"], "i64"),
+        fn("f32.demote_f64", ["f64"], "f32"),
+        fn("f64.promote_f32", ["f32"], "f64"),
+        fn("i32.reinterpret_f32", ["f32"], "i32"),
+        fn("i64.reinterpret_f64", ["f64"], "i64"),
+        fn("f32.reinterpret_i32", ["i32"], "f32"),
+        fn("f64.reinterpret_i64", ["i64"], "f64"),
+    ]
+    for it in ("i32", "i64"):
+        for ft in ("f32", "f64"):
+            for sign in ("s", "u"):
+                conv.append(fn(f"{it}.trunc_{ft}_{sign}", [ft], it))
+                conv.append(fn(f"{it}.trunc_sat_{ft}_{sign}", [ft], it))
+                conv.append(fn(f"{ft}.convert_{it}_{sign}", [it], ft))
+    groups["conversions"] = conv
+    mem = []
+    loads = {
+        "i32": ["load", "load8_s", "load8_u", "load16_s", "load16_u"],
+        "i64": ["load", "load8_s", "load8_u", "load16_s", "load16_u", "load32_s", "load32_u"],
+        "f32": ["load"],
+        "f64": ["load"],
+    }
+    for t, ops in loads.items():
+        for op in ops:
+            for offset in (0, 65532, 4294967295):
+                name = f"{t}.{op} offset={offset}"
+                mem.append(
+                    f'(func (export "{name}") (param i32) (result {t})'
+                    f" local.get 0 {t}.{op} offset={offset})"
+                )
+        for op in ["store"] + [s[:-2].replace("load", "store") for s in ops if s.endswith("_u")]:
+            for offset in (0, 65533):
+                name = f"{t}.{op} offset={offset}"
+                mem.append(
+                    f'(func (export "{name}") (param i32 {t})'
+                    f" local.get 0 local.get 1 {t}.{op} offset={offset})"
+                )
+    groups["memory"] = mem
+    return groups
+
+
+_OPERATORS = _operator_funcs()
+
+
+@pytest.mark.parametrize("group", sorted(_OPERATORS))
+def test_operator_matrix(group: str) -> None:
+    """One module per operator (so every divergent operator is listed), all edge values."""
+    memory = '(memory (export "mem") 1 1) (data (i32.const 65520) "0123456789abcdef")'
+    diverged = []
+    calls = 0
+    for func in _OPERATORS[group]:
+        wasm = _wat(f"(module {memory if group == 'memory' else ''} {func})")
+        report = h.run_module(wasm, label=func, exhaustive=True)
+        calls += report.compared_calls
+        if report.divergence is not None:
+            diverged.append(report.summary())
+    assert not diverged, "\n".join(diverged)
+    assert calls >= len(_OPERATORS[group]) * 8
+
+
+# ---------------------------------------------------------------------------
 # The CI samples
 
 

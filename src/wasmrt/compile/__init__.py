@@ -10,6 +10,9 @@ Invariants:
   Those closures follow the core calling convention of docs/internals.md.
 - Generating a variant asks ``try_alloc(len(source), AllocKind.CODE)`` before
   the code object is built.
+- ``load_variant`` rebuilds a variant from its generated source and constants
+  without the code generator (deserialisation); ``_build_variant`` is
+  generate + ``load_variant``, so both paths build identical namespaces.
 - SIMD instructions compile; executing one raises
   ``WasmtimeError("SIMD instruction X is not supported yet")``.
 """
@@ -25,13 +28,13 @@ from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
-__all__ = ["CompiledModule", "CompiledVariant", "compile_module"]
+__all__ = ["CompiledModule", "CompiledVariant", "compile_module", "load_variant"]
 
 
 class CompiledVariant:
-    """One option variant: its source text and its factory."""
+    """One option variant: its source text, the constants its namespace needs, and its factory."""
 
-    __slots__ = ("epoch", "factory", "fuel", "function_sources", "source")
+    __slots__ = ("const_dicts", "consts", "epoch", "factory", "fuel", "function_sources", "source")
 
     def __init__(
         self,
@@ -40,26 +43,49 @@ class CompiledVariant:
         factory: Callable[[Any, Any], tuple[Callable[..., Any], ...]],
         fuel: bool,
         epoch: bool,
+        consts: dict[str, str] | None = None,
+        const_dicts: dict[str, dict[int, int]] | None = None,
     ) -> None:
         self.source = source
         self.function_sources = function_sources
         self.factory = factory
         self.fuel = fuel
         self.epoch = epoch
+        self.consts = consts if consts is not None else {}
+        self.const_dicts = const_dicts if const_dicts is not None else {}
+
+
+def load_variant(
+    source: str,
+    function_sources: list[str],
+    consts: dict[str, str],
+    const_dicts: dict[str, dict[int, int]],
+    fuel: bool,
+    epoch: bool,
+) -> CompiledVariant:
+    """Build a variant from generated ``source`` and its constants, without the code generator.
+
+    ``consts`` maps names to ``"f32:<bits>"``/``"f64:<bits>"``; ``const_dicts``
+    maps names to the int tables the code indexes. ``_build_variant`` and
+    deserialisation both come through here.
+    """
+    try_alloc(len(source), AllocKind.CODE)
+    ns: dict[str, Any] = dict(RUNTIME_NAMESPACE)
+    for name, key in consts.items():
+        kind, bits = key.split(":")
+        ns[name] = f32_from_bits(int(bits)) if kind == "f32" else f64_from_bits(int(bits))
+    ns.update(const_dicts)
+    code = compile(source, "<wasm module>", "exec")
+    exec(code, ns)
+    return CompiledVariant(
+        source, function_sources, ns["_make"], fuel, epoch, dict(consts), dict(const_dicts)
+    )
 
 
 def _build_variant(module: ir.Module, fuel: bool, epoch: bool) -> CompiledVariant:
     gen = ModuleCodegen(module, fuel=fuel, epoch=epoch)
     source, per_func = gen.generate()
-    try_alloc(len(source), AllocKind.CODE)
-    ns: dict[str, Any] = dict(RUNTIME_NAMESPACE)
-    for name, key in gen.consts.items():
-        kind, bits = key.split(":")
-        ns[name] = f32_from_bits(int(bits)) if kind == "f32" else f64_from_bits(int(bits))
-    ns.update(gen.const_dicts)
-    code = compile(source, "<wasm module>", "exec")
-    exec(code, ns)
-    return CompiledVariant(source, per_func, ns["_make"], fuel, epoch)
+    return load_variant(source, per_func, gen.consts, gen.const_dicts, fuel, epoch)
 
 
 class CompiledModule:
@@ -81,6 +107,21 @@ class CompiledModule:
     @property
     def source(self) -> str:
         return self.variant().source
+
+    def built_variants(self) -> list[CompiledVariant]:
+        """The variants compiled so far (what serialisation ships)."""
+        return list(self._variants.values())
+
+    @classmethod
+    def from_variants(cls, module: ir.Module, variants: list[CompiledVariant]) -> CompiledModule:
+        """A compiled module whose variants were loaded elsewhere (``load_variant``).
+
+        Missing variants are still generated on demand by ``variant()``.
+        """
+        cm = cls(module)
+        for v in variants:
+            cm._variants[(bool(v.fuel), bool(v.epoch))] = v
+        return cm
 
     def function_source(self, funcidx: int, fuel: bool = False, epoch: bool = False) -> str:
         """Source of one defined function (``funcidx`` in the function index space)."""

@@ -5,7 +5,9 @@ Invariants:
   never changes them; every store and module created from it sees the same
   settings.
 - It owns the instance allocator built once from ``allocation_strategy``
-  (on-demand unless configured), and the global epoch counter that
+  (on-demand unless configured; any form ``InstanceAllocationStrategy.coerce``
+  accepts), with the explicit ``memory_reservation`` (if any) as the cap on
+  every memory it creates, and the global epoch counter that
   ``increment_epoch`` advances and stores compare their deadlines with.
 - Engine-level validation (``max_wasm_stack`` of zero, a pooling
   ``max_memory_size`` above an explicit ``memory_reservation``) raises
@@ -52,7 +54,7 @@ class EngineCore:
 def _build_allocator(values: ConfigValues) -> Any:
     from wasmrt.runtime.allocator.base import InstanceAllocationStrategy
 
-    strategy = values.allocation_strategy or InstanceAllocationStrategy.on_demand()
+    strategy = InstanceAllocationStrategy.coerce(values.allocation_strategy)
     reservation = values.memory_reservation if "memory_reservation" in values.explicit else None
     return strategy.build_allocator(memory_reservation=reservation)
 

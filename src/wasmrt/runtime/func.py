@@ -20,6 +20,8 @@ Invariants:
   before the callback runs, so an ``OutOfMemory`` leaves the callback unrun
   and the store usable; the ``Caller`` is invalidated when the call ends,
   however it ends.
+- On a store with an async limiter, ``__call__`` raises ``WasmtimeError``
+  unless an ``*_async`` operation is running; ``call_async`` is the way in.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.limits import require_sync, run_async
 from wasmrt.runtime.types import FuncType
 from wasmrt.runtime.val import from_core, to_core
 
@@ -124,6 +127,7 @@ class Func:
     def __call__(self, store: Any, *params: Any) -> Any:
         core = store._context()
         func = self._core_for(core)
+        require_sync(core, "Func.call")
         ty = _core.func_type(func)
         expected = len(ty.params)
         if len(params) > expected:
@@ -143,6 +147,17 @@ class Func:
         if len(results) == 1:
             return from_core(core, results[0], out)
         return [from_core(core, k, v) for k, v in zip(results, out, strict=True)]
+
+    async def call_async(self, store: Any, *params: Any) -> Any:
+        """``self(store, *params)`` for a store with a ``ResourceLimiterAsync``.
+
+        The call runs on a worker thread while the limiter's coroutines run on
+        this event loop (see ``wasmrt.runtime.limits``); results and
+        exceptions are exactly those of ``__call__``.
+        """
+        core = store._context()
+        self._core_for(core)
+        return await run_async(core, lambda: self(store, *params), worker=True)
 
     def __repr__(self) -> str:
         return f"<wasmrt.Func {self._func!r}>"

@@ -15,6 +15,8 @@ Invariants:
 - ``exports(store)`` is built once and cached: a ``Mapping`` in export
   order, with ``by_index`` a tuple. Int keys are accepted as a superset of
   wasmtime-py (its ``KeyError`` for ints is not relied upon).
+- With an async limiter, ``Instance(...)`` raises ``WasmtimeError`` outside
+  an ``*_async`` operation; ``Instance.new_async`` is the way in.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from wasmrt.errors import LinkError, WasmtimeError
 from wasmrt.runtime import _core
 from wasmrt.runtime.func import Func
 from wasmrt.runtime.global_ import Global
+from wasmrt.runtime.limits import require_sync, run_async
 from wasmrt.runtime.memory import Memory
 from wasmrt.runtime.module import Module, ModuleCore
 from wasmrt.runtime.table import Table
@@ -185,9 +188,16 @@ class Instance:
         for owner, _ in externs:
             if owner is not core:
                 raise WasmtimeError(_WRONG_STORE)
+        require_sync(core, "Instance.new")
         self._store = core
         self._exports: InstanceExports | None = None
         self._instance = instantiate_core(core, mcore, [ext for _, ext in externs])
+
+    @classmethod
+    async def new_async(cls, store: Any, module: Module, imports: Sequence[AsExtern]) -> Instance:
+        """``Instance(store, module, imports)`` for a store with a ``ResourceLimiterAsync``."""
+        core = store._context()
+        return await run_async(core, lambda: cls(store, module, imports), worker=True)
 
     @classmethod
     def _from_core(cls, store_core: Any, instance: Any) -> Instance:

@@ -4,7 +4,8 @@ Invariants:
 - Created only by ``Linker.instantiate_pre``; it keeps the module and the
   resolved definitions (a snapshot: later linker changes do not affect it).
 - ``instantiate(store)`` materialises the definitions in that store, checks
-  types and instantiates exactly like ``Linker.instantiate``.
+  types and instantiates exactly like ``Linker.instantiate``;
+  ``instantiate_async`` is the variant for a store with an async limiter.
 - Like other managed objects it supports ``close()``/``with``; afterwards
   every use raises ``ValueError('already closed')``.
 """
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.runtime._managed import Managed
+from wasmrt.runtime.limits import require_sync, run_async
 
 if TYPE_CHECKING:
     from wasmrt.runtime.instance import Instance
@@ -48,7 +50,20 @@ class InstancePre(Managed[_Pre]):
 
         pre = self.ptr()
         core = store._context()
+        require_sync(core, "InstancePre.instantiate")
         return Instance._from_core(core, pre.instantiate(core, pre.module.ptr(), pre.defs))
+
+    async def instantiate_async(self, store: Any) -> Instance:
+        """``instantiate`` for a store with a ``ResourceLimiterAsync`` (see ``Func.call_async``)."""
+        from wasmrt.runtime.instance import Instance
+
+        pre = self.ptr()
+        core = store._context()
+        mcore = pre.module.ptr()
+        instance = await run_async(
+            core, lambda: pre.instantiate(core, mcore, pre.defs), worker=True
+        )
+        return Instance._from_core(core, instance)
 
     @property
     def module(self) -> Module:

@@ -24,20 +24,34 @@ Invariants:
 
 How a store uses an async limiter (``ResourceLimiterAsync``): the store wraps
 it in ``AsyncLimiterAdapter`` and installs the adapter as ``StoreCore.limiter``
-(the vm only ever calls the synchronous protocol). An ``*_async`` embedder API
-first ``await``s ``adapter.predecide_memory(current, desired, maximum)`` (or
-``predecide_table``), then runs the synchronous operation; the vm's call with
-the same arguments consumes the pre-awaited answer. A synchronous call with no
-pre-awaited answer drives the limiter's coroutine to completion if it finishes
-without suspending, and otherwise raises ``WasmtimeError`` (Wasmtime panics
-when a sync API meets an async limiter).
+(the vm only ever calls the synchronous protocol). Every ``*_async`` embedder
+API runs inside ``adapter.async_scope(loop)``; outside such a scope the
+adapter refuses to decide and raises ``WasmtimeError`` (Wasmtime rejects sync
+APIs on a store with an async limiter), and the sync APIs check up front with
+``require_sync``. Inside a scope a decision is found, in order:
+1. a pre-awaited answer: ``Memory.grow_async`` first ``await``s
+   ``adapter.predecide_memory(current, desired, maximum)`` (or
+   ``predecide_table``) with the arguments the vm will pass, and the vm's
+   call with the same arguments consumes it;
+2. from a worker thread (``Func.call_async`` and ``instantiate_async`` run
+   wasm there, Wasmtime's fiber): the coroutine is scheduled on the scope's
+   event loop with ``run_coroutine_threadsafe`` and the worker blocks until
+   it finishes, so the limiter may really suspend;
+3. on the loop's own thread: the coroutine is driven synchronously if it
+   never suspends, else ``WasmtimeError``.
+Pending answers that were never consumed are dropped when the outermost scope
+ends. A store is used by one task at a time (as in Wasmtime, where an async
+call borrows the store mutably).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine
-from typing import Any
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from wasmrt.errors import WasmtimeError
 
@@ -50,10 +64,15 @@ __all__ = [
     "ResourceLimiterAsync",
     "StoreLimits",
     "StoreLimitsBuilder",
+    "async_adapter_of",
     "context_error",
     "drive_sync",
     "format_context",
+    "require_sync",
+    "run_async",
 ]
+
+_T = TypeVar("_T")
 
 #: Wasmtime's ``DEFAULT_INSTANCE_LIMIT``.
 DEFAULT_INSTANCE_LIMIT = 10_000
@@ -202,14 +221,38 @@ def drive_sync(awaitable: Awaitable[Any], what: str) -> Any:
 class AsyncLimiterAdapter(ResourceLimiter):
     """Presents a ``ResourceLimiterAsync`` through the synchronous limiter protocol.
 
-    ``predecide_*`` awaits the limiter ahead of a synchronous operation; the
-    matching synchronous call (same arguments) then consumes that answer.
-    Pending answers that were never consumed are dropped by ``clear()``.
+    See the module docstring for where a decision comes from. ``predecide_*``
+    awaits the limiter ahead of a synchronous operation; the matching
+    synchronous call (same arguments) then consumes that answer.
     """
 
     def __init__(self, inner: ResourceLimiterAsync) -> None:
         self.inner = inner
         self._decided: dict[tuple[str, int, int, int | None], bool] = {}
+        self._depth = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    @contextmanager
+    def async_scope(self, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
+        """Mark an ``*_async`` operation as running (nested scopes share the outer loop)."""
+        outer = self._depth == 0
+        if outer:
+            self._loop = loop
+            self._loop_thread = threading.get_ident() if loop is not None else None
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._loop = None
+                self._loop_thread = None
+                self._decided.clear()
+
+    @property
+    def in_async_scope(self) -> bool:
+        return self._depth > 0
 
     async def predecide_memory(self, current: int, desired: int, maximum: int | None) -> bool:
         """Await the limiter's memory decision now; returns it as well."""
@@ -226,19 +269,29 @@ class AsyncLimiterAdapter(ResourceLimiter):
     def clear(self) -> None:
         self._decided.clear()
 
-    def memory_growing(self, current: int, desired: int, maximum: int | None) -> bool:
-        key = ("memory", current, desired, maximum)
+    def _decide(self, key: tuple[str, int, int, int | None], what: str) -> bool:
         if key in self._decided:
             return self._decided.pop(key)
-        return bool(
-            drive_sync(self.inner.memory_growing(current, desired, maximum), "a memory grow")
-        )
+        if self._depth == 0:
+            raise WasmtimeError(
+                f"an async resource limiter cannot decide {what} for a synchronous operation; "
+                "use the `_async` variant of this API"
+            )
+        kind, current, desired, maximum = key
+        growing = self.inner.memory_growing if kind == "memory" else self.inner.table_growing
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            future = asyncio.run_coroutine_threadsafe(
+                _as_coroutine(growing(current, desired, maximum)), loop
+            )
+            return bool(future.result())
+        return bool(drive_sync(growing(current, desired, maximum), what))
+
+    def memory_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        return self._decide(("memory", current, desired, maximum), "a memory grow")
 
     def table_growing(self, current: int, desired: int, maximum: int | None) -> bool:
-        key = ("table", current, desired, maximum)
-        if key in self._decided:
-            return self._decided.pop(key)
-        return bool(drive_sync(self.inner.table_growing(current, desired, maximum), "a table grow"))
+        return self._decide(("table", current, desired, maximum), "a table grow")
 
     def memory_grow_failed(self, error: BaseException) -> None:
         self.inner.memory_grow_failed(error)
@@ -254,6 +307,51 @@ class AsyncLimiterAdapter(ResourceLimiter):
 
     def memories(self) -> int:
         return self.inner.memories()
+
+
+async def _as_coroutine(awaitable: Awaitable[_T]) -> _T:
+    return await awaitable
+
+
+def async_adapter_of(store_core: Any) -> AsyncLimiterAdapter | None:
+    """The store's ``AsyncLimiterAdapter``, or ``None`` if its limiter is synchronous."""
+    limiter = getattr(store_core, "limiter", None)
+    return limiter if isinstance(limiter, AsyncLimiterAdapter) else None
+
+
+def require_sync(store_core: Any, api: str) -> None:
+    """Raise ``WasmtimeError`` if ``api`` (a sync API) is used on a store with an async limiter.
+
+    Inside an ``*_async`` operation (e.g. a host function called by
+    ``call_async``) sync APIs are allowed: limiter decisions are routed as
+    the module docstring describes.
+    """
+    adapter = async_adapter_of(store_core)
+    if adapter is not None and not adapter.in_async_scope:
+        raise WasmtimeError(
+            f"cannot use `{api}` on a store with an async resource limiter; "
+            f"use `{api}_async` instead"
+        )
+
+
+async def run_async(store_core: Any, operation: Callable[[], _T], *, worker: bool) -> _T:
+    """Run the synchronous ``operation`` as an ``*_async`` operation of ``store_core``.
+
+    With a synchronous limiter (or none) it simply runs. With an async one it
+    runs inside the adapter's scope: on a worker thread when ``worker`` (wasm
+    may grow memories while it runs; the limiter's coroutines run on this
+    event loop meanwhile), else right here (decisions were pre-awaited).
+    The worker gets a copy of the current ``contextvars`` (``try_alloc``
+    hooks included); exceptions propagate unchanged.
+    """
+    adapter = async_adapter_of(store_core)
+    if adapter is None:
+        return operation()
+    loop = asyncio.get_running_loop()
+    with adapter.async_scope(loop):
+        if worker and adapter._loop is loop:
+            return await asyncio.to_thread(operation)
+        return operation()
 
 
 class StoreLimits(ResourceLimiter):

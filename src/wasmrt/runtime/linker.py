@@ -13,7 +13,11 @@ Invariants:
   definition wins.
 - ``instantiate`` first resolves every import by name ("unknown import:
   `m::n` has not been defined"), then checks types and instantiates exactly
-  like ``Instance(...)``.
+  like ``Instance(...)``; ``instantiate_async`` does the same for a store
+  with an async limiter (the sync one raises ``WasmtimeError`` there).
+- ``define_unknown_imports_as_default_values`` stubs every kind of import:
+  functions (store-independent) return zeros/nulls; tables, memories and
+  globals are created in the given store with their imported type.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from wasmrt.runtime.instance import (
     wrap_extern,
 )
 from wasmrt.runtime.instance_pre import InstancePre
+from wasmrt.runtime.limits import require_sync, run_async
 from wasmrt.runtime.module import Module, ModuleCore
-from wasmrt.runtime.types import FuncType
+from wasmrt.runtime.types import FuncType, MemoryTypeInfo
 
 __all__ = ["Linker"]
 
@@ -222,23 +227,55 @@ class Linker:
             self._insert(imp.module, imp.name, _Def(functype=m.types[imp.desc], callable=trap))
 
     def define_unknown_imports_as_default_values(self, store: Any, module: Module) -> None:
-        """Define every still-undefined function import as returning zeros/nulls."""
+        """Define every still-undefined import of ``module`` with a default value in ``store``.
+
+        As Wasmtime does: a function returning zeros/nulls, a table of the
+        imported type filled with null, a memory of the imported type, a
+        global holding its type's zero (or null). All stubs are built before
+        any is defined, so a failure (limiter, ``OutOfMemory``) defines none.
+        """
         if not isinstance(module, Module):
             raise TypeError("expected a `Module`")
-        store._context()
+        core = store._context()
         m = module.ptr().ir
+        stubs: list[tuple[str, str, _Def]] = []
+        seen: set[tuple[str, str]] = set()
         for imp in m.imports:
-            if imp.kind != "func" or (imp.module, imp.name) in self._defs:
+            key = (imp.module, imp.name)
+            if key in self._defs or key in seen:
                 continue
-            assert isinstance(imp.desc, int)
-            results = tuple(_ZERO[k] for k in m.types[imp.desc].results)
+            seen.add(key)
+            stubs.append((imp.module, imp.name, self._default_stub(core, m, imp)))
+        try_alloc(_DEF_COST * len(stubs), AllocKind.LINKER)
+        self._defs.reserve(len(self._defs) + len(stubs))
+        for mod, name, d in stubs:
+            self._defs[(mod, name)] = d
+
+    @staticmethod
+    def _default_stub(core: Any, m: ir.Module, imp: ir.Import) -> _Def:
+        desc = imp.desc
+        if imp.kind == "func":
+            assert isinstance(desc, int)
+            fty = m.types[desc]
+            results = tuple(_ZERO[k] for k in fty.results)
 
             def default(*_args: Any, _results: tuple[Any, ...] = results) -> Any:
                 if not _results:
                     return None
                 return _results[0] if len(_results) == 1 else list(_results)
 
-            self._insert(imp.module, imp.name, _Def(functype=m.types[imp.desc], callable=default))
+            return _Def(functype=fty, callable=default)
+        if imp.kind == "table":
+            assert isinstance(desc, ir.TableType)
+            return _Def(store=core, extern=_core.new_table(core, desc, None))
+        if imp.kind == "memory":
+            assert isinstance(desc, ir.MemoryType)
+            return _Def(store=core, extern=_core.new_memory(core, MemoryTypeInfo(desc)))
+        if imp.kind == "global":
+            assert isinstance(desc, ir.GlobalType)
+            try_alloc(_DEF_COST, AllocKind.GLOBAL)
+            return _Def(store=core, extern=_core.new_global(core, desc, _ZERO[desc.valtype]))
+        raise WasmtimeError(f"cannot define a default value for a `{imp.kind}` import")
 
     # Lookup and instantiation ------------------------------------------------
 
@@ -258,7 +295,17 @@ class Linker:
     def instantiate(self, store: Any, module: Module) -> Instance:
         core = store._context()
         mcore = module.ptr()
+        require_sync(core, "Linker.instantiate")
         return Instance._from_core(core, self._instantiate_core(core, mcore))
+
+    async def instantiate_async(self, store: Any, module: Module) -> Instance:
+        """``instantiate`` for a store with a ``ResourceLimiterAsync`` (see ``Func.call_async``)."""
+        core = store._context()
+        mcore = module.ptr()
+        instance = await run_async(
+            core, lambda: self._instantiate_core(core, mcore), worker=True
+        )
+        return Instance._from_core(core, instance)
 
     def instantiate_pre(self, module: Module) -> InstancePre:
         if not isinstance(module, Module):

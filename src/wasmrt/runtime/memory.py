@@ -13,6 +13,10 @@ Invariants:
 - Only ``data_len`` bytes are ever visible, even if the vm reserved more.
 - ``grow`` raises ``WasmtimeError("failed to grow memory by `N`")`` where
   the wasm instruction would return -1.
+- On a store with an async limiter (``ResourceLimiterAsync``) the sync
+  ``Memory(...)``/``grow`` raise ``WasmtimeError`` (outside an ``*_async``
+  operation); ``new_async``/``grow_async`` await the limiter's decision
+  first (``AsyncLimiterAdapter.predecide_memory``), then do the same work.
 - ``get_buffer_ptr`` returns a ``memoryview`` of the live bytes. While a view
   is alive the vm cannot resize the buffer beyond its reservation, so
   re-derive views after growing instead of keeping them.
@@ -20,15 +24,25 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.limits import async_adapter_of, require_sync
 from wasmrt.runtime.types import MemoryType
 
 __all__ = ["Memory"]
 
 _WRONG_STORE = "object used with the wrong store"
+_PAGE = 65536
+_MAX_PAGES = 65536
+
+
+def _type_max_bytes(ty: Any) -> int | None:
+    """The ``maximum`` the vm passes to ``memory_growing`` for a memory of ir type ``ty``."""
+    hi = ty.limits.max
+    return None if hi is None else hi * _PAGE
 
 
 class _DataPointer:
@@ -77,8 +91,22 @@ class Memory:
     def __init__(self, store: Any, ty: MemoryType) -> None:
         core = store._context()
         info = ty.ptr()
+        require_sync(core, "Memory.new")
         self._store = core
         self._memory = _core.new_memory(core, info)
+
+    @classmethod
+    async def new_async(cls, store: Any, ty: MemoryType) -> Memory:
+        """``Memory(store, ty)`` for a store whose limiter is a ``ResourceLimiterAsync``."""
+        core = store._context()
+        info = ty.ptr()
+        adapter = async_adapter_of(core)
+        if adapter is None:
+            return cls(store, ty)
+        with adapter.async_scope(asyncio.get_running_loop()):
+            lim = info.ir.limits
+            await adapter.predecide_memory(0, lim.min * _PAGE, _type_max_bytes(info.ir))
+            return cls._from_core(core, _core.new_memory(core, info))
 
     @classmethod
     def _from_core(cls, store_core: Any, memory: Any) -> Memory:
@@ -95,13 +123,39 @@ class Memory:
     def type(self, store: Any) -> MemoryType:
         return MemoryType._from_ir(_core.memory_type(self._mem(store)))
 
-    def grow(self, store: Any, delta: int) -> int:
-        """Grow by ``delta`` pages; returns the previous size in pages."""
+    def _grow_target(self, store: Any, delta: int) -> Any:
         if not isinstance(delta, int):
             raise TypeError("expected an int")
         if delta < 0:
             raise WasmtimeError("cannot grow by negative amount")
-        mem = self._mem(store)
+        return self._mem(store)
+
+    def grow(self, store: Any, delta: int) -> int:
+        """Grow by ``delta`` pages; returns the previous size in pages."""
+        mem = self._grow_target(store, delta)
+        require_sync(self._store, "Memory.grow")
+        return self._grow(mem, delta)
+
+    async def grow_async(self, store: Any, delta: int) -> int:
+        """``grow`` for a store whose limiter is a ``ResourceLimiterAsync``.
+
+        The limiter's decision is awaited first; the grow itself is synchronous.
+        """
+        mem = self._grow_target(store, delta)
+        adapter = async_adapter_of(self._store)
+        if adapter is None:
+            return self._grow(mem, delta)
+        with adapter.async_scope(asyncio.get_running_loop()):
+            pages = _core.memory_pages(mem)
+            if delta > 0 and pages + delta <= _MAX_PAGES:
+                await adapter.predecide_memory(
+                    _core.memory_data_len(mem),
+                    (pages + delta) * _PAGE,
+                    _type_max_bytes(_core.memory_type(mem).ir),
+                )
+            return self._grow(mem, delta)
+
+    def _grow(self, mem: Any, delta: int) -> int:
         old = _core.memory_grow(mem, delta)
         if old < 0:
             raise WasmtimeError(f"failed to grow memory by `{delta}`")

@@ -12,6 +12,11 @@ Invariants:
 - A module is immutable after construction and may be instantiated in any
   store of its engine any number of times; ``ModuleCore`` is what the vm
   and the allocator see (``module_key`` is its identity for slot affinity).
+- ``Module.deserialize``/``deserialize_file`` check the blob's wasmrt
+  version and engine settings (``wasmrt.serialize``), then reuse its
+  compiled code (no code generation); validation and the allocator's
+  ``validate_module`` still run. Like Wasmtime's, deserialisation trusts
+  its input: the stored code is executed, so only load blobs you produced.
 - ``close()`` purges the module's per-module allocator state.
 - ``imports``/``exports`` are fresh lists in module order on every access.
 """
@@ -94,8 +99,11 @@ def build_module_core(engine: EngineCore, binary: bytes | bytearray) -> ModuleCo
     return build_from_ir(engine, module)
 
 
-def build_from_ir(engine: EngineCore, module: ir.Module) -> ModuleCore:
-    """Validate, check against the allocator and compile an already decoded module."""
+def build_from_ir(engine: EngineCore, module: ir.Module, compiled: Any = None) -> ModuleCore:
+    """Validate, check against the allocator and compile an already decoded module.
+
+    ``compiled`` (from deserialisation) is used as is instead of compiling.
+    """
     from wasmrt.validate import validate_module
 
     try:
@@ -103,9 +111,15 @@ def build_from_ir(engine: EngineCore, module: ir.Module) -> ModuleCore:
     except InvalidModuleError as e:
         raise _with_context("WebAssembly translation error", e) from e
     engine.allocator.validate_module(module)
-    compiled = _compile_module(module, engine)
+    if compiled is None:
+        compiled = _compile_module(module, engine)
     try_alloc(128, AllocKind.MODULE)
-    return ModuleCore(engine, module, info, compiled)
+    core = ModuleCore(engine, module, info, compiled)
+    if hasattr(compiled, "module_key"):
+        # The vm keys pool slot affinity on ``compiled.module_key``; make it the
+        # same identity ``close()`` purges.
+        compiled.module_key = core
+    return core
 
 
 class Module(Managed[ModuleCore]):
@@ -172,9 +186,7 @@ class Module(Managed[ModuleCore]):
         if not isinstance(encoded, (bytes, bytearray)):
             raise TypeError("expected bytes")
         core = engine.ptr()
-        ser = _serialize_module()
-        module = ser.deserialize(bytes(encoded), core.config)
-        return cls._from_core(build_from_ir(core, module))
+        return cls._from_core(_deserialize_core(core, bytes(encoded)))
 
     @classmethod
     def deserialize_file(cls, engine: Engine, path: str) -> Module:
@@ -184,9 +196,14 @@ class Module(Managed[ModuleCore]):
                 data = f.read()
         except OSError as e:
             raise WasmtimeError(f"failed to read file {path}: {e.strerror or e}") from None
-        ser = _serialize_module()
-        module = ser.deserialize(data, core.config)
-        return cls._from_core(build_from_ir(core, module))
+        return cls._from_core(_deserialize_core(core, data))
+
+
+def _deserialize_core(engine: EngineCore, data: bytes) -> ModuleCore:
+    """Check ``data`` against this wasmrt and engine, then rebuild it without recompiling."""
+    ser = _serialize_module()
+    module, compiled = ser.deserialize_compiled(data, engine.config)
+    return build_from_ir(engine, module, compiled)
 
 
 def _serialize_module() -> Any:

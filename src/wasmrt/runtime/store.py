@@ -138,6 +138,19 @@ class Store(Managed[Any]):
         _core.set_limiter(core, limiter)
         self._limiter = limiter
 
+    def limiter_async(self, limiter: Any) -> None:
+        """wasmrt addition (Rust's ``Store::limiter_async``): install a ``ResourceLimiterAsync``.
+
+        Afterwards use the ``*_async`` APIs (``Func.call_async``,
+        ``Linker.instantiate_async``, ``Memory.grow_async``...); the sync ones
+        raise ``WasmtimeError``.
+        """
+        from wasmrt.runtime.limits import ResourceLimiterAsync
+
+        if not isinstance(limiter, ResourceLimiterAsync):
+            raise TypeError("expected a ResourceLimiterAsync")
+        self.limiter(limiter)
+
     def get_limiter(self) -> Any:
         """The installed limiter (the adapter for an async one), or ``None``."""
         self._context()

@@ -11,20 +11,28 @@ Invariants:
   falsy (null included) the ``Val`` wrapper, which compares ``== None``.
 - ``set`` out of range and a failed ``grow`` raise ``WasmtimeError``
   (embedder APIs never raise ``Trap``).
+- On a store with an async limiter the sync ``Table(...)``/``grow`` raise
+  ``WasmtimeError`` (outside an ``*_async`` operation); ``new_async`` and
+  ``grow_async`` await the limiter's decision first
+  (``AsyncLimiterAdapter.predecide_table``), then do the same work.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.limits import async_adapter_of, require_sync
 from wasmrt.runtime.types import TableType
 from wasmrt.runtime.val import Val, from_core, to_core
 
 __all__ = ["Table"]
 
 _U64 = (1 << 64) - 1
+#: The vm's bound on table sizes (and the ``maximum`` it reports for unbounded tables).
+_MAX_ELEMENTS = 0xFFFFFFFF
 _WRONG_STORE = "object used with the wrong store"
 _OOB = "wasm trap: undefined element: out of bounds table access"
 
@@ -38,8 +46,22 @@ class Table:
         tty = ty.ptr()
         core = store._context()
         init_core = to_core(core, tty.elem, init)
+        require_sync(core, "Table.new")
         self._store = core
         self._table = _core.new_table(core, tty, init_core)
+
+    @classmethod
+    async def new_async(cls, store: Any, ty: TableType, init: Any) -> Table:
+        """``Table(store, ty, init)`` for a store whose limiter is a ``ResourceLimiterAsync``."""
+        tty = ty.ptr()
+        core = store._context()
+        init_core = to_core(core, tty.elem, init)
+        adapter = async_adapter_of(core)
+        if adapter is None:
+            return cls(store, ty, init)
+        with adapter.async_scope(asyncio.get_running_loop()):
+            await adapter.predecide_table(0, tty.limits.min, tty.limits.max)
+            return cls._from_core(core, _core.new_table(core, tty, init_core))
 
     @classmethod
     def _from_core(cls, store_core: Any, table: Any) -> Table:
@@ -59,13 +81,38 @@ class Table:
     def size(self, store: Any) -> int:
         return len(_core.table_elements(self._tab(store)))
 
-    def grow(self, store: Any, amt: int, init: Any) -> int:
-        """Grow by ``amt`` elements set to ``init``; returns the previous size."""
+    def _grow_args(self, store: Any, amt: int, init: Any) -> tuple[Any, int, Any]:
         tab = self._tab(store)
         if not isinstance(amt, int):
             raise TypeError(f"'{type(amt).__name__}' object cannot be interpreted as an integer")
         init_core = to_core(self._store, _core.table_type(tab).elem, init)
-        delta = amt & _U64
+        return tab, amt & _U64, init_core
+
+    def grow(self, store: Any, amt: int, init: Any) -> int:
+        """Grow by ``amt`` elements set to ``init``; returns the previous size."""
+        tab, delta, init_core = self._grow_args(store, amt, init)
+        require_sync(self._store, "Table.grow")
+        return self._grow(tab, delta, init_core)
+
+    async def grow_async(self, store: Any, amt: int, init: Any) -> int:
+        """``grow`` for a store whose limiter is a ``ResourceLimiterAsync``.
+
+        The limiter's decision is awaited first; the grow itself is synchronous.
+        """
+        tab, delta, init_core = self._grow_args(store, amt, init)
+        adapter = async_adapter_of(self._store)
+        if adapter is None:
+            return self._grow(tab, delta, init_core)
+        with adapter.async_scope(asyncio.get_running_loop()):
+            old = len(_core.table_elements(tab))
+            if delta > 0 and old + delta <= _MAX_ELEMENTS:
+                hi = _core.table_type(tab).limits.max
+                await adapter.predecide_table(
+                    old, old + delta, _MAX_ELEMENTS if hi is None else hi
+                )
+            return self._grow(tab, delta, init_core)
+
+    def _grow(self, tab: Any, delta: int, init_core: Any) -> int:
         old = _core.table_grow(tab, delta, init_core)
         if old < 0:
             raise WasmtimeError(f"failed to grow table by `{delta}`")

@@ -17,13 +17,25 @@ from wasmrt import ir
 __all__ = ["new_linear_memory", "new_table_instance"]
 
 
-def new_linear_memory(store: Any, ty: ir.MemoryType, max_pages: int | None = None) -> Any:
-    """A fresh ``LinearMemory`` for ``ty``; ``max_pages`` caps its maximum (pooling clamp)."""
+def new_linear_memory(
+    store: Any,
+    ty: ir.MemoryType,
+    max_pages: int | None = None,
+    reservation: int | None = None,
+) -> Any:
+    """A fresh ``LinearMemory`` for ``ty``.
+
+    ``max_pages`` caps its maximum (pooling clamp); ``reservation`` is the
+    engine's explicit ``Config.memory_reservation`` (``None``: the vm's default).
+    """
     from wasmrt.vm.memory import LinearMemory
 
-    if max_pages is None:
-        return LinearMemory(store, ty)
-    return LinearMemory(store, ty, max_pages_cap=max_pages)
+    kwargs: dict[str, int] = {}
+    if max_pages is not None:
+        kwargs["max_pages_cap"] = max_pages
+    if reservation is not None:
+        kwargs["reservation_cap"] = reservation
+    return LinearMemory(store, ty, **kwargs)
 
 
 def new_table_instance(store: Any, ty: ir.TableType, max_elements: int | None = None) -> Any:

@@ -137,14 +137,15 @@ class InstanceAllocationStrategy:
         """Create the engine's allocator.
 
         ``memory_reservation`` is the engine's ``Config.memory_reservation``
-        when the embedder set it; pooling refuses a ``max_memory_size`` above it
+        when the embedder set it; both allocators give it to every memory they
+        create as its reservation cap, and pooling refuses a ``max_memory_size`` above it
         ("maximum memory size of 0x… bytes exceeds the configured memory
         reservation of 0x… bytes").
         """
         if self._pooling is None:
             from wasmrt.runtime.allocator.on_demand import OnDemandInstanceAllocator
 
-            return OnDemandInstanceAllocator()
+            return OnDemandInstanceAllocator(memory_reservation=memory_reservation)
         from wasmrt.runtime.allocator.pooling import PoolingInstanceAllocator
 
         return PoolingInstanceAllocator(self._pooling, memory_reservation=memory_reservation)

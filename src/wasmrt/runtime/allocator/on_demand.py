@@ -1,7 +1,8 @@
 """``OnDemandInstanceAllocator``: Wasmtime's default allocation strategy.
 
 Invariants:
-- Stateless: every module validates, instance counts are not tracked (the
+- Stateless apart from the engine's explicit ``memory_reservation``, which
+  every memory it creates gets as its reservation cap. Every module validates, instance counts are not tracked (the
   store's own counters and limiter are the only limits), and memories and
   tables are created fresh per instance and simply dropped on deallocation.
 - Creation goes through the vm constructors, which consult the store's
@@ -28,7 +29,10 @@ __all__ = ["OnDemandInstanceAllocator"]
 class OnDemandInstanceAllocator:
     """Allocates each memory and table when an instance is created."""
 
-    __slots__ = ()
+    __slots__ = ("_reservation",)
+
+    def __init__(self, *, memory_reservation: int | None = None) -> None:
+        self._reservation = memory_reservation
 
     def validate_module(self, module: ir.Module) -> None:
         return None
@@ -42,7 +46,7 @@ class OnDemandInstanceAllocator:
     def allocate_memory(
         self, store: Any, ty: ir.MemoryType, module_key: Hashable, index: int
     ) -> tuple[int, Any]:
-        return NO_SLOT, new_linear_memory(store, ty)
+        return NO_SLOT, new_linear_memory(store, ty, reservation=self._reservation)
 
     def deallocate_memory(self, slot: int, memory: Any) -> None:
         return None
@@ -62,4 +66,6 @@ class OnDemandInstanceAllocator:
         return None
 
     def __repr__(self) -> str:
-        return "OnDemandInstanceAllocator()"
+        if self._reservation is None:
+            return "OnDemandInstanceAllocator()"
+        return f"OnDemandInstanceAllocator(memory_reservation={self._reservation})"

@@ -19,7 +19,8 @@ Invariants:
   "core instances", "memory stripe 0" or "tables", after flushing pending
   decommits and retrying once.
 - A memory's maximum is clamped to ``max_memory_size`` bytes and a table's to
-  ``table_elements``, so growth past them fails (-1 / error).
+  ``table_elements``, so growth past them fails (-1 / error). Memories get
+  the engine's explicit ``Config.memory_reservation`` as reservation cap.
 - Isolation: every tenant of a slot gets freshly zeroed storage from the vm
   constructors (then the module's data/elem segments), and ``deallocate_*``
   resets the slot: the departing ``LinearMemory`` is emptied (``data``,
@@ -431,6 +432,7 @@ class PoolingInstanceAllocator:
         self._memory_keep = _round_up(cfg.get_linear_memory_keep_resident(), HOST_PAGE_SIZE)
         self._table_keep = _round_up(cfg.get_table_keep_resident(), HOST_PAGE_SIZE)
         self._max_memory_pages = max_memory_size // WASM_PAGE_SIZE
+        self._memory_reservation = memory_reservation
         self._instance_size = _round_up(cfg.get_max_core_instance_size(), _INSTANCE_ALIGN)
 
     @property
@@ -616,7 +618,9 @@ class PoolingInstanceAllocator:
                 raise PoolConcurrencyLimitError(len(self._memory_index), "memory stripe 0")
             state = self._memory_slots.get(slot)
         try:
-            memory = new_linear_memory(store, ty, self.memory_max_pages(ty))
+            memory = new_linear_memory(
+                store, ty, self.memory_max_pages(ty), reservation=self._memory_reservation
+            )
         except BaseException:
             with self._lock:
                 self._memory_index.free(slot)

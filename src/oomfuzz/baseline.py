@@ -1,0 +1,344 @@
+"""The CI gate: a committed site table (``corpus/sites-baseline.json``) and its check.
+
+``update`` runs a bounded sweep of the corpus and writes the table;
+``check`` replays every regression reproducer, runs the same bounded sweep
+and compares. The gate fails when
+
+- a regression reproducer fails again at its recorded index,
+- any iteration of the bounded sweep fails (or a scenario cannot run),
+- a site the baseline records as hit is no longer hit,
+- a site the baseline does not know is hit but its injected failure is not
+  handled (it failed, or it was never injected).
+
+Invariants:
+- Site ids are line-insensitive and machine-independent:
+  ``PATH:QUALNAME`` with ``PATH`` relative to the package root
+  (``wasmrt/vm/instance.py``), so edits that move lines, or another checkout
+  directory, change nothing; the allocation kinds seen there are recorded
+  beside the id.
+- The bounded sweep is deterministic: which sites are *hit* comes from the
+  full fault-free dry runs (never sampled), and the injected indices are the
+  first allocation of every distinct (site, kind) in each unit plus
+  ``sample`` indices drawn with ``random.Random(seed)`` — so every hit site
+  is injected at least once, on every machine, in the same places.
+- Regression reproducers are the ``.wast``/``.py`` files under
+  ``corpus/regressions/`` whose header has ``index=N`` (with ``mode`` and
+  ``allocator``); they are replayed at exactly that index.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oomfuzz.inject import Injector, Site
+from oomfuzz.oomtest import DryRunError, OomTest
+from oomfuzz.report import RunReport
+from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, find_scenarios, load_scenario
+
+__all__ = [
+    "BaselineConfig",
+    "GateResult",
+    "check",
+    "replay_regressions",
+    "site_id",
+    "sweep_sites",
+    "update",
+]
+
+SCHEMA = "oomfuzz-baseline/1"
+
+
+def site_id(site: Site) -> str:
+    """``package/relative/path.py:qualname``; no line number."""
+    path = site.file.replace(os.sep, "/")
+    for root in ("wasmrt/", "oomfuzz/"):
+        pos = path.rfind("/" + root)
+        if pos >= 0:
+            path = path[pos + 1 :]
+            break
+    else:
+        if os.path.isabs(path):
+            path = "/".join(Path(path).parts[-2:])
+    return f"{path}:{site.function}"
+
+
+@dataclass(slots=True)
+class SiteRow:
+    kinds: set[str] = field(default_factory=set)
+    hits: int = 0
+    injected: int = 0
+    failures: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.injected - self.failures
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kinds": sorted(self.kinds),
+            "hits": self.hits,
+            "injected": self.injected,
+            "failures": self.failures,
+            "handled": self.handled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineConfig:
+    """The bounded sweep (it is recorded in the baseline file and reused by ``check``)."""
+
+    paths: tuple[str, ...] = ("corpus",)
+    mode: str = "transient"
+    allocator: str = "both"
+    sample: int = 4
+    seed: int = 0
+    check_every: int = 4
+    jobs: int = 1
+    exclude: tuple[str, ...] = ("regressions",)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "paths": list(self.paths),
+            "mode": self.mode,
+            "allocator": self.allocator,
+            "sample": self.sample,
+            "seed": self.seed,
+            "check_every": self.check_every,
+            "exclude": list(self.exclude),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], jobs: int = 1) -> BaselineConfig:
+        return cls(
+            tuple(d["paths"]),
+            str(d["mode"]),
+            str(d["allocator"]),
+            int(d["sample"]),
+            int(d["seed"]),
+            int(d["check_every"]),
+            jobs,
+            tuple(d.get("exclude", ())),
+        )
+
+
+@dataclass(slots=True)
+class GateResult:
+    problems: list[str] = field(default_factory=list)
+    sites: dict[str, SiteRow] = field(default_factory=dict)
+    injections: int = 0
+    regressions: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+# -- the bounded sweep ----------------------------------------------------------------
+
+
+def _unit_indices(runner: ScenarioRunner, sample: int, seed: int) -> list[int]:
+    """First index of every distinct (site, kind) plus a seeded sample of the rest."""
+    inj = Injector("count", record_all=True, stack_depth=0)
+    with inj.installed():
+        runner.run()
+    firsts: dict[tuple[str, str, str], int] = {}
+    for rec in inj.records:
+        firsts.setdefault((rec.site.file, rec.site.function, rec.kind), rec.index)
+    rest = sorted(set(range(inj.count)) - set(firsts.values()))
+    extra = random.Random(seed).sample(rest, min(sample, len(rest)))
+    return sorted(set(firsts.values()) | set(extra))
+
+
+def _run_bounded(job: tuple[str, str, str, int, int, int]) -> dict[str, object]:
+    """One (scenario, mode, allocator) unit of the bounded sweep, as a RunReport dict."""
+    from oomfuzz.cli import Unit, _oomtest
+
+    path, mode, allocator, sample, seed, check_every = job
+    rep = RunReport(path, mode, allocator)
+    try:
+        scn = load_scenario(path)
+        runner = ScenarioRunner(scn, allocator)
+        indices = _unit_indices(runner, sample, seed)
+        unit = Unit(path, mode, allocator, check_every=check_every)
+        result = _oomtest(scn, runner, unit, indices=indices).test(runner.run)
+    except DryRunError as e:
+        rep.error = f"dry run failed: {str(e).splitlines()[0]}"
+        return rep.to_dict()
+    except (ScenarioError, Exception) as e:  # noqa: BLE001 - recorded as this unit's error; the gate fails on it
+        rep.error = f"{type(e).__name__}: {e}"
+        return rep.to_dict()
+    return RunReport.from_result(path, mode, allocator, result).to_dict()
+
+
+def _jobs(config: BaselineConfig, root: Path) -> list[tuple[str, str, str, int, int, int]]:
+    files = find_scenarios([str(root / p) for p in config.paths])
+    scenarios: list[Scenario] = []
+    for f in files:
+        if any(part in config.exclude for part in f.relative_to(root).parts[:-1]):
+            continue
+        scenarios.append(load_scenario(f))
+    from oomfuzz.cli import sweep_units
+
+    units = sweep_units(scenarios, config.mode, config.allocator)
+    return [
+        (u.scenario, u.mode, u.allocator, config.sample, config.seed, config.check_every)
+        for u in units
+    ]
+
+
+def sweep_sites(config: BaselineConfig, root: Path) -> tuple[dict[str, SiteRow], list[str], int]:
+    """Run the bounded sweep under ``root``: site table, problems, injection count."""
+    jobs = _jobs(config, root)
+    if config.jobs > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=config.jobs, mp_context=ctx) as pool:
+            reports = [RunReport.from_dict(d) for d in pool.map(_run_bounded, jobs)]
+    else:
+        reports = [RunReport.from_dict(_run_bounded(j)) for j in jobs]
+    sites: dict[str, SiteRow] = {}
+    problems: list[str] = []
+    injections = 0
+    for rep in reports:
+        injections += rep.iterations
+        name = _rel(rep.scenario, root)
+        if rep.error:
+            problems.append(f"{name} [{rep.mode}/{rep.allocator}]: {rep.error}")
+        for f in rep.failures:
+            text = f.text().replace(rep.scenario, name)
+            problems.append(text)
+        for stat in rep.sites.values():
+            row = sites.setdefault(site_id(stat.site), SiteRow())
+            row.kinds |= stat.kinds
+            row.hits += stat.hits
+            row.injected += stat.injected
+            row.failures += stat.failures
+    return dict(sorted(sites.items())), problems, injections
+
+
+def _rel(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+# -- regressions --------------------------------------------------------------------------
+
+
+def regression_files(root: Path) -> list[Path]:
+    d = root / "corpus" / "regressions"
+    if not d.is_dir():
+        return []
+    return [p for p in find_scenarios([str(d)]) if "index" in load_scenario(p).directives]
+
+
+def replay_regressions(files: Iterable[Path]) -> list[str]:
+    """Replay each reproducer at its recorded index; one problem line per failure."""
+    problems: list[str] = []
+    for path in files:
+        scn = load_scenario(path)
+        d = scn.directives
+        index = int(d["index"])
+        modes = scn.modes() or ("transient",)
+        for allocator in scn.allocators():
+            runner = ScenarioRunner(scn, allocator)
+            for mode in modes:
+                try:
+                    res = OomTest(
+                        mode=mode,
+                        allow_alloc_after_oom=d.get("allow_alloc_after_oom") == "true",
+                        raise_on_failure=False,
+                        probe=runner,
+                        label=str(path),
+                        indices=[index],
+                    ).test(runner.run)
+                except DryRunError as e:
+                    problems.append(
+                        f"regression {path.name}: dry run fails: {str(e).splitlines()[0]}"
+                    )
+                    continue
+                for it in res.failures:
+                    problems.append(
+                        f"regression {path.name} fails again [{mode}/{allocator} index={index}]: "
+                        f"{it.verdict}: {it.detail}"
+                    )
+    return problems
+
+
+# -- update and check -----------------------------------------------------------------------
+
+
+def baseline_path(root: Path) -> Path:
+    return root / "corpus" / "sites-baseline.json"
+
+
+def update(root: Path, config: BaselineConfig, out: Path | None = None) -> GateResult:
+    """Write the baseline from a bounded sweep (refuses to record a failing sweep)."""
+    sites, problems, injections = sweep_sites(config, root)
+    result = GateResult(problems, sites, injections)
+    if problems:
+        return result
+    doc = {
+        "schema": SCHEMA,
+        "sweep": config.to_dict(),
+        "injections": injections,
+        "sites": {k: v.to_dict() for k, v in sites.items()},
+    }
+    (out or baseline_path(root)).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"no baseline at {path}: run `oomfuzz baseline --update`") from None
+    except json.JSONDecodeError as e:
+        raise ScenarioError(f"{path}: not JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ScenarioError(f"{path}: not an oomfuzz baseline (schema {SCHEMA!r})")
+    return doc
+
+
+def compare(old: dict[str, Any], new: dict[str, SiteRow]) -> list[str]:
+    """The gate's site rules (see the module docstring)."""
+    problems: list[str] = []
+    for sid, row in old.items():
+        if int(row.get("hits", 0)) > 0 and (sid not in new or new[sid].hits == 0):
+            problems.append(
+                f"site {sid} is no longer hit (baseline: {row.get('hits')} hits): the corpus "
+                "lost coverage, or the site moved; run `oomfuzz baseline --update` if intended"
+            )
+    for sid, row in new.items():
+        if sid in old:
+            continue
+        if row.injected == 0:
+            problems.append(
+                f"new site {sid} ({', '.join(sorted(row.kinds))}) is hit but was never injected"
+            )
+        elif row.failures:
+            problems.append(
+                f"new site {sid} ({', '.join(sorted(row.kinds))}): {row.failures} of "
+                f"{row.injected} injected failures not handled"
+            )
+    return problems
+
+
+def check(root: Path, baseline: Path | None = None, jobs: int = 1) -> GateResult:
+    """Replay the regressions, run the recorded bounded sweep, compare with the baseline."""
+    doc = load_baseline(baseline or baseline_path(root))
+    config = BaselineConfig.from_dict(doc["sweep"], jobs=jobs)
+    regressions = regression_files(root)
+    problems = replay_regressions(regressions)
+    sites, sweep_problems, injections = sweep_sites(config, root)
+    problems += sweep_problems
+    problems += compare(doc["sites"], sites)
+    return GateResult(problems, sites, injections, len(regressions))

@@ -1,0 +1,308 @@
+"""The oomfuzz pytest plugin (entry point ``pytest11``: ``oomfuzz = "oomfuzz.plugin"``).
+
+Scenario collection: ``--oom-corpus PATH`` (repeatable) collects every
+scenario under PATH; a ``.wast`` file, or a ``.py`` file defining
+``scenario(ctx)``, named on the command line is collected too. Each becomes
+one item per mode × allocator × shard (``--oom-mode``, ``--oom-allocator``,
+``--oom-shards N`` with ``--oom-shard-kind interleaved|contiguous``), run by
+the same work units as ``oomfuzz sweep`` (:func:`oomfuzz.cli.sweep_units`,
+:func:`oomfuzz.cli.run_unit`), so ``pytest -n auto`` spreads one long sweep
+over every worker. ``--oom-max-iters``/``--oom-max-duration`` bound each
+scenario/mode/allocator (iterations are split over its shards, as in
+``sweep --jobs``); ``--oom-sample K``/``--oom-seed S`` as ``sweep --sample``.
+
+User tests: the ``oom_test`` fixture returns an :class:`~oomfuzz.OomTest`
+configured from the options (and the ``oom`` marker's keyword arguments);
+``@pytest.mark.oom(mode=..., max_iters=...)`` sweeps the marked test function
+itself like Wasmtime's ``OomTest::test`` (its fixtures are set up once; the
+function body runs once per dry run and injection).
+
+Invariants:
+- Inert unless used: without ``--oom-corpus``, a scenario file named on the
+  command line, or the ``oom`` marker, the plugin collects nothing, changes no
+  item and prints nothing (the project's own ``pytest -n auto`` over
+  ``tests/`` is unaffected). Directories on the command line never make
+  ``.wast``/corpus ``.py`` files collectable; only ``--oom-corpus`` does.
+- When ``--oom-corpus`` is given and no path was given on the command line,
+  only the corpus is collected (not ``testpaths``).
+- A failing item reports the harness's report (class, site, traceback,
+  ``oomfuzz replay`` line), never a bare assertion.
+- Every sweep item and every ``oom``-marked test records its injection count
+  in ``user_properties`` (``oomfuzz_injections``); the controller sums the
+  reports (xdist ships them from the workers), and the terminal summary's
+  total equals ``oomfuzz sweep``'s "injection points" for the same corpus and
+  options.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oomfuzz.cli import Unit, run_unit, sweep_units
+from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
+from oomfuzz.report import RunReport, reproducer
+from oomfuzz.scenario import ScenarioError, load_scenario
+
+__all__ = ["OomScenarioFile", "OomScenarioItem", "ScenarioFailed"]
+
+PROPERTY = "oomfuzz_injections"
+_CORPUS = pytest.StashKey[list[Path]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("oomfuzz", "out-of-memory fault injection (oomfuzz)")
+    g.addoption(
+        "--oom-corpus",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="collect oomfuzz scenarios (*.wast, *.py with scenario()) under PATH; repeatable",
+    )
+    g.addoption("--oom-mode", choices=("transient", "persistent", "both"), default="transient")
+    g.addoption("--oom-allocator", choices=("ondemand", "pooling", "both"), default="both")
+    g.addoption("--oom-shards", type=int, default=1, metavar="N", help="items per sweep")
+    g.addoption(
+        "--oom-shard-kind",
+        choices=("interleaved", "contiguous"),
+        default="interleaved",
+        help="shard k takes indices i %% N == k, or the k-th contiguous run",
+    )
+    g.addoption("--oom-max-iters", type=int, default=None, metavar="N")
+    g.addoption("--oom-max-duration", type=float, default=None, metavar="SECONDS")
+    g.addoption("--oom-sample", type=int, default=None, metavar="K")
+    g.addoption("--oom-seed", type=int, default=0, metavar="S")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "oom(**options): sweep this test with oomfuzz.OomTest (options: OomTest keywords)",
+    )
+    config.pluginmanager.register(_Totals(), "oomfuzz-totals")
+    corpus = [Path(p).resolve() for p in config.getoption("oom_corpus")]
+    config.stash[_CORPUS] = corpus
+    if corpus and config.args_source != pytest.Config.ArgsSource.ARGS:
+        # Only the corpus: do not also collect testpaths.
+        config.args = [str(p) for p in corpus]
+    shards = config.getoption("oom_shards")
+    if shards < 1:
+        raise pytest.UsageError("--oom-shards must be >= 1")
+
+
+def _in_corpus(config: pytest.Config, path: Path) -> bool:
+    resolved = path.resolve()
+    return any(resolved == c or c in resolved.parents for c in config.stash.get(_CORPUS, []))
+
+
+def _is_scenario(parent: pytest.Collector, path: Path) -> bool:
+    if path.suffix not in (".wast", ".py"):
+        return False
+    chosen = parent.session.isinitpath(path) or _in_corpus(parent.config, path)
+    if not chosen:
+        return False
+    return path.suffix == ".wast" or _defines(path)
+
+
+def _defines(path: Path) -> bool:
+    try:
+        return "def scenario(" in path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _python_collects(parent: pytest.Collector, path: Path) -> bool:
+    """Will pytest's python plugin ask ``pytest_pycollect_makemodule`` for this file?"""
+    if parent.session.isinitpath(path):
+        return True
+    return any(fnmatch.fnmatch(path.name, pat) for pat in parent.config.getini("python_files"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not _is_scenario(parent, file_path):
+        return None
+    if file_path.suffix == ".py" and _python_collects(parent, file_path):
+        return None  # collected through pytest_pycollect_makemodule below, not twice
+    return OomScenarioFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    """A scenario ``.py`` is collected as scenario items, never imported as a test module."""
+    if _is_scenario(parent, module_path):
+        return OomScenarioFile.from_parent(parent, path=module_path)
+    return None
+
+
+class ScenarioFailed(Exception):
+    """A sweep item found failures (or could not run); carries the unit's report."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__(f"{report.scenario}: {len(report.failures)} failing injection(s)")
+        self.report = report
+
+
+class OomScenarioFile(pytest.File):
+    """One scenario file: an item per mode × allocator × shard."""
+
+    def collect(self) -> Iterator[OomScenarioItem]:
+        cfg = self.config
+        try:
+            scn = load_scenario(self.path)
+        except ScenarioError as e:
+            raise self.CollectError(str(e)) from None
+        units = sweep_units(
+            [scn],
+            cfg.getoption("oom_mode"),
+            cfg.getoption("oom_allocator"),
+            cfg.getoption("oom_shards"),
+            cfg.getoption("oom_max_iters"),
+            max_duration=cfg.getoption("oom_max_duration"),
+            sample=cfg.getoption("oom_sample"),
+            seed=cfg.getoption("oom_seed"),
+            contiguous=cfg.getoption("oom_shard_kind") == "contiguous",
+        )
+        for unit in units:
+            name = f"{unit.mode}-{unit.allocator}"
+            if unit.shards > 1:
+                name += f"-shard{unit.shard}of{unit.shards}"
+            yield OomScenarioItem.from_parent(self, name=name, unit=unit)
+
+
+class OomScenarioItem(pytest.Item):
+    """One work unit of a sweep (a shard of one scenario/mode/allocator)."""
+
+    def __init__(self, *, unit: Unit, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.unit = unit
+
+    def runtest(self) -> None:
+        report = run_unit(self.unit)
+        self.user_properties.append((PROPERTY, report.iterations))
+        if report.failures or report.error:
+            raise ScenarioFailed(report)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        exc = excinfo.value
+        if not isinstance(exc, ScenarioFailed):
+            return str(super().repr_failure(excinfo, style=style))
+        rep = exc.report
+        lines: list[str] = []
+        if rep.error:
+            lines.append(f"{rep.scenario} [{rep.mode}/{rep.allocator}]: {rep.error}")
+        for f in rep.failures[:5]:
+            lines.append(format_iteration(f.scenario, f.iteration))
+            lines.append(f"  reproduce: {f.reproducer}")
+        if len(rep.failures) > 5:
+            lines.append(f"... and {len(rep.failures) - 5} more failing injection(s)")
+        return "\n".join(lines)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        u = self.unit
+        shard = f" shard {u.shard}/{u.shards}" if u.shards > 1 else ""
+        return self.path, None, f"oom sweep {self.path.name} [{u.mode}/{u.allocator}{shard}]"
+
+
+# -- the oom marker and the oom_test fixture ------------------------------------------------
+
+
+def _oomtest_for(config: pytest.Config, node: pytest.Item, **extra: Any) -> OomTest:
+    options: dict[str, Any] = {
+        "max_iters": config.getoption("oom_max_iters"),
+        "max_duration": config.getoption("oom_max_duration"),
+        "seed": config.getoption("oom_seed"),
+    }
+    if config.getoption("oom_mode") != "transient":
+        options["mode"] = config.getoption("oom_mode")
+    marker = node.get_closest_marker("oom")
+    if marker is not None:
+        options.update(marker.kwargs)
+    options.update(extra)
+    options.setdefault("label", node.nodeid)
+    return OomTest(**options)
+
+
+@pytest.fixture
+def oom_test(request: pytest.FixtureRequest) -> OomTest:
+    """An ``OomTest`` configured from ``--oom-*`` options and the ``oom`` marker."""
+    item = request.node
+    assert isinstance(item, pytest.Item)
+    counted = _Counted(item)
+    return _oomtest_for(request.config, item, on_iteration=counted.on_iteration)
+
+
+class _Counted:
+    """Adds each injection a fixture-made OomTest runs to the item's user_properties."""
+
+    def __init__(self, item: pytest.Item) -> None:
+        self.item = item
+        self.n = 0
+        item.user_properties.append((PROPERTY, 0))
+        self.slot = len(item.user_properties) - 1
+
+    def on_iteration(self, it: Any, ordinal: int) -> None:
+        self.n += 1
+        self.item.user_properties[self.slot] = (PROPERTY, self.n)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run an ``oom``-marked test function under ``OomTest.test``."""
+    if pyfuncitem.get_closest_marker("oom") is None:
+        return None
+    fn = pyfuncitem.obj
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    test = _oomtest_for(pyfuncitem.config, pyfuncitem, raise_on_failure=False, fail_fast=True)
+    try:
+        result = test.test(lambda: fn(**kwargs))
+    except OomTestFailure as e:  # a DryRunError: the test fails without any injection
+        pytest.fail(str(e), pytrace=False)
+    pyfuncitem.user_properties.append((PROPERTY, len(result.iterations)))
+    if result.failures:
+        it = result.failures[0]
+        text = format_iteration(result.label, it)
+        text += "\n  reproduce: " + reproducer(pyfuncitem.nodeid, it.mode, "-", it.index)
+        text += f"  (or: pytest '{pyfuncitem.nodeid}' with OomTest(indices=[{it.index}]))"
+        pytest.fail(text, pytrace=False)
+    return True
+
+
+# -- the terminal summary -------------------------------------------------------------------
+
+
+class _Totals:
+    """Sums ``oomfuzz_injections`` over the call reports this process sees.
+
+    Under xdist the controller receives every worker's reports, so its sum is
+    the whole run's; a worker's own summary is never printed.
+    """
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.injections = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        values = [v for k, v in report.user_properties if k == PROPERTY]
+        if values:
+            self.items += 1
+            self.injections += sum(int(v) for v in values)  # type: ignore[call-overload]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.items:
+            return
+        terminalreporter.write_sep("-", "oomfuzz")
+        terminalreporter.write_line(
+            f"oomfuzz: {self.injections} injection points in {self.items} "
+            "swept item(s) (sum over all workers)"
+        )

@@ -151,7 +151,7 @@ class TryList(list[T]):
         self.reserve(len(self) + 1)
         super().insert(index, item)
 
-    def __iadd__(self, items: Iterable[T]) -> TryList[T]:  # type: ignore[override]
+    def __iadd__(self, items: Iterable[T]) -> TryList[T]:  # type: ignore[override,misc]
         self.extend(items)
         return self
 
@@ -189,8 +189,9 @@ class TryDict(dict[K, V]):
             self[key] = default
         return self[key]
 
-    def update(self, *args: object, **kwargs: object) -> None:
-        for k, v in dict(*args, **kwargs).items():  # type: ignore[arg-type]
+    def update(self, other: dict[K, V] | Iterable[tuple[K, V]] = (), /) -> None:  # type: ignore[override]
+        items = other.items() if isinstance(other, dict) else other
+        for k, v in items:
             self[k] = v
 
 

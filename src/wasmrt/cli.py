@@ -1,8 +1,8 @@
 """The ``wasmrt`` command: validate, convert, print and run modules.
 
 Invariants:
-- Exit codes: 0 success, 1 the module is invalid or the call trapped,
-  2 usage or input error (missing file, malformed text).
+- Exit codes: 0 success; 1 the module is malformed or invalid, or the call
+  trapped or failed; 2 usage or input error (unknown option, unreadable file).
 - Errors print as one line on stderr, never as a traceback.
 """
 
@@ -55,7 +55,11 @@ def _parse_arg(text: str) -> int | float:
     try:
         return int(text, 0)
     except ValueError:
+        pass
+    try:
         return float(text)
+    except ValueError:
+        raise WasmtimeError(f"argument `{text}` is neither an integer nor a float") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -69,8 +73,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     instance = linker.instantiate(store, module)
     if args.invoke is None:
         return 0
-    func = instance.exports(store)[args.invoke]
-    result = func(store, *[_parse_arg(a) for a in args.args])
+    name, *params = args.invoke
+    exports = instance.exports(store)
+    if name not in exports:
+        raise WasmtimeError(f"module has no export named `{name}`")
+    func = exports[name]
+    if not isinstance(func, wasmrt.Func):
+        raise WasmtimeError(f"export `{name}` is not a function")
+    result = func(store, *[_parse_arg(a) for a in params])
     if result is not None:
         print(result)
     return 0
@@ -94,8 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_print)
     p = sub.add_parser("run", help="instantiate a module and optionally call an export")
     p.add_argument("file")
-    p.add_argument("--invoke", metavar="NAME")
-    p.add_argument("args", nargs="*")
+    p.add_argument(
+        "--invoke",
+        nargs="+",
+        metavar=("NAME", "ARG"),
+        help="export to call, followed by its arguments (ints or floats)",
+    )
     p.set_defaults(func=_cmd_run)
     return parser
 

@@ -174,13 +174,13 @@ class Module:
         return out  # type: ignore[return-value]
 
     def all_tables(self) -> list[TableType]:
-        out = [i.desc for i in self.imports if i.kind == "table"]
-        return out + self.tables  # type: ignore[operator]
+        out = [i.desc for i in self.imports if isinstance(i.desc, TableType)]
+        return out + self.tables
 
     def all_mems(self) -> list[MemoryType]:
-        out = [i.desc for i in self.imports if i.kind == "memory"]
-        return out + self.mems  # type: ignore[operator]
+        out = [i.desc for i in self.imports if isinstance(i.desc, MemoryType)]
+        return out + self.mems
 
     def all_globals(self) -> list[GlobalType]:
-        out = [i.desc for i in self.imports if i.kind == "global"]
-        return out + [g.type for g in self.globals]  # type: ignore[operator]
+        out = [i.desc for i in self.imports if isinstance(i.desc, GlobalType)]
+        return out + [g.type for g in self.globals]

@@ -353,7 +353,6 @@ def _run_chunk(
     """One Hypothesis run of ``examples`` examples: the shrunk findings, examples executed."""
     counter = {"n": 0}
 
-    @seed(chunk_seed)
     @settings(
         max_examples=examples,
         database=open_database(config.database),
@@ -379,6 +378,13 @@ def _run_chunk(
 
         check_example(scn, draw_plan, config)
 
+    if config.database is None:
+        oomfuzz_campaign = seed(chunk_seed)(oomfuzz_campaign)
+    else:
+        # hypothesis.seed() turns the example database off, and a shared
+        # database is the point here; Hypothesis reads this attribute of the
+        # wrapped test when it picks its Random (get_random_for_wrapped_test).
+        oomfuzz_campaign._hypothesis_internal_use_seed = chunk_seed  # type: ignore[attr-defined]
     try:
         oomfuzz_campaign()
     except CampaignFailure as e:

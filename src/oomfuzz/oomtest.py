@@ -36,7 +36,8 @@ Invariants:
 - ``engine`` picks how injection runs execute: ``replay`` (the default)
   re-runs ``fn`` from scratch per injection; ``fork`` runs it once fault-free
   and forks a child at each scheduled allocation (:mod:`oomfuzz.forkengine`);
-  ``auto`` forks when that is possible. Both engines share the dry-run phase,
+  ``auto`` forks when that is possible and should be cheaper (a cost model on
+  the dry runs' time). Both engines share the dry-run phase,
   the schedule, the ordinals and the per-iteration checks (the sub-plans
   ``_dry_runs``/``_after_checks``), so an injection index gets the same
   classification from either. Where forking is unavailable (not POSIX, other

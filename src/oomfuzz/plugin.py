@@ -45,7 +45,7 @@ import pytest
 
 from oomfuzz.cli import Unit, run_unit, sweep_units
 from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
-from oomfuzz.report import RunReport, reproducer
+from oomfuzz.report import RunReport
 from oomfuzz.scenario import ScenarioError, load_scenario
 
 __all__ = ["OomScenarioFile", "OomScenarioItem", "ScenarioFailed"]
@@ -270,8 +270,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if result.failures:
         it = result.failures[0]
         text = format_iteration(result.label, it)
-        text += "\n  reproduce: " + reproducer(pyfuncitem.nodeid, it.mode, "-", it.index)
-        text += f"  (or: pytest '{pyfuncitem.nodeid}' with OomTest(indices=[{it.index}]))"
+        text += (
+            f"\n  reproduce: pytest '{pyfuncitem.nodeid}' with "
+            f"@pytest.mark.oom(indices=[{it.index}], mode={it.mode!r})"
+        )
         pytest.fail(text, pytrace=False)
     return True
 

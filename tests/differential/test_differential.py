@@ -30,6 +30,7 @@ from differential import harness as h
 DIFF_SEED = h.env_seed(20261123)
 DIFF_SHARDS = 25
 DIFF_PER_SHARD = 8
+SIMD_SHARDS = 5
 ROBUST_SHARDS = 10
 ROBUST_BASES_PER_SHARD = 4
 ROBUST_PER_BASE = 50
@@ -290,6 +291,18 @@ def test_differential_sample(shard: int) -> None:
     assert not diverged, "\n".join(diverged)
     assert len(reports) >= DIFF_PER_SHARD // 2
     assert sum(r.compared_calls for r in reports) > 0
+
+
+@pytest.mark.parametrize("shard", range(SIMD_SHARDS))
+def test_differential_simd_sample(shard: int) -> None:
+    """A smaller sample with SIMD bodies (v128 never crosses the API: see ``Interface``)."""
+    opts = h.SmithOptions(simd=True)
+    diverged = []
+    for index in range(shard * DIFF_PER_SHARD, (shard + 1) * DIFF_PER_SHARD):
+        report = h.run_seed(f"simd-{DIFF_SEED}", index, opts)
+        if report is not None and report.divergence is not None:
+            diverged.append(report.summary())
+    assert not diverged, "\n".join(diverged)
 
 
 @pytest.mark.parametrize("shard", range(ROBUST_SHARDS))

@@ -1,4 +1,9 @@
-"""Terminal summary of spec-test assertion counts (works under pytest-xdist)."""
+"""Terminal summary of spec-test assertion counts (works under pytest-xdist).
+
+Prints one row per file (passed / failed), then subtotals for the SIMD and
+non-SIMD files and the grand total. Files that did not report (crashed
+before counting) show up as pytest failures, not here.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +24,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     rows.sort()
     tw = terminalreporter
     tw.section("spec assertions")
-    tot = [0, 0, 0]
-    for stem, p, f, s in rows:
+    totals = {"non-SIMD": [0, 0, 0], "SIMD": [0, 0, 0]}
+    for stem, p, f in rows:
+        tot = totals["SIMD" if stem.startswith("simd_") else "non-SIMD"]
         tot[0] += p
         tot[1] += f
-        tot[2] += s
+        tot[2] += 1
         flag = "" if not f else "  <-- FAILING"
-        tw.write_line(f"{stem:32} passed {p:6}  failed {f:5}  skipped(text) {s:4}{flag}")
-    tw.write_line(f"{'TOTAL':32} passed {tot[0]:6}  failed {tot[1]:5}  skipped(text) {tot[2]:4}")
+        tw.write_line(f"{stem:36} passed {p:6}  failed {f:5}{flag}")
+    for label, (p, f, n) in totals.items():
+        tw.write_line(f"{'TOTAL ' + label + f' ({n} files)':36} passed {p:6}  failed {f:5}")
+    p = sum(t[0] for t in totals.values())
+    f = sum(t[1] for t in totals.values())
+    tw.write_line(f"{'TOTAL':36} passed {p:6}  failed {f:5}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,25 +1,57 @@
-"""A WAST-script runner driving the vm core directly (decode -> validate -> compile -> instantiate).
+"""A WAST-script runner: our reader (``wasmrt.text.wast``) drives the vm core directly.
+
+Pipeline per module: ``WastModule.parse()`` (text, quote or binary) ->
+``validate_module`` -> ``compile_module`` -> ``instantiate`` in one ``StoreCore``.
 
 Invariants:
 - Each script runs in one fresh ``StoreCore`` with the standard ``spectest``
   host module; module names and ``register`` follow the spec interpreter.
-- Floats compare by bits; ``nan:canonical`` / ``nan:arithmetic`` follow the
-  spec; references compare by identity (externref ``N`` is one object per N).
-- Every assertion is counted as passed or failed; only text-format modules
-  (``module_type == "text"``, which need a text parser) are counted as skipped.
+- No tool other than our own reader touches the script: text, ``quote`` and
+  ``binary`` modules all run, so nothing is skipped.
+- Values compare by bits: floats and v128 lanes bit for bit, ``nan:canonical``
+  / ``nan:arithmetic`` per the spec (per lane for v128); references compare
+  by identity (externref ``N`` is one object per N).
+- ``assert_malformed`` needs a ``MalformedError``/``WatParseError``,
+  ``assert_invalid`` an ``InvalidModuleError``, ``assert_unlinkable`` a
+  ``LinkError``; a trap must match the expected message.
+- Every assertion is counted exactly once as passed or failed; a failing
+  module or action command counts as a failure too. No failure is tolerated
+  silently: the caller fails the file if ``Counts.failures`` is non-empty.
+- With ``via_binary=True`` text modules go through our encoder and decoder
+  (``to_bytes()`` -> ``decode_module``) instead of straight to the IR.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from wasmrt import ir
 from wasmrt.binary import decode_module
-from wasmrt.compile import compile_module
-from wasmrt.errors import LinkError, WasmtimeError
+from wasmrt.compile import CompiledModule, compile_module
+from wasmrt.errors import (
+    InvalidModuleError,
+    LinkError,
+    MalformedError,
+    WasmtimeError,
+    WatParseError,
+)
+from wasmrt.text.wast import (
+    Action,
+    ActionCommand,
+    AssertExhaustion,
+    AssertInvalid,
+    AssertMalformed,
+    AssertReturn,
+    AssertTrap,
+    AssertUninstantiable,
+    AssertUnlinkable,
+    Command,
+    ModuleCommand,
+    Register,
+    WastModule,
+    WastValue,
+)
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.validate import validate_module
 from wasmrt.vm import (
@@ -44,6 +76,23 @@ _TRAP_ALIASES: dict[TrapCode, tuple[str, ...]] = {
     TrapCode.STACK_OVERFLOW: ("call stack exhausted",),
 }
 
+#: float lane/scalar facts: (width, canonical NaN bits, quiet bit)
+_FLOAT = {"f32": (32, 0x7FC00000, 1 << 22), "f64": (64, 0x7FF8000000000000, 1 << 51)}
+_LANE_WIDTH = {"i8": 8, "i16": 16, "i32": 32, "i64": 64, "f32": 32, "f64": 64}
+
+#: exceptions a single command may raise that count as that command's failure
+_COMMAND_ERRORS = (
+    Trap,
+    WasmtimeError,
+    LookupError,
+    AssertionError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    NotImplementedError,
+    RecursionError,
+)
+
 
 class ExternRef:
     """Host reference ``ref.extern N``."""
@@ -59,7 +108,6 @@ class ExternRef:
 class Counts:
     passed: int = 0
     failed: int = 0
-    skipped: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -75,9 +123,21 @@ def trap_matches(trap: Trap, text: str) -> bool:
     return code is not None and any(text.startswith(a) for a in _TRAP_ALIASES.get(code, ()))
 
 
+def _float_matches(bits: int, ty: str, want: int | str | None) -> bool:
+    width, canon, quiet = _FLOAT[ty]
+    exp_mask = canon & ~quiet  # all exponent bits
+    mant_mask = (quiet << 1) - 1
+    is_nan = (bits & exp_mask) == exp_mask and bool(bits & mant_mask)
+    if want == "nan:canonical":
+        return is_nan and bits & ((1 << (width - 1)) - 1) == canon
+    if want == "nan:arithmetic":
+        return is_nan and bool(bits & quiet)
+    return bits == want
+
+
 class Runner:
-    def __init__(self, wasm_dir: Path) -> None:
-        self.dir = wasm_dir
+    def __init__(self, *, via_binary: bool = False) -> None:
+        self.via_binary = via_binary
         self.store = StoreCore()
         self.externs: dict[int, ExternRef] = {}
         self.registry: dict[str, dict[str, Any]] = {"spectest": self._spectest()}
@@ -108,9 +168,13 @@ class Runner:
             "memory": s.new_host_memory(ir.MemoryType(ir.Limits(1, 2))),
         }
 
-    def load(self, filename: str) -> Any:
-        data = (self.dir / filename).read_bytes()
-        m = decode_module(data)
+    def parse(self, wm: WastModule) -> ir.Module:
+        if self.via_binary and wm.kind != "binary":
+            return decode_module(wm.to_bytes())  # type: ignore[no-any-return]
+        return wm.parse()
+
+    def load(self, wm: WastModule) -> CompiledModule:
+        m = self.parse(wm)
         validate_module(m)
         return compile_module(m)
 
@@ -123,177 +187,176 @@ class Runner:
             out.append(mod[imp.name])
         return out
 
-    def instantiate(self, filename: str) -> ModuleInstance:
-        compiled = self.load(filename)
+    def instantiate(self, wm: WastModule) -> ModuleInstance:
+        compiled = self.load(wm)
         return instantiate(self.store, compiled, self.link(compiled.module))
 
     # ------------------------------------------------------------ values
-    def arg(self, v: dict[str, Any]) -> Any:
-        t, val = v["type"], v.get("value")
-        if t in ("i32", "i64"):
-            return int(val) & (0xFFFFFFFF if t == "i32" else 0xFFFFFFFFFFFFFFFF)
-        if t == "f32":
-            return f32_from_bits(int(val))
-        if t == "f64":
-            return f64_from_bits(int(val))
-        if t == "externref":
-            if val == "null":
-                return None
-            n = int(val)
-            return self.externs.setdefault(n, ExternRef(n))
-        if t == "funcref":
-            if val == "null":
-                return None
-            raise Failure(f"unsupported funcref argument {v}")
-        raise Failure(f"unsupported argument type {t}")
+    def arg(self, v: WastValue) -> Any:
+        t = v.type
+        if t in ("i32", "i64", "v128") and v.bits is not None:
+            return v.bits
+        if t == "f32" and v.bits is not None:
+            return f32_from_bits(v.bits)
+        if t == "f64" and v.bits is not None:
+            return f64_from_bits(v.bits)
+        if t in ("externref", "funcref") and v.is_null:
+            return None
+        if t == "externref" and v.bits is not None and v.pattern is None:
+            return self.externs.setdefault(v.bits, ExternRef(v.bits))
+        raise Failure(f"unsupported argument {v}")
 
-    def check(self, actual: Any, exp: dict[str, Any]) -> bool:
-        t, val = exp["type"], exp.get("value")
+    def check(self, actual: Any, exp: WastValue) -> bool:
+        t = exp.type
         if t in ("i32", "i64"):
-            mask = 0xFFFFFFFF if t == "i32" else 0xFFFFFFFFFFFFFFFF
-            return isinstance(actual, int) and actual == int(val) & mask
+            return isinstance(actual, int) and actual == exp.bits
         if t in ("f32", "f64"):
             if not isinstance(actual, float):
                 return False
-            if t == "f32":
-                bits, quiet, mag = f32_to_bits(actual), 0x400000, 0x7FFFFFFF
-                canon = 0x7FC00000
-                isnan = (bits & 0x7F800000) == 0x7F800000 and bits & 0x7FFFFF
-            else:
-                bits, quiet, mag = f64_to_bits(actual), 1 << 51, (1 << 63) - 1
-                canon = 0x7FF8000000000000
-                isnan = math.isnan(actual)
-            if val == "nan:canonical":
-                return bool(isnan) and bits & mag == canon
-            if val == "nan:arithmetic":
-                return bool(isnan) and bool(bits & quiet)
-            return bits == int(val) & (0xFFFFFFFF if t == "f32" else (1 << 64) - 1)
+            bits = f32_to_bits(actual) if t == "f32" else f64_to_bits(actual)
+            return _float_matches(bits, t, exp.pattern or exp.bits)
+        if t == "v128":
+            if not isinstance(actual, int) or not 0 <= actual < 1 << 128:
+                return False
+            if exp.lane_type is None:
+                return actual == exp.bits
+            w = _LANE_WIDTH[exp.lane_type]
+            mask = (1 << w) - 1
+            for k, want in enumerate(exp.lanes):
+                lane = (actual >> (k * w)) & mask
+                if exp.lane_type[0] == "f":
+                    if not _float_matches(lane, exp.lane_type, want):
+                        return False
+                elif lane != want:
+                    return False
+            return True
         if t == "externref":
-            if val is None:
+            if exp.is_null:
+                return actual is None
+            if exp.pattern == "ref.extern":
                 return actual is not None
-            if val == "null":
-                return actual is None
-            return actual is self.externs.get(int(val))
+            assert exp.bits is not None
+            ref = self.externs.get(exp.bits)
+            return ref is not None and actual is ref
         if t == "funcref":
-            if val == "null":
+            if exp.is_null:
                 return actual is None
-            return isinstance(actual, FuncInstance)
+            if exp.pattern == "ref.func":
+                return isinstance(actual, FuncInstance)
+            raise Failure(f"unsupported expected funcref {exp}")
         raise Failure(f"unsupported expected type {t}")
 
     # ------------------------------------------------------------ actions
-    def action(self, a: dict[str, Any]) -> list[Any]:
-        inst = self.named[a["module"]] if a.get("module") else self.current
+    def action(self, a: Action) -> list[Any]:
+        inst = self.named[a.module] if a.module is not None else self.current
         if inst is None:
             raise Failure("no current module")
-        item = inst.exports[a["field"]]
-        if a["type"] == "invoke":
-            args = [self.arg(x) for x in a.get("args", [])]
-            res = self.store.call(item, args)
-            if len(item.type.results) == 1:
-                return [res]
-        elif a["type"] == "get":
-            assert isinstance(item, GlobalInstance)
+        item = inst.exports[a.field]
+        if a.kind == "get":
+            if not isinstance(item, GlobalInstance):
+                raise Failure(f"export {a.field!r} is not a global")
             return [item.value]
-        else:
-            raise Failure(f"unknown action {a['type']}")
-        if res is None:
+        if not isinstance(item, FuncInstance):
+            raise Failure(f"export {a.field!r} is not a function")
+        args = [self.arg(x) for x in a.args]
+        res = self.store.call(item, args)
+        n = len(item.type.results)
+        if n == 0:
             return []
-        return list(res) if isinstance(res, tuple) else [res]
+        if n == 1:
+            return [res]
+        return list(res)
 
     # ------------------------------------------------------------ commands
-    def run(self, commands: list[dict[str, Any]]) -> Counts:
+    def run(self, commands: list[Command]) -> Counts:
         for cmd in commands:
             try:
                 self.command(cmd)
             except Failure as e:
-                self.counts.failed += 1
-                self.counts.failures.append(f"line {cmd.get('line')}: {cmd['type']}: {e}")
-            except (
-                Trap,
-                WasmtimeError,
-                LookupError,
-                AssertionError,
-                TypeError,
-                ValueError,
-                ArithmeticError,
-            ) as e:
-                self.counts.failed += 1
-                self.counts.failures.append(
-                    f"line {cmd.get('line')}: {cmd['type']}: unexpected {type(e).__name__}: {e}"
-                )
+                self.fail(cmd, str(e))
+            except _COMMAND_ERRORS as e:
+                self.fail(cmd, f"unexpected {type(e).__name__}: {e}")
         return self.counts
+
+    def fail(self, cmd: Command, why: str) -> None:
+        self.counts.failed += 1
+        self.counts.failures.append(f"line {cmd.line}: {type(cmd).__name__}: {why}")
 
     def ok(self) -> None:
         self.counts.passed += 1
 
-    def command(self, cmd: dict[str, Any]) -> None:
-        t = cmd["type"]
-        if t == "module":
-            filename = cmd.get("binary_filename") or cmd["filename"]
-            if not filename.endswith(".wasm"):
-                self.counts.skipped += 1
-                return
-            inst = self.instantiate(filename)
-            self.current = inst
-            if cmd.get("name"):
-                self.named[cmd["name"]] = inst
-        elif t == "register":
-            inst = self.named[cmd["name"]] if cmd.get("name") else self.current
-            assert inst is not None
-            self.registry[cmd["as"]] = inst.exports
-        elif t == "action":
-            self.action(cmd["action"])
-        elif t == "assert_return":
-            got = self.action(cmd["action"])
-            exp = cmd["expected"]
-            if len(got) != len(exp) or not all(
-                self.check(g, e) for g, e in zip(got, exp, strict=False)
-            ):
-                raise Failure(f"expected {exp}, got {got!r}")
+    def expect_trap(self, message: str, run: Any, exhaustion: bool = False) -> None:
+        try:
+            got = run()
+        except Trap as e:
+            if not trap_matches(e, message):
+                raise Failure(f"expected trap {message!r}, got {e.reason!r}") from None
+            if exhaustion and e.trap_code is not TrapCode.STACK_OVERFLOW:
+                raise Failure(f"expected stack exhaustion, got {e.reason!r}") from None
             self.ok()
-        elif t in ("assert_trap", "assert_exhaustion"):
+            return
+        raise Failure(f"expected trap {message!r}, got {got!r}")
+
+    def command(self, cmd: Command) -> None:  # noqa: C901, PLR0912 - one branch per command
+        if isinstance(cmd, ModuleCommand):
+            inst = self.instantiate(cmd.module)
+            self.current = inst
+            if cmd.module.name is not None:
+                self.named[cmd.module.name] = inst
+        elif isinstance(cmd, Register):
+            inst = self.named[cmd.module] if cmd.module is not None else self.current
+            if inst is None:
+                raise Failure("register without a module")
+            self.registry[cmd.name] = inst.exports
+        elif isinstance(cmd, ActionCommand):
+            self.action(cmd.action)
+        elif isinstance(cmd, AssertReturn):
+            got = self.action(cmd.action)
+            exp = cmd.expected
+            if len(got) != len(exp) or not all(
+                self.check(g, e) for g, e in zip(got, exp, strict=True)
+            ):
+                raise Failure(f"expected {list(exp)}, got {got!r}")
+            self.ok()
+        elif isinstance(cmd, AssertTrap):
+            if cmd.action is not None:
+                act = cmd.action
+                self.expect_trap(cmd.message, lambda: self.action(act))
+            else:
+                wm = cmd.module
+                assert wm is not None
+                self.expect_trap(cmd.message, lambda: self.instantiate(wm))
+        elif isinstance(cmd, AssertUninstantiable):
+            wm2 = cmd.module
+            self.expect_trap(cmd.message, lambda: self.instantiate(wm2))
+        elif isinstance(cmd, AssertExhaustion):
+            act2 = cmd.action
+            self.expect_trap(cmd.message, lambda: self.action(act2), exhaustion=True)
+        elif isinstance(cmd, AssertMalformed):
             try:
-                if "action" in cmd:
-                    got = self.action(cmd["action"])
-                else:
-                    self.instantiate(cmd["filename"])
-                    got = []
-            except Trap as e:
-                if not trap_matches(e, cmd["text"]):
-                    raise Failure(f"expected trap {cmd['text']!r}, got {e.reason!r}") from None
-                if t == "assert_exhaustion" and e.trap_code is not TrapCode.STACK_OVERFLOW:
-                    raise Failure(f"expected stack overflow, got {e.reason!r}") from None
+                self.load(cmd.module)
+            except (MalformedError, WatParseError):
                 self.ok()
                 return
-            raise Failure(f"expected trap {cmd['text']!r}, got {got!r}")
-        elif t in ("assert_invalid", "assert_malformed"):
-            filename = cmd.get("binary_filename") or cmd["filename"]
-            if not filename.endswith(".wasm"):
-                self.counts.skipped += 1
-                return
+            except InvalidModuleError as e:
+                raise Failure(f"expected malformed {cmd.message!r}, got invalid: {e}") from None
+            raise Failure(f"module was accepted, expected malformed {cmd.message!r}")
+        elif isinstance(cmd, AssertInvalid):
             try:
-                self.load(filename)
-            except WasmtimeError:
+                self.load(cmd.module)
+            except InvalidModuleError:
                 self.ok()
                 return
-            raise Failure(f"module was accepted, expected {cmd['text']!r}")
-        elif t == "assert_unlinkable":
+            except (MalformedError, WatParseError) as e:
+                raise Failure(f"expected invalid {cmd.message!r}, got malformed: {e}") from None
+            raise Failure(f"module was accepted, expected invalid {cmd.message!r}")
+        elif isinstance(cmd, AssertUnlinkable):
             try:
-                self.instantiate(cmd["filename"])
+                self.instantiate(cmd.module)
             except LinkError:
                 self.ok()
                 return
-            raise Failure(f"module linked, expected {cmd['text']!r}")
-        elif t == "assert_uninstantiable":
-            try:
-                self.instantiate(cmd["filename"])
-            except Trap as e:
-                if not trap_matches(e, cmd["text"]):
-                    raise Failure(f"expected trap {cmd['text']!r}, got {e.reason!r}") from None
-                self.ok()
-                return
-            raise Failure(f"module instantiated, expected {cmd['text']!r}")
-        elif t in ("module_definition", "module_instance"):
-            raise Failure(f"unsupported command {t}")
+            raise Failure(f"module linked, expected {cmd.message!r}")
         else:
-            raise Failure(f"unknown command {t}")
+            raise Failure(f"unknown command {type(cmd).__name__}")
+

@@ -13,8 +13,12 @@ Invariants:
 - ``load_variant`` rebuilds a variant from its generated source and constants
   without the code generator (deserialisation); ``_build_variant`` is
   generate + ``load_variant``, so both paths build identical namespaces.
-- SIMD instructions compile; executing one raises
-  ``WasmtimeError("SIMD instruction X is not supported yet")``.
+- SIMD instructions compile to calls of ``wasmrt.compile.simd`` functions,
+  which ``RUNTIME_NAMESPACE`` binds as ``_V_<name>`` globals (so a variant
+  loaded from source needs nothing extra).
+- Every variant a ``CompiledModule`` holds is registered as its own
+  (``backtrace.register_variant``), so ``backtrace.frames_from_traceback``
+  maps a trap's Python traceback back to wasm functions.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.compile.backtrace import register_variant
 from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
@@ -101,6 +106,7 @@ class CompiledModule:
         v = self._variants.get(key)
         if v is None:
             v = _build_variant(self.module, key[0], key[1])
+            register_variant(self, v)
             self._variants[key] = v
         return v
 
@@ -120,6 +126,7 @@ class CompiledModule:
         """
         cm = cls(module)
         for v in variants:
+            register_variant(cm, v)
             cm._variants[(bool(v.fuel), bool(v.epoch))] = v
         return cm
 

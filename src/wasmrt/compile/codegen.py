@@ -20,8 +20,15 @@ Invariants:
 - Call depth is not counted in generated code: ``StoreCore.invoke`` bounds it
   with the Python recursion limit (wasm->wasm calls are plain Python calls).
 - Fuel and epoch checks are emitted only in the variants that ask for them.
-- SIMD instructions compile to a call that raises
-  ``WasmtimeError("SIMD instruction X is not supported yet")`` when executed.
+- SIMD: a v128 is an unsigned 128-bit int (zero value ``0``) and travels like
+  any other value (locals, globals, params/results, select, block params).
+  Every 0xFD instruction compiles to a call of its ``wasmrt.compile.simd``
+  function, bound once as the module-namespace global ``_V_<name>``
+  (``numeric.simd_global``; part of ``RUNTIME_NAMESPACE``), except ``v128.const``, which
+  is evaluated at compile time into an int literal. Non-memory SIMD calls
+  never trap, so they are pending expressions like pure numeric ops; loads and
+  stores first check ``addr + offset + size <= memory size`` exactly and
+  trap ``MEMORY_OUT_OF_BOUNDS`` otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ import re
 from dataclasses import dataclass, field
 
 from wasmrt import ir
+from wasmrt.compile.numeric import simd_global
+from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
 from wasmrt.opcodes import BY_NAME
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
@@ -139,8 +148,6 @@ def _prepass(body: list[ir.Instr]) -> list[_Info]:
             if op != "br_if":
                 dead = True
         elif op in ("return", "unreachable"):
-            dead = True
-        elif op.startswith(("i8x16", "i16x8", "i32x4", "i64x2", "f32x4", "f64x2", "v128")):
             dead = True
     return infos
 
@@ -322,7 +329,7 @@ class FunctionCompiler:
         mem_ops = any(
             (
                 BY_NAME.get(i.op) is not None
-                and BY_NAME[i.op].imm in ("memarg", "mem", "mem2", "memory_init")
+                and BY_NAME[i.op].imm in ("memarg", "memarg_lane", "mem", "mem2", "memory_init")
             )
             for i in body
         )
@@ -474,10 +481,6 @@ class FunctionCompiler:
         if h is not None:
             h(ins)
             return
-        info = BY_NAME.get(op)
-        if info is not None and info.prefix == 0xFD:
-            self.simd(ins)
-            return
         raise NotImplementedError(op)
 
     dead_depth = 0
@@ -491,10 +494,43 @@ class FunctionCompiler:
         self.emit("_unreachable()")
         self.kill()
 
+    # ------------------------------------------------------------ SIMD
     def simd(self, ins: ir.Instr) -> None:
-        self.fuel_flush()
-        self.emit(f"_simd({ins.op!r})")
-        self.kill()
+        """A non-memory 0xFD instruction: a pure call of its ``SIMD_OPS`` function."""
+        op = ins.op
+        info = BY_NAME[op]
+        assert info.sig is not None
+        if op == "v128.const":
+            self.push(str(SIMD_OPS[op](ins.imm[0])))
+            return
+        n = len(info.sig[0])
+        ents = self.stack[len(self.stack) - n :]
+        del self.stack[len(self.stack) - n :]
+        args = [self.val(e) for e in ents]
+        if info.imm == "lane":
+            args.append(str(ins.imm[0]))
+        elif info.imm == "shuffle":
+            args.append(repr(bytes(ins.imm[0])))
+        refs: frozenset[str] = frozenset().union(*(e.refs for e in ents))
+        depth = max((e.depth for e in ents), default=0) + 1
+        self.push(f"{simd_global(op)}({', '.join(args)})", refs, depth=depth)
+
+    def simd_memory(self, ins: ir.Instr) -> None:
+        """A 0xFD load/store: exact bounds check, then its ``SIMD_MEMORY_OPS`` function."""
+        op = ins.op
+        info = BY_NAME[op]
+        assert info.sig is not None
+        n = len(info.sig[0]) - 1  # operands above the address
+        ops = [self.val(self.pop()) for _ in range(n)][::-1]
+        a, cond = self._addr(ins.imm[1], SIMD_MEMORY_SIZES[op])
+        if info.imm == "memarg_lane":
+            ops.append(str(ins.imm[2]))
+        call = f"{simd_global(op)}(_md, {', '.join([a, *ops])})"
+        if info.sig[1]:
+            self.set_slot(len(self.stack), f"{call} if {cond} else _oob()")
+        else:
+            self.emit(f"if not ({cond}): _oob()")
+            self.emit(call)
 
     def op_nop(self, ins: ir.Instr) -> None:
         pass
@@ -1112,6 +1148,10 @@ def _install_numeric() -> None:
         setattr(FunctionCompiler, "op_" + name.replace(".", "_"), FunctionCompiler.load)
     for name in FunctionCompiler._STORES:
         setattr(FunctionCompiler, "op_" + name.replace(".", "_"), FunctionCompiler.store)
+    for name in SIMD_OPS:
+        setattr(FunctionCompiler, "op_" + name.replace(".", "_"), FunctionCompiler.simd)
+    for name in SIMD_MEMORY_OPS:
+        setattr(FunctionCompiler, "op_" + name.replace(".", "_"), FunctionCompiler.simd_memory)
 
 
 _install_numeric()

@@ -9,6 +9,9 @@ Invariants:
   escapes.
 - Bulk helpers check bounds completely before writing anything (wasm 2.0
   semantics: an out-of-bounds bulk op has no effect).
+- ``RUNTIME_NAMESPACE`` is the whole global namespace generated code starts
+  from (plus a variant's float constants and int tables); it also binds every
+  SIMD function of ``wasmrt.compile.simd`` as ``simd_global(op)``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import math
 import struct
 from typing import Any
 
-from wasmrt.errors import WasmtimeError
+from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_OPS
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.values import (
     f32_from_bits,
@@ -60,10 +63,6 @@ def trap_out_of_fuel() -> Any:
 
 def trap_interrupt() -> Any:
     raise Trap(TrapCode.INTERRUPT)
-
-
-def simd_unsupported(name: str) -> Any:
-    raise WasmtimeError(f"SIMD instruction {name} is not supported yet")
 
 
 def call_indirect_fail(table: list, i: int, ty: object) -> Any:
@@ -360,7 +359,6 @@ RUNTIME_NAMESPACE: dict[str, Any] = {
     "_dz": trap_div0,
     "_oof": trap_out_of_fuel,
     "_interrupt": trap_interrupt,
-    "_simd": simd_unsupported,
     "_cifail": call_indirect_fail,
     "_div_s32": div_s32,
     "_rem_s32": rem_s32,
@@ -432,3 +430,12 @@ def remu(a: int, b: int) -> int:
 
 RUNTIME_NAMESPACE["_divu"] = divu
 RUNTIME_NAMESPACE["_remu"] = remu
+
+
+def simd_global(op: str) -> str:
+    """The global name generated code uses for SIMD instruction ``op``'s function."""
+    return "_V_" + op.replace(".", "_")
+
+
+RUNTIME_NAMESPACE.update({simd_global(op): fn for op, fn in SIMD_OPS.items()})
+RUNTIME_NAMESPACE.update({simd_global(op): fn for op, fn in SIMD_MEMORY_OPS.items()})

@@ -98,8 +98,9 @@ def memory_type(mem: Any) -> MemoryTypeInfo:
     return MemoryTypeInfo(mem.ty)
 
 
-def memory_data(mem: Any) -> bytearray:
-    return mem.data  # type: ignore[no-any-return]
+def memory_data(mem: Any) -> Any:
+    """The reserved buffer (``bytearray`` or ``mmap``); ``memory_data_len`` bytes are live."""
+    return mem.data
 
 
 def memory_data_len(mem: Any) -> int:

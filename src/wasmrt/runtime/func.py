@@ -9,6 +9,10 @@ Invariants:
   (``TypeError``), then ask ``try_alloc`` for the call buffers, and only
   then enter wasm: a rejected call has no side effect.
 - Results come back as ``None`` (0 results), the value (1) or a ``list``.
+- What a call needs from the function type (counts, int masks, the buffer
+  size) is computed once per handle (``_CallPlan``); plain ``int`` arguments
+  of i32/i64 parameters are masked inline, anything else goes through
+  ``to_core``, so results and errors are exactly ``to_core``/``from_core``'s.
 - Host functions receive Python values (``Caller`` first with
   ``access_caller=True``) and return ``None``/one value/a sequence; wrong
   result counts raise wasmtime-py's ``WasmtimeError`` messages, bad values
@@ -46,8 +50,56 @@ _FUNC_COST = 96
 _WRONG_STORE = "object used with the wrong store"
 
 
-def _call_buffers(nparams: int, nresults: int) -> None:
-    try_alloc(_CALL_HEADER + SLOT_SIZE * (nparams + nresults), AllocKind.CALL)
+_INT_MASKS = {"i32": (1 << 32) - 1, "i64": (1 << 64) - 1}
+
+
+def _int_converter(masks: tuple[int, ...]) -> Callable[[tuple[Any, ...]], list[int] | None]:
+    """``params -> [p & mask, ...]``, or ``None`` unless every param is a plain ``int``."""
+    if len(masks) == 1:
+        (m0,) = masks
+
+        def conv1(p: tuple[Any, ...]) -> list[int] | None:
+            (a,) = p
+            return [a & m0] if type(a) is int else None
+
+        return conv1
+    if len(masks) == 2:
+        m0, m1 = masks
+
+        def conv2(p: tuple[Any, ...]) -> list[int] | None:
+            a, b = p
+            return [a & m0, b & m1] if type(a) is int and type(b) is int else None
+
+        return conv2
+
+    def conv(p: tuple[Any, ...]) -> list[int] | None:
+        for v in p:
+            if type(v) is not int:
+                return None
+        return [v & m for v, m in zip(p, masks, strict=True)]
+
+    return conv
+
+
+class _CallPlan:
+    """Per-type facts a call from the embedder needs, computed once per ``Func``."""
+
+    __slots__ = ("buffers", "int_args", "nparams", "params", "result", "result_half", "results")
+
+    def __init__(self, ty: ir.FuncType) -> None:
+        self.params = tuple(ty.params)
+        self.results = tuple(ty.results)
+        self.nparams = len(self.params)
+        self.buffers = _CALL_HEADER + SLOT_SIZE * (len(self.params) + len(self.results))
+        masks = tuple(_INT_MASKS.get(k, 0) for k in self.params)
+        #: Converts a tuple of plain ints when every parameter is i32/i64 (else None).
+        self.int_args = _int_converter(masks) if all(masks) else None
+        self.result = self.results[0] if len(self.results) == 1 else None
+        #: For a single i32/i64 result: (2**(n-1), 2**n) to sign it inline.
+        self.result_half: tuple[int, int] | None = None
+        if self.result in _INT_MASKS:
+            full = _INT_MASKS[self.result] + 1
+            self.result_half = (full >> 1, full)
 
 
 def host_callable(
@@ -89,7 +141,7 @@ def host_callable(
 class Func:
     """A function: ``Func(store, ty, callable, access_caller=False)`` for host functions."""
 
-    __slots__ = ("_func", "_store")
+    __slots__ = ("_func", "_plan", "_store")
 
     def __init__(
         self, store: Any, ty: FuncType, func: Callable[..., Any], access_caller: bool = False
@@ -106,12 +158,14 @@ class Func:
         trampoline = host_callable(core, fty, func, bool(access_caller))
         self._store = core
         self._func = _core.new_host_function(core, fty, trampoline)
+        self._plan: _CallPlan | None = None
 
     @classmethod
     def _from_core(cls, store_core: Any, func: Any) -> Func:
         out: Func = cls.__new__(cls)
         out._store = store_core
         out._func = func
+        out._plan = None
         return out
 
     def _core_for(self, store_core: Any) -> Any:
@@ -126,22 +180,29 @@ class Func:
 
     def __call__(self, store: Any, *params: Any) -> Any:
         core = store._context()
-        func = self._core_for(core)
+        if core is not self._store:
+            raise WasmtimeError(_WRONG_STORE)
+        func = self._func
         require_sync(core, "Func.call")
-        ty = _core.func_type(func)
-        expected = len(ty.params)
-        if len(params) > expected:
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = _CallPlan(_core.func_type(func))
+        expected = plan.nparams
+        if len(params) != expected:
+            word = "many" if len(params) > expected else "few"
             raise WasmtimeError(
-                f"too many parameters provided: given {len(params)}, expected {expected}"
+                f"too {word} parameters provided: given {len(params)}, expected {expected}"
             )
-        if len(params) < expected:
-            raise WasmtimeError(
-                f"too few parameters provided: given {len(params)}, expected {expected}"
-            )
-        args = [to_core(core, k, v) for k, v in zip(ty.params, params, strict=True)]
-        _call_buffers(len(args), len(ty.results))
+        int_args = plan.int_args
+        args = None if int_args is None else int_args(params)
+        if args is None:
+            args = [to_core(core, k, v) for k, v in zip(plan.params, params, strict=True)]
+        try_alloc(plan.buffers, AllocKind.CALL)
         out = _core.call(core, func, args)
-        results = ty.results
+        half = plan.result_half
+        if half is not None:
+            return out - half[1] if out >= half[0] else out
+        results = plan.results
         if not results:
             return None
         if len(results) == 1:

@@ -5,7 +5,10 @@ Invariants:
 - ``f.type`` is an interned ``ir.FuncType`` (``intern_functype``) so that
   ``call_indirect`` can test identity first; equality stays structural.
 - ``WasmFunction.call`` *is* the compiled closure (an instance attribute), so
-  wasm->wasm calls through tables and imports are plain Python calls.
+  wasm->wasm calls through tables and imports are plain Python calls. The
+  closures of an instance are bound lazily, all at once, the first time any
+  of its functions' ``call`` is read (``ModuleInstance.bind_code``): reading
+  it earlier than instantiation's binding point raises ``WasmtimeError``.
 - ``HostFunction`` calls ``fn(caller_instance, *args)``; each call asks
   ``try_alloc(..., AllocKind.CALL)`` for its argument/result buffers first.
   ``caller_instance`` is the calling ``ModuleInstance`` for direct calls of an
@@ -51,16 +54,23 @@ class WasmFunction(FuncInstance):
         self.instance = instance
         self.index = index
         self.type = intern_functype(ty)
-        self.call = _not_ready
 
     def __repr__(self) -> str:
         return f"WasmFunction(index={self.index}, type={self.type})"
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached while the ``call`` slot is unset: bind the instance's code.
+        if name != "call":
+            raise AttributeError(f"'WasmFunction' object has no attribute {name!r}")
+        self.instance.bind_code()
+        try:
+            return object.__getattribute__(self, "call")
+        except AttributeError:
+            from wasmrt.errors import WasmtimeError
 
-def _not_ready(*args: Any) -> Any:
-    from wasmrt.errors import WasmtimeError
-
-    raise WasmtimeError("function called before its instance finished initialising")
+            raise WasmtimeError(
+                "function called before its instance finished initialising"
+            ) from None
 
 
 class HostFunction(FuncInstance):

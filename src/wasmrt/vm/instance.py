@@ -15,10 +15,23 @@ Invariants:
   original exception is re-raised unchanged.
 - ``elems[i]`` is a list of references (``()`` once dropped); ``datas[i]`` is
   ``bytes`` (``b""`` once dropped).
+- Everything that depends only on the module is computed once per compiled
+  module (``InstancePlan``, cached on it): interned types, constant global
+  values and segment offsets, element segments that are plain ``ref.func``/
+  ``ref.null`` lists, data bytes, the export table. Per instance only the
+  instance's own objects are built.
+- The compiled code is bound lazily (``bind_code``): instantiation records
+  the variant's factory at the spec's binding point and the closures are
+  created on the first read of any function's ``call``. The factory only
+  reads objects fixed by then (memories, tables, globals, functions, types),
+  so binding later is unobservable; the FUNC allocation asked at
+  instantiation covers the closures.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from wasmrt import ir
@@ -31,7 +44,7 @@ from wasmrt.vm.memory import PAGE_SIZE, LinearMemory
 from wasmrt.vm.table import TableInstance
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
-__all__ = ["ModuleInstance", "instantiate"]
+__all__ = ["InstancePlan", "ModuleInstance", "instantiate", "instance_plan"]
 
 #: Bytes charged for an instance record.
 INSTANCE_SIZE = 256
@@ -46,11 +59,13 @@ class ModuleInstance:
         "datas",
         "elems",
         "exports",
+        "factory",
         "funcs",
         "globals",
         "mem_slots",
         "mems",
         "module",
+        "n_imported_funcs",
         "released",
         "store",
         "table_slots",
@@ -58,11 +73,13 @@ class ModuleInstance:
         "types",
     )
 
-    def __init__(self, store: Any, compiled: Any) -> None:
+    def __init__(self, store: Any, compiled: Any, plan: InstancePlan | None = None) -> None:
+        if plan is None:
+            plan = instance_plan(compiled)
         self.store = store
         self.compiled = compiled
         self.module: ir.Module = compiled.module
-        self.types = [intern_functype(t) for t in self.module.types]
+        self.types: Sequence[ir.FuncType] = plan.types
         self.funcs: list[FuncInstance] = []
         self.tables: list[TableInstance] = []
         self.mems: list[LinearMemory] = []
@@ -73,12 +90,30 @@ class ModuleInstance:
         self.mem_slots: list[tuple[int, LinearMemory]] = []
         self.table_slots: list[tuple[int, TableInstance]] = []
         self.released = False
+        self.n_imported_funcs = 0
+        #: The variant factory still to run (``bind_code``), or None.
+        self.factory: Callable[[Any, Any], Sequence[Callable[..., Any]]] | None = None
 
     def __repr__(self) -> str:
         return f"ModuleInstance(funcs={len(self.funcs)}, exports={list(self.exports)})"
 
+    def bind_code(self) -> None:
+        """Create this instance's closures and install them as its functions' ``call``.
+
+        A no-op once bound, and before instantiation reached its binding point
+        (the caller then finds ``call`` still unset).
+        """
+        factory = self.factory
+        if factory is None:
+            return
+        closures = factory(self, self.store)
+        funcs = self.funcs
+        for i, fn in enumerate(closures, self.n_imported_funcs):
+            funcs[i].call = fn
+        self.factory = None
+
     def release(self, allocator: Any) -> None:
-        """Give memories and tables back to the allocator (once)."""
+        """Give memories and tables back to the allocator (once), then drop memory bytes."""
         if self.released:
             return
         self.released = True
@@ -86,6 +121,7 @@ class ModuleInstance:
         tabs, self.table_slots = self.table_slots, []
         for slot, mem in reversed(mems):
             allocator.deallocate_memory(slot, mem)
+            mem.release()
         for slot, tab in reversed(tabs):
             allocator.deallocate_table(slot, tab)
 
@@ -171,33 +207,125 @@ def eval_const(expr: ir.Expr, inst: ModuleInstance) -> Any:
     return stack[-1] if stack else None
 
 
+_DYNAMIC: Any = object()  # a constant expression that needs the instance (global.get, ref.func)
+
+
+def _static_value(expr: ir.Expr | None) -> Any:
+    """The value of a context-free constant expression, else ``_DYNAMIC``."""
+    if expr is None:
+        return _DYNAMIC
+    for ins in expr:
+        if ins.op in ("global.get", "ref.func"):
+            return _DYNAMIC
+    try:
+        return eval_const(expr, None)  # type: ignore[arg-type]
+    except WasmtimeError:
+        return _DYNAMIC  # reported where the spec reports it: at instantiation
+
+
+def _static_refs(init: list[ir.Expr]) -> list[int | None] | None:
+    """Function indices (``None`` for null) of ``ref.func``/``ref.null`` items, else ``None``."""
+    out: list[int | None] = []
+    for expr in init:
+        body = [ins for ins in expr if ins.op != "end"]
+        if len(body) != 1:
+            return None
+        op = body[0].op
+        if op == "ref.func":
+            out.append(body[0].imm[0])
+        elif op == "ref.null":
+            out.append(None)
+        else:
+            return None
+    return out
+
+
+class _ElemPlan:
+    __slots__ = ("count", "getter", "init", "mode", "offset", "offset_expr", "refs", "table")
+
+    def __init__(self, e: ir.Elem) -> None:
+        self.mode = e.mode
+        self.table = e.table
+        self.init = e.init
+        self.count = len(e.init)
+        self.offset_expr = e.offset
+        self.offset = _static_value(e.offset) if e.mode == "active" else _DYNAMIC
+        self.refs = _static_refs(e.init)
+        refs = self.refs
+        self.getter: Callable[[Sequence[Any]], Any] | None = None
+        if refs is not None and len(refs) >= 2 and None not in refs:
+            self.getter = itemgetter(*refs)
+
+
+class _DataPlan:
+    __slots__ = ("bytes", "memory", "mode", "offset", "offset_expr")
+
+    def __init__(self, d: ir.Data) -> None:
+        self.mode = d.mode
+        self.memory = d.memory
+        self.bytes = bytes(d.init)
+        self.offset_expr = d.offset
+        self.offset = _static_value(d.offset) if d.mode == "active" else _DYNAMIC
+
+
+class InstancePlan:
+    """What instantiating a module needs that depends only on the module (built once)."""
+
+    __slots__ = ("datas", "elems", "exports", "func_types", "globals", "import_kinds", "types")
+
+    def __init__(self, m: ir.Module) -> None:
+        self.types = tuple(intern_functype(t) for t in m.types)
+        self.func_types = tuple(self.types[f.type_idx] for f in m.funcs)
+        self.import_kinds = tuple(imp.kind for imp in m.imports)
+        self.globals = tuple((g.type, _static_value(g.init), g.init) for g in m.globals)
+        self.elems = tuple(_ElemPlan(e) for e in m.elems)
+        self.datas = tuple(_DataPlan(d) for d in m.datas)
+        self.exports = tuple((ex.name, ex.kind, ex.index) for ex in m.exports)
+
+
+def instance_plan(compiled: Any) -> InstancePlan:
+    """The ``InstancePlan`` of ``compiled`` (cached on it when it accepts attributes)."""
+    plan: InstancePlan | None = getattr(compiled, "_vm_instance_plan", None)
+    if plan is None:
+        plan = InstancePlan(compiled.module)
+        try:
+            compiled._vm_instance_plan = plan
+        except AttributeError:
+            pass
+    return plan
+
+
 def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...]) -> ModuleInstance:
     m: ir.Module = compiled.module
     if len(imports) != len(m.imports):
         raise LinkError(f"expected {len(m.imports)} imports, found {len(imports)}")
     for imp, ext in zip(m.imports, imports, strict=True):
         check_import(m, imp, ext)
+    plan = instance_plan(compiled)
     variant = compiled.variant(store.consume_fuel, store.epoch_interruption)
     allocator = store.allocator
     module_key = getattr(compiled, "module_key", compiled)
+    n_mems = len(m.mems)
+    n_tables = len(m.tables)
 
-    store.bump_counts(len(m.mems), len(m.tables))
+    store.bump_counts(n_mems, n_tables)
     try:
         allocator.increment_core_instance_count()
     except BaseException:
-        store.unbump_counts(len(m.mems), len(m.tables))
+        store.unbump_counts(n_mems, n_tables)
         raise
     inst: ModuleInstance | None = None
     try:
         try_alloc(INSTANCE_SIZE, AllocKind.INSTANCE)
-        inst = ModuleInstance(store, compiled)
+        inst = ModuleInstance(store, compiled, plan)
+        funcs = inst.funcs
         # Imports.
-        for imp, ext in zip(m.imports, imports, strict=True):
-            if imp.kind == "func":
-                inst.funcs.append(ext)
-            elif imp.kind == "table":
+        for kind, ext in zip(plan.import_kinds, imports, strict=True):
+            if kind == "func":
+                funcs.append(ext)
+            elif kind == "table":
                 inst.tables.append(ext)
-            elif imp.kind == "memory":
+            elif kind == "memory":
                 inst.mems.append(ext)
             else:
                 inst.globals.append(ext)
@@ -211,60 +339,79 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
             inst.table_slots.append((slot, tab))
             inst.tables.append(tab)
         # Functions (objects first: ref.func in globals and segments needs them).
-        n_imp = len(inst.funcs)
-        if m.funcs:
-            try_alloc(len(m.funcs) * SLOT_SIZE * 4, AllocKind.FUNC)
-        for i, f in enumerate(m.funcs):
-            inst.funcs.append(WasmFunction(inst, n_imp + i, m.types[f.type_idx]))
+        n_imp = len(funcs)
+        inst.n_imported_funcs = n_imp
+        if plan.func_types:
+            # Covers the function objects and the closures ``bind_code`` creates.
+            try_alloc(len(plan.func_types) * SLOT_SIZE * 4, AllocKind.FUNC)
+            new = WasmFunction.__new__
+            append = funcs.append
+            for i, ty in enumerate(plan.func_types, n_imp):
+                f = new(WasmFunction)
+                f.instance = inst
+                f.index = i
+                f.type = ty
+                append(f)
         # Globals.
-        for g in m.globals:
+        for gty, value, init in plan.globals:
             try_alloc(SLOT_SIZE * 2, AllocKind.GLOBAL)
-            inst.globals.append(GlobalInstance(g.type, eval_const(g.init, inst)))
+            if value is _DYNAMIC:
+                value = eval_const(init, inst)
+            inst.globals.append(GlobalInstance(gty, value))
         # Segment copies.
-        for e in m.elems:
-            try_alloc(len(e.init) * SLOT_SIZE, AllocKind.SEGMENT)
-            inst.elems.append([eval_const(x, inst) for x in e.init])
-        for d in m.datas:
-            try_alloc(len(d.init), AllocKind.SEGMENT)
-            inst.datas.append(bytes(d.init))
+        for e in plan.elems:
+            try_alloc(e.count * SLOT_SIZE, AllocKind.SEGMENT)
+            if e.getter is not None:
+                inst.elems.append(list(e.getter(funcs)))
+            elif e.refs is not None:
+                inst.elems.append([None if k is None else funcs[k] for k in e.refs])
+            else:
+                inst.elems.append([eval_const(x, inst) for x in e.init])
+        for d in plan.datas:
+            try_alloc(len(d.bytes), AllocKind.SEGMENT)
+            inst.datas.append(d.bytes)  # immutable: shared, never copied
         # Exports.
-        for ex in m.exports:
-            space: dict[str, list[Any]] = {
-                "func": inst.funcs,
-                "table": inst.tables,
-                "memory": inst.mems,
-                "global": inst.globals,
-            }
-            inst.exports[ex.name] = space[ex.kind][ex.index]
-        # Bind the compiled code.
-        closures = variant.factory(inst, store)
-        for i, fn in enumerate(closures):
-            inst.funcs[n_imp + i].call = fn
+        spaces: dict[str, list[Any]] = {
+            "func": funcs,
+            "table": inst.tables,
+            "memory": inst.mems,
+            "global": inst.globals,
+        }
+        exports = inst.exports
+        for name, kind, index in plan.exports:
+            exports[name] = spaces[kind][index]
+        # Bind the compiled code (lazily: see ``ModuleInstance.bind_code``).
+        inst.factory = variant.factory
         # Active element segments, then data segments.
-        for i, e in enumerate(m.elems):
-            if e.mode == "active":
-                assert e.offset is not None
-                off = eval_const(e.offset, inst)
-                tab = inst.tables[e.table].elements
+        for i, ep in enumerate(plan.elems):
+            if ep.mode == "active":
+                off = ep.offset
+                if off is _DYNAMIC:
+                    assert ep.offset_expr is not None
+                    off = eval_const(ep.offset_expr, inst)
+                tab = inst.tables[ep.table].elements
                 items = inst.elems[i]
                 if off + len(items) > len(tab):
                     raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
                 tab[off : off + len(items)] = items
                 inst.elems[i] = ()
-            elif e.mode == "declarative":
+            elif ep.mode == "declarative":
                 inst.elems[i] = ()
-        for i, d in enumerate(m.datas):
-            if d.mode == "active":
-                assert d.offset is not None
-                off = eval_const(d.offset, inst)
-                mem = inst.mems[d.memory]
-                data = inst.datas[i]
+        for i, dp in enumerate(plan.datas):
+            if dp.mode == "active":
+                off = dp.offset
+                if off is _DYNAMIC:
+                    assert dp.offset_expr is not None
+                    off = eval_const(dp.offset_expr, inst)
+                mem = inst.mems[dp.memory]
+                data = dp.bytes
                 if off + len(data) > mem.size:
                     raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
-                mem.data[off : off + len(data)] = data
+                if data:
+                    mem.data[off : off + len(data)] = data
                 inst.datas[i] = b""
         if m.start is not None:
-            store.call(inst.funcs[m.start], [])
+            store.call(funcs[m.start], [])
     except BaseException:
         # DeallocateOnDrop: release what was acquired, restore counts, re-raise unchanged.
         if inst is not None:
@@ -276,7 +423,7 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
             inst.table_slots = []
             inst.released = True
         allocator.decrement_core_instance_count()
-        store.unbump_counts(len(m.mems), len(m.tables))
+        store.unbump_counts(n_mems, n_tables)
         raise
     store.instances.append(inst)
     return inst

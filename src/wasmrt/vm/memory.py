@@ -1,39 +1,85 @@
-"""``LinearMemory``: a wasm linear memory backed by one ``bytearray``.
+"""``LinearMemory``: a wasm linear memory backed by one reserved buffer.
 
 Invariants:
 - ``size == pages * 65536``; ``len(data) >= size`` and every byte at or past
   ``size`` is zero (memory never shrinks, so bytes past ``size`` were never
-  written).
-- Growth inside the reservation (``len(data)``) only bumps ``size``; the
-  ``bytearray`` object is never replaced, so views the embedder holds stay
-  valid. Growth past it extends the bytearray in place when no view pins it,
-  and otherwise replaces it (Wasmtime's "memory may move").
+  written). Bounds checks (generated code, bulk ops, the API) use ``size``,
+  never ``len(data)``.
+- ``data`` is the reservation: an anonymous private ``mmap`` of
+  ``reserve_bytes`` (the kernel zero-fills pages lazily, so creation is O(1)
+  whatever the reservation), or a ``bytearray`` where such a mapping is
+  unavailable or refused. Both support the buffer protocol, ``data[i]``,
+  slices and slice assignment, which is all anyone may use.
 - The reservation is ``min(max bytes, reservation_cap)`` but at least the
-  initial size; ``reservation_cap`` defaults to ``DEFAULT_RESERVATION``.
+  initial size; ``reservation_cap`` defaults to ``DEFAULT_RESERVATION``
+  (4 GiB, Wasmtime's static-memory reservation on 64-bit hosts), so a
+  32-bit memory normally never moves.
+- Growth inside the reservation only bumps ``size``; the buffer object is
+  never replaced, so views the embedder holds stay valid. Growth past it
+  copies into a larger buffer (Wasmtime's "memory may move"); an unpinned
+  ``bytearray`` is extended in place.
+- ``release()`` (pool slot reset, store teardown) leaves ``data`` an empty
+  ``bytearray`` and ``size == pages == 0``; a mapping's touched pages are
+  dropped at once (``MADV_DONTNEED``, as Wasmtime resets a slot), so a stale
+  view reads zeros, never the departed tenant's bytes, and the mapping is
+  unmapped when its last reference goes.
 - Creation and growth ask the store's limiter (``memory_growing`` /
   ``memory_grow_failed``, Wasmtime's rules) and ``try_alloc(bytes,
-  AllocKind.MEMORY)`` before touching memory; refusals from wasm
-  (``from_wasm=True``) become -1, from the embedder an error.
+  AllocKind.MEMORY)`` for the *accessible* bytes before touching memory;
+  refusals from wasm (``from_wasm=True``) become -1, from the embedder an
+  error. Reserved-but-inaccessible address space is not charged (as in
+  Wasmtime, it is not committed memory).
 """
 
 from __future__ import annotations
 
+import mmap
+import sys
 from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory, ResourceLimitExceeded, WasmtimeError
 
-__all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory"]
+__all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
 
 PAGE_SIZE = 65536
 MAX_PAGES = 65536
-#: Default cap on the up-front reservation (bytes) of one memory.
-DEFAULT_RESERVATION = 16 << 20
+#: Default cap on the up-front reservation (bytes) of one memory: a whole 32-bit memory.
+DEFAULT_RESERVATION = 4 << 30
+#: Reservation used when the host refuses an anonymous mapping (eagerly zeroed).
+FALLBACK_RESERVATION = 16 << 20
+
+_MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswith("linux") else 0)
+_MAP_FLAGS = (
+    getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0) | _MAP_NORESERVE
+    if hasattr(mmap, "MAP_PRIVATE")
+    else None
+)
+_MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+
+Buffer = bytearray | mmap.mmap
+
+
+def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
+    """A zeroed buffer of ``nbytes`` (an anonymous mapping when possible).
+
+    If the host refuses the mapping (no ``mmap``, strict overcommit, address
+    space limits) the fallback is a ``bytearray`` of
+    ``max(at_least, min(nbytes, FALLBACK_RESERVATION))`` bytes.
+    """
+    if nbytes > 0 and _MAP_FLAGS is not None:
+        try:
+            return mmap.mmap(-1, nbytes, flags=_MAP_FLAGS)
+        except (OSError, ValueError, OverflowError):
+            pass
+    return bytearray(max(at_least, min(nbytes, FALLBACK_RESERVATION)))
 
 
 class LinearMemory:
     __slots__ = ("__weakref__", "data", "max_pages", "pages", "size", "store", "ty")
+
+    data: Buffer
 
     def __init__(
         self,
@@ -65,12 +111,25 @@ class LinearMemory:
         cap = DEFAULT_RESERVATION if reservation_cap is None else reservation_cap
         reserve = max(min_bytes, min(max_pages * PAGE_SIZE, cap))
         try_alloc(min_bytes, AllocKind.MEMORY)
-        self.data = bytearray(reserve)
+        self.data = reserve_buffer(reserve, min_bytes)
         self.size = min_bytes
         self.pages = lim.min
 
     def __repr__(self) -> str:
         return f"LinearMemory(pages={self.pages}, max_pages={self.max_pages})"
+
+    def release(self) -> None:
+        """Detach the bytes: ``data`` becomes empty and the old contents unreachable."""
+        old = self.data
+        size = self.size
+        self.data = bytearray()
+        self.size = 0
+        self.pages = 0
+        if isinstance(old, mmap.mmap) and size and _MADV_DONTNEED is not None:
+            # Free the touched pages now (a view or a running frame may still
+            # hold the mapping; they read zeros). The mapping itself goes when
+            # its last reference does.
+            old.madvise(_MADV_DONTNEED, 0, min(size, len(old)))
 
     def grow(self, delta: int, *, from_wasm: bool = False) -> int:
         """Grow by ``delta`` pages; the old size in pages, or -1 when refused/failed.
@@ -108,14 +167,19 @@ class LinearMemory:
                 return -1
             raise
         new_size = new * PAGE_SIZE
-        if new_size > len(self.data):
-            target = min(max(new_size, 2 * len(self.data)), self.max_pages * PAGE_SIZE)
-            extra = target - len(self.data)
-            try:
-                self.data.extend(bytes(extra))
-            except BufferError:
-                fresh = bytearray(target)
-                fresh[: self.size] = self.data[: self.size]
+        data = self.data
+        if new_size > len(data):
+            target = min(max(new_size, 2 * len(data)), self.max_pages * PAGE_SIZE)
+            moved = True
+            if isinstance(data, bytearray):
+                try:
+                    data.extend(bytes(target - len(data)))
+                    moved = False
+                except BufferError:
+                    pass
+            if moved:
+                fresh = reserve_buffer(target, new_size)
+                fresh[: self.size] = data[: self.size]
                 self.data = fresh
         self.size = new_size
         self.pages = new

@@ -8,18 +8,31 @@ Invariants:
   counter); generated code traps OUT_OF_FUEL at function entry and loop
   headers once it is ``>= 0``. ``get_fuel() == max(0, -fuel_counter)``.
 - ``epoch_deadline`` is compared with ``engine.epoch`` (an int attribute).
-- ``call`` is the embedder->wasm boundary: the outermost call bounds wasm
-  call depth to ``max_wasm_stack // FRAME_BYTES`` frames by setting the
-  Python recursion limit (restored afterwards), and turns ``RecursionError``
-  into ``Trap(STACK_OVERFLOW)``; the store stays usable after.
+- ``call`` is the embedder->wasm boundary: the outermost call of a store
+  (``depth`` counts nesting per store) bounds wasm call depth to at least
+  ``max_wasm_stack // FRAME_BYTES`` frames and at most ``LIMIT_SLACK``
+  frames more, through the Python recursion limit, and turns
+  ``RecursionError`` into ``Trap(STACK_OVERFLOW)``; the store stays usable
+  after.
+- The recursion limit is process-wide, so it is managed in one place under
+  a lock (``_enter_limit``/``_exit_limit``): every outermost entry, on any
+  thread, registers the limit it needs; the limit in force is kept within
+  ``[max(needs), max(needs) + LIMIT_SLACK]`` while entries run (never lowered
+  under a running entry's need) and the embedder's value comes back when the
+  last one leaves. On Python >= 3.12 (where the recursion limit guards only
+  Python frames, not the C stack) the first store raises the limit once to
+  ``BASE_LIMIT`` so that calls from shallow stacks with the default
+  ``max_wasm_stack`` need no change at all.
 - Counters ``instance_count``/``memory_count``/``table_count`` only count
   instantiated modules (host-created memories/tables do not count);
-  ``close()`` releases every instance through the allocator exactly once.
+  ``close()`` releases every instance through the allocator exactly once,
+  then the memories' bytes (``LinearMemory.release``).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,7 +44,7 @@ from wasmrt.vm.global_ import GlobalInstance
 from wasmrt.vm.memory import LinearMemory
 from wasmrt.vm.table import TableInstance
 
-__all__ = ["DEFAULT_LIMIT", "FRAME_BYTES", "StoreCore"]
+__all__ = ["BASE_LIMIT", "DEFAULT_LIMIT", "FRAME_BYTES", "LIMIT_SLACK", "StoreCore"]
 
 DEFAULT_LIMIT = 10_000
 #: Bytes of ``max_wasm_stack`` one wasm frame is charged (512 KiB -> 8192 frames).
@@ -42,13 +55,72 @@ HEADROOM = 200
 STORE_SIZE = 512
 
 
-def _py_depth() -> int:
-    f = sys._getframe(1)
+#: How far above an entry's need the recursion limit may stay (frames).
+LIMIT_SLACK = 1024
+#: Limit installed once on Python >= 3.12: the default 512 KiB wasm stack plus
+#: headroom, for callers up to ``LIMIT_SLACK // 2`` frames deep.
+BASE_LIMIT = 512 * 1024 // FRAME_BYTES + HEADROOM + LIMIT_SLACK // 2
+
+_getframe = sys._getframe
+_getlimit = sys.getrecursionlimit
+_setlimit = sys.setrecursionlimit
+_LIMIT_LOCK = threading.Lock()
+_lock_acquire = _LIMIT_LOCK.acquire
+_lock_release = _LIMIT_LOCK.release
+#: The limits the outermost entries running now (all threads) need.
+_NEEDS: list[int] = []
+#: The embedder's limit, restored when ``_NEEDS`` empties.
+_SAVED_LIMIT = [0]
+_BASE_DONE = [sys.version_info < (3, 12)]
+#: Stack depth seen last time (a hint for ``_stack_depth``; races only cost speed).
+_DEPTH_HINT = [0]
+
+
+def _stack_depth() -> int:
+    """The number of Python frames on this thread's stack, the caller's included.
+
+    Also records the answer as ``_DEPTH_HINT`` (the caller's
+    ``sys._getframe`` index of the outermost frame), which the caller tries
+    first next time.
+    """
+    f = _getframe(1)
     n = 1
-    while f is not None:
+    while (f := f.f_back) is not None:  # type: ignore[assignment]
         n += 1
-        f = f.f_back  # type: ignore[assignment]
+    _DEPTH_HINT[0] = n - 1
     return n
+
+
+def _raise_base_limit() -> None:
+    with _LIMIT_LOCK:
+        if not _BASE_DONE[0]:
+            _BASE_DONE[0] = True
+            if not _NEEDS and _getlimit() < BASE_LIMIT:
+                _setlimit(BASE_LIMIT)
+
+
+def _enter_locked(need: int) -> None:
+    """Register ``need`` (``_LIMIT_LOCK`` held)."""
+    cur = _getlimit()
+    if not _NEEDS:
+        _SAVED_LIMIT[0] = cur
+        target = need
+    else:
+        target = max(need, *_NEEDS)
+    _NEEDS.append(need)
+    if not target <= cur <= target + LIMIT_SLACK:
+        _setlimit(target)
+
+
+def _exit_locked() -> None:
+    """Re-establish the limit after an entry left ``_NEEDS`` (``_LIMIT_LOCK`` held)."""
+    cur = _getlimit()
+    if _NEEDS:
+        target = max(_NEEDS)
+        if not target <= cur <= target + LIMIT_SLACK:
+            _setlimit(target)
+    elif cur != _SAVED_LIMIT[0]:
+        _setlimit(_SAVED_LIMIT[0])
 
 
 def _default_engine() -> Any:
@@ -70,6 +142,8 @@ class StoreCore:
         self.consume_fuel = bool(getattr(cfg, "consume_fuel", False))
         self.epoch_interruption = bool(getattr(cfg, "epoch_interruption", False))
         self.max_wasm_stack = int(getattr(cfg, "max_wasm_stack", 512 * 1024))
+        #: Python frames an outermost call may add: wasm frames plus ``HEADROOM``.
+        self.frame_budget = max(1, self.max_wasm_stack // FRAME_BYTES) + HEADROOM
         alloc = getattr(self.engine, "allocator", None)
         if alloc is None:
             from wasmrt.runtime.allocator import OnDemandInstanceAllocator
@@ -91,6 +165,8 @@ class StoreCore:
         self.closed = False
         if limiter is not None:
             self.set_limiter(limiter)
+        if not _BASE_DONE[0]:
+            _raise_base_limit()
 
     def __repr__(self) -> str:
         return f"StoreCore(instances={len(self.instances)}, closed={self.closed})"
@@ -159,17 +235,38 @@ class StoreCore:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
             finally:
                 self.depth -= 1
-        old = sys.getrecursionlimit()
-        limit = _py_depth() + self.max_depth + HEADROOM
+        # Outermost entry: register the recursion limit this call needs (see module doc).
+        hint = _DEPTH_HINT[0]
+        try:
+            depth = hint + 1 if _getframe(hint).f_back is None else _stack_depth()
+        except ValueError:
+            depth = _stack_depth()
+        need = depth + self.frame_budget
+        _lock_acquire()
+        try:
+            if _NEEDS:
+                _enter_locked(need)
+            else:
+                cur = _SAVED_LIMIT[0] = _getlimit()
+                _NEEDS.append(need)
+                if not need <= cur <= need + LIMIT_SLACK:
+                    _setlimit(need)
+        finally:
+            _lock_release()
         self.depth = 1
         try:
-            sys.setrecursionlimit(limit)
             return func.call(*args)
         except RecursionError:
             raise Trap(TrapCode.STACK_OVERFLOW) from None
         finally:
             self.depth = 0
-            sys.setrecursionlimit(old)
+            _lock_acquire()
+            try:
+                _NEEDS.remove(need)
+                if _NEEDS or _getlimit() != _SAVED_LIMIT[0]:
+                    _exit_locked()
+            finally:
+                _lock_release()
 
     # ---------------------------------------------------------------- host objects
     def new_host_memory(self, ty: ir.MemoryType) -> LinearMemory:
@@ -195,8 +292,11 @@ class StoreCore:
             return
         self.closed = True
         instances, self.instances = self.instances, []
-        self.host_objects = []
+        hosted, self.host_objects = self.host_objects, []
         for inst in reversed(instances):
             if not inst.released:
                 inst.release(self.allocator)
                 self.allocator.decrement_core_instance_count()
+        for obj in hosted:
+            if isinstance(obj, LinearMemory):
+                obj.release()

@@ -30,7 +30,13 @@ PAGE = 65536
 
 
 class FakeMemory:
-    def __init__(self, store: Any, ty: ir.MemoryType, max_pages: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        ty: ir.MemoryType,
+        max_pages: int | None = None,
+        reservation: int | None = None,
+    ) -> None:
         if getattr(store, "refuse", False):
             raise WasmtimeError("memory minimum size of 1 pages exceeds memory limits")
         self.store = store
@@ -38,6 +44,7 @@ class FakeMemory:
         self.size = ty.limits.min * PAGE
         self.data = bytearray(self.size)
         self.max_pages = max_pages
+        self.reservation = reservation
 
 
 class FakeTable:
@@ -351,7 +358,7 @@ def test_failed_construction_leaves_no_trace() -> None:
 def test_oom_in_construction_propagates_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
     err = OutOfMemory(65536)
 
-    def boom(*args: object) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
         raise err
 
     monkeypatch.setattr(pooling_mod, "new_linear_memory", boom)

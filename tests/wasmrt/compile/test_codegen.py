@@ -1,7 +1,9 @@
-"""Compiler unit tests: semantics corners, generated source, fuel, epochs, stack bounds, SIMD."""
+"""Compiler unit tests: semantics corners, generated source, fuel, epochs, stack bounds,
+SIMD wiring (values, memory bounds, fuel, reloaded variants) and trap backtraces."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -9,7 +11,6 @@ from wat_helpers import instance, wat_to_compiled
 
 import wasmrt.compile.codegen as codegen
 from wasmrt.compile.numeric import fmax, fmin, fnearest, i2f32
-from wasmrt.errors import WasmtimeError
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm import StoreCore, instantiate
 from wasmrt.vm.values import f32_from_bits, f32_to_bits
@@ -126,12 +127,199 @@ def test_variants_are_cached_and_shared() -> None:
     assert "_E.epoch" in cm.variant(False, True).source
 
 
-def test_simd_compiles_and_raises_when_executed() -> None:
+SIMD = """
+(module
+  (memory 1)
+  (global $g (mut v128) (v128.const i64x2 7 8))
+  (func $swap (param v128 v128) (result v128 v128) (local.get 1) (local.get 0))
+  (func (export "mix") (param $a v128) (param $b v128) (param $c i32) (result v128) (local $t v128)
+    (local.set $t (i32x4.add (local.get $a) (local.get $b)))
+    (call $swap (local.get $t) (global.get $g))
+    (select (v128.const i32x4 0 0 0 0) (i32.const 1))
+    (i32x4.replace_lane 3 (i32.const 99))
+    (select (local.get $c)))
+  (func (export "block") (param v128) (result v128 i32)
+    (local.get 0)
+    (block (param v128) (result v128 i32)
+      (i8x16.shuffle 15 14 13 12 11 10 9 8 7 6 5 4 3 2 1 0 (v128.const i64x2 0 0))
+      (v128.any_true (v128.const i32x4 0 0 0 1))))
+  (func (export "local0") (result v128) (local v128) (local.get 0))
+  (func (export "set_g") (param v128) (global.set $g (local.get 0)))
+  (func (export "get_g") (result v128) (global.get $g))
+  (func (export "load") (param i32) (result v128) (v128.load offset=16 (local.get 0)))
+  (func (export "load_lane") (param i32 v128) (result v128)
+    (v128.load32_lane offset=4 1 (local.get 0) (local.get 1)))
+  (func (export "store") (param i32 v128) (v128.store offset=1 (local.get 0) (local.get 1)))
+  (func (export "store_lane") (param i32 v128) (v128.store64_lane 1 (local.get 0) (local.get 1)))
+  (func (export "i32at") (param i32) (result i32) (i32.load (local.get 0)))
+)
+"""
+
+
+def _v(*lanes: int) -> int:
+    return sum((x & 0xFFFFFFFF) << (32 * i) for i, x in enumerate(lanes))
+
+
+def test_simd_values_flow_through_locals_globals_calls_select_and_blocks() -> None:
+    store, inst = instance(SIMD)
+    mix = inst.exports["mix"]
+    a, b = _v(1, 2, 3, 4), _v(10, 20, 30, 0xFFFFFFFF)
+    g = 7 | 8 << 64
+    assert store.call(mix, [a, b, 1]) == g  # $swap put the global first
+    assert store.call(mix, [a, b, 0]) == _v(11, 22, 33, 99)
+    rev = int.from_bytes(bytes(range(16))[::-1], "little")
+    assert store.call(inst.exports["block"], [int.from_bytes(bytes(range(16)), "little")]) == (
+        rev,
+        1,
+    )
+    assert store.call(inst.exports["local0"], []) == 0
+    store.call(inst.exports["set_g"], [(1 << 128) - 1])
+    assert store.call(inst.exports["get_g"], []) == (1 << 128) - 1
+    src = inst.compiled.source
+    assert "_V_i32x4_add(" in src and "_V_i8x16_shuffle(" in src
+    assert "_V_v128_const" not in src  # folded into an int literal at compile time
+
+
+def test_simd_memory_bounds_are_exact() -> None:
+    store, inst = instance(SIMD)
+    load, store_ = inst.exports["load"], inst.exports["store"]
+    val = int.from_bytes(bytes(range(1, 17)), "little")
+    store.call(store_, [65535 - 16, val])  # bytes 65520..65535: the last 16
+    assert store.call(load, [65536 - 32]) == val
+    for addr in (65536 - 31, 0xFFFFFFF0, 0xFFFFFFFF):
+        with pytest.raises(Trap) as ei:
+            store.call(load, [addr])
+        assert ei.value.trap_code is TrapCode.MEMORY_OUT_OF_BOUNDS
+    with pytest.raises(Trap):
+        store.call(store_, [65535 - 15, 0])
+    assert store.call(load, [65536 - 32]) == val  # the trapping store wrote nothing
+    lane = inst.exports["load_lane"]
+    assert store.call(lane, [65528, 0]) == 0x100F0E0D << 32  # bytes 65532..65535 into lane 1
+    with pytest.raises(Trap):
+        store.call(lane, [65529, 0])
+    sl = inst.exports["store_lane"]
+    store.call(sl, [65528, (1 << 64) * 0x1122334455667788])
+    assert store.call(inst.exports["i32at"], [65528]) == 0x55667788
+    with pytest.raises(Trap):
+        store.call(sl, [65529, 0])
+
+
+def test_simd_instructions_cost_one_fuel_each() -> None:
     wat = """(module (func (export "f") (result i32)
-        (i32x4.extract_lane 0 (v128.const i32x4 1 2 3 4))))"""
-    store, inst = instance(wat)
-    with pytest.raises(WasmtimeError, match="SIMD instruction .* is not supported yet"):
-        store.call(inst.exports["f"], [])
+        (i32x4.extract_lane 2 (i32x4.add (v128.const i32x4 1 2 3 4) (v128.const i32x4 5 6 7 8)))))"""
+    store, inst = instance(wat, fuel=True)
+    store.set_fuel(100)
+    assert store.call(inst.exports["f"], []) == 10
+    assert 100 - store.get_fuel() == 5  # 2 consts + add + extract_lane + final end
+
+
+def test_simd_variant_loaded_from_source_runs() -> None:
+    from wasmrt.compile import CompiledModule
+
+    cm = wat_to_compiled(SIMD)
+    again = CompiledModule.from_variants(cm.module, cm.built_variants())
+    store = StoreCore()
+    inst = instantiate(store, again, [])
+    assert store.call(inst.exports["mix"], [_v(1, 1, 1, 1), _v(1, 2, 3, 4), 0]) == _v(2, 3, 4, 99)
+
+
+TRAPPY = """
+(module $mod
+  (import "host" "cb" (func $cb (param i32)))
+  (func $inner (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+  (func $middle (param i32) (result i32) (call $inner (local.get 0)))
+  (func (export "outer") (param i32) (result i32) (i32.add (i32.const 1) (call $middle (local.get 0))))
+  (func (export "via_host") (call $cb (i32.const 0)))
+  (func (export "reenter") (param i32) (drop (call $middle (local.get 0))))
+)
+"""
+
+
+def _wat_bytes(wat: str) -> bytes:
+    from support.testsuite import wasm_tools
+
+    out = subprocess.run(
+        [wasm_tools(), "parse", "-"], input=wat.encode(), capture_output=True, check=True
+    )
+    return out.stdout
+
+
+def _oracle_body_offsets(data: bytes) -> list[int]:
+    """Function body offsets read straight from wasm-tools' binary (independent walk)."""
+    out = subprocess.run(
+        [_wasm_tools(), "objdump", "-"], input=data, capture_output=True, check=True, text=True
+    ).stdout
+    for line in out.splitlines():
+        if line.strip().startswith("code"):
+            start = int(line.split("|")[0].split()[-1].split("..")[0], 16)
+            break
+    else:
+        raise AssertionError(out)
+    pos = start
+    count, pos = _uleb(data, pos)
+    offs = []
+    for _ in range(count):
+        size, pos = _uleb(data, pos)
+        offs.append(pos)
+        pos += size
+    return offs
+
+
+def _wasm_tools() -> str:
+    from support.testsuite import wasm_tools
+
+    return wasm_tools()
+
+
+def _uleb(data: bytes, pos: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return v, pos
+
+
+def test_trap_frames_map_back_to_wasm_functions() -> None:
+    from wasmrt.binary import decode_module
+    from wasmrt.compile import compile_module
+    from wasmrt.compile.backtrace import attach_frames, frames_from_traceback
+    from wasmrt.ir import FuncType
+    from wasmrt.validate import validate_module
+    from wasmrt.vm import HostFunction
+
+    data = _wat_bytes(TRAPPY)
+    m = decode_module(data)
+    validate_module(m)
+    cm = compile_module(m)
+    store = StoreCore()
+    box: list = []
+
+    def cb(caller: object, x: int) -> None:
+        store.call(box[0].exports["reenter"], [x])
+
+    host = HostFunction(store, FuncType(("i32",), ()), cb)
+    inst = instantiate(store, cm, [host])
+    box.append(inst)
+    offs = _oracle_body_offsets(data)
+    with pytest.raises(Trap) as ei:
+        store.call(inst.exports["outer"], [0])
+    frames = frames_from_traceback(ei.value.__traceback__)
+    assert [f.func_index for f in frames] == [1, 2, 3]  # innermost first; import is 0
+    assert [f.func_name for f in frames] == ["inner", "middle", None]
+    assert {f.module_name for f in frames} == {"mod"}
+    assert [f.module_offset for f in frames] == [offs[0], offs[1], offs[2]]
+    assert all(f.func_offset == 0 for f in frames)
+    trap = attach_frames(ei.value)
+    assert trap.frames == frames
+    assert f"0x{offs[0]:x} - mod!inner" in trap.message
+    assert trap.message.endswith("wasm trap: integer divide by zero")
+    # through a host function that re-enters wasm: every wasm frame, the host's skipped
+    with pytest.raises(Trap) as ei:
+        store.call(inst.exports["via_host"], [])
+    assert [f.func_index for f in frames_from_traceback(ei.value.__traceback__)] == [1, 2, 5, 4]
 
 
 def test_convert_i64_to_f32_has_no_double_rounding() -> None:

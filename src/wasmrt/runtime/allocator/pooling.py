@@ -655,7 +655,10 @@ class PoolingInstanceAllocator:
         data = getattr(memory, "data", None)
         size = int(getattr(memory, "size", 0) or 0)
         resident = min(self._memory_keep, size)
-        if isinstance(data, bytearray):
+        release = getattr(memory, "release", None)
+        if callable(release):  # the vm's LinearMemory (mmap- or bytearray-backed)
+            release()
+        elif isinstance(data, bytearray):
             try:
                 memory.data = bytearray()
                 memory.size = 0

@@ -1,0 +1,135 @@
+"""Trap backtraces: Python frames of generated code -> ``wasmrt.trap.Frame`` lists.
+
+Invariants:
+- Nothing here runs on the normal call path: generated code carries no frame
+  bookkeeping. A variant's module namespace holds ``OWNER_KEY`` (a weak
+  reference to its ``CompiledModule``, set by ``register_variant``), and the
+  generated Python function of wasm function ``k`` is named ``f{k}``; the
+  traceback walk uses only these two facts, so it is paid for when a trap
+  is turned into frames (once, at the embedder boundary).
+- ``frames_from_traceback`` lists the wasm frames innermost first (the order
+  of ``Trap.frames``); Python frames that are not generated wasm functions
+  (runtime helpers, host functions, the vm, the embedder) are skipped, and a
+  frame whose module was garbage-collected is dropped.
+- Precision is per function: ``module_offset`` is the byte offset of the
+  function's body (its locals vector, just after the body size) in the binary
+  and ``func_offset`` is 0. Offsets are computed from our encoding of the
+  IR (``encode_module``), which equals the original binary when the original
+  is canonically encoded (minimal LEB128s), as every tool emits; they are
+  computed once per module, on its first trap.
+- ``func_name`` / ``module_name`` come from the name section (``module.names``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from wasmrt.trap import Frame, Trap
+
+if TYPE_CHECKING:
+    from wasmrt import ir
+
+__all__ = ["OWNER_KEY", "attach_frames", "body_offsets", "frames_from_traceback", "register_variant"]
+
+#: The global (in each variant's namespace) pointing back at the owning module.
+OWNER_KEY = "__wasmrt_module__"
+
+_OFFSETS: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
+
+
+def register_variant(compiled: Any, variant: Any) -> None:
+    """Record ``compiled`` (a ``CompiledModule``) as the owner of ``variant``'s code."""
+    variant.factory.__globals__[OWNER_KEY] = weakref.ref(compiled)
+
+
+def _leb(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return result, pos
+
+
+def body_offsets(module: ir.Module) -> list[int]:
+    """Byte offset of each defined function's body (after its size) in the encoded module."""
+    from wasmrt.binary import encode_module
+
+    data = bytes(encode_module(module))
+    pos = 8
+    while pos < len(data):
+        sec_id = data[pos]
+        size, pos = _leb(data, pos + 1)
+        if sec_id == 10:
+            count, p = _leb(data, pos)
+            out = []
+            for _ in range(count):
+                n, p = _leb(data, p)
+                out.append(p)
+                p += n
+            return out
+        pos += size
+    return []
+
+
+def _offsets(compiled: Any) -> list[int]:
+    offs = _OFFSETS.get(compiled)
+    if offs is None:
+        offs = body_offsets(compiled.module)
+        _OFFSETS[compiled] = offs
+    return offs
+
+
+def _frame(compiled: Any, func_index: int) -> Frame:
+    m: ir.Module = compiled.module
+    names = m.names
+    defined = func_index - len(m.imported("func"))
+    offs = _offsets(compiled)
+    offset = offs[defined] if 0 <= defined < len(offs) else 0
+    return Frame(
+        func_index,
+        names.functions.get(func_index) if names is not None else None,
+        names.module if names is not None else None,
+        offset,
+        0,
+    )
+
+
+def frames_from_traceback(tb: TracebackType | None) -> list[Frame]:
+    """The wasm frames of traceback ``tb``, innermost first."""
+    found: list[tuple[Any, int]] = []
+    while tb is not None:
+        frame = tb.tb_frame
+        ref = frame.f_globals.get(OWNER_KEY)
+        if ref is not None:
+            name = frame.f_code.co_name
+            if name[:1] == "f" and name[1:].isdigit():
+                compiled = ref()
+                if compiled is not None:
+                    found.append((compiled, int(name[1:])))
+        tb = tb.tb_next
+    found.reverse()
+    memo: dict[tuple[int, int], Frame] = {}
+    out = []
+    for c, k in found:
+        key = (id(c), k)
+        fr = memo.get(key)
+        if fr is None:
+            fr = memo[key] = _frame(c, k)
+        out.append(fr)
+    return out
+
+
+def attach_frames(trap: Trap, tb: TracebackType | None = None) -> Trap:
+    """Fill ``trap.frames`` from ``tb`` (default: the trap's own traceback); return the trap.
+
+    Call it where a trap leaves wasm for the embedder, e.g. in
+    ``StoreCore.call``'s outermost entry; for a ``RecursionError`` turned into
+    a stack-overflow trap, pass the ``RecursionError``'s traceback.
+    """
+    trap.frames = frames_from_traceback(tb if tb is not None else trap.__traceback__)
+    return trap

@@ -105,7 +105,10 @@ def _is_scenario(parent: pytest.Collector, path: Path) -> bool:
     chosen = parent.session.isinitpath(path) or _in_corpus(parent.config, path)
     if not chosen:
         return False
-    return path.suffix == ".wast" or _defines(path)
+    if path.suffix == ".wast":
+        return True
+    # A test module (python_files) is never a scenario, even if it mentions one.
+    return not _is_test_module(parent, path) and _defines(path)
 
 
 def _defines(path: Path) -> bool:
@@ -115,11 +118,13 @@ def _defines(path: Path) -> bool:
         return False
 
 
+def _is_test_module(parent: pytest.Collector, path: Path) -> bool:
+    return any(fnmatch.fnmatch(path.name, pat) for pat in parent.config.getini("python_files"))
+
+
 def _python_collects(parent: pytest.Collector, path: Path) -> bool:
     """Will pytest's python plugin ask ``pytest_pycollect_makemodule`` for this file?"""
-    if parent.session.isinitpath(path):
-        return True
-    return any(fnmatch.fnmatch(path.name, pat) for pat in parent.config.getini("python_files"))
+    return parent.session.isinitpath(path) or _is_test_module(parent, path)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -304,10 +304,10 @@ class Runner:
             if cmd.module.name is not None:
                 self.named[cmd.module.name] = inst
         elif isinstance(cmd, Register):
-            inst = self.named[cmd.module] if cmd.module is not None else self.current
-            if inst is None:
+            target = self.named[cmd.module] if cmd.module is not None else self.current
+            if target is None:
                 raise Failure("register without a module")
-            self.registry[cmd.name] = inst.exports
+            self.registry[cmd.name] = target.exports
         elif isinstance(cmd, ActionCommand):
             self.action(cmd.action)
         elif isinstance(cmd, AssertReturn):
@@ -359,4 +359,3 @@ class Runner:
             raise Failure(f"module linked, expected {cmd.message!r}")
         else:
             raise Failure(f"unknown command {type(cmd).__name__}")
-

@@ -11,6 +11,7 @@ decoder first.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ FILES = wast_files(simd=True)
 
 
 @pytest.mark.parametrize("wast", FILES, ids=[f.stem for f in FILES])
-def test_spec(wast: Path, record_property: pytest.RecordProperty) -> None:
+def test_spec(wast: Path, record_property: Callable[[str, object], None]) -> None:
     suite_dir()
     commands = parse_wast(wast.read_bytes(), wast.name)
     runner = Runner(via_binary=os.environ.get("WASMRT_SPEC_VIA_BINARY") == "1")

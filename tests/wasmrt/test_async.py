@@ -8,6 +8,8 @@ answered through the async variants.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
 import pytest
 
 import wasmrt as w
@@ -80,7 +82,7 @@ def test_instantiate_call_and_grow_async() -> None:
 
     async def scenario() -> None:
         inst = await w.Instance.new_async(store, module, [])
-        ex = inst.exports(store)
+        ex: Any = inst.exports(store)
         assert lim.calls == [("memory", 0, PAGE, 10 * PAGE), ("table", 0, 1, 10)]
         # Sync APIs stay rejected between async operations.
         with pytest.raises(w.WasmtimeError, match="use `Func.call_async`"):
@@ -119,8 +121,8 @@ def test_linker_and_instance_pre_async() -> None:
     async def scenario() -> tuple[int, int]:
         a = await linker.instantiate_async(store, module)
         b = await pre.instantiate_async(store)
-        fa = a.exports(store)["add"]
-        fb = b.exports(store)["add"]
+        fa: Any = a.exports(store)["add"]
+        fb: Any = b.exports(store)["add"]
         assert isinstance(fa, w.Func) and isinstance(fb, w.Func)
         return await fa.call_async(store, 1, 2), await fb.call_async(store, 3, 4)
 
@@ -164,7 +166,7 @@ def test_limiter_error_and_host_exception_propagate_unchanged() -> None:
     async def scenario() -> None:
         inst = await w.Instance.new_async(store, module, [])
         with pytest.raises(RuntimeError) as e:
-            await inst.exports(store)["mem"].grow_async(store, 1)
+            await inst.exports(store)["mem"].grow_async(store, 1)  # type: ignore[union-attr,call-arg]
         assert e.value is err
         f = w.Func(store, w.FuncType([], []), host)
         with pytest.raises(KeyError) as k:
@@ -180,7 +182,7 @@ def test_host_function_may_use_sync_apis_during_call_async() -> None:
 
     async def scenario() -> None:
         inst = await w.Instance.new_async(store, module, [])
-        mem = inst.exports(store)["mem"]
+        mem: Any = inst.exports(store)["mem"]
         assert isinstance(mem, w.Memory)
 
         def grow_from_host() -> None:
@@ -201,7 +203,7 @@ def test_async_variants_without_an_async_limiter() -> None:
 
     async def scenario() -> int:
         inst = await w.Instance.new_async(store, module, [])
-        ex = inst.exports(store)
+        ex: Any = inst.exports(store)
         assert await ex["mem"].grow_async(store, 1) == 1
         assert await ex["tab"].grow_async(store, 1, None) == 1
         return int(await ex["add"].call_async(store, 2, 3))

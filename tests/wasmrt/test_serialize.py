@@ -256,3 +256,105 @@ def test_module_deserialize_other_config_fails() -> None:
         w.Module.deserialize(w.Engine(cfg), data)
     with pytest.raises(w.WasmtimeError):
         w.Module.deserialize(w.Engine(), data[:-5])
+
+
+SER_WAT = """
+(module
+  (memory (export "mem") 1)
+  (data (i32.const 8) "hi")
+  (func (export "f32") (result f32) (f32.const 1.25))
+  (func (export "nan") (result i64) (i64.reinterpret_f64 (f64.const nan:0x4000000000001)))
+  (func (export "br") (param i32) (result i32)
+    (block (block (block (br_table 0 1 2 (local.get 0))) (return (i32.const 10)))
+      (return (i32.const 20)))
+    (i32.const 30))
+  (func (export "loop") (param i32) (result i32) (local i32)
+    (block (loop
+      (br_if 1 (i32.eqz (local.get 0)))
+      (local.set 1 (i32.add (local.get 1) (local.get 0)))
+      (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+      (br 0)))
+    (local.get 1)))
+"""
+
+
+def _exercise(w: Any, engine: Any, module: Any) -> list[Any]:
+    store = w.Store(engine)
+    if engine._core.config.consume_fuel:
+        store.set_fuel(10_000)
+    ex = w.Instance(store, module, []).exports(store)
+    out = [ex["f32"](store), ex["nan"](store), ex["mem"].read(store, 8, 10)]
+    out += [ex["br"](store, i) for i in range(4)]
+    out.append(ex["loop"](store, 100))
+    if engine._core.config.consume_fuel:
+        out.append(store.get_fuel())
+    return out
+
+
+@pytest.mark.parametrize("fuel", [False, True])
+def test_deserialize_reuses_generated_code(monkeypatch: pytest.MonkeyPatch, fuel: bool) -> None:
+    w = _api()
+    import wasmrt.compile as compile_pkg
+    from wasmrt.compile import codegen
+
+    cfg = w.Config()
+    cfg.consume_fuel = fuel
+    engine = w.Engine(cfg)
+    module = w.Module(engine, SER_WAT)
+    expected = _exercise(w, engine, module)
+    data = module.serialize()
+    assert (
+        serialize.COMPILED_ARTIFACT
+        in serialize.deserialize_module(data, engine._core.config).artifacts
+    )
+
+    def no_codegen(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the code generator ran during deserialization")
+
+    monkeypatch.setattr(codegen.ModuleCodegen, "generate", no_codegen)
+    monkeypatch.setattr(compile_pkg, "ModuleCodegen", no_codegen)
+    again = w.Module.deserialize(engine, data)
+    assert _exercise(w, engine, again) == expected
+    # The rebuilt module serializes to the same blob (same code, same constants).
+    assert again.serialize() == data
+
+
+def test_deserialize_rejects_a_bad_compiled_artifact() -> None:
+    w = _api()
+    engine = w.Engine()
+    config = engine._core.config
+    data = w.Module(engine, SER_WAT).serialize()
+    unpacked = serialize.deserialize_module(data, config)
+    for bad in (b"not json", b'{"format": 1, "variants": [{"source": 3}]}', b'{"format": 1}'):
+        blob = serialize.serialize_module(unpacked.wasm, config, {serialize.COMPILED_ARTIFACT: bad})
+        with pytest.raises(w.WasmtimeError, match="compiled_variants"):
+            w.Module.deserialize(engine, blob)
+    blob = serialize.serialize_module(
+        unpacked.wasm, config, {serialize.COMPILED_ARTIFACT: b'{"format": 99, "variants": []}'}
+    )
+    with pytest.raises(w.WasmtimeError, match="unknown 'compiled_variants' format 99"):
+        w.Module.deserialize(engine, blob)
+    # A blob without compiled code (e.g. from ``serialize_module``) is still compiled on load.
+    plain = serialize.serialize_module(unpacked.wasm, config)
+    store = w.Store(engine)
+    inst = w.Instance(store, w.Module.deserialize(engine, plain), [])
+    assert inst.exports(store)["br"](store, 1) == 20
+
+
+def test_header_checks_run_before_any_code_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = _api()
+    import wasmrt.compile as compile_pkg
+
+    data = w.Module(w.Engine(), SER_WAT).serialize()
+
+    def no_load(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("compiled code loaded before the header was checked")
+
+    monkeypatch.setattr(compile_pkg, "load_variant", no_load)
+    cfg = w.Config()
+    cfg.epoch_interruption = True
+    with pytest.raises(w.WasmtimeError, match="epoch_interruption"):
+        w.Module.deserialize(w.Engine(cfg), data)
+    monkeypatch.setattr(serialize, "wasmrt_version", lambda: "0.0.0-other")
+    with pytest.raises(w.WasmtimeError, match="incompatible wasmrt version"):
+        w.Module.deserialize(w.Engine(), data)

@@ -31,7 +31,13 @@ from wasmrt.trap import Frame, Trap
 if TYPE_CHECKING:
     from wasmrt import ir
 
-__all__ = ["OWNER_KEY", "attach_frames", "body_offsets", "frames_from_traceback", "register_variant"]
+__all__ = [
+    "OWNER_KEY",
+    "attach_frames",
+    "body_offsets",
+    "frames_from_traceback",
+    "register_variant",
+]
 
 #: The global (in each variant's namespace) pointing back at the owning module.
 OWNER_KEY = "__wasmrt_module__"

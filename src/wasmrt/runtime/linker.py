@@ -302,9 +302,7 @@ class Linker:
         """``instantiate`` for a store with a ``ResourceLimiterAsync`` (see ``Func.call_async``)."""
         core = store._context()
         mcore = module.ptr()
-        instance = await run_async(
-            core, lambda: self._instantiate_core(core, mcore), worker=True
-        )
+        instance = await run_async(core, lambda: self._instantiate_core(core, mcore), worker=True)
         return Instance._from_core(core, instance)
 
     def instantiate_pre(self, module: Module) -> InstancePre:

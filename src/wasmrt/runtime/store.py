@@ -17,6 +17,10 @@ Invariants:
   values go back to their defaults) and installs it like ``limiter(...)``;
   installing a limiter copies its ``instances()/tables()/memories()`` into
   the store's count limits, which apply to future instantiations only.
+- ``limiter_async`` (or ``limiter`` with a ``ResourceLimiterAsync``)
+  installs an ``AsyncLimiterAdapter``; from then on the sync instantiate/
+  grow/call APIs raise ``WasmtimeError`` and the ``*_async`` ones are used
+  (``wasmrt.runtime.limits`` describes how decisions are awaited).
 - Creating a store asks ``try_alloc`` (``AllocKind.STORE``); an
   ``OutOfMemory`` leaves no half-built store behind.
 """

@@ -294,3 +294,62 @@ def test_serialized_module_is_validated_against_the_pool() -> None:
     engine = pooling_engine(w, max_memory_size=PAGE)
     with pytest.raises(w.WasmtimeError, match="does not fit in pooling allocator"):
         w.Module.deserialize(engine, data)
+
+
+@pytest.mark.parametrize("strategy", ["on-demand", "pooling", "pooling-config", "strategy"])
+def test_allocation_strategy_accepts_every_form(strategy: str) -> None:
+    w = runtime()
+    from wasmrt.runtime.allocator import InstanceAllocationStrategy, PoolingAllocationConfig
+
+    value: Any = {
+        "on-demand": "on-demand",
+        "pooling": "pooling",
+        "pooling-config": PoolingAllocationConfig().total_memories(2),
+        "strategy": InstanceAllocationStrategy.pooling(),
+    }[strategy]
+    cfg = w.Config()
+    cfg.allocation_strategy = value
+    engine = w.Engine(cfg)
+    metrics = engine.pooling_allocator_metrics()
+    assert (metrics is None) == (strategy == "on-demand")
+    store = w.Store(engine)
+    inst = w.Instance(store, w.Module(engine, '(module (memory (export "m") 1))'), [])
+    assert inst.exports(store)["m"].size(store) == 1
+    if metrics is not None:
+        assert metrics.memories() == 1
+
+
+def test_allocation_strategy_rejects_bad_values() -> None:
+    w = runtime()
+    cfg = w.Config()
+    with pytest.raises(w.WasmtimeError, match="unknown allocation strategy"):
+        cfg.allocation_strategy = "bogus"
+    with pytest.raises(TypeError):
+        cfg.allocation_strategy = 3
+    with pytest.raises(AttributeError):
+        _ = cfg.allocation_strategy
+    cfg.allocation_strategy = None  # back to the default
+    assert w.Engine(cfg).pooling_allocator_metrics() is None
+
+
+@pytest.mark.parametrize("pooling", [False, True])
+def test_memory_reservation_reaches_allocator_memories(pooling: bool) -> None:
+    w = runtime()
+    from wasmrt.runtime.allocator import PoolingAllocationConfig
+
+    cfg = w.Config()
+    cfg.memory_reservation = 2 * PAGE
+    if pooling:
+        cfg.allocation_strategy = PoolingAllocationConfig().max_memory_size(2 * PAGE)
+    engine = w.Engine(cfg)
+    store = w.Store(engine)
+    module = w.Module(engine, '(module (memory (export "m") 1))')
+    mem = w.Instance(store, module, []).exports(store)["m"]
+    host = w.Memory(store, w.MemoryType(w.Limits(1, None)))
+    # Both the instance's memory (allocator) and the host one reserve exactly 2 pages.
+    assert len(mem._memory.data) == 2 * PAGE
+    assert len(host._memory.data) == 2 * PAGE
+    assert mem.grow(store, 1) == 1
+    if pooling:
+        with pytest.raises(w.WasmtimeError):
+            mem.grow(store, 1)  # clamped to max_memory_size

@@ -247,11 +247,11 @@ def _wat_bytes(wat: str) -> bytes:
 def _oracle_body_offsets(data: bytes) -> list[int]:
     """Function body offsets read straight from wasm-tools' binary (independent walk)."""
     out = subprocess.run(
-        [_wasm_tools(), "objdump", "-"], input=data, capture_output=True, check=True, text=True
-    ).stdout
-    for line in out.splitlines():
-        if line.strip().startswith("code"):
-            start = int(line.split("|")[0].split()[-1].split("..")[0], 16)
+        [_wasm_tools(), "objdump", "-"], input=data, capture_output=True, check=True
+    ).stdout.decode()
+    for line in out.splitlines():  # "  code   |  0x19 - 0x22 | 9 bytes | 2 count"
+        if line.split("|")[0].strip() == "code":
+            start = int(line.split("|")[1].split("-")[0], 16)
             break
     else:
         raise AssertionError(out)
@@ -374,7 +374,7 @@ def test_traps_have_codes() -> None:
       (func (export "ci") (param i32) (call_indirect (local.get 0)))
       (func (export "trunc") (param f64) (result i32) (i32.trunc_f64_s (local.get 0))))"""
     store, inst = instance(wat)
-    cases = [
+    cases: list[tuple[str, list[object], TrapCode]] = [
         ("div", [1, 0], TrapCode.INTEGER_DIVISION_BY_ZERO),
         ("div", [0x80000000, 0xFFFFFFFF], TrapCode.INTEGER_OVERFLOW),
         ("load", [65532], TrapCode.MEMORY_OUT_OF_BOUNDS),

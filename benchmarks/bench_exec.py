@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workloads import WORKLOADS, Workload  # noqa: E402
+from workloads import SIMD_WORKLOADS, WORKLOADS, Workload  # noqa: E402
 
 import wasmrt  # noqa: E402
 
@@ -83,6 +83,7 @@ def check(name: str, engine: str, got: object, expected: object) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-simd", action="store_true", help="skip the SIMD workload")
     args = parser.parse_args()
     try:
         import pywasm  # noqa: F401
@@ -93,20 +94,33 @@ def main() -> int:
     print(f"{'workload':<22}{'wasmrt':>12}{'pywasm':>12}{'speed-up':>10}")
     ratios = []
     for w in WORKLOADS:
-        inner = 50 if w.kind == "instantiate" else 1
-        t_ours, r_ours = measure(wasmrt_runner(w), args.repeat, inner)
-        t_peer, r_peer = measure(pywasm_runner(w), args.repeat, inner)
-        check(w.name, "wasmrt", r_ours, w.expected)
-        check(w.name, "pywasm", r_peer, w.expected)
-        if w.expected is None and isinstance(r_ours, float):
-            if not math.isclose(r_ours, float(r_peer), rel_tol=1e-12):  # type: ignore[arg-type]
-                raise SystemExit(f"results differ for {w.name}: {r_ours} vs {r_peer}")
-        ratio = t_peer / t_ours
-        ratios.append(ratio)
-        print(f"{w.name:<22}{t_ours * 1e3:>10.2f}ms{t_peer * 1e3:>10.2f}ms{ratio:>9.1f}x")
+        ratios.append(compare(w, args.repeat))
     geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    print(f"{'geometric mean':<46}{geo:>9.1f}x")
+    print(f"{'geometric mean (scalar)':<46}{geo:>9.1f}x")
+    if not args.no_simd:
+        for w in SIMD_WORKLOADS:
+            compare(w, args.repeat)
     return 0
+
+
+def compare(w: Workload, repeat: int) -> float:
+    """Time ``w`` under both engines, check they agree, print a row, return the speed-up."""
+    inner = 50 if w.kind == "instantiate" else 1
+    t_ours, r_ours = measure(wasmrt_runner(w), repeat, inner)
+    t_peer, r_peer = measure(pywasm_runner(w), repeat, inner)
+    check(w.name, "wasmrt", r_ours, w.expected)
+    check(w.name, "pywasm", r_peer, w.expected)
+    if w.expected is None:
+        agree = (
+            math.isclose(r_ours, float(r_peer), rel_tol=1e-12)  # type: ignore[arg-type]
+            if isinstance(r_ours, float)
+            else r_ours == r_peer
+        )
+        if not agree:
+            raise SystemExit(f"results differ for {w.name}: {r_ours} vs {r_peer}")
+    ratio = t_peer / t_ours
+    print(f"{w.name:<22}{t_ours * 1e3:>10.2f}ms{t_peer * 1e3:>10.2f}ms{ratio:>9.1f}x")
+    return ratio
 
 
 if __name__ == "__main__":

@@ -85,6 +85,30 @@ FLOAT = """(module
         (br $top)))
     (local.get $x)))"""
 
+SIMD = """(module
+  (memory 1)
+  (func (export "simd") (param $n i32) (result i32)
+    (local $i i32) (local $acc v128) (local $v v128)
+    ;; fill 4 KiB with a byte pattern, then fold it lane-wise n times
+    (block $filled
+      (loop $fill
+        (br_if $filled (i32.ge_u (local.get $i) (i32.const 4096)))
+        (i32.store8 (local.get $i) (i32.mul (local.get $i) (i32.const 31)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $fill)))
+    (local.set $i (i32.const 0))
+    (block $done
+      (loop $top
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $v (v128.load (i32.and (i32.shl (local.get $i) (i32.const 4)) (i32.const 0xff0))))
+        (local.set $acc (i32x4.add (local.get $acc)
+          (v128.xor (local.get $v) (i32x4.shl (local.get $acc) (i32.const 1)))))
+        (local.set $acc (i16x8.add_sat_u (local.get $acc) (i8x16.swizzle (local.get $v) (local.get $acc))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $top)))
+    (i32.add (i32.add (i32x4.extract_lane 0 (local.get $acc)) (i32x4.extract_lane 1 (local.get $acc)))
+             (i32.add (i32x4.extract_lane 2 (local.get $acc)) (i32x4.extract_lane 3 (local.get $acc))))))"""
+
 INSTANTIATE = """(module
   (memory 1)
   (table 8 funcref)
@@ -139,4 +163,10 @@ WORKLOADS = [
     Workload("call_indirect(50k)", INDIRECT, "dispatch", (50_000,), _signed(_dispatch(50_000))),
     Workload("f64(50k)", FLOAT, "float", (50_000,), None),
     Workload("instantiate", INSTANTIATE, "get", (), 0, kind="instantiate"),
+]
+
+#: SIMD workloads are reported apart, so scalar results stay comparable across versions.
+SIMD_WORKLOADS = [
+    # No closed form: both engines must agree (checked by the benchmark).
+    Workload("simd checksum(5k)", SIMD, "simd", (5_000,), None),
 ]

@@ -3,8 +3,9 @@
 One *example* is a scenario drawn from :func:`oomfuzz.strategies.scenarios`
 (a valid module plus a few invokes/gets) and a fault plan drawn from
 :func:`oomfuzz.strategies.fault_plans` (mode, allocator, index). The scenario
-is rendered to a self-contained WAST script; an invoke that traps fault-free
-is written as ``assert_trap`` (traps are outcomes, not failures). The script
+is rendered to a self-contained WAST script of plain invokes/gets (a trapping
+invoke is recorded as that command's outcome by the WAST adapter: traps are
+outcomes, not failures; a module whose instantiation traps is skipped). The script
 is then swept by the same engine and checks as ``oomfuzz sweep``
 (:class:`~oomfuzz.oomtest.OomTest` over :class:`~oomfuzz.scenario.ScenarioRunner`):
 every injection index from ``plan.index % total`` to the end, in the plan's
@@ -184,44 +185,25 @@ def open_database(spec: str | None) -> ExampleDatabase | None:
 # -- rendering ------------------------------------------------------------------------
 
 
-def render_script(scn: WastScenario, trapping: frozenset[int] = frozenset()) -> str:
-    """The WAST script for ``scn``; commands whose index is in ``trapping`` become ``assert_trap``."""
-    lines = [WastScenario(scn.module, []).to_wast().rstrip("\n")]
-    for i, cmd in enumerate(scn.commands):
-        text = cmd.to_wast()
-        lines.append(f'(assert_trap {text} "trap")' if i in trapping else text)
-    return "\n".join(lines) + "\n"
+def render_script(scn: WastScenario) -> str:
+    """The WAST script for ``scn``: the modules, then its commands as plain invokes/gets."""
+    return scn.to_wast()
 
 
 def _scenario(text: str, name: str) -> Scenario:
     return Scenario(Path(name), {}, text, commands=parse_script(text, name))
 
 
-def _runs_clean(text: str, allocator: str) -> BaseException | None:
-    """Run the script fault-free once; the exception it raised, if any."""
-    runner = ScenarioRunner(_scenario(text, "<campaign>"), allocator)
+def instantiation_traps(scn: WastScenario, allocator: str) -> bool:
+    """Does the fault-free script trap outside an invoke (a trapping start function)?"""
+    runner = ScenarioRunner(_scenario(render_script(scn), "<campaign>"), allocator)
     try:
         runner.run()
-    except Trap as e:
-        return e
-    except Exception as e:  # noqa: BLE001 - returned to the caller, which classifies it (a dry-run failure)
-        return e
-    return None
-
-
-def probe_traps(scn: WastScenario, allocator: str) -> frozenset[int] | None:
-    """Indices of the commands that trap fault-free; ``None`` if instantiation traps."""
-    if not isinstance(_runs_clean(render_script(scn), allocator), Trap):
-        return frozenset()
-    trapping: set[int] = set()
-    for k in range(len(scn.commands)):
-        prefix = WastScenario(scn.module, scn.commands[: k + 1])
-        if isinstance(_runs_clean(render_script(prefix, frozenset(trapping)), allocator), Trap):
-            trapping.add(k)
-    full = frozenset(trapping)
-    if isinstance(_runs_clean(render_script(scn, full), allocator), Trap):
-        return None  # the module command itself traps (a trapping start function)
-    return full
+    except Trap:
+        return True  # plain invokes record their traps: only instantiation raises one
+    except Exception:  # noqa: BLE001 - not a trap: the sweep's dry run raises it again and classifies it (verdict dry_run)
+        return False
+    return False
 
 
 def _count(text: str, allocator: str) -> int:
@@ -253,7 +235,7 @@ def _wat_text(m: Any, name: str) -> str | None:
     return named if same else None
 
 
-def readable_script(scn: WastScenario, trapping: frozenset[int]) -> str | None:
+def readable_script(scn: WastScenario) -> str | None:
     """The script with WAT text modules instead of binary ones (``None`` if one does not round-trip)."""
     from oomfuzz.strategies import host_module_for
 
@@ -267,9 +249,7 @@ def readable_script(scn: WastScenario, trapping: frozenset[int]) -> str | None:
     if main is None:
         return None
     parts.append(main)
-    for i, cmd in enumerate(scn.commands):
-        text = cmd.to_wast()
-        parts.append(f'(assert_trap {text} "trap")' if i in trapping else text)
+    parts += [cmd.to_wast() for cmd in scn.commands]
     return "\n".join(parts) + "\n"
 
 
@@ -289,10 +269,8 @@ def check_example(
 ) -> None:
     """Sweep one generated scenario; raise a :class:`CampaignFailure` on a failing iteration."""
     plan = draw_plan(MAX_START)
-    trapping = probe_traps(scn, plan.allocator)
-    assume(trapping is not None)
-    assert trapping is not None
-    text = render_script(scn, trapping)
+    assume(not instantiation_traps(scn, plan.allocator))
+    text = render_script(scn)
     total = _count(text, plan.allocator)
     start = plan.index % total if total else 0
     runner = ScenarioRunner(_scenario(text, "<campaign>"), plan.allocator)
@@ -307,19 +285,18 @@ def check_example(
     try:
         result = test.test(runner.run)
     except DryRunError as e:
-        _fail(scn, trapping, "dry_run", "<dry run>", plan.mode, plan.allocator, -1, str(e))
+        _fail(scn, "dry_run", "<dry run>", plan.mode, plan.allocator, -1, str(e))
         return
     if result.failures:
         it = result.failures[0]
         site = "<no injection>"
         if it.injected is not None:
             site = f"{it.injected.site.file}:{it.injected.site.function}"
-        _fail(scn, trapping, str(it.verdict), site, it.mode, plan.allocator, it.index, it.detail)
+        _fail(scn, str(it.verdict), site, it.mode, plan.allocator, it.index, it.detail)
 
 
 def _fail(
     scn: WastScenario,
-    trapping: frozenset[int],
     verdict: str,
     site: str,
     mode: str,
@@ -334,8 +311,8 @@ def _fail(
         allocator=allocator,
         index=index,
         detail=detail[:2000],
-        script=render_script(scn, trapping),
-        wat=readable_script(scn, trapping) or "",
+        script=render_script(scn),
+        wat=readable_script(scn) or "",
         functions=len(scn.module.funcs),
     )
     if not finding.wat:

@@ -25,6 +25,25 @@ Classes (``FailureClass``), in the order a report ranks them:
   of the same injection beyond the tolerance.
 - ``post_oom_failure``: the fault-free rerun after the injection fails or
   gives a different result than the first fault-free run.
+- ``crashed``: (fork engine) the forked child running the injection died
+  without sending a verdict: killed by a signal, ``os._exit`` in the code
+  under test, or an error in the child's own bookkeeping.
+- ``timeout``: (fork engine) the forked child did not report within its
+  deadline and was killed.
+
+``crashed`` and ``timeout`` rank first: they mean no verdict could be
+computed at all, and ``allow_missed_oom_errors`` never excuses them.
+
+The tracemalloc leak check (``CheckPolicy.tracemalloc_every``) re-runs the
+same injection: one warm-up run whose growth is ignored (caches, interned
+strings and lazily built tables fill there), then ``tracemalloc_repeats``
+(default 3) measured runs, each followed by ``gc.collect()`` and a snapshot.
+Growth is the change of traced memory between consecutive snapshots, outside
+the harness's own files, tracemalloc, linecache and traceback. It is a
+``leak`` only if *every* measured run grew by more than
+``tracemalloc_tolerance`` bytes (default 4096 B per run): a cache filling or
+an allocator's free list settling grows once, then stops; a real leak (a
+module-level list appended to on every run) grows on every one.
 
 Invariants:
 - Classification is a pure function of the run's exception, its injector and
@@ -67,6 +86,8 @@ class FailureClass(enum.StrEnum):
     CLEANUP_NOT_RESTORED = "cleanup_not_restored"
     LEAK = "leak"
     POST_OOM_FAILURE = "post_oom_failure"
+    CRASHED = "crashed"
+    TIMEOUT = "timeout"
 
     def __str__(self) -> str:
         return self.value
@@ -78,6 +99,8 @@ class FailureClass(enum.StrEnum):
 
 PASS_CLASSES = frozenset({FailureClass.HANDLED, FailureClass.NOT_REACHED, FailureClass.ALLOWED})
 FAILURE_ORDER: tuple[FailureClass, ...] = (
+    FailureClass.CRASHED,
+    FailureClass.TIMEOUT,
     FailureClass.MISSED_OOM,
     FailureClass.WRONG_ERROR,
     FailureClass.SPURIOUS_ERROR,
@@ -116,17 +139,24 @@ class CheckPolicy:
 
     ``leak_every``: weakref liveness (a ``gc.collect()`` only when a ref is
     still alive). ``post_oom_every``: a fault-free rerun compared with the
-    baseline. ``tracemalloc_every``: rerun the same injection
-    ``tracemalloc_repeats`` times after one warm-up and flag retained growth
-    above ``tracemalloc_tolerance`` bytes per run.
+    baseline. ``tracemalloc_every``: rerun the same injection once as a
+    warm-up (ignored), then ``tracemalloc_repeats`` times; a leak only if
+    every measured run retained more than ``tracemalloc_tolerance`` bytes
+    (see the module docstring).
     """
 
     cleanup: bool = True
     leak_every: int = 1
     post_oom_every: int = 1
     tracemalloc_every: int = 0
-    tracemalloc_repeats: int = 4
+    tracemalloc_repeats: int = 3
     tracemalloc_tolerance: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.tracemalloc_repeats < 1:
+            raise ValueError("tracemalloc_repeats must be >= 1")
+        if self.tracemalloc_tolerance < 0:
+            raise ValueError("tracemalloc_tolerance must be >= 0")
 
     @staticmethod
     def due(every: int, ordinal: int) -> bool:

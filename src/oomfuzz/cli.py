@@ -206,6 +206,7 @@ def sweep_units(
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=False, quiet=args.quiet)
@@ -263,7 +264,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     input_errors = [r for r in report.runs if r.error and r.error.startswith("input error")]
     for r in report.runs:
         if r.error:
-            console.print(f"[red]{r.scenario} [{r.mode}/{r.allocator}]: {_one_line(r.error)}[/red]")
+            line = f"{r.scenario} [{r.mode}/{r.allocator}]: {_one_line(r.error)}"
+            console.print(f"[red]{escape(line)}[/red]")
     if input_errors:
         print(
             f"oomfuzz: error: {input_errors[0].scenario}: {_one_line(input_errors[0].error or '')}",

@@ -28,11 +28,11 @@ Invariants:
 - At most ``fork_jobs`` (default: usable CPUs) children live at once; the
   parent drains their pipes while it waits, so a large verdict never blocks
   a child. A child that has not reported ``fork_timeout`` seconds after its
-  fork is killed (SIGKILL) and classified ``wrong_error`` with a ``timeout:``
-  finding and ``exc_type`` :class:`ChildTimeout`; a child that dies without a
+  fork is killed (SIGKILL) and gets the verdict ``timeout``
+  (``exc_type`` :class:`ChildTimeout`); a child that dies without a
   verdict (signal, ``os._exit`` in the code under test, an error in the
-  child's own bookkeeping) likewise gets a ``crashed:`` finding and
-  :class:`ChildCrashed`. The parent never waits on a child without a
+  child's own bookkeeping) gets the verdict ``crashed``
+  (:class:`ChildCrashed`), its exit status or signal in the finding. The parent never waits on a child without a
   deadline, and kills and reaps every child it started before it returns or
   raises (``KeyboardInterrupt`` included).
 - A child never returns into the parent's stack (pytest, xdist, the CLI):
@@ -434,10 +434,10 @@ class ForkSweep:
             if now >= c.deadline:
                 self._kill(c)
                 detail = (
-                    f"timeout: the forked child did not report within {self.timeout:g}s "
+                    f"the forked child did not report within {self.timeout:g}s "
                     "(killed with SIGKILL)"
                 )
-                self._store(c.ordinal, self._broken(c, ChildTimeout, detail))
+                self._store(c.ordinal, self._broken(c, FailureClass.TIMEOUT, detail))
 
     def _verdict(self, c: _Child, status: int) -> Iteration:
         how = _describe_status(status)
@@ -448,16 +448,18 @@ class ForkSweep:
             msg = {}
         if "iteration" in msg and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return Iteration.from_dict(msg["iteration"])
-        detail = f"crashed: the forked child {how} without a verdict"
-        return self._broken(c, ChildCrashed, detail, str(msg.get("error", "")))
+        detail = f"the forked child {how} without a verdict"
+        return self._broken(c, FailureClass.CRASHED, detail, str(msg.get("error", "")))
 
-    def _broken(self, c: _Child, kind: type[Exception], detail: str, text: str = "") -> Iteration:
+    def _broken(self, c: _Child, cls: FailureClass, detail: str, text: str = "") -> Iteration:
+        """The iteration of a child that gave no verdict (``crashed`` or ``timeout``)."""
+        kind = ChildTimeout if cls is FailureClass.TIMEOUT else ChildCrashed
         rec = self.records[c.index] if c.index < len(self.records) else None
         return Iteration(
             index=c.index,
             mode=c.mode,
-            verdict=FailureClass.WRONG_ERROR,
-            findings=[Finding(FailureClass.WRONG_ERROR, detail)],
+            verdict=cls,
+            findings=[Finding(cls, detail)],
             allocations=0,
             injected=dataclasses.replace(rec, injected=True) if rec is not None else None,
             exc_type=f"{kind.__module__}.{kind.__qualname__}",

@@ -4,20 +4,33 @@ The script is handled as an s-expression tree (comments and header
 directives are kept verbatim at the top). Passes, each repeated to a fixed
 point: drop top-level commands; then drop nested lists at increasing depth
 (module fields such as exports, functions, segments; then folded
-instructions and inline exports inside them).
+instructions and inline exports inside them); then shrink flat instruction
+sequences in every ``func``/``block``/``loop``/``if``/``then``/``else`` body:
+drop a whole flat ``block``/``loop``/``if`` ... ``end``, unwrap one (drop its
+opener and ``end``), drop a pair of adjacent instructions, drop a single
+instruction (an instruction is its mnemonic plus its immediates: numbers,
+``$ids``, ``offset=``/``align=``, type words, a ``(type ...)``/``(param
+...)``/``(result ...)`` use).
 
 Invariants:
 - A candidate is accepted only if it parses and a sweep restricted to the
   allocation indices whose dry-run site equals the target site (at most
   ``MAX_PROBES`` of them) reproduces the target's failure class there; the
   injection index may move, the site may not.
-- Never more than ``budget`` candidate evaluations; the best text so far is
-  returned when the budget runs out.
-- Flat (unfolded) instruction sequences are not shrunk token by token.
+- A candidate whose module no longer validates (or whose script no longer
+  runs fault-free) is rejected: the oracle's fault-free dry run compiles
+  and instantiates every module first.
+- Never more than ``budget`` candidate evaluations (a candidate text seen
+  before is answered from a cache and not counted); the best text so far
+  is returned when the budget runs out.
+- Only ``.wast`` scenarios are minimized: a ``.py`` scenario is code, so
+  :func:`minimize` raises ``ScenarioError`` with a one-line message (the CLI
+  exits 2).
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +44,14 @@ from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scena
 __all__ = ["minimize", "split_sexprs"]
 
 MAX_PROBES = 12
+
+_MNEMONIC = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*$")
+_TYPE_WORDS = frozenset(
+    {"i32", "i64", "f32", "f64", "v128", "funcref", "externref", "func", "extern"}
+)
+_BODY_HEADS = frozenset({"func", "block", "loop", "if", "then", "else"})
+_BLOCK_OPENERS = frozenset({"block", "loop", "if"})
+_BLOCK_USES = frozenset({"type", "param", "result"})
 
 
 @dataclass
@@ -123,6 +144,81 @@ def _lists_at_depth(forms: list[Node], depth: int) -> list[tuple[list[Node], int
     return out
 
 
+def _is_immediate(node: Node) -> bool:
+    if node.children is not None:
+        head = node.children[0].text if node.children else ""
+        return head in _BLOCK_USES
+    t = node.text
+    return (
+        t.startswith(("$", '"', "offset=", "align="))
+        or t[:1] in "+-0123456789"
+        or t in _TYPE_WORDS
+        or t.startswith(("nan", "inf"))
+    )
+
+
+def instruction_spans(body: list[Node]) -> list[tuple[int, int]]:
+    """``[start, end)`` child ranges of the flat instructions of a body list.
+
+    ``body[0]`` is the list's head keyword; lists that are not immediates
+    (folded instructions, ``(local ...)``, inline exports) are skipped.
+    """
+    spans: list[tuple[int, int]] = []
+    i, n = 1, len(body)
+    while i < n:
+        c = body[i]
+        if c.children is not None or c.text in _TYPE_WORDS or not _MNEMONIC.match(c.text):
+            i += 1
+            continue
+        j = i + 1
+        while j < n and _is_immediate(body[j]):
+            j += 1
+        spans.append((i, j))
+        i = j
+    return spans
+
+
+def _flat_candidates(body: list[Node]) -> list[list[tuple[int, int]]]:
+    """Cuts to try on one body, biggest first: whole blocks, unwraps, pairs, singles."""
+    spans = instruction_spans(body)
+    heads = [body[s].text for s, _ in spans]
+    whole: list[list[tuple[int, int]]] = []
+    unwrap: list[list[tuple[int, int]]] = []
+    for k, head in enumerate(heads):
+        if head not in _BLOCK_OPENERS:
+            continue
+        depth = 0
+        for m in range(k, len(spans)):
+            if heads[m] in _BLOCK_OPENERS:
+                depth += 1
+            elif heads[m] == "end":
+                depth -= 1
+                if depth == 0:
+                    whole.append([(spans[k][0], spans[m][1])])
+                    unwrap.append([spans[k], spans[m]])
+                    break
+    pairs = [[(spans[k][0], spans[k + 1][1])] for k in range(len(spans) - 1)]
+    singles = [[sp] for sp in spans]
+    return [*whole, *unwrap, *pairs, *singles]
+
+
+def _bodies(forms: list[Node]) -> list[list[Node]]:
+    """Every list (at any depth) whose head keyword opens an instruction sequence."""
+    out: list[list[Node]] = []
+
+    def walk(children: list[Node]) -> None:
+        for c in children:
+            if c.children is None:
+                continue
+            if c.children and c.children[0].children is None:
+                if c.children[0].text in _BODY_HEADS:
+                    out.append(c.children)
+            walk(c.children)
+
+    walk(forms)
+    return out
+
+
 class _Oracle:
     def __init__(
         self, scn: Scenario, mode: str, allocator: str, target_cls: FailureClass, site: str
@@ -134,9 +230,15 @@ class _Oracle:
         self.evaluations = 0
         self.index = -1
         self.directives_source = scn
+        self.cache: dict[str, int | None] = {}
 
     def reproduces(self, text: str, suffix: str) -> int | None:
-        self.evaluations += 1
+        if text not in self.cache:
+            self.evaluations += 1
+            self.cache[text] = self._evaluate(text, suffix)
+        return self.cache[text]
+
+    def _evaluate(self, text: str, suffix: str) -> int | None:
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / f"candidate{suffix}"
             path.write_text(text, encoding="utf-8")
@@ -179,9 +281,13 @@ def minimize(
     """Return the smallest scenario text found that keeps the failure; see the module doc."""
     from oomfuzz.cli import _replay
 
+    if Path(path).suffix == ".py":
+        raise ScenarioError(
+            f"{path}: a Python scenario cannot be minimized (only .wast scenarios are shrunk)"
+        )
     scn = load_scenario(path)
     if scn.func is not None:
-        raise ScenarioError("minimize works on .wast scenarios only")
+        raise ScenarioError(f"{path}: only .wast scenarios can be minimized")
     _, it = _replay(path, mode, allocator, index)
     if it is None or not it.failed or it.injected is None:
         raise ScenarioError(
@@ -191,6 +297,27 @@ def minimize(
     log(f"target: {it.verdict} at {it.injected.site}")
     header, forms = split_sexprs(scn.text)
     suffix = scn.path.suffix
+
+    def try_cut(body: list[Node], cuts: list[tuple[int, int]]) -> bool:
+        if oracle.evaluations >= budget:
+            return False
+        saved = list(body)
+        for start, end in sorted(cuts, reverse=True):
+            del body[start:end]
+        if oracle.reproduces(render(header, forms), suffix) is not None:
+            return True
+        body[:] = saved
+        return False
+
+    def shrink_flat() -> bool:
+        """One cut accepted in some body (then the bodies are collected afresh)."""
+        for body in _bodies(forms):
+            for cuts in _flat_candidates(body):
+                if oracle.evaluations >= budget:
+                    return False
+                if try_cut(body, cuts):
+                    return True
+        return False
 
     def try_remove(children: list[Node], i: int) -> bool:
         if oracle.evaluations >= budget:
@@ -214,6 +341,12 @@ def minimize(
             for children, idx in reversed(_lists_at_depth(forms, depth)):
                 if idx < len(children) and try_remove(children, idx):
                     changed = True
+        cuts = 0
+        while oracle.evaluations < budget and shrink_flat():
+            cuts += 1
+        if cuts:
+            changed = True
+            log(f"dropped {cuts} flat instruction group(s)")
     text = render(header, forms)
     final = oracle.reproduces(text, suffix)
     log(f"minimized in {oracle.evaluations} evaluations; reproduce at --index {final}")

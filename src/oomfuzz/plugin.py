@@ -15,7 +15,11 @@ User tests: the ``oom_test`` fixture returns an :class:`~oomfuzz.OomTest`
 configured from the options (and the ``oom`` marker's keyword arguments);
 ``@pytest.mark.oom(mode=..., max_iters=...)`` sweeps the marked test function
 itself like Wasmtime's ``OomTest::test`` (its fixtures are set up once; the
-function body runs once per dry run and injection).
+function body runs once per dry run and injection). An ``async def`` test is
+swept with ``OomTest.test_async`` on a fresh event loop (``asyncio.run``;
+the plugin drives it, so no asyncio pytest plugin is needed, and the
+injection hook lives in the test's own task context); every call of the
+test function creates a new coroutine.
 
 Invariants:
 - Inert unless used: without ``--oom-corpus``, a scenario file named on the
@@ -36,7 +40,9 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,7 +274,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     test = _oomtest_for(pyfuncitem.config, pyfuncitem, raise_on_failure=False, fail_fast=True)
     try:
-        result = test.test(lambda: fn(**kwargs))
+        if inspect.iscoroutinefunction(fn):
+            result = asyncio.run(test.test_async(lambda: fn(**kwargs)))
+        else:
+            result = test.test(lambda: fn(**kwargs))
     except OomTestFailure as e:  # a DryRunError: the test fails without any injection
         pytest.fail(str(e), pytrace=False)
     pyfuncitem.user_properties.append((PROPERTY, len(result.iterations)))

@@ -11,12 +11,21 @@ Invariants:
   gives the same summary, failures and site table (``schema`` is versioned).
 - HTML output is one self-contained file; every string from the code under
   test is escaped.
+- Every unit records the engine that ran its injections (``replay`` or
+  ``fork``; ``OomTestResult.engine``, so a fork sweep that fell back says
+  ``replay``). Shards that ran with different engines merge into
+  ``fork+replay``. The summary counts units per engine, and counts the
+  fork engine's no-verdict classes (``crashed``, ``timeout``) on their own
+  row whenever any unit forked.
+- The rich tables fit an 80-column terminal: paths are shown relative to
+  the common scenario directory, long cells are folded, not truncated.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os.path
 import shlex
 from collections import Counter
 from collections.abc import Iterable
@@ -113,6 +122,7 @@ class RunReport:
     stopped: str = "complete"
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    engine: str = "replay"
 
     @classmethod
     def from_result(
@@ -127,6 +137,7 @@ class RunReport:
         rep.elapsed = result.elapsed
         rep.stopped = result.stopped
         rep.notes = list(result.notes)
+        rep.engine = result.engine
         return rep
 
     @property
@@ -153,6 +164,8 @@ class RunReport:
             self.stopped = other.stopped
         self.notes.extend(n for n in other.notes if n not in self.notes)
         self.error = self.error or other.error
+        engines = set(self.engine.split("+")) | set(other.engine.split("+"))
+        self.engine = "+".join(sorted(engines))
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -167,6 +180,7 @@ class RunReport:
             "stopped": self.stopped,
             "notes": self.notes,
             "error": self.error,
+            "engine": self.engine,
         }
 
     @classmethod
@@ -181,6 +195,7 @@ class RunReport:
         rep.stopped = str(d.get("stopped", "complete"))
         rep.notes = list(d.get("notes", []))
         rep.error = d.get("error")
+        rep.engine = str(d.get("engine", "replay"))
         return rep
 
 
@@ -195,6 +210,20 @@ class Summary:
     distinct_sites: int
     sites_injected: int
     sites_failing: int
+    engines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def forked(self) -> bool:
+        return any("fork" in e.split("+") for e in self.engines)
+
+    @property
+    def no_verdict(self) -> tuple[int, int]:
+        """(crashed, timeout) iterations: forked children that gave no verdict."""
+        by = self.failures_by_class
+        return by.get(FailureClass.CRASHED.value, 0), by.get(FailureClass.TIMEOUT.value, 0)
+
+    def engines_text(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.engines.items())) or "-"
 
     @property
     def failures(self) -> int:
@@ -258,6 +287,7 @@ class SweepReport:
             distinct_sites=len(sites),
             sites_injected=sum(1 for s in sites if s.injected),
             sites_failing=sum(1 for s in sites if s.failures),
+            engines=dict(sorted(Counter(r.engine for r in self.runs if not r.error).items())),
         )
 
     # -- JSON ------------------------------------------------------------------
@@ -279,6 +309,7 @@ class SweepReport:
                 "distinct_sites": s.distinct_sites,
                 "sites_injected": s.sites_injected,
                 "site_coverage": round(s.coverage, 4),
+                "engines": s.engines,
             },
             "runs": [r.to_dict() for r in self.runs],
             "sites": [st.to_dict() | {"status": st.status} for st in self.site_table()],
@@ -320,6 +351,7 @@ class SweepReport:
             ("setup errors", s.errors),
             ("distinct sites", s.distinct_sites),
             ("site coverage", f"{s.sites_injected}/{s.distinct_sites} ({s.coverage:.0%})"),
+            ("engine (units)", s.engines_text()),
         ]
         out += [f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
         out.append("</table>")
@@ -371,51 +403,73 @@ class SweepReport:
     # -- rich ------------------------------------------------------------------
 
     def rich_tables(self, max_failures: int = 20, max_sites: int = 25) -> list[Any]:
+        """Summary, failures and site tables, laid out for an 80-column terminal."""
+        from rich import box
+        from rich.markup import escape
         from rich.table import Table
 
         s = self.summary()
-        summary = Table(title="oomfuzz summary", show_header=False)
+        summary = Table(title="oomfuzz summary", show_header=False, box=box.SIMPLE)
         summary.add_column("what")
-        summary.add_column("value", justify="right")
+        summary.add_column("value", justify="right", overflow="fold")
         summary.add_row("scenarios", str(s.scenarios))
-        summary.add_row("runs (scenario × mode × allocator)", str(s.runs))
+        summary.add_row("units (scenario × mode × allocator)", str(s.runs))
+        summary.add_row("engine (units)", s.engines_text())
         summary.add_row("injection points", str(s.injection_points))
         summary.add_row("handled", f"[green]{s.handled}[/green]")
         for k, v in s.failures_by_class.items():
             summary.add_row(f"failures: {k}", f"[red]{v}[/red]")
+        if s.forked:
+            crashed, timeout = s.no_verdict
+            colour = "red" if crashed or timeout else "green"
+            summary.add_row(
+                "forked children crashed / timed out", f"[{colour}]{crashed} / {timeout}[/{colour}]"
+            )
         if s.errors:
             summary.add_row("setup errors", f"[red]{s.errors}[/red]")
         summary.add_row("distinct sites", str(s.distinct_sites))
         summary.add_row(
             "site coverage", f"{s.sites_injected}/{s.distinct_sites} ({s.coverage:.0%})"
         )
+        summary.add_row("wall time", f"{self.elapsed:.1f}s")
         tables: list[Any] = [summary]
+        names = _short_names([r.scenario for r in self.runs])
         if self.failures:
-            ft = Table(title=f"failures (first {min(max_failures, len(self.failures))})")
-            for col in ("class", "scenario", "mode", "allocator", "index", "allocation", "site"):
-                ft.add_column(col)
+            ft = Table(
+                title=f"failures (first {min(max_failures, len(self.failures))} "
+                f"of {len(self.failures)})",
+                box=box.SIMPLE,
+            )
+            ft.add_column("class", overflow="fold")
+            ft.add_column(escape("scenario [mode/allocator #index]"), overflow="fold", ratio=1)
+            ft.add_column("allocation at site", overflow="fold", ratio=2)
             for f in self.failures[:max_failures]:
                 inj = f.iteration.injected
                 ft.add_row(
                     f"[red]{f.cls.value}[/red]",
-                    f.scenario,
-                    f.mode,
-                    f.allocator,
-                    str(f.index),
-                    f"{inj.kind} {inj.size}B" if inj else "-",
-                    f.site,
+                    escape(
+                        f"{names.get(f.scenario, f.scenario)} [{f.mode}/{f.allocator} #{f.index}]"
+                    ),
+                    escape(f"{inj.kind} {inj.size}B at {inj.site}") if inj else "-",
                 )
             tables.append(ft)
         sites = self.site_table()
         if sites:
-            st = Table(title=f"allocation sites (top {min(max_sites, len(sites))} of {len(sites)})")
-            for col in ("site", "kinds", "hits", "injected", "failures", "status"):
-                st.add_column(col)
+            st = Table(
+                title=f"allocation sites (top {min(max_sites, len(sites))} of {len(sites)})",
+                box=box.SIMPLE,
+            )
+            st.add_column("site", overflow="fold", ratio=1)
+            st.add_column("kinds", overflow="fold", max_width=14)
+            st.add_column("hits", justify="right")
+            st.add_column("inj", justify="right")
+            st.add_column("fail", justify="right")
+            st.add_column("status", overflow="fold")
             for x in sites[:max_sites]:
                 colour = "red" if x.failures else ("green" if x.injected else "yellow")
                 st.add_row(
-                    str(x.site),
-                    ", ".join(sorted(x.kinds)) + (" (absorbing)" if x.absorbing else ""),
+                    escape(str(x.site)),
+                    escape(", ".join(sorted(x.kinds)) + (" (absorbing)" if x.absorbing else "")),
                     str(x.hits),
                     str(x.injected),
                     str(x.failures),
@@ -423,6 +477,18 @@ class SweepReport:
                 )
             tables.append(st)
         return tables
+
+
+def _short_names(paths: list[str]) -> dict[str, str]:
+    """Scenario paths relative to their common directory (for narrow tables)."""
+    unique = sorted(set(paths))
+    if len(unique) < 2:
+        return {p: p.replace("\\", "/").rsplit("/", 1)[-1] for p in unique}
+    try:
+        base = os.path.commonpath(unique)
+    except ValueError:
+        return {p: p for p in unique}
+    return {p: os.path.relpath(p, base) if base else p for p in unique}
 
 
 def merge_reports(parts: Iterable[RunReport]) -> SweepReport:

@@ -4,6 +4,8 @@ Invariants:
 - ``WasmtimeError`` is the base of every non-trap failure, so code written for
   wasmtime-py (``except WasmtimeError``) keeps working.
 - ``Trap`` is *not* a ``WasmtimeError`` subclass, exactly as in wasmtime-py.
+- ``GrowRefused`` marks the vm's own grow refusals (not a limiter's error),
+  so the API tells them apart by class.
 - ``OutOfMemory`` is built without calling the allocation hook: its
   constructor only stores an int and a preformatted message, so raising it
   from inside a refused allocation cannot recurse.
@@ -107,3 +109,16 @@ class PoolConcurrencyLimitError(WasmtimeError):
 
 class ResourceLimitExceeded(WasmtimeError):
     """A store's instance/memory/table count limit or the limiter refused."""
+
+
+class GrowRefused(WasmtimeError):
+    """A memory or table grow the embedder asked for was refused or failed.
+
+    Raised by ``LinearMemory.grow`` / ``TableInstance.grow`` with
+    ``from_wasm=False`` where the wasm instruction would return -1: the
+    limiter returned False, the type's maximum (or the pool's clamp) was
+    exceeded, or the size overflowed. It is not raised for a refused
+    ``try_alloc`` (``OutOfMemory``) nor for an error a limiter raised
+    itself; those reach the embedder unchanged. The public API turns it into
+    wasmtime-py's "failed to grow ..." error.
+    """

@@ -4,8 +4,12 @@ Invariants:
 - ``Trap`` is not a ``WasmtimeError`` subclass (wasmtime-py compatibility).
 - A trap raised by wasm code carries ``trap_code``; a trap created by the host
   (``Trap("msg")``) has ``trap_code is None``.
-- ``frames`` lists the innermost frame first; the runtime fills it in as the
-  trap unwinds, and ``message`` is re-rendered from it on demand.
+- ``frames`` lists the innermost frame first; ``StoreCore.call`` fills it in
+  (``wasmrt.compile.backtrace.attach_frames``) when a wasm trap (one with a
+  ``trap_code``) leaves wasm for the embedder, and ``message`` is re-rendered
+  from it on demand in wasmtime-py's layout (``"error while executing at wasm
+  backtrace:\n    0:   0x1234 - mod!func\n...\nCaused by:\n    wasm trap:
+  <reason>\n"``). A host trap keeps no frames and its message is its text.
 """
 
 from __future__ import annotations
@@ -120,20 +124,21 @@ class Trap(Exception):  # noqa: N818 - the wasmtime-py name
 
     @property
     def message(self) -> str:
-        if self.trap_code is None and not self.frames:
+        """wasmtime-py's text: the bare message for a host trap, else the
+        backtrace (innermost frame first) and ``wasm trap: <reason>``."""
+        if self.trap_code is None:
             return self._reason
-        lines = []
-        if self.frames:
-            lines.append("error while executing at wasm backtrace:")
-            for i, f in enumerate(self.frames):
-                name = f.func_name or f"<wasm function {f.func_index}>"
-                module = f.module_name or "<unknown>"
-                lines.append(f"    {i}:  0x{f.module_offset:x} - {module}!{name}")
-            lines.append("")
-            lines.append("Caused by:")
-            lines.append(f"    wasm trap: {self._reason}")
-            return "\n".join(lines)
-        return f"wasm trap: {self._reason}"
+        if not self.frames:
+            return f"wasm trap: {self._reason}"
+        lines = ["error while executing at wasm backtrace:"]
+        for i, f in enumerate(self.frames):
+            name = f.func_name or f"<wasm function {f.func_index}>"
+            module = f.module_name or "<unknown>"
+            lines.append(f"  {i:>3}: {f.module_offset:#8x} - {module}!{name}")
+        lines.append("")
+        lines.append("Caused by:")
+        lines.append(f"    wasm trap: {self._reason}")
+        return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
         return self.message

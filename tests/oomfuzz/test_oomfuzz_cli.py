@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from oomfuzz.checks import FailureClass, Finding
 from oomfuzz.cli import main
-from oomfuzz.report import SweepReport
+from oomfuzz.oomtest import Iteration, OomTestResult
+from oomfuzz.report import RunReport, SweepReport
 
 OK = """\
 # oomfuzz: allocator=ondemand
@@ -190,3 +193,60 @@ def test_python_m_oomfuzz(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     one_line_error(proc.stderr)
+
+
+def test_report_records_the_engine_per_unit(scenarios: Path, tmp_path: Path) -> None:
+    engines = {}
+    for engine in ("replay", "fork"):
+        out = tmp_path / f"{engine}.json"
+        argv = ["sweep", str(scenarios / "ok.py"), "-q", "--mode", "both", "--engine", engine]
+        assert main([*argv, "--jobs", "2", "--json", str(out)]) == 0
+        data = json.loads(out.read_text())
+        engines[engine] = ({r["engine"] for r in data["runs"]}, data["summary"]["engines"])
+        rep = SweepReport.from_json(out.read_text())
+        assert {r.engine for r in rep.runs} == engines[engine][0]  # round-trips
+    assert engines["replay"] == ({"replay"}, {"replay": 2})
+    assert engines["fork"] == ({"fork"}, {"fork": 2})
+
+
+def _unit(engine: str, iterations: list[Iteration]) -> RunReport:
+    res = OomTestResult(label="s.wast", total=len(iterations), engine=engine)
+    res.iterations = iterations
+    return RunReport.from_result("corpus/sub/s.wast", "transient", "ondemand", res)
+
+
+def test_shards_with_different_engines_merge_and_crashes_are_counted() -> None:
+    crashed = Iteration(
+        0, "transient", FailureClass.CRASHED, [Finding(FailureClass.CRASHED, "x")], 0
+    )
+    timeout = Iteration(
+        1, "transient", FailureClass.TIMEOUT, [Finding(FailureClass.TIMEOUT, "y")], 0
+    )
+    ok = Iteration(2, "transient", FailureClass.HANDLED, [], 3)
+    rep = SweepReport()
+    rep.add(_unit("fork", [crashed, timeout]))
+    rep.add(_unit("replay", [ok]))
+    (unit,) = rep.runs
+    assert unit.engine == "fork+replay"
+    s = rep.summary()
+    assert s.engines == {"fork+replay": 1} and s.forked and s.no_verdict == (1, 1)
+    assert s.failures_by_class == {"crashed": 1, "timeout": 1}
+    assert SweepReport.from_json(rep.to_json()).summary() == s
+    console = Console(width=80, record=True, color_system=None)
+    for table in rep.rich_tables():
+        console.print(table)
+    text = console.export_text()
+    assert "fork+replay 1" in text and "crashed / timed out" in text and "1 / 1" in text
+
+
+def test_tables_fit_80_columns(scenarios: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    assert main(["sweep", str(scenarios), "-q", "--mode", "both", "--json", str(out)]) == 1
+    rep = SweepReport.from_json(out.read_text())
+    console = Console(width=80, record=True, color_system=None)
+    for table in rep.rich_tables():
+        console.print(table)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "sub/missed.py" in text and "[transient/ondemand #1]" in text  # relative paths
+    assert "engine (units)" in text and "missed_oom" in text

@@ -352,10 +352,65 @@ def test_tracemalloc_growth_is_a_leak() -> None:
             hoard.append(bytes(20000))  # retained on every failing run
             raise
 
-    pol = CheckPolicy(post_oom_every=0, tracemalloc_every=1, tracemalloc_repeats=3)
+    pol = CheckPolicy(post_oom_every=0, tracemalloc_every=1)
     res = OomTest(raise_on_failure=False, policy=pol, allow_alloc_after_oom=True).test(body)
     leak = [f for it in res.iterations for f in it.findings if f.cls is FailureClass.LEAK]
     assert leak and "tracemalloc" in leak[0].detail and "harness.py" in leak[0].detail
+    assert "every one of 3 repeated runs" in leak[0].detail
+
+
+#: The seeded leak: a module-level list that grows on every run of the code under test.
+_GROWING: list[bytearray] = []
+
+
+def test_tracemalloc_flags_a_seeded_leak_but_not_a_clean_scenario() -> None:
+    pytest.importorskip("wasmrt.text.wast")
+    from pathlib import Path
+
+    from oomfuzz.scenario import ScenarioRunner, load_scenario
+
+    corpus = Path(__file__).resolve().parents[2] / "corpus"
+    runner = ScenarioRunner(load_scenario(corpus / "func_call.wast"), "ondemand")
+    pol = CheckPolicy(post_oom_every=0, tracemalloc_every=1)
+
+    def seeded() -> object:
+        _GROWING.append(bytearray(16384))  # the bug: kept forever, on every run
+        return runner.run()
+
+    def sweep(fn: object) -> list[str]:
+        res = OomTest(probe=runner, policy=pol, indices=[0, 15, 30], raise_on_failure=False).test(
+            fn
+        )  # type: ignore[arg-type]
+        assert res.total > 30 and len(res.iterations) == 3
+        assert all(it.verdict is not FailureClass.NOT_REACHED for it in res.iterations)
+        return [
+            f.detail for it in res.iterations for f in it.findings if f.cls is FailureClass.LEAK
+        ]
+
+    try:
+        leaks = sweep(seeded)
+    finally:
+        _GROWING.clear()
+    assert len(leaks) == 3 and all("test_oomfuzz_harness.py" in d for d in leaks), leaks
+    assert sweep(runner.run) == []  # the same scenario without the seeded leak is clean
+
+
+def test_tracemalloc_tolerates_one_off_growth() -> None:
+    cache: list[bytes] = []
+    calls = {"n": 0}
+
+    def body() -> None:
+        calls["n"] += 1
+        if calls["n"] == 6:  # a cache filled once, in the middle of the measured runs
+            cache.append(bytes(50000))
+        try_alloc(8, AllocKind.STORE)
+        try_alloc(8, AllocKind.LIST)
+
+    pol = CheckPolicy(post_oom_every=0, tracemalloc_every=1)
+    res = OomTest(policy=pol, indices=[0]).test(body)
+    assert res.passed and calls["n"] == 2 + 1 + 1 + 3  # dry runs, injection, warm-up, measured
+    with pytest.raises(ValueError, match="tracemalloc_repeats"):
+        CheckPolicy(tracemalloc_repeats=0)
 
 
 def test_async_entry_points() -> None:

@@ -14,7 +14,6 @@ import pytest
 
 pytest.importorskip("wasmrt.runtime")
 
-from oomfuzz.cli import main  # noqa: E402
 from wasmrt.errors import OutOfMemory, WasmtimeError  # noqa: E402
 from wasmrt.runtime.func import Func  # noqa: E402
 
@@ -63,7 +62,14 @@ def test_inert_without_options(tmp_path: Path) -> None:
 def test_injection_total_across_xdist_shards_equals_sweep(tmp_path: Path) -> None:
     corpus = _subset(tmp_path)
     out = tmp_path / "sweep.json"
-    main(["sweep", str(corpus), "-q", "--allocator", "ondemand", "--json", str(out)])
+    # A fresh process, like the xdist workers: allocation counts depend on what this
+    # process already warmed (wasmrt's process-wide caches), so not in-process.
+    sweep = subprocess.run(
+        [sys.executable, "-m", "oomfuzz", "sweep", str(corpus), "-q", "--allocator", "ondemand",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
     expected = json.loads(out.read_text())["summary"]["injection_points"]
     run = _pytest(
         tmp_path, "-n", "2", "-q", "--oom-corpus", "corpus", "--oom-allocator", "ondemand",
@@ -152,3 +158,42 @@ def test_oom_marker_and_fixture_sweep_user_tests(
     assert "reproduce: pytest" in out and "indices=[0]" in out
     # 8 (marker) + 5 (fixture, --oom-max-iters) + 1 (stops at the first failure)
     assert "oomfuzz: 14 injection points in 3 swept item(s)" in out
+
+
+def test_oom_marker_sweeps_async_tests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "test_async_user.py").write_text(
+        "import asyncio\n"
+        "import pytest\n"
+        "from wasmrt.alloc import AllocKind, try_alloc\n"
+        "from wasmrt.errors import OutOfMemory\n"
+        "\n"
+        "@pytest.fixture\n"
+        "def sizes():\n"
+        "    return [8, 16, 32]\n"
+        "\n"
+        "@pytest.mark.oom\n"
+        "async def test_async_ok(sizes):\n"
+        "    for n in sizes:\n"
+        "        await asyncio.sleep(0)\n"
+        "        try_alloc(n, AllocKind.CALL)\n"
+        "\n"
+        "@pytest.mark.oom(mode='both')\n"
+        "async def test_async_swallows():\n"
+        "    try_alloc(8, AllocKind.CALL)\n"
+        "    await asyncio.sleep(0)\n"
+        "    try:\n"
+        "        try_alloc(16, AllocKind.LIST)\n"
+        "    except OutOfMemory:\n"
+        "        pass\n"
+    )
+    rc = pytest.main(
+        [str(tmp_path / "test_async_user.py"), "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--rootdir", str(tmp_path), "-c", os.devnull],
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "1 passed" in out and "1 failed" in out
+    assert "missed_oom at injection index 1 (transient)" in out
+    assert "async def functions are not natively supported" not in out
+    # 3 injections (async_ok) + 3 (index 0 both modes, index 1 transient: fail fast)
+    assert "oomfuzz: 6 injection points in 2 swept item(s)" in out

@@ -7,6 +7,10 @@ Invariants:
   it is non-empty or when a custom section must follow it, the data count
   section is written iff ``m.data_count is not None``, and each custom
   section is written right after the section whose id is its ``after``.
+- A module with ``names`` but no ``name`` custom section (one parsed from
+  text) gets a ``name`` section written last (module, function and local
+  names, by index), as ``wat2wasm`` tools emit it, so function names
+  survive text -> binary -> module.
 - Only IR values are read; the encoder never mutates its input. A value that
   cannot be encoded raises ``ValueError``.
 """
@@ -299,4 +303,26 @@ def encode_module(m: ir.Module) -> bytes:
             if payload is not None:
                 out += _section(sid, payload)
         write_customs(sid)
+    names = m.names
+    if names is not None and not any(c.name == "name" for c in m.customs):
+        out += _section(0, _name("name") + _name_payload(names))
+    return bytes(out)
+
+
+def _name_payload(names: ir.NameMap) -> bytes:
+    out = bytearray()
+
+    def sub(sid: int, payload: bytes) -> None:
+        out.extend(bytes((sid,)) + _u(len(payload)) + payload)
+
+    if names.module is not None:
+        sub(0, _name(names.module))
+    if names.functions:
+        items = sorted(names.functions.items())
+        sub(1, _vec([_u(i) + _name(n) for i, n in items]))
+    if names.locals:
+        groups = []
+        for f, locs in sorted(names.locals.items()):
+            groups.append(_u(f) + _vec([_u(i) + _name(n) for i, n in sorted(locs.items())]))
+        sub(2, _vec(groups))
     return bytes(out)

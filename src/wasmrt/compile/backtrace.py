@@ -16,7 +16,9 @@ Invariants:
   and ``func_offset`` is 0. Offsets are computed from our encoding of the
   IR (``encode_module``), which equals the original binary when the original
   is canonically encoded (minimal LEB128s), as every tool emits; they are
-  computed once per module, on its first trap.
+  computed once per module, on its first trap, and cached on the module.
+- Nothing here registers a weakref callback (the collector could run one
+  deep in wasm recursion); ``OWNER_KEY`` is a plain ``weakref.ref``.
 - ``func_name`` / ``module_name`` come from the name section (``module.names``).
 """
 
@@ -42,7 +44,10 @@ __all__ = [
 #: The global (in each variant's namespace) pointing back at the owning module.
 OWNER_KEY = "__wasmrt_module__"
 
-_OFFSETS: weakref.WeakKeyDictionary[Any, list[int]] = weakref.WeakKeyDictionary()
+#: Attribute of a ``CompiledModule`` caching its body offsets (a plain attribute,
+#: not a ``WeakKeyDictionary``: its removal callback is Python code the collector
+#: could run deep in wasm recursion, see ``wasmrt.deferred``).
+_OFFSETS_ATTR = "_wasmrt_body_offsets"
 
 
 def register_variant(compiled: Any, variant: Any) -> None:
@@ -83,10 +88,10 @@ def body_offsets(module: ir.Module) -> list[int]:
 
 
 def _offsets(compiled: Any) -> list[int]:
-    offs = _OFFSETS.get(compiled)
+    offs: list[int] | None = getattr(compiled, _OFFSETS_ATTR, None)
     if offs is None:
         offs = body_offsets(compiled.module)
-        _OFFSETS[compiled] = offs
+        setattr(compiled, _OFFSETS_ATTR, offs)
     return offs
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wasmrt import ir
-from wasmrt.errors import OutOfMemory, WasmtimeError
+from wasmrt.errors import GrowRefused, WasmtimeError
 from wasmrt.runtime.types import MemoryTypeInfo
 
 
@@ -114,16 +114,21 @@ def memory_pages(mem: Any) -> int:
 def _is_refusal(err: WasmtimeError) -> bool:
     """Was ``err`` the vm's own "grow refused/failed" report (not a limiter's error)?
 
-    The vm raises those from its ``_fail`` helper when ``from_wasm=False``; an
-    error a limiter raised, or an ``OutOfMemory``, comes from elsewhere and
-    must reach the embedder unchanged.
+    The vm raises ``GrowRefused`` for those when ``from_wasm=False``; an error
+    a limiter raised, or an ``OutOfMemory``, is another class and must reach
+    the embedder unchanged.
     """
-    if isinstance(err, OutOfMemory):
-        return False
-    tb = err.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_name == "_fail"
+    return isinstance(err, GrowRefused)
+
+
+def memory_limiter_maximum(mem: Any) -> int | None:
+    """The ``maximum`` the vm passes to ``memory_growing`` for ``mem`` (bytes, or None)."""
+    return mem.limiter_maximum  # type: ignore[no-any-return]
+
+
+def table_limiter_maximum(table: Any) -> int | None:
+    """The ``maximum`` the vm passes to ``table_growing`` for ``table`` (elements, or None)."""
+    return table.limiter_maximum  # type: ignore[no-any-return]
 
 
 def memory_grow(mem: Any, delta: int) -> int:

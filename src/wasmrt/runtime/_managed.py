@@ -8,12 +8,20 @@ Invariants:
   ``ValueError('already closed')``; an object whose handle was never set
   raises ``ValueError('never initialized')``.
 - ``with X(...) as x:`` closes on exit and ``__del__`` closes as well, so a
-  forgotten object still releases its handle when collected.
+  forgotten object still releases its handle when collected. While wasm runs
+  (``wasmrt.deferred.RUNNING``), ``__del__`` only parks the object
+  (``wasmrt.deferred``): the collector may have called it a few frames below
+  the recursion limit, deep in wasm recursion, where closing could not run.
+  The close then happens at the next outermost wasm exit or store creation.
 """
 
 from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
+
+from wasmrt.deferred import PENDING as _PENDING
+from wasmrt.deferred import RUNNING as _RUNNING
+from wasmrt.deferred import Deferred as _Deferred
 
 T = TypeVar("T")
 
@@ -63,4 +71,13 @@ class Managed(Generic[T]):
         self.close()
 
     def __del__(self) -> None:
+        ptr = self._managed_ptr
+        if ptr is _UNSET or ptr is None:
+            return
+        if _RUNNING:
+            # Possibly near the recursion limit: park without calling anything in Python.
+            d = _Deferred()
+            d.obj = self
+            _PENDING.append(d)
+            return
         self.close()

@@ -151,7 +151,7 @@ class Memory:
                 await adapter.predecide_memory(
                     _core.memory_data_len(mem),
                     (pages + delta) * _PAGE,
-                    _type_max_bytes(_core.memory_type(mem).ir),
+                    _core.memory_limiter_maximum(mem),
                 )
             return self._grow(mem, delta)
 

@@ -106,8 +106,7 @@ class Table:
         with adapter.async_scope(asyncio.get_running_loop()):
             old = len(_core.table_elements(tab))
             if delta > 0 and old + delta <= _MAX_ELEMENTS:
-                hi = _core.table_type(tab).limits.max
-                await adapter.predecide_table(old, old + delta, _MAX_ELEMENTS if hi is None else hi)
+                await adapter.predecide_table(old, old + delta, _core.table_limiter_maximum(tab))
             return self._grow(tab, delta, init_core)
 
     def _grow(self, tab: Any, delta: int, init_core: Any) -> int:

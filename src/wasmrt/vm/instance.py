@@ -52,20 +52,63 @@ M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
 
 
+_new_wasm_function = WasmFunction.__new__
+
+
+class FuncSpace(list):  # type: ignore[type-arg]
+    """An instance's function index space: imports, then defined functions built lazily.
+
+    A defined function's ``WasmFunction`` is created the first time its
+    index is read (``funcs[k]``, ``funcs[a:b]``, iteration), so that
+    instantiating a module with many functions builds only those that are
+    exported, referenced by a segment/global/``ref.func``, or called. Until
+    then the underlying list holds ``None`` at that index. Once built, an
+    object is kept: every read returns the same object.
+    """
+
+    __slots__ = ("inst",)
+
+    inst: ModuleInstance
+
+    def __getitem__(self, k: Any) -> Any:
+        f = list.__getitem__(self, k)
+        if f is None:
+            return self.inst.build_func(k if k >= 0 else k + len(self))
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        return f
+
+    def __iter__(self) -> Any:
+        for k in range(len(self)):
+            yield self[k]
+
+    def built(self, indices: Sequence[int]) -> list[Any]:
+        """The whole index space as a plain list, every function of ``indices`` built."""
+        get = list.__getitem__
+        build = self.inst.build_func
+        for k in indices:
+            if get(self, k) is None:
+                build(k)
+        return get(self, slice(None))  # type: ignore[no-any-return]
+
+
 class ModuleInstance:
     __slots__ = (
         "__weakref__",
+        "code",
         "compiled",
         "datas",
+        "_exports",
         "elems",
-        "exports",
         "factory",
+        "func_types",
         "funcs",
         "globals",
         "mem_slots",
         "mems",
         "module",
         "n_imported_funcs",
+        "plan",
         "released",
         "store",
         "table_slots",
@@ -80,13 +123,19 @@ class ModuleInstance:
         self.compiled = compiled
         self.module: ir.Module = compiled.module
         self.types: Sequence[ir.FuncType] = plan.types
-        self.funcs: list[FuncInstance] = []
+        self.func_types: tuple[ir.FuncType, ...] = plan.func_types
+        self.funcs: FuncSpace = FuncSpace()
+        self.funcs.inst = self
+        #: The defined functions' code once bound (``bind_code``), else None.
+        self.code: Sequence[Callable[..., Any]] | None = None
         self.tables: list[TableInstance] = []
         self.mems: list[LinearMemory] = []
         self.globals: list[GlobalInstance] = []
         self.elems: list[Any] = []
         self.datas: list[bytes] = []
-        self.exports: dict[str, Any] = {}
+        #: Built on first read (``exports``) from the plan's export table.
+        self._exports: dict[str, Any] | None = None
+        self.plan = plan
         self.mem_slots: list[tuple[int, LinearMemory]] = []
         self.table_slots: list[tuple[int, TableInstance]] = []
         self.released = False
@@ -97,20 +146,57 @@ class ModuleInstance:
     def __repr__(self) -> str:
         return f"ModuleInstance(funcs={len(self.funcs)}, exports={list(self.exports)})"
 
+    @property
+    def exports(self) -> dict[str, Any]:
+        """``name -> extern`` in export order; built on first read.
+
+        Reading it later than instantiation is unobservable: the index spaces
+        it reads are fixed once instantiation has created them.
+        """
+        exports = self._exports
+        if exports is None:
+            spaces: dict[str, Sequence[Any]] = {
+                "func": self.funcs,
+                "table": self.tables,
+                "memory": self.mems,
+                "global": self.globals,
+            }
+            exports = {name: spaces[kind][index] for name, kind, index in self.plan.exports}
+            self._exports = exports
+        return exports
+
     def bind_code(self) -> None:
-        """Create this instance's closures and install them as its functions' ``call``.
+        """Create this instance's closures; install them on the function objects built so far.
 
         A no-op once bound, and before instantiation reached its binding point
-        (the caller then finds ``call`` still unset).
+        (the caller then finds ``call`` still unset). Functions built later get
+        their ``call`` from ``code`` when they are built.
         """
         factory = self.factory
         if factory is None:
             return
         closures = factory(self, self.store)
-        funcs = self.funcs
-        for i, fn in enumerate(closures, self.n_imported_funcs):
-            funcs[i].call = fn
+        self.code = closures
         self.factory = None
+        funcs = self.funcs
+        get = list.__getitem__
+        n_imp = self.n_imported_funcs
+        for k in range(n_imp, len(funcs)):
+            f = get(funcs, k)
+            if f is not None:
+                f.call = closures[k - n_imp]
+
+    def build_func(self, k: int) -> WasmFunction:
+        """The object of defined function ``k`` (function index space), built on first use."""
+        f = _new_wasm_function(WasmFunction)
+        f.instance = self
+        f.index = k
+        f.type = self.func_types[k - self.n_imported_funcs]
+        code = self.code
+        if code is not None:
+            f.call = code[k - self.n_imported_funcs]
+        list.__setitem__(self.funcs, k, f)
+        return f
 
     def release(self, allocator: Any) -> None:
         """Give memories and tables back to the allocator (once), then drop memory bytes."""
@@ -241,7 +327,17 @@ def _static_refs(init: list[ir.Expr]) -> list[int | None] | None:
 
 
 class _ElemPlan:
-    __slots__ = ("count", "getter", "init", "mode", "offset", "offset_expr", "refs", "table")
+    __slots__ = (
+        "count",
+        "func_indices",
+        "getter",
+        "init",
+        "mode",
+        "offset",
+        "offset_expr",
+        "refs",
+        "table",
+    )
 
     def __init__(self, e: ir.Elem) -> None:
         self.mode = e.mode
@@ -253,8 +349,11 @@ class _ElemPlan:
         self.refs = _static_refs(e.init)
         refs = self.refs
         self.getter: Callable[[Sequence[Any]], Any] | None = None
+        #: The distinct function indices the getter reads (built first: ``FuncSpace.built``).
+        self.func_indices: tuple[int, ...] = ()
         if refs is not None and len(refs) >= 2 and None not in refs:
             self.getter = itemgetter(*refs)
+            self.func_indices = tuple(sorted({k for k in refs if k is not None}))
 
 
 class _DataPlan:
@@ -271,11 +370,22 @@ class _DataPlan:
 class InstancePlan:
     """What instantiating a module needs that depends only on the module (built once)."""
 
-    __slots__ = ("datas", "elems", "exports", "func_types", "globals", "import_kinds", "types")
+    __slots__ = (
+        "datas",
+        "elems",
+        "exports",
+        "func_types",
+        "globals",
+        "import_kinds",
+        "types",
+        "unbuilt",
+    )
 
     def __init__(self, m: ir.Module) -> None:
         self.types = tuple(intern_functype(t) for t in m.types)
         self.func_types = tuple(self.types[f.type_idx] for f in m.funcs)
+        #: What ``FuncSpace`` holds for the defined functions before they are built.
+        self.unbuilt = (None,) * len(m.funcs)
         self.import_kinds = tuple(imp.kind for imp in m.imports)
         self.globals = tuple((g.type, _static_value(g.init), g.init) for g in m.globals)
         self.elems = tuple(_ElemPlan(e) for e in m.elems)
@@ -342,16 +452,10 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
         n_imp = len(funcs)
         inst.n_imported_funcs = n_imp
         if plan.func_types:
-            # Covers the function objects and the closures ``bind_code`` creates.
+            # Covers the function objects (built on first use, ``FuncSpace``)
+            # and the closures ``bind_code`` creates.
             try_alloc(len(plan.func_types) * SLOT_SIZE * 4, AllocKind.FUNC)
-            new = WasmFunction.__new__
-            append = funcs.append
-            for i, ty in enumerate(plan.func_types, n_imp):
-                f = new(WasmFunction)
-                f.instance = inst
-                f.index = i
-                f.type = ty
-                append(f)
+            funcs.extend(plan.unbuilt)
         # Globals.
         for gty, value, init in plan.globals:
             try_alloc(SLOT_SIZE * 2, AllocKind.GLOBAL)
@@ -362,7 +466,7 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
         for e in plan.elems:
             try_alloc(e.count * SLOT_SIZE, AllocKind.SEGMENT)
             if e.getter is not None:
-                inst.elems.append(list(e.getter(funcs)))
+                inst.elems.append(list(e.getter(funcs.built(e.func_indices))))
             elif e.refs is not None:
                 inst.elems.append([None if k is None else funcs[k] for k in e.refs])
             else:
@@ -370,16 +474,7 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
         for d in plan.datas:
             try_alloc(len(d.bytes), AllocKind.SEGMENT)
             inst.datas.append(d.bytes)  # immutable: shared, never copied
-        # Exports.
-        spaces: dict[str, list[Any]] = {
-            "func": funcs,
-            "table": inst.tables,
-            "memory": inst.mems,
-            "global": inst.globals,
-        }
-        exports = inst.exports
-        for name, kind, index in plan.exports:
-            exports[name] = spaces[kind][index]
+        # Exports: built on first read (``ModuleInstance.exports``).
         # Bind the compiled code (lazily: see ``ModuleInstance.bind_code``).
         inst.factory = variant.factory
         # Active element segments, then data segments.

@@ -23,11 +23,20 @@ Invariants:
   dropped at once (``MADV_DONTNEED``, as Wasmtime resets a slot), so a stale
   view reads zeros, never the departed tenant's bytes, and the mapping is
   unmapped when its last reference goes.
+- Spare mappings: a released mapping that nothing else references (no view,
+  no running frame: checked with ``sys.getrefcount``) has its touched pages
+  dropped (reads zeros again) and is kept in ``_SPARE`` (at most
+  ``MAX_SPARE``) for the next ``reserve_buffer`` of the same length, which
+  saves the mmap/munmap system calls of a fresh store's memory. A mapping
+  someone may still read is never reused, so no one ever sees another
+  tenant's bytes.
 - Creation and growth ask the store's limiter (``memory_growing`` /
-  ``memory_grow_failed``, Wasmtime's rules) and ``try_alloc(bytes,
+  ``memory_grow_failed``, Wasmtime's rules) with ``maximum =
+  limiter_maximum``: ``max_pages * 65536`` (the type's maximum clamped by
+  the pool's ``max_pages_cap``), or ``None`` when neither bounds the memory and ``try_alloc(bytes,
   AllocKind.MEMORY)`` for the *accessible* bytes before touching memory;
-  refusals from wasm (``from_wasm=True``) become -1, from the embedder an
-  error. Reserved-but-inaccessible address space is not charged (as in
+  refusals from wasm (``from_wasm=True``) become -1, from the embedder
+  ``GrowRefused`` (a refused ``try_alloc`` raises ``OutOfMemory``). Reserved-but-inaccessible address space is not charged (as in
   Wasmtime, it is not committed memory).
 """
 
@@ -39,7 +48,7 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
-from wasmrt.errors import OutOfMemory, ResourceLimitExceeded, WasmtimeError
+from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
 
 __all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
 
@@ -60,6 +69,11 @@ _MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 Buffer = bytearray | mmap.mmap
 
+#: Released, zeroed, unreferenced mappings kept for reuse (see module doc).
+_SPARE: list[mmap.mmap] = []
+MAX_SPARE = 8
+_getrefcount = sys.getrefcount
+
 
 def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
     """A zeroed buffer of ``nbytes`` (an anonymous mapping when possible).
@@ -69,6 +83,12 @@ def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
     ``max(at_least, min(nbytes, FALLBACK_RESERVATION))`` bytes.
     """
     if nbytes > 0 and _MAP_FLAGS is not None:
+        for i in range(len(_SPARE) - 1, -1, -1):
+            if len(_SPARE[i]) == nbytes:
+                try:
+                    return _SPARE.pop(i)
+                except IndexError:  # another thread took it meanwhile
+                    break
         try:
             return mmap.mmap(-1, nbytes, flags=_MAP_FLAGS)
         except (OSError, ValueError, OverflowError):
@@ -77,7 +97,16 @@ def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
 
 
 class LinearMemory:
-    __slots__ = ("__weakref__", "data", "max_pages", "pages", "size", "store", "ty")
+    __slots__ = (
+        "__weakref__",
+        "data",
+        "limiter_maximum",
+        "max_pages",
+        "pages",
+        "size",
+        "store",
+        "ty",
+    )
 
     data: Buffer
 
@@ -96,11 +125,14 @@ class LinearMemory:
         if max_pages_cap is not None:
             max_pages = min(max_pages, max_pages_cap)
         self.max_pages = max_pages
+        #: The ``maximum`` the limiter is told (Wasmtime passes the clamped maximum).
+        self.limiter_maximum: int | None = (
+            None if lim.max is None and max_pages_cap is None else max_pages * PAGE_SIZE
+        )
         min_bytes = lim.min * PAGE_SIZE
         limiter = getattr(store, "limiter", None)
         if limiter is not None:
-            maximum = None if lim.max is None else lim.max * PAGE_SIZE
-            if not limiter.memory_growing(0, min_bytes, maximum):
+            if not limiter.memory_growing(0, min_bytes, self.limiter_maximum):
                 raise ResourceLimitExceeded(
                     f"memory minimum size of {lim.min} pages exceeds memory limits"
                 )
@@ -125,16 +157,20 @@ class LinearMemory:
         self.data = bytearray()
         self.size = 0
         self.pages = 0
-        if isinstance(old, mmap.mmap) and size and _MADV_DONTNEED is not None:
+        if isinstance(old, mmap.mmap) and _MADV_DONTNEED is not None:
             # Free the touched pages now (a view or a running frame may still
             # hold the mapping; they read zeros). The mapping itself goes when
-            # its last reference does.
-            old.madvise(_MADV_DONTNEED, 0, min(size, len(old)))
+            # its last reference does, unless no one else holds it: then it is
+            # kept for reuse (``_SPARE``). References: ``old`` and the argument.
+            if size:
+                old.madvise(_MADV_DONTNEED, 0, min(size, len(old)))
+            if _getrefcount(old) == 2 and len(_SPARE) < MAX_SPARE:
+                _SPARE.append(old)
 
     def grow(self, delta: int, *, from_wasm: bool = False) -> int:
         """Grow by ``delta`` pages; the old size in pages, or -1 when refused/failed.
 
-        From the embedder (``from_wasm=False``) a refusal raises ``WasmtimeError``
+        From the embedder (``from_wasm=False``) a refusal raises ``GrowRefused``
         and a refused ``try_alloc`` raises ``OutOfMemory``.
         """
         old = self.pages
@@ -143,19 +179,15 @@ class LinearMemory:
         new = old + delta
         limiter = getattr(self.store, "limiter", None)
         if new > MAX_PAGES:
-            err = WasmtimeError("memory growth exceeds memory type's limits")
+            err = GrowRefused("memory growth exceeds memory type's limits")
             if limiter is not None:
                 limiter.memory_grow_failed(err)
             return self._fail(err, from_wasm)
         if limiter is not None:
-            lim_max = self.ty.limits.max
-            maximum = None if lim_max is None else lim_max * PAGE_SIZE
-            if not limiter.memory_growing(self.size, new * PAGE_SIZE, maximum):
-                return self._fail(
-                    WasmtimeError("failed to grow memory: refused by limiter"), from_wasm
-                )
+            if not limiter.memory_growing(self.size, new * PAGE_SIZE, self.limiter_maximum):
+                return self._fail(GrowRefused("failed to grow memory: refused by limiter"), from_wasm)
         if new > self.max_pages:
-            err = WasmtimeError("Memory maximum size exceeded")
+            err = GrowRefused("Memory maximum size exceeded")
             if limiter is not None:
                 limiter.memory_grow_failed(err)
             return self._fail(err, from_wasm)
@@ -186,7 +218,7 @@ class LinearMemory:
         return old
 
     @staticmethod
-    def _fail(err: WasmtimeError, from_wasm: bool) -> int:
+    def _fail(err: GrowRefused, from_wasm: bool) -> int:
         if from_wasm:
             return -1
         raise err

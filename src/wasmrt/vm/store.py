@@ -13,7 +13,15 @@ Invariants:
   ``max_wasm_stack // FRAME_BYTES`` frames and at most ``LIMIT_SLACK``
   frames more, through the Python recursion limit, and turns
   ``RecursionError`` into ``Trap(STACK_OVERFLOW)``; the store stays usable
-  after.
+  after. A wasm trap (``trap_code`` set) leaving the outermost entry gets its
+  backtrace (``Trap.frames``, innermost first; ``backtrace.attach_frames``);
+  for a stack overflow it is taken from the ``RecursionError``'s traceback,
+  so the conversion happens only once the stack has unwound to the entry.
+  Host-created traps pass through untouched (wasmtime-py keeps their text).
+- While any outermost entry runs, wasmrt finalizers are parked
+  (``wasmrt.deferred``): the collector may run them deep in wasm recursion,
+  a few frames below the limit. The outermost exit drains them, on a shallow
+  stack, after restoring the limit; so does creating a store outside wasm.
 - The recursion limit is process-wide, so it is managed in one place under
   a lock (``_enter_limit``/``_exit_limit``): every outermost entry, on any
   thread, registers the limit it needs; the limit in force is kept within
@@ -38,6 +46,10 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
+from wasmrt.compile.backtrace import attach_frames
+from wasmrt.deferred import PENDING as _PENDING
+from wasmrt.deferred import RUNNING as _NEEDS
+from wasmrt.deferred import drain as _drain
 from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.global_ import GlobalInstance
@@ -65,10 +77,8 @@ _getframe = sys._getframe
 _getlimit = sys.getrecursionlimit
 _setlimit = sys.setrecursionlimit
 _LIMIT_LOCK = threading.Lock()
-_lock_acquire = _LIMIT_LOCK.acquire
-_lock_release = _LIMIT_LOCK.release
-#: The limits the outermost entries running now (all threads) need.
-_NEEDS: list[int] = []
+# ``_NEEDS`` (``wasmrt.deferred.RUNNING``): the limits the outermost entries
+# running now (all threads) need; finalizers defer while it is non-empty.
 #: The embedder's limit, restored when ``_NEEDS`` empties.
 _SAVED_LIMIT = [0]
 _BASE_DONE = [sys.version_info < (3, 12)]
@@ -167,6 +177,8 @@ class StoreCore:
             self.set_limiter(limiter)
         if not _BASE_DONE[0]:
             _raise_base_limit()
+        if _PENDING and not _NEEDS:
+            _drain()
 
     def __repr__(self) -> str:
         return f"StoreCore(instances={len(self.instances)}, closed={self.closed})"
@@ -242,8 +254,7 @@ class StoreCore:
         except ValueError:
             depth = _stack_depth()
         need = depth + self.frame_budget
-        _lock_acquire()
-        try:
+        with _LIMIT_LOCK:
             if _NEEDS:
                 _enter_locked(need)
             else:
@@ -251,22 +262,23 @@ class StoreCore:
                 _NEEDS.append(need)
                 if not need <= cur <= need + LIMIT_SLACK:
                     _setlimit(need)
-        finally:
-            _lock_release()
         self.depth = 1
         try:
             return func.call(*args)
-        except RecursionError:
-            raise Trap(TrapCode.STACK_OVERFLOW) from None
+        except Trap as t:
+            if t.trap_code is not None:
+                attach_frames(t)
+            raise
+        except RecursionError as e:
+            raise attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__) from None
         finally:
             self.depth = 0
-            _lock_acquire()
-            try:
+            with _LIMIT_LOCK:
                 _NEEDS.remove(need)
                 if _NEEDS or _getlimit() != _SAVED_LIMIT[0]:
                     _exit_locked()
-            finally:
-                _lock_release()
+            if _PENDING:
+                _drain()
 
     # ---------------------------------------------------------------- host objects
     def new_host_memory(self, ty: ir.MemoryType) -> LinearMemory:

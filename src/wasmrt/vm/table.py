@@ -6,7 +6,11 @@ Invariants:
 - ``len(elements) <= max``; ``max`` is the type's maximum (or 2**32-1)
   clamped by ``max_cap`` (pooling allocator limit).
 - Creation and growth ask the store's limiter (``table_growing`` /
-  ``table_grow_failed``) and ``try_alloc(n * 8, AllocKind.TABLE)`` first.
+  ``table_grow_failed``) with ``maximum = limiter_maximum`` (``max``: the
+  type's maximum clamped by the pool's ``max_cap``, or ``None`` when neither
+  bounds the table, as Wasmtime passes it) and ``try_alloc(n * 8,
+  AllocKind.TABLE)`` first. Refusals from wasm return -1; from the embedder
+  they raise ``GrowRefused`` (a refused ``try_alloc`` raises ``OutOfMemory``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
-from wasmrt.errors import OutOfMemory, ResourceLimitExceeded, WasmtimeError
+from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
 
 __all__ = ["TableInstance"]
 
@@ -23,7 +27,7 @@ MAX_ELEMENTS = 0xFFFFFFFF
 
 
 class TableInstance:
-    __slots__ = ("__weakref__", "elem_type", "elements", "max", "store", "ty")
+    __slots__ = ("__weakref__", "elem_type", "elements", "limiter_maximum", "max", "store", "ty")
 
     def __init__(
         self, store: Any, ty: ir.TableType, init: Any = None, *, max_cap: int | None = None
@@ -36,8 +40,10 @@ class TableInstance:
         if max_cap is not None:
             mx = min(mx, max_cap)
         self.max = mx
+        #: The ``maximum`` the limiter is told (Wasmtime passes the clamped maximum).
+        self.limiter_maximum: int | None = None if lim.max is None and max_cap is None else mx
         limiter = getattr(store, "limiter", None)
-        if limiter is not None and not limiter.table_growing(0, lim.min, lim.max):
+        if limiter is not None and not limiter.table_growing(0, lim.min, self.limiter_maximum):
             raise ResourceLimitExceeded(
                 f"table minimum size of {lim.min} elements exceeds table limits"
             )
@@ -63,18 +69,15 @@ class TableInstance:
         new = old + delta
         limiter = getattr(self.store, "limiter", None)
         if new > MAX_ELEMENTS:
-            err = WasmtimeError("table growth overflows")
+            err = GrowRefused("table growth overflows")
             if limiter is not None:
                 limiter.table_grow_failed(err)
             return self._fail(err, from_wasm)
         if limiter is not None:
-            maximum = self.ty.limits.max if self.ty.limits.max is not None else MAX_ELEMENTS
-            if not limiter.table_growing(old, new, maximum):
-                return self._fail(
-                    WasmtimeError("failed to grow table: refused by limiter"), from_wasm
-                )
+            if not limiter.table_growing(old, new, self.limiter_maximum):
+                return self._fail(GrowRefused("failed to grow table: refused by limiter"), from_wasm)
         if new > self.max:
-            err = WasmtimeError("Table maximum size exceeded")
+            err = GrowRefused("Table maximum size exceeded")
             if limiter is not None:
                 limiter.table_grow_failed(err)
             return self._fail(err, from_wasm)
@@ -88,7 +91,7 @@ class TableInstance:
         return old
 
     @staticmethod
-    def _fail(err: WasmtimeError, from_wasm: bool) -> int:
+    def _fail(err: GrowRefused, from_wasm: bool) -> int:
         if from_wasm:
             return -1
         raise err

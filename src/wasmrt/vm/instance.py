@@ -85,10 +85,21 @@ class FuncSpace(list):  # type: ignore[type-arg]
     def built(self, indices: Sequence[int]) -> list[Any]:
         """The whole index space as a plain list, every function of ``indices`` built."""
         get = list.__getitem__
-        build = self.inst.build_func
+        put = list.__setitem__
+        inst = self.inst
+        n_imp = inst.n_imported_funcs
+        types = inst.func_types
+        code = inst.code
         for k in indices:
             if get(self, k) is None:
-                build(k)
+                # ``ModuleInstance.build_func``, inlined for bulk use.
+                f = _new_wasm_function(WasmFunction)
+                f.instance = inst
+                f.index = k
+                f.type = types[k - n_imp]
+                if code is not None:
+                    f.call = code[k - n_imp]
+                put(self, k, f)
         return get(self, slice(None))  # type: ignore[no-any-return]
 
 

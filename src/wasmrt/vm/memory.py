@@ -185,7 +185,9 @@ class LinearMemory:
             return self._fail(err, from_wasm)
         if limiter is not None:
             if not limiter.memory_growing(self.size, new * PAGE_SIZE, self.limiter_maximum):
-                return self._fail(GrowRefused("failed to grow memory: refused by limiter"), from_wasm)
+                return self._fail(
+                    GrowRefused("failed to grow memory: refused by limiter"), from_wasm
+                )
         if new > self.max_pages:
             err = GrowRefused("Memory maximum size exceeded")
             if limiter is not None:

@@ -75,7 +75,9 @@ class TableInstance:
             return self._fail(err, from_wasm)
         if limiter is not None:
             if not limiter.table_growing(old, new, self.limiter_maximum):
-                return self._fail(GrowRefused("failed to grow table: refused by limiter"), from_wasm)
+                return self._fail(
+                    GrowRefused("failed to grow table: refused by limiter"), from_wasm
+                )
         if new > self.max:
             err = GrowRefused("Table maximum size exceeded")
             if limiter is not None:

@@ -52,6 +52,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from oomfuzz.oomtest import DryRunError, OomTest
 from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, parse_script
 from oomfuzz.strategies import WastScenario, fault_plans, modules, scenarios
+from wasmrt.errors import WasmtimeError
 from wasmrt.trap import Trap
 
 __all__ = [
@@ -201,8 +202,8 @@ def instantiation_traps(scn: WastScenario, allocator: str) -> bool:
         runner.run()
     except Trap:
         return True  # plain invokes record their traps: only instantiation raises one
-    except Exception:  # noqa: BLE001 - not a trap: the sweep's dry run raises it again and classifies it (verdict dry_run)
-        return False
+    except WasmtimeError:
+        return False  # not a trap: the sweep's dry run meets it again and classifies it
     return False
 
 
@@ -230,8 +231,8 @@ def _wat_text(m: Any, name: str) -> str | None:
     named = f"(module ${name}" + text[len("(module") :]
     try:
         same = encode_module(parse_wat(named)) == encode_module(m)
-    except Exception:  # noqa: BLE001 - a printer/parser bug only means: keep the binary form
-        return None
+    except (WasmtimeError, ValueError):
+        return None  # the text form does not round-trip: keep the binary form
     return named if same else None
 
 

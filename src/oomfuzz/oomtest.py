@@ -238,6 +238,17 @@ class OomTestResult:
     def passed(self) -> bool:
         return not self.failures
 
+    def summary(self) -> str:
+        """One line for people: points swept, verdict counts, sites, time."""
+        counts: dict[str, int] = {}
+        for it in self.iterations:
+            counts[it.verdict.value] = counts.get(it.verdict.value, 0) + 1
+        verdicts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "nothing swept"
+        return (
+            f"{self.label}: {self.total} allocation points, {len(self.iterations)} injections "
+            f"({verdicts}), {len(self.sites)} sites, {self.elapsed:.2f}s [{self.engine}]"
+        )
+
     def site_stat(self, site: Site) -> SiteStat:
         key = str(site)
         stat = self.sites.get(key)

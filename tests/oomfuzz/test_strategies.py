@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
 
 from oomfuzz.strategies import (
     HOST_MODULE,
@@ -185,7 +186,26 @@ def test_modules_cover_the_feature_list() -> None:
         seen.update(module_features(m))
 
     collect()
-    assert REQUIRED_FEATURES <= seen, f"never drawn: {sorted(REQUIRED_FEATURES - seen)}"
+    # Which draws a fixed seed yields differs between Hypothesis versions, so a
+    # rare feature the sample missed is searched for directly: the generator
+    # must be able to produce every feature, whatever the draw order.
+    never: list[str] = []
+    for feature in sorted(REQUIRED_FEATURES - seen):
+        try:
+            find(
+                modules(),
+                lambda m, f=feature: f in module_features(m),
+                settings=settings(
+                    database=None,
+                    max_examples=3000,
+                    derandomize=True,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                ),
+            )
+        except NoSuchExample:
+            never.append(feature)
+    assert not never, f"never generated: {never}"
 
 
 def test_shrinks_to_a_minimal_module() -> None:

@@ -338,8 +338,9 @@ def _show(value: object) -> str:
 
 #: Artifact holding every compiled variant (source + constants), as JSON.
 COMPILED_ARTIFACT = "compiled_variants"
-#: Version of the ``compiled_variants`` payload layout.
-COMPILED_FORMAT = 1
+#: Version of the ``compiled_variants`` payload layout (2: generated code passes
+#: ``call_indirect``'s failure path the ``TableInstance``; see ``wasmrt.vm.table``).
+COMPILED_FORMAT = 2
 
 
 class _NotEncodable(Exception):

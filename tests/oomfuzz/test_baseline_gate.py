@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("wasmrt.runtime")
-
 from oomfuzz import baseline as bl  # noqa: E402
 from oomfuzz.cli import main  # noqa: E402
 from oomfuzz.inject import Site  # noqa: E402

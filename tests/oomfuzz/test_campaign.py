@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("wasmrt.runtime")
-vmi = pytest.importorskip("wasmrt.vm.instance")
-
+import wasmrt.vm.instance as vmi
 from oomfuzz.campaign import CampaignConfig, describe, run_campaign  # noqa: E402
 from oomfuzz.cli import main  # noqa: E402
 from oomfuzz.scenario import load_scenario  # noqa: E402

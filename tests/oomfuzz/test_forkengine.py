@@ -16,8 +16,6 @@ import pytest
 if not hasattr(os, "fork"):  # pragma: no cover - the engine is POSIX-only
     pytest.skip("os.fork is not available", allow_module_level=True)
 
-pytest.importorskip("wasmrt.runtime")
-pytest.importorskip("wasmrt.text.wast")
 
 from oomfuzz import forkengine  # noqa: E402
 from oomfuzz.checks import FailureClass  # noqa: E402

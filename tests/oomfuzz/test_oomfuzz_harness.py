@@ -364,7 +364,6 @@ _GROWING: list[bytearray] = []
 
 
 def test_tracemalloc_flags_a_seeded_leak_but_not_a_clean_scenario() -> None:
-    pytest.importorskip("wasmrt.text.wast")
     from pathlib import Path
 
     from oomfuzz.scenario import ScenarioRunner, load_scenario

@@ -7,9 +7,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("wasmrt.runtime")
-pytest.importorskip("wasmrt.text.wast")
-
 from oomfuzz.checks import ExpectationFailed, FailureClass  # noqa: E402
 from oomfuzz.cli import main  # noqa: E402
 from oomfuzz.oomtest import OomTest  # noqa: E402

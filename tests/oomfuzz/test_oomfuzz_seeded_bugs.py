@@ -9,9 +9,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("wasmrt.runtime")
-pytest.importorskip("wasmrt.vm.instance")
-
 from oomfuzz.checks import FailureClass  # noqa: E402
 from oomfuzz.oomtest import OomTest, OomTestResult  # noqa: E402
 from oomfuzz.scenario import ScenarioRunner, load_scenario  # noqa: E402

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("wasmrt.runtime")
-
 from wasmrt.errors import OutOfMemory, WasmtimeError  # noqa: E402
 from wasmrt.runtime.func import Func  # noqa: E402
 

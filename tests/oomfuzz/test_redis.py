@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("wasmrt.vm.instance")
 pytest.importorskip("redis", reason="the redis package is not installed (test extra)")
 if shutil.which("redis-server") is None:
     pytest.skip(

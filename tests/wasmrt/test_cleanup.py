@@ -10,15 +10,11 @@ Through the public API (``import wasmrt``), for both allocators:
   allocator records every call);
 - fuel, epochs, the stack limit and the limiter stop a looping, recursing or
   growing guest, and the host stays responsive afterwards.
-
-Each test first checks that the layers it needs exist; while one is missing
-it is skipped with the missing piece named.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 import threading
 import weakref
 from collections import Counter
@@ -27,27 +23,9 @@ from typing import Any
 
 import pytest
 
+import wasmrt
+
 PAGE = 65536
-
-
-def runtime() -> Any:
-    """``wasmrt`` once the vm, compiler and public API exist; otherwise skip naming what is missing."""
-    missing: list[str] = []
-    for module, names in (
-        ("wasmrt.vm", ("StoreCore", "LinearMemory", "TableInstance")),
-        ("wasmrt.compile", ("compile_module",)),
-        ("wasmrt", ("Engine", "Store", "Module", "Instance", "Func", "Memory", "Table")),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            missing.append(f"{module} ({e})")
-            continue
-        missing.extend(f"{module}.{n}" for n in names if not hasattr(mod, n))
-    if missing:
-        print("missing for this test:", ", ".join(missing))
-        pytest.skip("needs " + ", ".join(missing))
-    return importlib.import_module("wasmrt")
 
 
 class CountingAllocator:
@@ -170,7 +148,7 @@ def live(metrics: Any) -> tuple[int, int, int]:
 
 @pytest.mark.parametrize("strategy", ALLOCATORS)
 def test_limiter_refusal_and_error_leave_no_trace(strategy: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w) if strategy == "pooling" else None)
     module = w.Module(engine, MODULE)
     err = w.WasmtimeError("limiter exploded")
@@ -205,7 +183,7 @@ def test_limiter_refusal_and_error_leave_no_trace(strategy: str) -> None:
 
 
 def test_exhausted_pool_leaves_no_trace() -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w, total_memories=1, total_tables=2))
     metrics = engine.pooling_allocator_metrics()
     module = w.Module(engine, MODULE)
@@ -225,7 +203,7 @@ def test_exhausted_pool_leaves_no_trace() -> None:
 
 
 def test_exhausted_instance_and_table_pools() -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w, total_core_instances=1, total_tables=1))
     metrics = engine.pooling_allocator_metrics()
     module = w.Module(engine, MODULE)
@@ -249,7 +227,7 @@ def test_exhausted_instance_and_table_pools() -> None:
 
 @pytest.mark.parametrize("strategy", ALLOCATORS)
 def test_trapping_start_function_leaves_no_trace(strategy: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w) if strategy == "pooling" else None)
     module = w.Module(
         engine,
@@ -269,7 +247,7 @@ def test_trapping_start_function_leaves_no_trace(strategy: str) -> None:
 
 @pytest.mark.parametrize("strategy", ALLOCATORS)
 def test_host_exception_in_start_is_the_same_object(strategy: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w) if strategy == "pooling" else None)
     module = w.Module(
         engine,
@@ -299,7 +277,7 @@ def test_host_exception_in_start_is_the_same_object(strategy: str) -> None:
     ],
 )
 def test_segment_out_of_bounds_leaves_no_trace(strategy: str, segment: str, code: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w) if strategy == "pooling" else None)
     module = w.Module(engine, f"(module (memory 1) (table 1 funcref) (func $f) {segment})")
     store = w.Store(engine)
@@ -327,7 +305,7 @@ def _instantiate_many(w: Any, engine: Any, store: Any, n: int = 2) -> None:
 
 @pytest.mark.parametrize("strategy", ALLOCATORS)
 def test_close_releases_exactly_once(strategy: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w) if strategy == "pooling" else None)
     store = w.Store(engine)
     _instantiate_many(w, engine, store)
@@ -345,7 +323,7 @@ def test_close_releases_exactly_once(strategy: str) -> None:
 
 @pytest.mark.parametrize("strategy", ALLOCATORS)
 def test_with_store_releases_exactly_once(strategy: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w) if strategy == "pooling" else None)
     with w.Store(engine) as store:
         _instantiate_many(w, engine, store)
@@ -358,7 +336,7 @@ def test_with_store_releases_exactly_once(strategy: str) -> None:
 
 @pytest.mark.parametrize("strategy", ALLOCATORS)
 def test_garbage_collection_releases_exactly_once(strategy: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine, counter = counting_engine(w, small_pool(w) if strategy == "pooling" else None)
 
     def scope() -> weakref.ref[Any]:
@@ -389,7 +367,7 @@ LOOP = """
 
 
 def test_fuel_stops_infinite_loop() -> None:
-    w = runtime()
+    w = wasmrt
     cfg = w.Config()
     cfg.consume_fuel = True
     engine = w.Engine(cfg)
@@ -406,7 +384,7 @@ def test_fuel_stops_infinite_loop() -> None:
 
 
 def test_epoch_from_host_function_stops_loop() -> None:
-    w = runtime()
+    w = wasmrt
     cfg = w.Config()
     cfg.epoch_interruption = True
     engine = w.Engine(cfg)
@@ -429,7 +407,7 @@ def test_epoch_from_host_function_stops_loop() -> None:
 
 
 def test_epoch_from_another_thread_stops_loop() -> None:
-    w = runtime()
+    w = wasmrt
     cfg = w.Config()
     cfg.epoch_interruption = True
     engine = w.Engine(cfg)
@@ -451,7 +429,7 @@ def test_epoch_from_another_thread_stops_loop() -> None:
 
 
 def test_infinite_recursion_is_stack_overflow() -> None:
-    w = runtime()
+    w = wasmrt
     store = w.Store()
     tick = w.Func(store, w.FuncType([], []), lambda: None)
     inst = w.Instance(store, w.Module(store.engine, LOOP), [tick])
@@ -462,7 +440,7 @@ def test_infinite_recursion_is_stack_overflow() -> None:
 
 
 def test_unbounded_grow_stops_when_limiter_refuses() -> None:
-    w = runtime()
+    w = wasmrt
     store = w.Store()
     store.set_limits(memory_size=4 * PAGE)
     module = w.Module(

@@ -1,18 +1,16 @@
 """Resource limiters: defaults, StoreLimits semantics, set_limits, async adapter.
 
 The first part tests ``wasmrt.runtime.limits`` on its own; the last part goes
-through the public API (Store.set_limits / Store.limiter) and is skipped,
-with the missing piece named, until that API exists.
+through the public API (Store.set_limits / Store.limiter).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-from typing import Any
 
 import pytest
 
+import wasmrt
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime.limits import (
     DEFAULT_INSTANCE_LIMIT,
@@ -214,28 +212,8 @@ def test_async_defaults_and_drive_sync() -> None:
 # --- through the public API ---------------------------------------------------------
 
 
-def _api() -> Any:
-    """``wasmrt`` once the vm, compiler and public API exist; otherwise skip naming what is missing."""
-    missing: list[str] = []
-    for module, names in (
-        ("wasmrt.vm", ("StoreCore", "LinearMemory", "TableInstance")),
-        ("wasmrt.compile", ("compile_module",)),
-        ("wasmrt", ("Engine", "Store", "Module", "Instance", "Memory", "Table", "Config")),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            missing.append(f"{module} ({e})")
-            continue
-        missing.extend(f"{module}.{n}" for n in names if not hasattr(mod, n))
-    if missing:
-        print("missing for this test:", ", ".join(missing))
-        pytest.skip("needs " + ", ".join(missing))
-    return importlib.import_module("wasmrt")
-
-
 def test_set_limits_memory_size_zero_refuses_memory() -> None:
-    w = _api()
+    w = wasmrt
     store = w.Store()
     store.set_limits(memory_size=0)
     with pytest.raises(w.WasmtimeError):
@@ -245,7 +223,7 @@ def test_set_limits_memory_size_zero_refuses_memory() -> None:
 
 
 def test_set_limits_table_elements() -> None:
-    w = _api()
+    w = wasmrt
     store = w.Store()
     store.set_limits(table_elements=1)
     w.Table(store, w.TableType(w.ValType.funcref(), w.Limits(1, None)), None)
@@ -254,7 +232,7 @@ def test_set_limits_table_elements() -> None:
 
 
 def test_wasm_grow_returns_minus_one_and_embedder_grow_raises() -> None:
-    w = _api()
+    w = wasmrt
     store = w.Store()
     store.set_limits(memory_size=2 * PAGE)
     module = w.Module(
@@ -273,7 +251,7 @@ def test_wasm_grow_returns_minus_one_and_embedder_grow_raises() -> None:
 
 
 def test_instance_count_limit_message() -> None:
-    w = _api()
+    w = wasmrt
     store = w.Store()
     store.set_limits(instances=1)
     module = w.Module(store.engine, "(module)")
@@ -285,7 +263,7 @@ def test_instance_count_limit_message() -> None:
 
 
 def test_custom_limiter_three_way() -> None:
-    w = _api()
+    w = wasmrt
     err = RuntimeError("limiter says no")
 
     class Policy(ResourceLimiter):
@@ -322,7 +300,7 @@ def test_custom_limiter_three_way() -> None:
 
 
 def test_async_limiter_through_the_store() -> None:
-    w = _api()
+    w = wasmrt
     store = w.Store()
     inner = CountingAsync(suspend=False)
     store.limiter(inner)

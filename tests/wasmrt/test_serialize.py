@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import struct
 from typing import Any
 
 import pytest
 
+import wasmrt
 from wasmrt import ir, serialize
 from wasmrt.alloc import AllocKind, install_hook
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -188,7 +188,6 @@ def test_serialize_asks_try_alloc() -> None:
 
 
 def test_ir_level_pair() -> None:
-    pytest.importorskip("wasmrt.binary")
     m = ir.Module(types=[ir.FuncType(("i32",), ("i32",))])
     data = serialize.serialize(m, SETTINGS)
     assert serialize.deserialize(data, SETTINGS) == m
@@ -203,7 +202,6 @@ def test_ir_level_pair() -> None:
 
 
 def test_undecodable_module_binary() -> None:
-    pytest.importorskip("wasmrt.binary")
     data = serialize.serialize_module(b"\x00asm\x01\x00\x00\x00\x01", SETTINGS)
     with pytest.raises(WasmtimeError, match="its module binary does not decode"):
         serialize.deserialize(data, SETTINGS)
@@ -212,28 +210,8 @@ def test_undecodable_module_binary() -> None:
 # --- through the public API ---------------------------------------------------------
 
 
-def _api() -> Any:
-    """``wasmrt`` once the vm, compiler and public API exist; otherwise skip naming what is missing."""
-    missing: list[str] = []
-    for module, names in (
-        ("wasmrt.vm", ("StoreCore", "LinearMemory", "TableInstance")),
-        ("wasmrt.compile", ("compile_module",)),
-        ("wasmrt", ("Engine", "Store", "Module", "Instance", "Memory", "Table", "Config")),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            missing.append(f"{module} ({e})")
-            continue
-        missing.extend(f"{module}.{n}" for n in names if not hasattr(mod, n))
-    if missing:
-        print("missing for this test:", ", ".join(missing))
-        pytest.skip("needs " + ", ".join(missing))
-    return importlib.import_module("wasmrt")
-
-
 def test_module_serialize_round_trip_and_run(tmp_path: Any) -> None:
-    w = _api()
+    w = wasmrt
     engine = w.Engine()
     module = w.Module(engine, '(module (func (export "f") (result i32) (i32.const 42)))')
     data = module.serialize()
@@ -248,7 +226,7 @@ def test_module_serialize_round_trip_and_run(tmp_path: Any) -> None:
 
 
 def test_module_deserialize_other_config_fails() -> None:
-    w = _api()
+    w = wasmrt
     data = w.Module(w.Engine(), "(module)").serialize()
     cfg = w.Config()
     cfg.consume_fuel = True
@@ -293,7 +271,7 @@ def _exercise(w: Any, engine: Any, module: Any) -> list[Any]:
 
 @pytest.mark.parametrize("fuel", [False, True])
 def test_deserialize_reuses_generated_code(monkeypatch: pytest.MonkeyPatch, fuel: bool) -> None:
-    w = _api()
+    w = wasmrt
     import wasmrt.compile as compile_pkg
     from wasmrt.compile import codegen
 
@@ -320,7 +298,7 @@ def test_deserialize_reuses_generated_code(monkeypatch: pytest.MonkeyPatch, fuel
 
 
 def test_deserialize_rejects_a_bad_compiled_artifact() -> None:
-    w = _api()
+    w = wasmrt
     engine = w.Engine()
     config = engine._core.config
     data = w.Module(engine, SER_WAT).serialize()
@@ -342,7 +320,7 @@ def test_deserialize_rejects_a_bad_compiled_artifact() -> None:
 
 
 def test_header_checks_run_before_any_code_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    w = _api()
+    w = wasmrt
     import wasmrt.compile as compile_pkg
 
     data = w.Module(w.Engine(), SER_WAT).serialize()

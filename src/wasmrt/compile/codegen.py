@@ -17,6 +17,11 @@ Invariants:
   loop because that loop ends exactly where the target ends). Branches out of
   several Python loops set ``_br`` to the target's id and ``break``; after each
   such loop a check re-dispatches.
+- Tables: ``call_indirect``'s one-line check fails over to ``_cifail(T<t>, ..)``
+  with the ``TableInstance``, which also resolves lazy funcref placeholders;
+  the factory materialises every table the code reads elements of
+  (``table.get``, ``table.copy`` source) when it binds, so those reads never
+  see a placeholder (``wasmrt.vm.table``).
 - Call depth is not counted in generated code: ``StoreCore.invoke`` bounds it
   with the Python recursion limit (wasm->wasm calls are plain Python calls).
 - Fuel and epoch checks are emitted only in the variants that ask for them.
@@ -775,7 +780,7 @@ class FunctionCompiler:
         self.fuel_flush()
         self.emit(
             f"if not ({i} < len({t}) and (_f := {t}[{i}]) is not None"
-            f" and (_f.type is {ty} or _f.type == {ty})): _f = _cifail({t}, {i}, {ty})"
+            f" and (_f.type is {ty} or _f.type == {ty})): _f = _cifail(T{tab}, {i}, {ty})"
         )
         self._call("_f.call", ft)
 
@@ -847,6 +852,7 @@ class FunctionCompiler:
     def op_table_get(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
         self.mc.used_tables.add(t)
+        self.mc.read_tables.add(t)
         self.make_simple(0)
         i = self.val(self.pop())
         self.set_slot(len(self.stack), f"_t{t}[{i}] if {i} < len(_t{t}) else _toob()")
@@ -892,6 +898,7 @@ class FunctionCompiler:
     def op_table_copy(self, ins: ir.Instr) -> None:
         d_t, s_t = ins.imm
         self.mc.used_tables.update((d_t, s_t))
+        self.mc.read_tables.add(s_t)
         self.make_simple(0)
         n = self.val(self.pop())
         s = self.val(self.pop())
@@ -1168,6 +1175,9 @@ class ModuleCodegen:
         self.const_dicts: dict[str, dict[int, int]] = {}
         self.used_imports: set[int] = set()
         self.used_tables: set[int] = set()
+        #: Tables whose elements the code reads as values (``table.get``, ``table.copy``
+        #: source): ``_make`` materialises their lazy placeholders (``wasmrt.vm.table``).
+        self.read_tables: set[int] = set()
         self.used_globals: set[int] = set()
         self.used_funcs: set[int] = set()
         self.used_types: set[int] = set()
@@ -1198,6 +1208,8 @@ class ModuleCodegen:
             head.append("    M0 = _I.mems[0]")
         for t in sorted(self.used_tables):
             head.append(f"    T{t} = _I.tables[{t}]; _t{t} = T{t}.elements")
+            if t in self.read_tables:
+                head.append(f"    T{t}.materialize()")
         for g in sorted(self.used_globals):
             if self.global_types[g].mutable:
                 head.append(f"    G{g} = _I.globals[{g}]")

@@ -12,6 +12,10 @@ Invariants:
 - ``RUNTIME_NAMESPACE`` is the whole global namespace generated code starts
   from (plus a variant's float constants and int tables); it also binds every
   SIMD function of ``wasmrt.compile.simd`` as ``simd_global(op)``.
+- Table helpers take the ``elements`` lists, except ``call_indirect_fail``
+  (the ``TableInstance``: it resolves lazy placeholders, see
+  ``wasmrt.vm.table``); a source list read by ``table_copy`` never holds a
+  placeholder (the code materialises it when bound).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_OPS
 from wasmrt.trap import Trap, TrapCode
+from wasmrt.vm.table import LazyFuncRef
 from wasmrt.vm.values import (
     f32_from_bits,
     f32_round,
@@ -65,14 +70,21 @@ def trap_interrupt() -> Any:
     raise Trap(TrapCode.INTERRUPT)
 
 
-def call_indirect_fail(table: list, i: int, ty: object) -> Any:
-    """Raise the right trap for a failed ``call_indirect`` check."""
-    if i >= len(table):
+def call_indirect_fail(table: Any, i: int, ty: object) -> Any:
+    """Raise the right trap for a failed ``call_indirect`` check on ``TableInstance`` ``table``.
+
+    Also the path of a lazy placeholder's first call: it is resolved (and
+    replaced in the table) before the signature check.
+    """
+    elements = table.elements
+    if i >= len(elements):
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
-    f = table[i]
+    f = elements[i]
     if f is None:
         raise Trap(TrapCode.INDIRECT_CALL_TO_NULL)
-    if f.type != ty:
+    if f.__class__ is LazyFuncRef:
+        f = table.resolve(i)
+    if f.type is not ty and f.type != ty:
         raise Trap(TrapCode.BAD_SIGNATURE)
     return f  # the type was structurally equal after all
 

@@ -150,7 +150,13 @@ def table_type(table: Any) -> ir.TableType:
 
 
 def table_elements(table: Any) -> list[Any]:
+    """The element list, for its length and for writes (reads go through ``table_get``)."""
     return table.elements  # type: ignore[no-any-return]
+
+
+def table_get(table: Any, idx: int) -> Any:
+    """Element ``idx`` (in bounds) as a core reference: a lazy placeholder is resolved."""
+    return table.get(idx)
 
 
 def table_grow(table: Any, delta: int, init: Any) -> int:

@@ -121,7 +121,7 @@ class Table:
         if not 0 <= idx < len(elements):
             return None
         kind = _core.table_type(tab).elem
-        value = from_core(self._store, kind, elements[idx])
+        value = from_core(self._store, kind, _core.table_get(tab, idx))
         if value:
             return value
         return Val(kind, value)

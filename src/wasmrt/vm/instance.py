@@ -20,6 +20,12 @@ Invariants:
   values and segment offsets, element segments that are plain ``ref.func``/
   ``ref.null`` lists, data bytes, the export table. Per instance only the
   instance's own objects are built.
+- Active element segments whose items are all ``ref.func``/``ref.null`` and
+  whose table the instance defines write the plan's shared ``LazyFuncRef``
+  placeholders (one per function index per module) and set the table's
+  ``lazy_owner``; the function objects are built when a reader resolves them
+  (``wasmrt.vm.table``). Segments into imported tables write real objects, so
+  a table only ever holds placeholders of the instance that defined it.
 - The compiled code is bound lazily (``bind_code``): instantiation records
   the variant's factory at the spec's binding point and the closures are
   created on the first read of any function's ``call``. The factory only
@@ -41,7 +47,7 @@ from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.func import FuncInstance, WasmFunction, intern_functype
 from wasmrt.vm.global_ import GlobalInstance
 from wasmrt.vm.memory import PAGE_SIZE, LinearMemory
-from wasmrt.vm.table import TableInstance
+from wasmrt.vm.table import LazyFuncRef, TableInstance
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
 __all__ = ["InstancePlan", "ModuleInstance", "instantiate", "instance_plan"]
@@ -343,6 +349,7 @@ class _ElemPlan:
         "func_indices",
         "getter",
         "init",
+        "lazy_items",
         "mode",
         "offset",
         "offset_expr",
@@ -360,6 +367,8 @@ class _ElemPlan:
         self.refs = _static_refs(e.init)
         refs = self.refs
         self.getter: Callable[[Sequence[Any]], Any] | None = None
+        #: Placeholders an active segment writes into a defined table (``InstancePlan``).
+        self.lazy_items: tuple[LazyFuncRef | None, ...] | None = None
         #: The distinct function indices the getter reads (built first: ``FuncSpace.built``).
         self.func_indices: tuple[int, ...] = ()
         if refs is not None and len(refs) >= 2 and None not in refs:
@@ -400,6 +409,19 @@ class InstancePlan:
         self.import_kinds = tuple(imp.kind for imp in m.imports)
         self.globals = tuple((g.type, _static_value(g.init), g.init) for g in m.globals)
         self.elems = tuple(_ElemPlan(e) for e in m.elems)
+        lazy: dict[int, LazyFuncRef] = {}
+        for ep in self.elems:
+            if ep.mode == "active" and ep.refs is not None:
+                items: list[LazyFuncRef | None] = []
+                for k in ep.refs:
+                    if k is None:
+                        items.append(None)
+                    else:
+                        ref = lazy.get(k)
+                        if ref is None:
+                            ref = lazy[k] = LazyFuncRef(k)
+                        items.append(ref)
+                ep.lazy_items = tuple(items)
         self.datas = tuple(_DataPlan(d) for d in m.datas)
         self.exports = tuple((ex.name, ex.kind, ex.index) for ex in m.exports)
 
@@ -473,10 +495,13 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
             if value is _DYNAMIC:
                 value = eval_const(init, inst)
             inst.globals.append(GlobalInstance(gty, value))
-        # Segment copies.
+        # Segment copies (placeholders for active segments into defined tables).
+        n_imp_tables = len(inst.tables) - n_tables
         for e in plan.elems:
             try_alloc(e.count * SLOT_SIZE, AllocKind.SEGMENT)
-            if e.getter is not None:
+            if e.lazy_items is not None and e.table >= n_imp_tables:
+                inst.elems.append(e.lazy_items)
+            elif e.getter is not None:
                 inst.elems.append(list(e.getter(funcs.built(e.func_indices))))
             elif e.refs is not None:
                 inst.elems.append([None if k is None else funcs[k] for k in e.refs])
@@ -495,11 +520,14 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
                 if off is _DYNAMIC:
                     assert ep.offset_expr is not None
                     off = eval_const(ep.offset_expr, inst)
-                tab = inst.tables[ep.table].elements
+                table = inst.tables[ep.table]
+                tab = table.elements
                 items = inst.elems[i]
                 if off + len(items) > len(tab):
                     raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
                 tab[off : off + len(items)] = items
+                if items is ep.lazy_items:
+                    table.lazy_owner = inst
                 inst.elems[i] = ()
             elif ep.mode == "declarative":
                 inst.elems[i] = ()

@@ -11,6 +11,16 @@ Invariants:
   bounds the table, as Wasmtime passes it) and ``try_alloc(n * 8,
   AllocKind.TABLE)`` first. Refusals from wasm return -1; from the embedder
   they raise ``GrowRefused`` (a refused ``try_alloc`` raises ``OutOfMemory``).
+- Lazy funcrefs (Wasmtime's lazy table init): an element may be a
+  ``LazyFuncRef`` placeholder only in a table *defined* by ``lazy_owner``,
+  written by that instance's active element segments during its
+  instantiation; nothing writes one afterwards. A placeholder stands for
+  ``lazy_owner.funcs[p.index]``. Every reader of an element must resolve it
+  (``get``/``resolve``; ``materialize`` resolves all and clears
+  ``lazy_owner``): generated ``call_indirect`` resolves on its failure path
+  (a placeholder's ``type`` matches no function type), code using
+  ``table.get``/``table.copy`` materialises the table when it is bound, the
+  public API reads through ``get``. Writers need no care.
 """
 
 from __future__ import annotations
@@ -21,13 +31,46 @@ from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
 
-__all__ = ["TableInstance"]
+__all__ = ["LazyFuncRef", "TableInstance"]
 
 MAX_ELEMENTS = 0xFFFFFFFF
 
 
+class _Unresolved:
+    """The ``type`` of a ``LazyFuncRef``: equal to no ``ir.FuncType``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unresolved funcref>"
+
+
+class LazyFuncRef:
+    """A placeholder for function ``index`` of a table's ``lazy_owner`` (shared per module)."""
+
+    __slots__ = ("index",)
+
+    #: Never ``is``/``==`` a function type, so ``call_indirect`` takes its slow path.
+    type: Any = _Unresolved()
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"LazyFuncRef({self.index})"
+
+
 class TableInstance:
-    __slots__ = ("__weakref__", "elem_type", "elements", "limiter_maximum", "max", "store", "ty")
+    __slots__ = (
+        "__weakref__",
+        "elem_type",
+        "elements",
+        "lazy_owner",
+        "limiter_maximum",
+        "max",
+        "store",
+        "ty",
+    )
 
     def __init__(
         self, store: Any, ty: ir.TableType, init: Any = None, *, max_cap: int | None = None
@@ -53,6 +96,8 @@ class TableInstance:
             )
         try_alloc(lim.min * SLOT_SIZE, AllocKind.TABLE)
         self.elements: list[Any] = [init] * lim.min
+        #: The instance whose ``LazyFuncRef`` placeholders ``elements`` may hold, or None.
+        self.lazy_owner: Any = None
 
     def __repr__(self) -> str:
         return f"TableInstance({self.elem_type}, size={len(self.elements)}, max={self.max})"
@@ -60,6 +105,31 @@ class TableInstance:
     @property
     def size(self) -> int:
         return len(self.elements)
+
+    def get(self, i: int) -> Any:
+        """Element ``i`` (``IndexError`` when out of bounds), a placeholder resolved."""
+        v = self.elements[i]
+        if v.__class__ is LazyFuncRef:
+            return self.resolve(i)
+        return v
+
+    def resolve(self, i: int) -> Any:
+        """Replace the placeholder at ``i`` by its function object and return that."""
+        f = self.lazy_owner.funcs[self.elements[i].index]
+        self.elements[i] = f
+        return f
+
+    def materialize(self) -> None:
+        """Resolve every placeholder; afterwards ``elements`` holds only real references."""
+        owner = self.lazy_owner
+        if owner is None:
+            return
+        funcs = owner.funcs
+        elements = self.elements
+        for i, v in enumerate(elements):
+            if v.__class__ is LazyFuncRef:
+                elements[i] = funcs[v.index]
+        self.lazy_owner = None
 
     def grow(self, delta: int, init: Any, *, from_wasm: bool = False) -> int:
         """Grow by ``delta`` elements set to ``init``; the old size, or -1."""

@@ -6,34 +6,15 @@ Skipped, naming the missing piece, until the vm, compiler and public API exist.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import pytest
 
+import wasmrt
 from wasmrt.alloc import AllocKind, install_hook
 from wasmrt.errors import OutOfMemory
 
 PAGE = 65536
-
-
-def runtime() -> Any:
-    missing: list[str] = []
-    for module, names in (
-        ("wasmrt.vm", ("StoreCore", "LinearMemory", "TableInstance")),
-        ("wasmrt.compile", ("compile_module",)),
-        ("wasmrt", ("Engine", "Store", "Module", "Instance", "Func", "Memory", "Table")),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            missing.append(f"{module} ({e})")
-            continue
-        missing.extend(f"{module}.{n}" for n in names if not hasattr(mod, n))
-    if missing:
-        print("missing for this test:", ", ".join(missing))
-        pytest.skip("needs " + ", ".join(missing))
-    return importlib.import_module("wasmrt")
 
 
 class FailNth:
@@ -99,7 +80,7 @@ def rich_imports(w: Any, store: Any) -> list[Any]:
 
 
 def test_oom_at_every_allocation_never_leaks_the_single_slot() -> None:
-    w = runtime()
+    w = wasmrt
     engine = pooling_engine(w)
     metrics = engine.pooling_allocator_metrics()
     module = w.Module(engine, RICH)
@@ -155,7 +136,7 @@ OTHER = """
 @pytest.mark.parametrize("keep_resident", [0, PAGE, 3 * PAGE])
 @pytest.mark.parametrize("second", ["same module", "other module"])
 def test_reused_slot_never_shows_previous_tenant(keep_resident: int, second: str) -> None:
-    w = runtime()
+    w = wasmrt
     engine = pooling_engine(
         w, linear_memory_keep_resident=keep_resident, table_keep_resident=keep_resident
     )
@@ -199,7 +180,7 @@ def test_reused_slot_never_shows_previous_tenant(keep_resident: int, second: str
 
 
 def test_metrics_follow_instances() -> None:
-    w = runtime()
+    w = wasmrt
     engine = pooling_engine(
         w,
         total_core_instances=10,
@@ -234,12 +215,12 @@ def test_metrics_follow_instances() -> None:
 
 
 def test_on_demand_engine_has_no_metrics() -> None:
-    w = runtime()
+    w = wasmrt
     assert w.Engine().pooling_allocator_metrics() is None
 
 
 def test_pool_clamps_growth() -> None:
-    w = runtime()
+    w = wasmrt
     engine = pooling_engine(w, max_memory_size=2 * PAGE, table_elements=3)
     store = w.Store(engine)
     module = w.Module(
@@ -262,7 +243,7 @@ def test_pool_clamps_growth() -> None:
 
 
 def test_module_that_cannot_fit_fails_at_module_creation() -> None:
-    w = runtime()
+    w = wasmrt
     engine = pooling_engine(w, max_memory_size=PAGE)
     with pytest.raises(w.WasmtimeError) as e:
         w.Module(engine, "(module (memory 2))")
@@ -279,7 +260,7 @@ def test_module_that_cannot_fit_fails_at_module_creation() -> None:
 
 
 def test_engine_rejects_max_memory_size_above_reservation() -> None:
-    w = runtime()
+    w = wasmrt
     pool = w.PoolingAllocationConfig().max_memory_size(0x100010000)
     cfg = w.Config()
     cfg.memory_reservation = 0x10000
@@ -289,7 +270,7 @@ def test_engine_rejects_max_memory_size_above_reservation() -> None:
 
 
 def test_serialized_module_is_validated_against_the_pool() -> None:
-    w = runtime()
+    w = wasmrt
     data = w.Module(w.Engine(), "(module (memory 2))").serialize()
     engine = pooling_engine(w, max_memory_size=PAGE)
     with pytest.raises(w.WasmtimeError, match="does not fit in pooling allocator"):
@@ -298,7 +279,7 @@ def test_serialized_module_is_validated_against_the_pool() -> None:
 
 @pytest.mark.parametrize("strategy", ["on-demand", "pooling", "pooling-config", "strategy"])
 def test_allocation_strategy_accepts_every_form(strategy: str) -> None:
-    w = runtime()
+    w = wasmrt
     from wasmrt.runtime.allocator import InstanceAllocationStrategy, PoolingAllocationConfig
 
     value: Any = {
@@ -320,7 +301,7 @@ def test_allocation_strategy_accepts_every_form(strategy: str) -> None:
 
 
 def test_allocation_strategy_rejects_bad_values() -> None:
-    w = runtime()
+    w = wasmrt
     cfg = w.Config()
     with pytest.raises(w.WasmtimeError, match="unknown allocation strategy"):
         cfg.allocation_strategy = "bogus"
@@ -334,7 +315,7 @@ def test_allocation_strategy_rejects_bad_values() -> None:
 
 @pytest.mark.parametrize("pooling", [False, True])
 def test_memory_reservation_reaches_allocator_memories(pooling: bool) -> None:
-    w = runtime()
+    w = wasmrt
     from wasmrt.runtime.allocator import PoolingAllocationConfig
 
     cfg = w.Config()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import wasmrt.binary as binary  # noqa: E402
 from support.testsuite import json_from_wast, wasm_tools, wast_files
 from wasmrt import ir
 from wasmrt.errors import InvalidModuleError, MalformedError, WatParseError
@@ -35,8 +36,6 @@ from wasmrt.text.wast import (
     WastValue,
     parse_wast,
 )
-
-binary = pytest.importorskip("wasmrt.binary", reason="wasmrt.binary not available yet")
 
 FILES = wast_files()
 IDS = [f.stem for f in FILES]
@@ -117,9 +116,8 @@ def test_text_malformed_and_invalid(wast: Path) -> None:
             c.module.parse()
     if not invalid:
         return
-    validate = pytest.importorskip(
-        "wasmrt.validate", reason="wasmrt.validate not available yet"
-    ).validate_module
+    from wasmrt.validate import validate_module as validate
+
     for c in invalid:
         module = c.module.parse()
         with pytest.raises((InvalidModuleError, MalformedError)):

@@ -89,8 +89,8 @@ def test_plan_is_shared_and_instances_are_independent() -> None:
     a = instantiate(store, compiled, [G3()])
     b = instantiate(store, compiled, [G3()])
     assert instance_plan(compiled) is instance_plan(compiled)
-    assert a.tables[0].elements[0] is a.funcs[0] and b.tables[0].elements[0] is b.funcs[0]
-    assert a.tables[0].elements[3] is a.funcs[1]  # offset from global.get
+    assert a.tables[0].get(0) is a.funcs[0] and b.tables[0].get(0) is b.funcs[0]
+    assert a.tables[0].get(3) is a.funcs[1]  # offset from global.get
     assert [store.call(a.exports["call"], [i]) for i in range(4)] == [1, 2, 1, 2]
     assert store.call(b.exports["load"], [9]) == ord("y")
     a.mems[0].data[9] = 0

@@ -7,9 +7,13 @@ Measures, each engine timed in interleaved rounds (so machine load hits all
 of them alike), and prints the median per operation and the ratios:
 
 1. instantiate: a fresh store plus an instance of the benchmark's INSTANTIATE
-   module, a 1,000-function module (100 exports, direct calls), and the same
-   module with a 1,000-entry funcref table filled by an element segment.
-   The module is compiled once; pywasm's decoded ``ModuleDesc`` is reused.
+   module, a 1,000-function module (100 exports, direct calls), the same
+   module with a 1,000-entry funcref table filled by an element segment, and
+   the C programs of benchmarks/c/ built by clang (``c/build.sh``; the
+   ``.wasm`` files are committed). The module is compiled once; pywasm's
+   decoded ``ModuleDesc`` is reused. Each C module's export is first called
+   in every engine and the results compared (with the closed form when
+   benchmarks/workloads.py has one).
 2. trivial call: ``add(store, 1, 2)`` of an ``(i32, i32) -> i32`` export
    through the public API (pywasm: ``Runtime.invocate``).
 3. hook overhead: every workload of benchmarks/workloads.py in wasmrt with
@@ -32,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workloads import INSTANTIATE, WORKLOADS, Workload  # noqa: E402
+from workloads import C_MODULES, INSTANTIATE, WORKLOADS, Workload, c_module  # noqa: E402
 
 import wasmrt  # noqa: E402
 
@@ -57,6 +61,8 @@ def many_functions(n: int = 1000, table: bool = False) -> str:
 
 
 Op = Callable[[], object]
+#: A module as WAT text or binary bytes.
+Source = str | bytes
 
 
 def timed_rounds(ops: dict[str, tuple[Op, int]], rounds: int) -> dict[str, float]:
@@ -82,7 +88,7 @@ def fmt(seconds: float) -> str:
 # ---------------------------------------------------------------- instantiate
 
 
-def wasmrt_instantiate(wat: str) -> Op:
+def wasmrt_instantiate(wat: Source) -> Op:
     engine = wasmrt.Engine()
     module = wasmrt.Module(engine, wat)
 
@@ -93,7 +99,7 @@ def wasmrt_instantiate(wat: str) -> Op:
     return op
 
 
-def wasmtime_instantiate(wat: str) -> Op:
+def wasmtime_instantiate(wat: Source) -> Op:
     import wasmtime
 
     engine = wasmtime.Engine()
@@ -106,16 +112,39 @@ def wasmtime_instantiate(wat: str) -> Op:
     return op
 
 
-def pywasm_instantiate(wat: str) -> Op:
+def pywasm_instantiate(wat: Source) -> Op:
     import pywasm
 
-    data = bytes(wasmrt.wat2wasm(wat))
+    data = wat if isinstance(wat, bytes) else bytes(wasmrt.wat2wasm(wat))
     desc = pywasm.core.ModuleDesc.from_reader(io.BytesIO(data))
 
     def op() -> object:
         return pywasm.core.Runtime().instance(desc)
 
     return op
+
+
+def check_c_module(data: bytes, export: str, args: tuple[int, ...], expected: int | None) -> None:
+    """Call ``export`` in every engine; exit unless all agree (and match ``expected``)."""
+    import pywasm
+    import wasmtime
+
+    engine = wasmrt.Engine()
+    store = wasmrt.Store(engine)
+    ours = wasmrt.Instance(store, wasmrt.Module(engine, data), []).exports(store)[export]
+    wt_engine = wasmtime.Engine()
+    wt_store = wasmtime.Store(wt_engine)
+    wt_inst = wasmtime.Instance(wt_store, wasmtime.Module(wt_engine, data), [])
+    rt = pywasm.core.Runtime()
+    pw = rt.instance(pywasm.core.ModuleDesc.from_reader(io.BytesIO(data)))
+    got = {
+        "wasmrt": ours(store, *args),  # type: ignore[operator]
+        "wasmtime-py": wt_inst.exports(wt_store)[export](wt_store, *args),  # type: ignore[operator]
+        "pywasm": rt.invocate(pw, export, list(args))[0],
+    }
+    want = got["wasmtime-py"] if expected is None else expected
+    if any(v != want for v in got.values()):
+        raise SystemExit(f"{export}{args}: engines disagree: {got} (expected {want})")
 
 
 # ---------------------------------------------------------------- trivial call
@@ -200,13 +229,17 @@ def main() -> int:
     print(
         f"{'module':<26}{'wasmrt':>13}{'wasmtime-py':>13}{'pywasm':>13}{'wt/ours':>9}{'pw/ours':>9}"
     )
-    cases = [
+    cases: list[tuple[str, Source]] = [
         ("INSTANTIATE", INSTANTIATE),
         ("1000 funcs", many_functions()),
         ("1000 funcs + table", many_functions(table=True)),
     ]
+    for _, file, export, c_args, expected in C_MODULES:
+        data = c_module(file)
+        check_c_module(data, export, c_args, expected)
+        cases.append((f"C {file}.wasm ({len(data)} B)", data))
     for name, wat in cases:
-        big = name != "INSTANTIATE"
+        big = name.startswith("1000")
         med = timed_rounds(
             {
                 "wasmrt": (wasmrt_instantiate(wat), 20 if big else 200),

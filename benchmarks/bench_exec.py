@@ -6,7 +6,9 @@ Usage (pywasm 2.x needs Python >= 3.12):
     .venv312/bin/python benchmarks/bench_exec.py [--repeat 5]
 
 Prints the median time per workload for each engine and the ratio
-pywasm / wasmrt, then the geometric mean of the ratios. Each engine's answer
+pywasm / wasmrt, then the geometric mean of the ratios (scalar WAT
+workloads only; the SIMD workload and the C-built modules of
+benchmarks/c/ are reported after it). Each engine's answer
 is checked against the expected value before it is timed.
 """
 
@@ -23,12 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workloads import SIMD_WORKLOADS, WORKLOADS, Workload  # noqa: E402
+from workloads import SIMD_WORKLOADS, WORKLOADS, Workload, c_workloads  # noqa: E402
 
 import wasmrt  # noqa: E402
 
 
 def wasm_bytes(w: Workload) -> bytes:
+    if w.wasm is not None:
+        return w.wasm
     return bytes(wasmrt.wat2wasm(w.wat))
 
 
@@ -84,6 +88,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-simd", action="store_true", help="skip the SIMD workload")
+    parser.add_argument("--no-c", action="store_true", help="skip the C-built modules")
     args = parser.parse_args()
     try:
         import pywasm  # noqa: F401
@@ -99,6 +104,9 @@ def main() -> int:
     print(f"{'geometric mean (scalar)':<46}{geo:>9.1f}x")
     if not args.no_simd:
         for w in SIMD_WORKLOADS:
+            compare(w, args.repeat)
+    if not args.no_c:
+        for w in c_workloads():
             compare(w, args.repeat)
     return 0
 

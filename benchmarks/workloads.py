@@ -7,6 +7,11 @@ expected result, so every engine's answer is checked before it is timed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+#: Freestanding C programs built to wasm32 by clang (``c/build.sh``); the
+#: built ``.wasm`` files are kept next to their sources.
+C_DIR = Path(__file__).resolve().parent / "c"
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,8 @@ class Workload:
     expected: int | float | None
     #: "call": time one call; "instantiate": time instantiating the module.
     kind: str = "call"
+    #: A prebuilt binary module (then ``wat`` is empty), e.g. a C-built one.
+    wasm: bytes | None = None
 
 
 FIB = """(module
@@ -170,3 +177,44 @@ SIMD_WORKLOADS = [
     # No closed form: both engines must agree (checked by the benchmark).
     Workload("simd checksum(5k)", SIMD, "simd", (5_000,), None),
 ]
+
+
+def c_module(name: str) -> bytes:
+    """The bytes of ``benchmarks/c/<name>.wasm`` (built by ``c/build.sh``)."""
+    return (C_DIR / f"{name}.wasm").read_bytes()
+
+
+def _sort_checksum(n: int, seed: int) -> int:
+    """What ``c/sort.c``'s ``sort_checksum`` computes."""
+    x = seed
+    data = []
+    for _ in range(n):
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+        data.append(x >> 8)
+    total = 0
+    for i, v in enumerate(sorted(data)):
+        total = (total * 31 + v * (i + 1)) & 0xFFFFFFFF
+    return total
+
+
+def _hash_bench(n: int) -> int:
+    """What ``c/hash.c``'s ``hash_bench`` computes (the n keys are distinct)."""
+    return (n * 65536 + (n * (n - 1) // 2 & 0xFFFF)) & 0xFFFFFFFF
+
+
+#: (name, module file, export, args, expected) of the C-built modules; each
+#: module is also instantiated by ``bench_api.py``. ``None``: no closed form,
+#: the engines must agree.
+C_MODULES = [
+    ("C sort(200)", "sort", "sort_checksum", (200, 7), _signed(_sort_checksum(200, 7))),
+    ("C interp(100)", "interp", "run_program", (100,), None),
+    ("C hash(200)", "hash", "hash_bench", (200,), _signed(_hash_bench(200))),
+]
+
+
+def c_workloads() -> list[Workload]:
+    """The C-built modules as call workloads (reads the ``.wasm`` files)."""
+    return [
+        Workload(name, "", export, args, expected, wasm=c_module(file))
+        for name, file, export, args, expected in C_MODULES
+    ]

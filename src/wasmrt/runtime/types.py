@@ -79,6 +79,11 @@ class ValType(Managed[str]):
         return cls._from_kind("f64")
 
     @classmethod
+    def v128(cls) -> ValType:
+        """The 128-bit vector type (wasmrt addition: wasmtime-py has no v128 type)."""
+        return cls._from_kind("v128")
+
+    @classmethod
     def externref(cls) -> ValType:
         return cls._from_kind("externref")
 

@@ -11,10 +11,14 @@ Invariants:
   ``to_core``/``from_core`` are the only crossings, so no signed int ever
   reaches the vm and no unsigned int ever reaches the embedder.
 - ``to_core`` applies wasmtime-py's conversion order (1.8): an exact-type
-  ``Val``; anything for externref; ints only to i32/i64; floats only to
+  ``Val``; anything for externref; ints only to i32/i64/v128; floats only to
   f32/f64; ``Func`` to funcref; ``None`` to a null reference; otherwise
   ``TypeError``. Nothing is converted partially: it raises before returning.
 - An f32 NaN keeps its payload bits in the layout internals.md prescribes.
+- v128 (a wasmrt addition; wasmtime-py cannot pass v128 at all) is an
+  **unsigned** 128-bit int on both sides, lane 0 in the low bits; an int
+  argument wraps modulo 2**128 and ``Val.v128`` also takes 16 little-endian
+  bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Val", "f32_round", "from_core", "to_core"]
 
-_MASK = {"i32": (1 << 32) - 1, "i64": (1 << 64) - 1}
+_MASK = {"i32": (1 << 32) - 1, "i64": (1 << 64) - 1, "v128": (1 << 128) - 1}
 _HALF = {"i32": 1 << 31, "i64": 1 << 63}
 _REFS = ("externref", "funcref")
 
@@ -89,6 +93,17 @@ class Val:
         return Val("f64", float(val))
 
     @classmethod
+    def v128(cls, val: int | bytes | bytearray) -> Val:
+        """A 128-bit vector from an int (wrapped to 128 bits) or 16 little-endian bytes."""
+        if isinstance(val, (bytes, bytearray)):
+            if len(val) != 16:
+                raise ValueError(f"a v128 needs 16 bytes, got {len(val)}")
+            return Val("v128", int.from_bytes(val, "little"))
+        if not isinstance(val, int) or isinstance(val, bool):
+            raise TypeError("expected an integer or 16 bytes")
+        return Val("v128", val & _MASK["v128"])
+
+    @classmethod
     def externref(cls, extern: Any | None) -> Val:
         return Val("externref", extern)
 
@@ -136,6 +151,9 @@ class Val:
 
     def as_f64(self) -> float | None:
         return self._as("f64")  # type: ignore[no-any-return]
+
+    def as_v128(self) -> int | None:
+        return self._as("v128")  # type: ignore[no-any-return]
 
     def as_externref(self) -> Any | None:
         return self._as("externref")

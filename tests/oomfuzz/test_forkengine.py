@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import seeded
 
 if not hasattr(os, "fork"):  # pragma: no cover - the engine is POSIX-only
     pytest.skip("os.fork is not available", allow_module_level=True)
@@ -23,22 +23,10 @@ from oomfuzz.cli import main  # noqa: E402
 from oomfuzz.oomtest import Iteration, OomTest, OomTestResult  # noqa: E402
 from oomfuzz.scenario import ScenarioRunner, load_scenario  # noqa: E402
 from wasmrt.alloc import AllocKind, try_alloc  # noqa: E402
-from wasmrt.errors import OutOfMemory, WasmtimeError  # noqa: E402
-from wasmrt.runtime.allocator import PoolingInstanceAllocator  # noqa: E402
+from wasmrt.errors import OutOfMemory  # noqa: E402
 from wasmrt.runtime.func import Func  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
-
-SCRIPT = """\
-{header}
-(module
-  (memory (export "memory") 1)
-  (table 2 funcref)
-  (global (mut i32) (i32.const 1))
-  (data (i32.const 0) "\\05")
-  (func (export "get") (result i32) (i32.load8_u (i32.const 0))))
-(assert_return (invoke "get") (i32.const 5))
-"""
 
 
 def key(it: Iteration) -> tuple[object, ...]:
@@ -102,32 +90,15 @@ def test_corpus_verdicts_match_replay(name: str, allocator: str) -> None:
     assert_same(replay, fork)
 
 
-def seeded(tmp_path: Path, allocator: str, header: str = "", **kw: Any) -> Any:
-    path = tmp_path / "seeded.wast"
-    path.write_text(SCRIPT.format(header=header))
-    return scenario_sweep(path, allocator, **kw)
-
-
-def called_from(name: str) -> bool:
-    f = sys._getframe(2)
-    while f is not None:
-        if f.f_code.co_name == name:
-            return True
-        f = f.f_back  # type: ignore[assignment]
-    return False
+def seeded_sweep(tmp_path: Path, allocator: str, header: str = "", **kw: Any) -> Any:
+    return scenario_sweep(seeded.write_script(tmp_path, header), allocator, **kw)
 
 
 def test_seeded_cleanup_bug_same_class_and_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = PoolingInstanceAllocator.deallocate_memory
-
-    def skip_in_guard(self: Any, slot: int, memory: Any) -> None:
-        if not called_from("instantiate"):
-            real(self, slot, memory)
-
-    monkeypatch.setattr(PoolingInstanceAllocator, "deallocate_memory", skip_in_guard)
-    replay, fork = both(seeded(tmp_path, "pooling"))
+    seeded.guard_skips_memory_deallocation(monkeypatch)
+    replay, fork = both(seeded_sweep(tmp_path, "pooling"))
     assert_same(replay, fork)
     first = fork.failures[0]
     assert first.verdict is FailureClass.CLEANUP_NOT_RESTORED and "pool.memories" in first.detail
@@ -136,16 +107,8 @@ def test_seeded_cleanup_bug_same_class_and_site(
 def test_seeded_wrong_error_same_class_and_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = Func.__call__
-
-    def wrap(self: Func, store: Any, *params: Any) -> Any:
-        try:
-            return real(self, store, *params)
-        except OutOfMemory:
-            raise WasmtimeError("call failed") from None
-
-    monkeypatch.setattr(Func, "__call__", wrap)
-    replay, fork = both(seeded(tmp_path, "ondemand"))
+    seeded.oom_becomes_wasmtime_error(monkeypatch)
+    replay, fork = both(seeded_sweep(tmp_path, "ondemand"))
     assert_same(replay, fork)
     assert {i.verdict for i in fork.failures} == {FailureClass.WRONG_ERROR}
     assert "WasmtimeError: call failed" in fork.failures[0].detail
@@ -154,41 +117,20 @@ def test_seeded_wrong_error_same_class_and_site(
 def test_seeded_alloc_after_oom_same_class_and_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = Func.__call__
-
-    def wrap(self: Func, store: Any, *params: Any) -> Any:
-        try:
-            return real(self, store, *params)
-        except OutOfMemory:
-            try_alloc(128, AllocKind.OTHER)
-            raise
-
-    monkeypatch.setattr(Func, "__call__", wrap)
-    replay, fork = both(seeded(tmp_path, "ondemand", mode="transient"))
+    seeded.error_path_allocates(monkeypatch)
+    replay, fork = both(seeded_sweep(tmp_path, "ondemand", mode="transient"))
     assert_same(replay, fork)
     first = fork.failures[0]
     assert first.verdict is FailureClass.ALLOC_AFTER_OOM
     assert first.after_oom[0].size == 128 and first.after_oom[0].site.function.endswith("wrap")
 
 
-_REGISTRY: list[object] = []
-
-
 def test_seeded_leak_same_class_and_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = Func.__call__
-
-    def wrap(self: Func, store: Any, *params: Any) -> Any:
-        try:
-            return real(self, store, *params)
-        except OutOfMemory:
-            _REGISTRY.append(store)
-            raise
-
-    monkeypatch.setattr(Func, "__call__", wrap)
+    registry = seeded.failed_store_kept_alive(monkeypatch)
     try:
-        replay, fork = both(seeded(tmp_path, "ondemand", mode="transient", fail_fast=True))
+        replay, fork = both(seeded_sweep(tmp_path, "ondemand", mode="transient", fail_fast=True))
     finally:
-        _REGISTRY.clear()
+        registry.clear()
     assert_same(replay, fork)
     assert fork.failures[0].verdict is FailureClass.LEAK and "Store" in fork.failures[0].detail
 
@@ -210,7 +152,7 @@ def test_seeded_post_oom_failure_is_found_by_the_childs_rerun(
             raise
 
     monkeypatch.setattr(Func, "__call__", wrap)
-    sweep = seeded(tmp_path, "ondemand", mode="transient", fail_fast=True)
+    sweep = seeded_sweep(tmp_path, "ondemand", mode="transient", fail_fast=True)
 
     def fresh_process_state(engine: str) -> OomTestResult:
         poisoned.clear()  # replay poisoned this very process
@@ -375,8 +317,7 @@ def counted_body() -> int:
 
 
 def test_scenario_opt_out_falls_back(tmp_path: Path) -> None:
-    path = tmp_path / "optout.wast"
-    path.write_text(SCRIPT.format(header=";; oomfuzz: fork=false"))
+    path = seeded.write_script(tmp_path, ";; oomfuzz: fork=false", "optout.wast")
     runner = ScenarioRunner(load_scenario(path), "ondemand")
     assert runner.oomfuzz_fork is False
     res = OomTest(probe=runner, engine="fork").test(runner.run)

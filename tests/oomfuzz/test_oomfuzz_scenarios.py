@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import seeded
 
 from oomfuzz.checks import ExpectationFailed, FailureClass  # noqa: E402
 from oomfuzz.cli import main  # noqa: E402
 from oomfuzz.oomtest import OomTest  # noqa: E402
 from oomfuzz.scenario import ScenarioError, ScenarioRunner, find_scenarios, load_scenario  # noqa: E402
-from wasmrt.errors import OutOfMemory, WasmtimeError  # noqa: E402
+from wasmrt.errors import OutOfMemory  # noqa: E402
 from wasmrt.runtime.func import Func  # noqa: E402
 from wasmrt.trap import Trap, TrapCode  # noqa: E402
 
@@ -61,15 +62,7 @@ def test_malformed_module_is_an_input_error(
 def test_minimize_keeps_class_and_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = Func.__call__
-
-    def wrap(self: Func, store: Any, *params: Any) -> Any:
-        try:
-            return real(self, store, *params)
-        except OutOfMemory:
-            raise WasmtimeError("call failed") from None
-
-    monkeypatch.setattr(Func, "__call__", wrap)
+    seeded.oom_becomes_wasmtime_error(monkeypatch)
     p = tmp_path / "big.wast"
     p.write_text(
         '(module (func (export "a") (result i32) (i32.const 1)))\n'
@@ -185,15 +178,7 @@ def test_a_trap_wrapping_an_oom_is_not_recorded(
 def test_minimize_shrinks_flat_instruction_sequences(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = Func.__call__
-
-    def wrap(self: Func, store: Any, *params: Any) -> Any:
-        try:
-            return real(self, store, *params)
-        except OutOfMemory:
-            raise WasmtimeError("call failed") from None
-
-    monkeypatch.setattr(Func, "__call__", wrap)
+    seeded.oom_becomes_wasmtime_error(monkeypatch)
     p = tmp_path / "flat.wast"
     p.write_text(
         '(module (func (export "b") (result i32)\n'

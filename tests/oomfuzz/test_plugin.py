@@ -8,12 +8,9 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from wasmrt.errors import OutOfMemory, WasmtimeError  # noqa: E402
-from wasmrt.runtime.func import Func  # noqa: E402
+import seeded
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET = ("api_store.py", "func_call.wast")
@@ -93,15 +90,7 @@ def test_contiguous_shards_and_explicit_file(tmp_path: Path) -> None:
 def test_failure_is_the_harness_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = Func.__call__
-
-    def wrap(self: Func, store: Any, *params: Any) -> Any:
-        try:
-            return real(self, store, *params)
-        except OutOfMemory:
-            raise WasmtimeError("call failed") from None  # the seeded bug
-
-    monkeypatch.setattr(Func, "__call__", wrap)
+    seeded.oom_becomes_wasmtime_error(monkeypatch)  # the seeded bug
     p = tmp_path / "call.wast"
     p.write_text(
         '(module (func (export "f") (result i32) (i32.const 1)))\n'

@@ -1,0 +1,112 @@
+"""Seeded bugs shared by the oomfuzz tests: each function breaks wasmrt one way
+(through ``monkeypatch``) so a test can check that oomfuzz reports it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.errors import OutOfMemory, WasmtimeError
+from wasmrt.runtime.allocator import PoolingInstanceAllocator
+from wasmrt.runtime.func import Func
+
+SCRIPT = """\
+{header}
+(module
+  (memory (export "memory") 1)
+  (table 2 funcref)
+  (global (mut i32) (i32.const 1))
+  (data (i32.const 0) "\\05")
+  (func (export "get") (result i32) (i32.load8_u (i32.const 0))))
+(assert_return (invoke "get") (i32.const 5))
+"""
+
+
+def write_script(tmp_path: Path, header: str = "", name: str = "seeded.wast") -> Path:
+    """The scenario the seeded bugs are swept against, written to ``tmp_path``."""
+    path = tmp_path / name
+    path.write_text(SCRIPT.format(header=header))
+    return path
+
+
+def called_from(name: str) -> bool:
+    """Whether the caller of the patched method runs (directly or not) under ``name``."""
+    f = sys._getframe(2)
+    while f is not None:
+        if f.f_code.co_name == name:
+            return True
+        f = f.f_back  # type: ignore[assignment]
+    return False
+
+
+def _skip_in_instantiate_guard(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    real = getattr(PoolingInstanceAllocator, method)
+
+    def skip_in_guard(self: Any, *args: Any) -> None:
+        if not called_from("instantiate"):
+            real(self, *args)
+
+    monkeypatch.setattr(PoolingInstanceAllocator, method, skip_in_guard)
+
+
+def guard_skips_memory_deallocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """instantiate's cleanup guard never returns a pooled memory."""
+    _skip_in_instantiate_guard(monkeypatch, "deallocate_memory")
+
+
+def guard_skips_instance_count_decrement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """instantiate's cleanup guard never decrements the pool's core instance count."""
+    _skip_in_instantiate_guard(monkeypatch, "decrement_core_instance_count")
+
+
+def guard_skips_table_deallocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """instantiate's cleanup guard never returns a pooled table slot."""
+    _skip_in_instantiate_guard(monkeypatch, "deallocate_table")
+
+
+def oom_becomes_wasmtime_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Func calls turn OutOfMemory into a generic ``WasmtimeError("call failed")``."""
+    real = Func.__call__
+
+    def wrap(self: Func, store: Any, *params: Any) -> Any:
+        try:
+            return real(self, store, *params)
+        except OutOfMemory:
+            raise WasmtimeError("call failed") from None
+
+    monkeypatch.setattr(Func, "__call__", wrap)
+
+
+def error_path_allocates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Func calls allocate 128 bytes (site function ``...wrap``) after an OutOfMemory."""
+    real = Func.__call__
+
+    def wrap(self: Func, store: Any, *params: Any) -> Any:
+        try:
+            return real(self, store, *params)
+        except OutOfMemory:
+            try_alloc(128, AllocKind.OTHER)  # e.g. formatting a message on the error path
+            raise
+
+    monkeypatch.setattr(Func, "__call__", wrap)
+
+
+def failed_store_kept_alive(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Func calls keep the store of a call that hit OutOfMemory alive in the returned
+    registry (clear it when done)."""
+    registry: list[object] = []
+    real = Func.__call__
+
+    def wrap(self: Func, store: Any, *params: Any) -> Any:
+        try:
+            return real(self, store, *params)
+        except OutOfMemory:
+            registry.append(store)  # a global registry keeps the failed store alive
+            raise
+
+    monkeypatch.setattr(Func, "__call__", wrap)
+    return registry

@@ -22,6 +22,8 @@ Invariants:
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import WatParseError
@@ -503,12 +505,7 @@ class _ModuleParser:
             self.m.elems.append(ir.Elem("active", rt, init, idx, offset))
             return
         tt, i = self._table_type(f, i)
-        if i < len(f.items):
-            raise _unexpected(f.items[i], f)
-        if imp is not None:
-            self.m.imports.append(ir.Import(imp[0], imp[1], "table", tt))
-        else:
-            self.m.tables.append(tt)
+        self._import_or_define(f, i, imp, "table", tt, self.m.tables)
 
     def _memory(self, f: SList) -> None:
         idx, i, imp = self._def_prefix(f, "memory")
@@ -527,12 +524,24 @@ class _ModuleParser:
             self.m.datas.append(ir.Data("active", data, idx, offset))
             return
         mt, i = self._memory_type(f, i)
+        self._import_or_define(f, i, imp, "memory", mt, self.m.mems)
+
+    def _import_or_define(
+        self,
+        f: SList,
+        i: int,
+        imp: tuple[str, str] | None,
+        kind: Literal["table", "memory"],
+        ty: Any,
+        defined: list[Any],
+    ) -> None:
+        """End of a table/memory field: nothing may follow its type; then import or define it."""
         if i < len(f.items):
             raise _unexpected(f.items[i], f)
         if imp is not None:
-            self.m.imports.append(ir.Import(imp[0], imp[1], "memory", mt))
+            self.m.imports.append(ir.Import(imp[0], imp[1], kind, ty))
         else:
-            self.m.mems.append(mt)
+            defined.append(ty)
 
     def _global(self, f: SList) -> None:
         _, i, imp = self._def_prefix(f, "global")

@@ -190,9 +190,12 @@ class TryDict(dict[K, V]):
         return self[key]
 
     def update(self, other: dict[K, V] | Iterable[tuple[K, V]] = (), /) -> None:  # type: ignore[override]
-        items = other.items() if isinstance(other, dict) else other
+        """Insert every pair, all or none: room for the new keys is reserved first."""
+        items = list(other.items() if isinstance(other, dict) else other)
+        new_keys = {k for k, _ in items if k not in self}
+        self.reserve(len(self) + len(new_keys))
         for k, v in items:
-            self[k] = v
+            super().__setitem__(k, v)
 
 
 def refusing_after(count: int) -> Callable[[int, AllocKind, bool], None]:

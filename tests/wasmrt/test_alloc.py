@@ -124,3 +124,16 @@ def test_trydict_asks_for_new_keys_and_stays_unchanged_when_refused() -> None:
         with pytest.raises(OutOfMemory):
             d["b"] = 3
     assert d == {"a": 2}
+
+
+def test_trydict_update_is_all_or_none() -> None:
+    d: TryDict[str, int] = TryDict.with_capacity(2)
+    d["a"] = 1
+    calls: list[int] = []
+    with install_hook(refuse), pytest.raises(OutOfMemory):
+        d.update({"a": 10, "b": 2, "c": 3})  # two new keys, room for one
+    assert d == {"a": 1}  # nothing inserted, not even the overwrite
+    with install_hook(lambda s, k, a: calls.append(s)):
+        d.update([("a", 10), ("b", 2), ("c", 3), ("d", 4)])
+    assert d == {"a": 10, "b": 2, "c": 3, "d": 4}
+    assert len(calls) == 1  # one reservation for all the new keys

@@ -471,7 +471,7 @@ class _Typer:
         for s in scans:
             for cls in s.classes:
                 for b in cls.bases:
-                    c = s.n.container_class(b)
+                    c = s.n.container_class(b.value if isinstance(b, ast.Subscript) else b)
                     if c is not None:
                         s.subclasses[cls.name] = c
         for s in scans:

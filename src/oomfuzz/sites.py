@@ -44,6 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
+from typing import Any
 
 import wasmrt
 import wasmrt.alloc as _alloc_module
@@ -57,6 +58,7 @@ __all__ = [
     "Universe",
     "coverage",
     "default_roots",
+    "find_exclusions",
     "line_free_id",
     "load_exclusions",
     "scan",
@@ -698,6 +700,7 @@ class Universe:
 
     roots: tuple[str, ...]
     sites: tuple[StaticSite, ...]
+    files: frozenset[str] = frozenset()  # every scanned file, as a Site names it
     _by_site: dict[Site, StaticSite] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -717,6 +720,10 @@ class Universe:
 
     def ids(self) -> set[str]:
         return {s.id for s in self.sites}
+
+    def covers_file(self, file: str) -> bool:
+        """Whether a run-time site in ``file`` should have been declared."""
+        return file in self.files or file.startswith("<")  # "<...>": generated code
 
     def to_dict(self) -> dict[str, object]:
         return {"roots": list(self.roots), "sites": [s.to_dict() for s in self.sites]}
@@ -744,7 +751,8 @@ def scan(roots: Iterable[str | os.PathLike[str]] | None = None) -> Universe:
         for op in ops:
             for line, qualname in _locate(op, index):
                 sites.add(StaticSite(Site(file, line, qualname), op.via))
-    return Universe(tuple(str(r) for r in root_list), tuple(_dedupe(sites)))
+    files = frozenset(short_path(str(s.path)) for s in scans)
+    return Universe(tuple(str(r) for r in root_list), tuple(_dedupe(sites)), files)
 
 
 def _dedupe(sites: Iterable[StaticSite]) -> list[StaticSite]:
@@ -798,8 +806,29 @@ def load_exclusions(path: str | os.PathLike[str]) -> list[Exclusion]:
     return out
 
 
+EXCLUSIONS_FILE = "sites-exclusions.json"
+
+
 def exclusions_path(root: str | os.PathLike[str]) -> Path:
-    return Path(root) / "corpus" / "sites-exclusions.json"
+    """The repository's exclusions file (next to ``corpus/sites-baseline.json``)."""
+    return Path(root) / "corpus" / EXCLUSIONS_FILE
+
+
+def find_exclusions(paths: Iterable[str | os.PathLike[str]]) -> Path | None:
+    """The exclusions file for a sweep of ``paths``: in their common directory or above it."""
+    resolved = [Path(p).resolve() for p in paths]
+    if not resolved:
+        return None
+    dirs = [p if p.is_dir() else p.parent for p in resolved]
+    try:
+        start = Path(os.path.commonpath([str(d) for d in dirs]))
+    except ValueError:  # different drives
+        return None
+    for d in (start, *start.parents):
+        candidate = d / EXCLUSIONS_FILE
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 # -- coverage ------------------------------------------------------------------------------
@@ -828,11 +857,56 @@ class Coverage:
             "declared": self.declared,
             "injected": len(self.injected),
             "ratio": round(self.ratio, 4),
+            "injected_sites": [s.to_dict() for s in self.injected],
             "unreached": [s.to_dict() for s in self.unreached],
             "excluded": [s.to_dict() | {"reason": r} for s, r in self.excluded],
             "outside": [s.to_dict() for s in self.outside],
             "stale_exclusions": [e.to_dict() for e in self.stale_exclusions],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Coverage:
+        return cls(
+            int(d["declared"]),
+            tuple(_static_from_dict(x) for x in d.get("injected_sites", ())),
+            tuple(_static_from_dict(x) for x in d.get("unreached", ())),
+            tuple((_static_from_dict(x), str(x["reason"])) for x in d.get("excluded", ())),
+            tuple(Site.from_dict(x) for x in d.get("outside", ())),
+            tuple(
+                Exclusion(str(x["site"]), str(x["reason"])) for x in d.get("stale_exclusions", ())
+            ),
+        )
+
+    def problems(self) -> list[str]:
+        """What the gate fails on: unreached sites, sites the scan missed, stale exclusions."""
+        out = [
+            f"site {s} is declared but no scenario reaches it: add a scenario, or exclude "
+            f"{s.id} with a reason in the exclusions file"
+            for s in self.unreached
+        ]
+        out += [
+            f"site {s} was injected at run time but the static scan did not declare it "
+            "(an allocation the site universe misses)"
+            for s in self.outside
+        ]
+        out += [
+            f"exclusion of {e.id} is stale: it names no declared site, or the corpus reaches it"
+            for e in self.stale_exclusions
+        ]
+        return out
+
+    def report_lines(self) -> list[str]:
+        """The summary line and one line per unreached, excluded or undeclared site."""
+        lines = [f"site coverage {self.text()}"]
+        lines += [f"  unreached: {s}" for s in self.unreached]
+        lines += [f"  excluded: {s} — {reason}" for s, reason in self.excluded]
+        lines += [f"  not declared (scan missed it): {s}" for s in self.outside]
+        lines += [f"  stale exclusion: {e.id}" for e in self.stale_exclusions]
+        return lines
+
+
+def _static_from_dict(d: dict[str, Any]) -> StaticSite:
+    return StaticSite(Site.from_dict(d), str(d.get("via", "")))
 
 
 def coverage(
@@ -852,7 +926,8 @@ def coverage(
         else:
             unreached.append(s)
     outside = sorted(
-        (s for s in hit if s not in universe), key=lambda s: (s.file, s.line, s.function)
+        (s for s in hit if s not in universe and universe.covers_file(s.file)),
+        key=lambda s: (s.file, s.line, s.function),
     )
     declared_ids = universe.ids()
     excluded_ids = {s.id for s, _ in excluded}

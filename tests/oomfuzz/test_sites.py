@@ -26,6 +26,7 @@ from oomfuzz.sites import (
     Exclusion,
     ExclusionError,
     coverage,
+    find_exclusions,
     line_free_id,
     load_exclusions,
     scan,
@@ -321,3 +322,38 @@ def test_exclusions_need_a_reason_and_a_declared_site(tmp_path: Path) -> None:
 
 def test_line_free_ids_match_the_baseline_format() -> None:
     assert line_free_id(Site("wasmrt/vm/table.py", 12, "T.grow")) == "wasmrt/vm/table.py:T.grow"
+
+
+def test_coverage_round_trips_and_names_what_the_gate_fails_on(
+    seeded: tuple[Path, object],
+) -> None:
+    pkg, module = seeded
+    universe = scan([pkg])
+    recorded = _recorded(module.everything_but_unreached)  # type: ignore[attr-defined]
+    stray = Site(universe.sites[0].site.file, 9999, "ghost")  # in a scanned file, undeclared
+    elsewhere = Site("corpus/my_scenario.py", 3, "scenario")  # the user's own code: not ours
+    cov = coverage(universe, [*recorded, stray, elsewhere], [Exclusion("x.py:gone", "old")])
+    assert cov.outside == (stray,)
+    again = type(cov).from_dict(json.loads(json.dumps(cov.to_dict())))
+    assert again == cov
+    problems = cov.problems()
+    assert any("unreached" in p and "no scenario reaches it" in p for p in problems)
+    assert any(":9999 in ghost" in p and "did not declare" in p for p in problems)
+    assert any("x.py:gone is stale" in p for p in problems)
+    lines = cov.report_lines()
+    assert lines[0] == f"site coverage {cov.text()}"
+    (unreached_line,) = [ln for ln in lines if "unreached:" in ln]
+    assert f":{cov.unreached[0].site.line} in unreached" in unreached_line
+
+
+def test_exclusions_file_is_found_from_the_swept_paths(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    scenario = corpus / "sub" / "a.wast"
+    scenario.write_text("(module)")
+    assert find_exclusions([scenario]) is None
+    ex = corpus / "sites-exclusions.json"
+    ex.write_text('{"schema": "oomfuzz-site-exclusions/1", "exclusions": []}')
+    assert find_exclusions([scenario]) == ex
+    assert find_exclusions([corpus]) == ex
+    assert find_exclusions([corpus / "sub", scenario]) == ex

@@ -267,7 +267,9 @@ def _files(roots: Iterable[str | os.PathLike[str]]) -> list[Path]:
         paths = [p] if p.is_file() else sorted(p.rglob("*.py"))
         for f in paths:
             if "__pycache__" not in f.parts:
-                out.setdefault(_norm(f), f.resolve())
+                # Not resolved: a code object names its file by the path it was imported
+                # from, symlinks included, and so must the declared site.
+                out.setdefault(_norm(f), Path(os.path.abspath(f)))
     return [out[k] for k in sorted(out)]
 
 

@@ -357,3 +357,27 @@ def test_exclusions_file_is_found_from_the_swept_paths(tmp_path: Path) -> None:
     assert find_exclusions([scenario]) == ex
     assert find_exclusions([corpus]) == ex
     assert find_exclusions([corpus / "sub", scenario]) == ex
+
+
+def test_a_package_imported_through_a_symlink_keeps_its_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real" / "linkedpkg"
+    real.mkdir(parents=True)
+    (real / "__init__.py").write_text("")
+    (real / "mod.py").write_text(
+        "from wasmrt.alloc import AllocKind, try_alloc\n\n\n"
+        "def go() -> None:\n    try_alloc(1, AllocKind.OTHER)\n"
+    )
+    via = tmp_path / "via"
+    via.mkdir()
+    (via / "linkedpkg").symlink_to(real, target_is_directory=True)
+    monkeypatch.syspath_prepend(str(via))
+    try:
+        module = importlib.import_module("linkedpkg.mod")
+        recorded = _recorded(module.go)
+        universe = scan(["linkedpkg"])
+        assert recorded and all(s in universe for s in recorded)
+    finally:
+        for name in ("linkedpkg.mod", "linkedpkg"):
+            sys.modules.pop(name, None)

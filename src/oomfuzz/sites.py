@@ -61,6 +61,7 @@ __all__ = [
     "find_exclusions",
     "line_free_id",
     "load_exclusions",
+    "package_path",
     "scan",
 ]
 
@@ -98,11 +99,22 @@ class StaticSite:
 
 def line_free_id(site: Site) -> str:
     """``package/relative/path.py:qualname`` (the baseline's site id; no line)."""
-    return f"{_package_path(site.file)}:{site.function}"
+    return f"{package_path(site.file)}:{site.function}"
 
 
-def _package_path(path: str) -> str:
-    return path.replace(os.sep, "/")
+def package_path(path: str) -> str:
+    """A site's file relative to its top-level package (``mypkg/sub/mod.py``), when the
+    file is on disk; else the path as the site names it (already package-relative for
+    code under ``src/`` or ``site-packages``)."""
+    if not os.path.isfile(path):
+        return path.replace(os.sep, "/")
+    p = Path(os.path.abspath(path))
+    parts = [p.name]
+    d = p.parent
+    while (d / "__init__.py").is_file():
+        parts.insert(0, d.name)
+        d = d.parent
+    return "/".join(parts)
 
 
 # -- the alloc module: entry point and fallible containers -----------------------------

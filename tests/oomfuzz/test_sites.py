@@ -169,6 +169,8 @@ def test_seeded_package_declares_exactly_the_marked_lines(seeded: tuple[Path, ob
     assert any(v.startswith("TryList.with_capacity") for v in vias)
     assert all(s.site.file == universe.sites[0].site.file for s in universe)
     assert by_line  # every declared site has a line
+    # Line-free ids are relative to the top-level package, wherever it is checked out.
+    assert {s.id for s in universe if s.site.function == "reached"} == {"seededpkg/mod.py:reached"}
 
 
 def test_every_site_run_time_records_in_the_seeded_package_is_declared(

@@ -11,7 +11,7 @@ import pytest
 
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory, WasmtimeError
-from wasmrt.runtime.allocator import PoolingInstanceAllocator
+from wasmrt.vm.allocator import PoolingInstanceAllocator
 from wasmrt.runtime.func import Func
 
 SCRIPT = """\

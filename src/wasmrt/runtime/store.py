@@ -34,6 +34,7 @@ from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
 from wasmrt.runtime._managed import Managed
 from wasmrt.runtime.engine import Engine
+from wasmrt.runtime.limits import AsyncLimiterAdapter, ResourceLimiterAsync, StoreLimits
 
 if TYPE_CHECKING:
     from wasmrt.runtime.caller import Caller
@@ -115,8 +116,6 @@ class Store(Managed[Any]):
         memories: int = -1,
     ) -> None:
         """Install fresh ``StoreLimits``; negative values mean "the default"."""
-        from wasmrt.runtime.limits import StoreLimits
-
         self._context()
         limits = StoreLimits.from_set_limits(
             memory_size, table_elements, instances, tables, memories
@@ -130,8 +129,6 @@ class Store(Managed[Any]):
         ``ResourceLimiterAsync`` (wrapped in an ``AsyncLimiterAdapter``), or
         ``None`` to remove the limiter (count limits return to 10_000).
         """
-        from wasmrt.runtime.limits import AsyncLimiterAdapter, ResourceLimiterAsync
-
         core = self._context()
         if isinstance(limiter, ResourceLimiterAsync):
             limiter = AsyncLimiterAdapter(limiter)
@@ -149,8 +146,6 @@ class Store(Managed[Any]):
         ``Linker.instantiate_async``, ``Memory.grow_async``...); the sync ones
         raise ``WasmtimeError``.
         """
-        from wasmrt.runtime.limits import ResourceLimiterAsync
-
         if not isinstance(limiter, ResourceLimiterAsync):
             raise TypeError("expected a ResourceLimiterAsync")
         self.limiter(limiter)

@@ -21,15 +21,14 @@ Invariants:
   installs an ``AsyncLimiterAdapter``; from then on the sync instantiate/
   grow/call APIs raise ``WasmtimeError`` and the ``*_async`` ones are used
   (``wasmrt.runtime.limits`` describes how decisions are awaited).
-- Creating a store asks ``try_alloc`` (``AllocKind.STORE``); an
-  ``OutOfMemory`` leaves no half-built store behind.
+- Creating a store asks ``try_alloc`` (``AllocKind.STORE``) once, in the vm's
+  ``StoreCore``; an ``OutOfMemory`` leaves no half-built store behind.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Union
 
-from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
 from wasmrt.runtime._managed import Managed
@@ -55,9 +54,8 @@ class Store(Managed[Any]):
             engine = Engine()
         elif not isinstance(engine, Engine):
             raise TypeError("expected an Engine")
-        engine_core = engine.ptr()
-        try_alloc(256, AllocKind.STORE)
-        core = _core.new_store(engine_core)
+        # The store record is charged once, by the vm (``StoreCore``).
+        core = _core.new_store(engine.ptr())
         self._data = data if data else None
         self._limiter: Any = None
         self._set_ptr(core)

@@ -33,8 +33,9 @@ Invariants:
   ``max_wasm_stack`` need no change at all.
 - Counters ``instance_count``/``memory_count``/``table_count`` only count
   instantiated modules (host-created memories/tables do not count);
-  ``close()`` releases every instance through the allocator exactly once,
-  then the memories' bytes (``LinearMemory.release``).
+  ``close()`` releases every instance exactly once through the vm's one
+  release path (``vm.instance.deallocate_module``), then the host-created
+  memories' bytes (``LinearMemory.release``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from wasmrt.vm.deferred import PENDING as _PENDING
 from wasmrt.vm.deferred import RUNNING as _NEEDS
 from wasmrt.vm.deferred import drain as _drain
 from wasmrt.vm.global_ import GlobalInstance
+from wasmrt.vm.instance import deallocate_module
 from wasmrt.vm.memory import LinearMemory
 from wasmrt.vm.table import TableInstance
 
@@ -305,9 +307,7 @@ class StoreCore:
         instances, self.instances = self.instances, []
         hosted, self.host_objects = self.host_objects, []
         for inst in reversed(instances):
-            if not inst.released:
-                inst.release(self.allocator)
-                self.allocator.decrement_core_instance_count()
+            deallocate_module(self.allocator, inst)
         for obj in hosted:
             if isinstance(obj, LinearMemory):
                 obj.release()

@@ -24,7 +24,8 @@ module alone (not to ``wasmrt/__init__.py``, which Python also runs), so
 ``from wasmrt import ir`` inside the vm is an import of the leaf ``wasmrt.ir``
 while ``import wasmrt`` there would be an import of the facade (upward).
 
-Each rule is its own test case, so a failure names the rule and every
+wasmrt also imports no project module inside a function (the guide's rule:
+such imports hide cycles). Each rule is its own test case, so a failure names the rule and every
 offending ``file:line``. The checker is tested on synthetic trees to prove it
 can fail.
 """
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from support.layering import Layers, cycles, read_graph, upward_imports
+from support.layering import Layers, cycles, function_level_imports, read_graph, upward_imports
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -61,6 +62,8 @@ def _check(rule: str, root: Path) -> list[str]:
         return upward_imports(graph, LAYERS, "wasmrt")
     if rule == "wasmrt-cycles":
         return cycles(graph, "wasmrt")
+    if rule == "wasmrt-function-imports":
+        return function_level_imports(graph, "wasmrt")
     if rule == "oomfuzz-layers":
         return upward_imports(graph, LAYERS, "oomfuzz")
     if rule == "oomfuzz-cycles":
@@ -68,9 +71,16 @@ def _check(rule: str, root: Path) -> list[str]:
     raise AssertionError(rule)
 
 
-@pytest.mark.parametrize(
-    "rule", ["wasmrt-layers", "wasmrt-cycles", "oomfuzz-layers", "oomfuzz-cycles"]
-)
+RULES = [
+    "wasmrt-layers",
+    "wasmrt-cycles",
+    "wasmrt-function-imports",
+    "oomfuzz-layers",
+    "oomfuzz-cycles",
+]
+
+
+@pytest.mark.parametrize("rule", RULES)
 def test_src_follows_the_layer_rules(rule: str) -> None:
     problems = _check(rule, SRC)
     assert not problems, f"{rule}: {len(problems)} problem(s)\n" + "\n".join(problems)
@@ -115,7 +125,7 @@ BASE = {
 
 def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
     root = _tree(tmp_path, BASE)
-    for rule in ("wasmrt-layers", "wasmrt-cycles", "oomfuzz-layers", "oomfuzz-cycles"):
+    for rule in RULES:
         assert _check(rule, root) == [], rule
 
 
@@ -126,6 +136,8 @@ def test_an_upward_import_inside_a_function_fails_with_file_and_line(tmp_path: P
     assert len(problems) == 1
     assert f"{root / 'wasmrt/vm/store.py'}:4: wasmrt.vm.store" in problems[0]
     assert "imports wasmrt.runtime.store" in problems[0]
+    (inside,) = _check("wasmrt-function-imports", root)
+    assert "wasmrt/vm/store.py:4:" in inside and "inside a function" in inside
     # The same import makes a cycle: runtime.store -> vm -> vm.store -> runtime.store.
     (cycle,) = _check("wasmrt-cycles", root)
     assert "wasmrt.runtime.store" in cycle and "wasmrt.vm.store" in cycle

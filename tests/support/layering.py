@@ -37,6 +37,7 @@ __all__ = [
     "ImportGraph",
     "Layers",
     "cycles",
+    "function_level_imports",
     "read_graph",
     "upward_imports",
 ]
@@ -50,6 +51,8 @@ class Edge:
     target: str
     path: Path
     line: int
+    #: The import statement sits inside a function (or lambda) body.
+    in_function: bool = False
 
     def where(self) -> str:
         return f"{self.path}:{self.line}"
@@ -80,18 +83,23 @@ def _is_type_checking(test: ast.expr) -> bool:
     return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
 
 
-def _import_nodes(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom]:
-    """Every import statement of ``tree`` outside ``if TYPE_CHECKING:`` bodies."""
-    stack: list[ast.AST] = [tree]
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def _import_nodes(tree: ast.AST) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement of ``tree`` outside ``if TYPE_CHECKING:`` bodies,
+    with whether it is inside a function."""
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
     while stack:
-        node = stack.pop()
+        node, in_function = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node
+            yield node, in_function
             continue
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(node.orelse)
+            stack.extend((child, in_function) for child in node.orelse)
             continue
-        stack.extend(ast.iter_child_nodes(node))
+        inner = in_function or isinstance(node, _FUNCTIONS)
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
 
 
 def _resolve_from(module: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -128,12 +136,12 @@ def read_graph(root: Path, packages: Iterable[str] | None = None) -> ImportGraph
     for name, path in graph.modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
-        for node in _import_nodes(tree):
+        for node, in_function in _import_nodes(tree):
             for target in _targets(name, is_package, node, graph.modules):
                 # ``import a.b.c`` of a name that is not itself a module: its nearest module.
                 while target and target not in graph.modules:
                     target = target.rpartition(".")[0]
-                edge = Edge(name, target, path, node.lineno)
+                edge = Edge(name, target, path, node.lineno, in_function)
                 if target and target != name and edge not in seen:
                     seen.add(edge)
                     graph.edges.append(edge)
@@ -192,6 +200,15 @@ def upward_imports(graph: ImportGraph, layers: Layers, scope: str) -> list[str]:
                 f"({layers.names[dst]}), a higher layer"
             )
     return problems
+
+
+def function_level_imports(graph: ImportGraph, scope: str) -> list[str]:
+    """One line per import, by a module under ``scope``, of a project module inside a function."""
+    return [
+        f"{e.where()}: {e.source} imports {e.target} inside a function"
+        for e in graph.edges
+        if e.in_function and (e.source == scope or e.source.startswith(scope + "."))
+    ]
 
 
 def cycles(graph: ImportGraph, scope: str) -> list[str]:

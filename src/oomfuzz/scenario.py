@@ -372,7 +372,7 @@ class ScenarioContext:
         if "max_wasm_stack" in d:
             cfg.max_wasm_stack = int(d["max_wasm_stack"])
         if self.allocator == "pooling":
-            from wasmrt.runtime.allocator import PoolingAllocationConfig
+            from wasmrt.vm.allocator import PoolingAllocationConfig
 
             pool = PoolingAllocationConfig()
             for key, value in {

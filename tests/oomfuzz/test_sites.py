@@ -97,6 +97,9 @@ def containers() -> TryList[int]:
     ys.extend([5, 6, 7])  # site
     d = TryDict()  # not a site
     d.update({"k": 1})  # site
+    d.reserve(8)  # site
+    d.put_reserved("j", 2)  # not a site: fills room reserve granted
+    xs.append_reserved(1)  # not a site
     del xs
     return ys
 

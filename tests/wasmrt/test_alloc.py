@@ -137,3 +137,20 @@ def test_trydict_update_is_all_or_none() -> None:
         d.update([("a", 10), ("b", 2), ("c", 3), ("d", 4)])
     assert d == {"a": 10, "b": 2, "c": 3, "d": 4}
     assert len(calls) == 1  # one reservation for all the new keys
+
+
+def test_reserved_inserts_never_ask_and_refuse_without_room() -> None:
+    d: TryDict[str, int] = TryDict()
+    d.reserve(2, exact=True)
+    lst: TryList[int] = TryList.with_capacity(1)
+    with install_hook(refuse):  # any request would raise OutOfMemory
+        d.put_reserved("a", 1)
+        d.put_reserved("b", 2)
+        d.put_reserved("a", 3)  # an existing key needs no room
+        lst.append_reserved(7)
+        with pytest.raises(RuntimeError, match="no reserved room"):
+            d.put_reserved("c", 4)
+        with pytest.raises(RuntimeError, match="no reserved room"):
+            lst.append_reserved(8)
+    assert d == {"a": 3, "b": 2}
+    assert lst == [7]

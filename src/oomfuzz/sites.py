@@ -23,8 +23,12 @@ Invariants:
 - A receiver counts as a fallible container when its name or attribute is
   typed as one: annotated with a container class, or assigned a
   construction, a ``with_capacity`` or a call of a function annotated to
-  return one. Attributes are collected across all scanned files (a linker's
-  ``_defs`` used from another module still counts).
+  return one. ``self.x`` is typed by the bindings of ``x`` in self's class
+  (or its bases); ``obj.x`` by the bindings of ``x`` in any scanned file (a
+  linker's ``_defs`` used from another module still counts).
+- Filling room an earlier ``reserve`` granted (``put_reserved``,
+  ``append_reserved``) never reaches ``try_alloc``, so it is no site: the
+  alloc module's own source says so, not a list here.
 - Exclusions (``corpus/sites-exclusions.json``) name a site by its
   line-free id ``path:qualname`` (as the baseline does) with a reason; a
   reason is required and an exclusion that matches no declared site is an
@@ -435,8 +439,8 @@ class _FileScan:
     # Binding nodes (assignments, annotated arguments) and operation candidates, with scopes.
     bindings: list[tuple[ast.AST, ast.AST]] = field(default_factory=list)
     candidates: list[tuple[ast.AST, ast.AST]] = field(default_factory=list)
-    # Ids of statements directly in a class body (the names they bind are attributes).
-    class_body: set[int] = field(default_factory=set)
+    # Statements directly in a class body (the names they bind are attributes): id -> class.
+    class_body: dict[int, str] = field(default_factory=dict)
     # Function node id -> the class it is defined in (directly).
     owner_class: dict[int, str] = field(default_factory=dict)
     tree: ast.Module = field(default_factory=lambda: ast.Module(body=[], type_ignores=[]))
@@ -464,7 +468,7 @@ def _index(path: Path, tree: ast.Module, api: _AllocApi) -> _FileScan:
         elif isinstance(node, ast.ClassDef):
             s.classes.append(node)
             for stmt in node.body:
-                s.class_body.add(id(stmt))
+                s.class_body[id(stmt)] = node.name
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     s.owner_class[id(stmt)] = node.name
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -483,9 +487,14 @@ class _Typer:
     """Decides which expressions are fallible containers (see the module invariants)."""
 
     def __init__(self, scans: Sequence[_FileScan]) -> None:
-        self.attributes: dict[str, _Container] = {}
+        # attribute name -> {owning class (None: any), container}
+        self.attributes: dict[str, dict[str | None, _Container]] = {}
+        self.bases: dict[str, set[str]] = {}  # class name -> base class names
         for s in scans:
             for cls in s.classes:
+                self.bases.setdefault(cls.name, set()).update(
+                    b.id for b in cls.bases if isinstance(b, ast.Name)
+                )
                 for b in cls.bases:
                     c = s.n.container_class(b.value if isinstance(b, ast.Subscript) else b)
                     if c is not None:
@@ -532,8 +541,27 @@ class _Typer:
         if isinstance(value, ast.Name):
             return s.locals_.get(scope, {}).get(value.id) or s.locals_.get(s.tree, {}).get(value.id)
         if isinstance(value, ast.Attribute):
-            return self.attributes.get(value.attr)
+            return self._attribute(s, value, scope)
         return None
+
+    def _attribute(self, s: _FileScan, node: ast.Attribute, scope: ast.AST) -> _Container | None:
+        """``self.x`` is typed by x's bindings in self's class (or its bases, or untyped
+        owners); ``obj.x`` by x's bindings anywhere (the receiver's class is unknown)."""
+        owners = self.attributes.get(node.attr)
+        if not owners:
+            return None
+        cls = s.owner_class.get(id(scope)) if _is_self(node.value) else None
+        if cls is None:
+            return next(iter(owners.values()))
+        seen: set[str] = set()
+        todo = [cls]
+        while todo:
+            c = todo.pop()
+            if c in owners:
+                return owners[c]
+            seen.add(c)
+            todo += [b for b in self.bases.get(c, ()) if b not in seen]
+        return owners.get(None)
 
     def _collect_bindings(self, s: _FileScan) -> bool:
         changed = False
@@ -553,22 +581,29 @@ class _Typer:
                 targets = [ast.Name(id=node.arg)]
             if c is not None:
                 for t in targets:
-                    changed |= self._bind(s, t, c, scope, id(node) in s.class_body)
+                    changed |= self._bind(s, t, c, scope, s.class_body.get(id(node)))
         return changed
 
     def _bind(
-        self, s: _FileScan, target: ast.AST, c: _Container, scope: ast.AST, in_class: bool
+        self, s: _FileScan, target: ast.AST, c: _Container, scope: ast.AST, in_class: str | None
     ) -> bool:
-        if isinstance(target, ast.Name) and not in_class:
+        if isinstance(target, ast.Name) and in_class is None:
             names = s.locals_.setdefault(scope, {})
             if target.id in names:
                 return False
             names[target.id] = c
             return True
-        attr = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
-        if attr is None or attr in self.attributes:
+        if isinstance(target, ast.Name):  # a class-body annotation: an attribute of that class
+            attr, owner = target.id, in_class
+        elif isinstance(target, ast.Attribute):
+            attr = target.attr
+            owner = s.owner_class.get(id(scope)) if _is_self(target.value) else None
+        else:
             return False
-        self.attributes[attr] = c
+        owners = self.attributes.setdefault(attr, {})
+        if owner in owners:
+            return False
+        owners[owner] = c
         return True
 
 

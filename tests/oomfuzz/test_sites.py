@@ -91,6 +91,25 @@ class Holder:
         self.table.get("a")  # not a site
 
 
+class Other:
+    def __init__(self) -> None:
+        self.items: list[int] = []  # a plain list that shares the attribute's name
+
+    def fill(self) -> None:
+        self.items.append(1)  # not a site: Other's items is a list
+
+
+class SubHolder(Holder):
+    def more(self) -> None:
+        # items is inherited from Holder
+        self.items.extend(range(9))  # site
+
+
+def outside_the_class(h: Holder) -> None:
+    # the receiver's class is unknown here, and some class's items is a TryList
+    h.items.extend(range(20))  # site
+
+
 def containers() -> TryList[int]:
     xs = TryList.with_capacity(4)  # site
     ys: TryList[int] = TryList([1, 2])  # site
@@ -127,6 +146,10 @@ def everything_but_unreached() -> None:
     nested()
     h = Holder()
     h.fill()
+    Other().fill()
+    sub = SubHolder()
+    sub.more()
+    outside_the_class(sub)
     from_function()
     Mine().push(1)
 """

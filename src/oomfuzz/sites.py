@@ -306,9 +306,17 @@ class _Names:
     """What the alloc API's names are called in one file (imports, aliases, re-exports)."""
 
     def __init__(
-        self, imports: Iterable[ast.AST], module: str, is_package: bool, api: _AllocApi
+        self,
+        imports: Iterable[ast.AST],
+        module: str,
+        is_package: bool,
+        api: _AllocApi,
+        packages: frozenset[str],
+        trees: dict[str, tuple[ast.Module, bool]],
     ) -> None:
         self.api = api
+        self.packages = packages
+        self.trees = trees  # the scanned modules, by dotted name (they may not be on sys.path)
         self.entry_names: set[str] = set()  # bare names bound to try_alloc
         self.class_names: dict[str, _Container] = {}  # bare names bound to a container class
         self.module_aliases: dict[str, str] = {}  # local name -> dotted module
@@ -327,13 +335,12 @@ class _Names:
                     local = a.asname or a.name
                     self._bind(local, f"{base}.{a.name}" if base else a.name)
 
-    def _known(self, name: str) -> bool:
-        return name == self.api.entry or name in self.api.containers
+    def _may_name_api(self, dotted: str) -> bool:
+        """Only the alloc module's package and the scanned packages can re-export it."""
+        return dotted.partition(".")[0] in self.packages
 
     def _bind(self, local: str, dotted: str) -> None:
-        target = (
-            _resolve_dotted(dotted, self.api) if self._known(dotted.rpartition(".")[2]) else None
-        )
+        target = self._resolve(dotted) if self._may_name_api(dotted) else None
         if target is None:
             # Maybe a module (``from wasmrt import alloc``); harmless if it is not.
             self.module_aliases[local] = dotted
@@ -359,10 +366,13 @@ class _Names:
                 return self.api.entry
             c = self.class_names.get(node.id)
             return c.name if c else None
-        if not (isinstance(node, ast.Attribute) and self._known(node.attr)):
+        dotted = self.dotted(node) if isinstance(node, ast.Attribute) else None
+        if dotted is None or not self._may_name_api(dotted):
             return None
-        dotted = self.dotted(node)
-        return _resolve_dotted(dotted, self.api) if dotted else None
+        return self._resolve(dotted)
+
+    def _resolve(self, dotted: str) -> str | None:
+        return _resolve_dotted(dotted, self.api, self.trees)
 
     def container_class(self, node: ast.AST) -> _Container | None:
         name = self.resolve(node)
@@ -377,7 +387,9 @@ def _absolute(module: str | None, level: int, package: str) -> str:
     return ".".join([*base, module] if module else base)
 
 
-def _resolve_dotted(dotted: str, api: _AllocApi, depth: int = 0) -> str | None:
+def _resolve_dotted(
+    dotted: str, api: _AllocApi, trees: dict[str, tuple[ast.Module, bool]], depth: int = 0
+) -> str | None:
     """Which alloc-API name ``module.name`` refers to, following re-exports statically."""
     module, _, name = dotted.rpartition(".")
     if not module or depth > 8:
@@ -386,7 +398,7 @@ def _resolve_dotted(dotted: str, api: _AllocApi, depth: int = 0) -> str | None:
         if name == api.entry or name in api.containers:
             return name
         return None
-    source = _module_source(module)
+    source = trees.get(module) or _module_source(module)
     if source is None:
         return None
     tree, is_package = source
@@ -396,7 +408,7 @@ def _resolve_dotted(dotted: str, api: _AllocApi, depth: int = 0) -> str | None:
             for a in node.names:
                 if (a.asname or a.name) == name:
                     base = _absolute(node.module, node.level, package)
-                    return _resolve_dotted(f"{base}.{a.name}", api, depth + 1)
+                    return _resolve_dotted(f"{base}.{a.name}", api, trees, depth + 1)
     return None
 
 
@@ -479,7 +491,6 @@ def _index(path: Path, tree: ast.Module, api: _AllocApi) -> _FileScan:
             s.candidates.append((node, scope))
         inner = node if isinstance(node, _FUNCTIONS) else scope
         stack.extend((child, inner) for child in ast.iter_child_nodes(node))
-    s.names = _Names(s.imports, s.module, path.stem == "__init__", api)
     return s
 
 
@@ -789,6 +800,12 @@ def scan(roots: Iterable[str | os.PathLike[str]] | None = None) -> Universe:
             continue  # transparent to the frame walk, as it is at run time
         sources[f] = f.read_text(encoding="utf-8")
         scans.append(_index(f, ast.parse(sources[f], str(f)), api))
+    packages = frozenset(
+        {api.module.partition(".")[0]} | {s.module.partition(".")[0] for s in scans}
+    )
+    trees = {s.module: (s.tree, s.path.stem == "__init__") for s in scans}
+    for s in scans:
+        s.names = _Names(s.imports, s.module, trees[s.module][1], api, packages, trees)
     typer = _Typer(scans)
     sites: set[StaticSite] = set()
     for s in scans:

@@ -40,8 +40,12 @@ SEEDED = """
 from __future__ import annotations
 
 import wasmrt.alloc as A
+from wasmrt import alloc
 from wasmrt import try_alloc as grant
 from wasmrt.alloc import AllocKind, TryDict, TryList, try_alloc
+
+from . import helper
+from .helper import grant_again
 
 K = AllocKind.OTHER
 
@@ -57,6 +61,9 @@ def unreached() -> None:
 def spelled() -> None:
     A.try_alloc(1, K)  # site
     grant(2, K)  # site
+    alloc.try_alloc(2, K)  # site
+    grant_again(2, K)  # site
+    helper.grant_again(2, K)  # site
     try_alloc(  # site
         3,
         K,
@@ -161,10 +168,12 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pa
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "mod.py").write_text(textwrap.dedent(SEEDED))
+    # A re-export under another name, two hops from try_alloc.
+    (pkg / "helper.py").write_text("from wasmrt import try_alloc as grant_again\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module("seededpkg.mod")
     yield pkg, module
-    for name in ("seededpkg.mod", "seededpkg"):
+    for name in ("seededpkg.mod", "seededpkg.helper", "seededpkg"):
         sys.modules.pop(name, None)
 
 

@@ -26,6 +26,11 @@ Invariants:
   return one. ``self.x`` is typed by the bindings of ``x`` in self's class
   (or its bases); ``obj.x`` by the bindings of ``x`` in any scanned file (a
   linker's ``_defs`` used from another module still counts).
+- Names are followed through imports: aliases (``as``), modules
+  (``alloc.try_alloc``), and re-exports under any name through the scanned
+  packages and the alloc module's own. A function stored in a variable or
+  passed as a value is not followed; ``Coverage.outside`` names any site the
+  run time records in a scanned file that the scan did not declare.
 - Filling room an earlier ``reserve`` granted (``put_reserved``,
   ``append_reserved``) never reaches ``try_alloc``, so it is no site: the
   alloc module's own source says so, not a list here.

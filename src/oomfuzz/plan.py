@@ -1,18 +1,25 @@
-"""The sweep engine: Wasmtime's ``OomTest`` semantics, stricter checks.
+"""The sweep plan: Wasmtime's ``OomTest`` algorithm, written once, executed by the engines.
 
-``OomTest(...).test(fn)`` runs ``fn`` (no arguments; returns normally iff it
-hit no OOM) in counting mode until two consecutive dry runs make the same
-number of allocations (at most 10, else "allocation count did not stabilize
-after 10 dry-run iterations (last count: N)"), then injects a failure at every
-allocation index ``0..total`` in order, for each selected mode. ``fuzz`` picks
-``max_iters`` indices uniformly from ``[0, total)`` with ``random.Random(seed)``
-(and requires ``max_iters``, as Wasmtime does). ``test_async``/``fuzz_async``
-take a function returning an awaitable.
+A :class:`SweepPlan` is one OOM test of one function ``fn`` (no arguments;
+returns normally iff it hit no OOM) under :class:`SweepOptions` (the knobs of
+``OomTest``). It counts in dry runs until two consecutive dry runs make the
+same number of allocations (at most 10, else "allocation count did not
+stabilize after 10 dry-run iterations (last count: N)"), then schedules an
+injection at every allocation index ``0..total`` in order, for each selected
+mode. ``fuzz`` picks ``max_iters`` indices uniformly from ``[0, total)`` with
+``random.Random(seed)`` (and requires ``max_iters``, as Wasmtime does).
+
+The plan is a set of generators that yield fault plans
+(:class:`~oomfuzz.inject.Injector`) and receive :class:`RunOutcome`; engines
+(:mod:`oomfuzz.engines`) only execute those plans, through this public
+surface: :meth:`SweepPlan.dry_runs`, ``jobs``, :meth:`SweepPlan.fault_plan`,
+:meth:`SweepPlan.verdict` (a run judged by the registered checks,
+:data:`oomfuzz.checks.CHECKS`), :meth:`SweepPlan.record`,
+:meth:`SweepPlan.notify`, :meth:`SweepPlan.time_up`, :meth:`SweepPlan.replay`
+and :meth:`SweepPlan.finish`. So an injection index gets the same
+classification from every engine.
 
 Invariants:
-- The algorithm is written once, as a generator that yields fault plans
-  (:class:`~oomfuzz.inject.Injector`) and receives :class:`RunOutcome`;
-  the sync and async drivers only execute plans, so both behave identically.
 - The code under test may raise anything; each run catches ``BaseException``
   into its ``RunOutcome`` to classify it (that is the harness's job), except
   ``KeyboardInterrupt``, which always stops the sweep. Caught exceptions are
@@ -25,51 +32,42 @@ Invariants:
 - ``mode=None`` derives the mode from Wasmtime's knobs: ``persistent`` when
   ``allow_alloc_after_oom`` is set without ``alloc_succeeds_after_oom``
   (later allocations return null), else ``transient``.
-- ``shard=(k, n)`` keeps the indices ``i % n == k`` (interleaved), or with
-  ``shard_contiguous`` the k-th of n contiguous runs of the schedule;
-  ``sample=K`` first keeps K indices drawn with ``random.Random(seed)`` when
-  there are more (sorted; the same seed and count give the same sample), so
-  the shards of a sampled sweep partition the same sample.
-- With ``raise_on_failure`` (the default, like Wasmtime) the first failing
-  iteration ends the sweep and raises :class:`OomTestFailure`; otherwise
-  every iteration runs and the result lists all failures.
-- ``engine`` picks how injection runs execute: ``replay`` (the default)
-  re-runs ``fn`` from scratch per injection; ``fork`` runs it once fault-free
-  and forks a child at each scheduled allocation (:mod:`oomfuzz.forkengine`);
-  ``auto`` forks when that is possible and should be cheaper (a cost model on
-  the dry runs' time). Both engines share the dry-run phase,
-  the schedule, the ordinals and the per-iteration checks (the sub-plans
-  ``_dry_runs``/``_after_checks``), so an injection index gets the same
-  classification from either. Where forking is unavailable (not POSIX, other
-  non-daemon threads, async functions, or ``fn``/its object/the probe has
-  ``oomfuzz_fork = False``) both ``fork`` and ``auto`` fall back to replay;
-  ``fork`` then says so in ``notes``. ``OomTestResult.engine`` is the engine
-  that ran.
+- The schedule: ``indices`` (or every index), narrowed by ``select`` (a
+  function of the last dry run's allocation records: the seam for targeted
+  fault plans), then ``sample=K`` keeps K indices drawn with
+  ``random.Random(seed)`` when there are more (sorted; the same seed and
+  count give the same sample), then ``shard=(k, n)`` keeps the indices
+  ``i % n == k`` (interleaved), or with ``shard_contiguous`` the k-th of n
+  contiguous runs, so the shards of a sampled sweep partition the same sample.
+- With ``raise_on_failure`` the first failing iteration ends the sweep
+  (``fail_fast``); the builder (:class:`oomfuzz.OomTest`) raises
+  :class:`OomTestFailure` for it.
+- The post-OOM check is off when the dry runs' results differ (noted in
+  ``OomTestResult.notes``), decided once, after the dry runs.
 """
 
 from __future__ import annotations
 
-import gc
-import os
+import dataclasses
 import random
 import time
 import traceback
-import tracemalloc
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from oomfuzz.checks import (
+    CHECKS,
     CheckPolicy,
     FailureClass,
     Finding,
-    _chain,
-    classify_outcome,
-    compare_resources,
+    JudgedRun,
+    RunOutcome,
     describe_exc,
-    live_refs,
+    exception_chain,
+    excuse,
     primary,
 )
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
@@ -77,17 +75,27 @@ from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
 __all__ = [
     "DryRunError",
     "Iteration",
-    "OomTest",
+    "Job",
     "OomTestFailure",
     "OomTestResult",
     "Probe",
     "RunOutcome",
     "SiteStat",
+    "SweepOptions",
+    "SweepPlan",
+    "drive",
+    "execute",
+    "execute_async",
+    "finish_outcome",
+    "format_iteration",
+    "scrub",
 ]
 
 MAX_DRY_RUNS = 10
 SWEEP_MODES = ("transient", "persistent")
-ENGINES = ("replay", "fork", "auto")
+
+#: A (sub-)plan: yields fault plans, receives each run's outcome, returns ``T``.
+Steps = Generator[Injector, RunOutcome, Any]
 
 
 class Probe(Protocol):
@@ -104,16 +112,9 @@ class Probe(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class RunOutcome:
-    """What one execution of ``fn`` did."""
-
-    injector: Injector
-    value: object = None
-    exc: BaseException | None = None
-    exc_text: str = ""
-    resources: dict[str, object] | None = None
-    refs: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
+#: Picks injection indices from the last dry run's allocation records (``records[i]`` is
+#: allocation ``i``); the seam for targeted fault plans (by site, kind, absorbing).
+Selection = Callable[[Sequence[AllocRecord]], Iterable[int]]
 
 
 @dataclass(slots=True)
@@ -292,10 +293,12 @@ def format_iteration(label: str, it: Iteration) -> str:
     return "\n".join(lines)
 
 
-def _scrub(exc: BaseException) -> str:
+
+
+def scrub(exc: BaseException) -> str:
     """Format ``exc`` and clear its frames (their locals could keep stores alive)."""
     text = "".join(traceback.format_exception(exc))
-    for e in _chain(exc):
+    for e in exception_chain(exc):
         if e.__traceback__ is not None:
             traceback.clear_frames(e.__traceback__)
             # A cleared frame still references its (closure) function, which can
@@ -304,9 +307,10 @@ def _scrub(exc: BaseException) -> str:
     return text
 
 
-def _finish(out: RunOutcome, probe: Probe | None) -> RunOutcome:
+def finish_outcome(out: RunOutcome, probe: Probe | None) -> RunOutcome:
+    """Scrub the run's exception and take the probe's snapshot of what it left."""
     if out.exc is not None:
-        out.exc_text = _scrub(out.exc)
+        out.exc_text = scrub(out.exc)
     if probe is not None:
         out.resources = probe.resources()
         out.refs = probe.refs()
@@ -325,7 +329,7 @@ def execute(fn: Callable[[], object], inj: Injector, probe: Probe | None = None)
         raise
     except BaseException as e:  # noqa: BLE001 - the code under test may raise anything; it is classified, not hidden
         out.exc = e
-    return _finish(out, probe)
+    return finish_outcome(out, probe)
 
 
 async def execute_async(
@@ -342,26 +346,30 @@ async def execute_async(
         raise
     except BaseException as e:  # noqa: BLE001 - classified like in execute(); KeyboardInterrupt stops
         out.exc = e
-    return _finish(out, probe)
+    return finish_outcome(out, probe)
 
 
-Plan = Generator[Injector, RunOutcome, OomTestResult]
-
-
-def drive_plan(
-    plan: Generator[Injector, RunOutcome, Any], fn: Callable[[], object], probe: Probe | None
-) -> Any:
+def drive(steps: Steps, fn: Callable[[], object], probe: Probe | None) -> Any:
     """Execute a (sub-)plan synchronously and return its value."""
     try:
-        inj = next(plan)
+        inj = next(steps)
         while True:
-            inj = plan.send(execute(fn, inj, probe))
+            inj = steps.send(execute(fn, inj, probe))
     except StopIteration as stop:
         return stop.value
 
 
-class OomTest:
-    """Builder for an OOM test (Wasmtime's ``OomTest`` knobs, plus oomfuzz's)."""
+# -- the options -------------------------------------------------------------------------
+
+
+class SweepOptions:
+    """The knobs of an OOM test (Wasmtime's ``OomTest`` knobs, plus oomfuzz's).
+
+    ``engines`` lists the engine names the builder accepts (set by
+    :class:`oomfuzz.OomTest` from the engine registry); empty: any.
+    """
+
+    engines: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -380,6 +388,7 @@ class OomTest:
         probe: Probe | None = None,
         label: str | None = None,
         indices: Iterable[int] | None = None,
+        select: Selection | None = None,
         shard: tuple[int, int] | None = None,
         shard_contiguous: bool = False,
         sample: int | None = None,
@@ -404,12 +413,14 @@ class OomTest:
             raise ValueError("max_iters must be >= 0")
         if shard is not None and not (shard[1] > 0 and 0 <= shard[0] < shard[1]):
             raise ValueError("shard must be (k, n) with 0 <= k < n")
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if self.engines and engine not in self.engines:
+            raise ValueError(f"engine must be one of {', '.join(self.engines)}, not {engine!r}")
         if fork_jobs is not None and fork_jobs < 1:
             raise ValueError("fork_jobs must be >= 1")
         if fork_timeout is not None and fork_timeout <= 0:
             raise ValueError("fork_timeout must be > 0")
+        if sample is not None and sample < 0:
+            raise ValueError("sample must be >= 0")
         self.max_iters = max_iters
         if isinstance(max_duration, timedelta):
             max_duration = max_duration.total_seconds()
@@ -425,13 +436,14 @@ class OomTest:
         self.fail_fast = raise_on_failure if fail_fast is None else fail_fast
         self.panic_on_alloc_after_oom = panic_on_alloc_after_oom
         self.policy = policy or CheckPolicy()
+        if allow_missed_oom_errors and not self.policy.allow_missed_oom_errors:
+            self.policy = dataclasses.replace(self.policy, allow_missed_oom_errors=True)
         self.probe = probe
         self.label = label
         self.indices = None if indices is None else sorted(set(indices))
+        self.select = select
         self.shard = shard
         self.shard_contiguous = shard_contiguous
-        if sample is not None and sample < 0:
-            raise ValueError("sample must be >= 0")
         self.sample = sample
         self.stack_depth = stack_depth
         self.on_iteration = on_iteration
@@ -440,115 +452,86 @@ class OomTest:
         self.fork_jobs = fork_jobs
         self.fork_timeout = fork_timeout
 
-    # -- entry points ---------------------------------------------------------
+    def label_for(self, fn: object) -> str:
+        return self.label or getattr(fn, "__qualname__", None) or repr(fn)
 
-    def test(self, fn: Callable[[], object]) -> OomTestResult:
-        return self._run_sync(fn, fuzz=False)
 
-    def fuzz(self, fn: Callable[[], object]) -> OomTestResult:
-        self._require_iters()
-        return self._run_sync(fn, fuzz=True)
+# -- the plan ------------------------------------------------------------------------------
 
-    async def test_async(self, fn: Callable[[], Awaitable[object]]) -> OomTestResult:
-        return await self._drive_async(fn, self._plan(fn, fuzz=False))
 
-    async def fuzz_async(self, fn: Callable[[], Awaitable[object]]) -> OomTestResult:
-        self._require_iters()
-        return await self._drive_async(fn, self._plan(fn, fuzz=True))
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One scheduled injection: its place in the schedule, its index and mode."""
 
-    def _require_iters(self) -> None:
-        if self.max_iters is None:
-            raise ValueError("OomTest.fuzz requires max_iters to be set")
+    ordinal: int
+    index: int
+    mode: InjectMode
 
-    # -- drivers --------------------------------------------------------------
 
-    def _run_sync(self, fn: Callable[[], object], fuzz: bool) -> OomTestResult:
-        if self.engine != "replay":
-            from oomfuzz.forkengine import ForkSweep, unavailable_reason
+class SweepPlan:
+    """One OOM test of ``fn`` under ``options`` (see the module docstring)."""
 
-            reason = unavailable_reason(self, fn)
-            if reason is None:
-                return self._conclude(ForkSweep(self, fn, fuzz).run())
-            result: OomTestResult = drive_plan(self._plan(fn, fuzz), fn, self.probe)
-            if self.engine == "fork":
-                result.notes.append(f"fork engine unavailable ({reason}); used replay")
-            return self._conclude(result)
-        return self._drive_sync(fn, self._plan(fn, fuzz))
+    def __init__(self, options: SweepOptions, fn: Callable[[], object], fuzz: bool) -> None:
+        self.options = options
+        self.fn = fn
+        self.fuzz = fuzz
+        self.probe = options.probe
+        self.result = OomTestResult(label=options.label_for(fn))
+        self.start = time.monotonic()
+        #: The last dry run's allocation records (``records[i]`` is allocation ``i``).
+        self.records: list[AllocRecord] = []
+        self.baseline_resources: dict[str, object] | None = None
+        #: The fault-free results agreed across dry runs (the post-OOM check needs that).
+        self.deterministic = True
+        #: Mean wall time of one dry run, in seconds (engines' cost models use it).
+        self.run_seconds = 0.0
+        self.jobs: list[Job] = []
+        #: Why the schedule stops short (``max_iters=N``), or "".
+        self.truncated = ""
 
-    def _drive_sync(self, fn: Callable[[], object], plan: Plan) -> OomTestResult:
-        result: OomTestResult = drive_plan(plan, fn, self.probe)
-        return self._conclude(result)
+    # -- fault plans ---------------------------------------------------------------
 
-    async def _drive_async(self, fn: Callable[[], Awaitable[object]], plan: Plan) -> OomTestResult:
-        try:
-            inj = next(plan)
-            while True:
-                inj = plan.send(await execute_async(fn, inj, self.probe))
-        except StopIteration as stop:
-            result: OomTestResult = stop.value
-        if self.engine == "fork":
-            result.notes.append("fork engine unavailable (async function); used replay")
-        return self._conclude(result)
-
-    def _conclude(self, result: OomTestResult) -> OomTestResult:
-        failures = result.failures
-        if failures and self.raise_on_failure:
-            first = failures[0]
-            raise OomTestFailure(format_iteration(result.label, first), result, first)
-        return result
-
-    # -- the algorithm ----------------------------------------------------------
-
-    def _injector(
+    def fault_plan(
         self,
-        mode: InjectMode,
+        mode: str = "count",
         index: int = -1,
+        *,
         record_all: bool = False,
         cls: type[Injector] = Injector,
     ) -> Injector:
+        """The hook for one run: ``count`` (fault-free) or an injection at ``index``."""
+        opts = self.options
         return cls(
-            mode=mode,
+            mode=mode,  # type: ignore[arg-type]
             fail_at=index,
             record_all=record_all,
-            stack_depth=self.stack_depth,
-            allow_alloc_after_oom=self.allow_alloc_after_oom,
-            alloc_succeeds_after_oom=self.alloc_succeeds_after_oom,
-            panic_on_alloc_after_oom=self.panic_on_alloc_after_oom,
+            stack_depth=opts.stack_depth,
+            allow_alloc_after_oom=opts.allow_alloc_after_oom,
+            alloc_succeeds_after_oom=opts.alloc_succeeds_after_oom,
+            panic_on_alloc_after_oom=opts.panic_on_alloc_after_oom,
         )
 
-    def _schedule(self, total: int, fuzz: bool) -> list[int]:
-        if fuzz:
-            if total == 0:
-                return []
-            rng = random.Random(self.seed)
-            return [rng.randrange(total) for _ in range(self.max_iters or 0)]
-        idx: Sequence[int] = self.indices if self.indices is not None else range(total)
-        if self.sample is not None and len(idx) > self.sample:
-            idx = sorted(random.Random(self.seed).sample(list(idx), self.sample))
-        if self.shard is not None:
-            k, n = self.shard
-            if self.shard_contiguous:
-                idx = list(idx)[len(idx) * k // n : len(idx) * (k + 1) // n]
-            else:
-                idx = [i for i in idx if i % n == k]
-        return list(idx)
+    # -- the phases ---------------------------------------------------------------------
 
-    def _label(self, fn: object) -> str:
-        return self.label or getattr(fn, "__qualname__", None) or repr(fn)
+    def steps(self) -> Steps:
+        """The whole plan, replayed: the dry runs, then every scheduled injection."""
+        yield from self.dry_runs()
+        return (yield from self.replay())
 
-    def _dry_runs(
-        self, result: OomTestResult
-    ) -> Generator[Injector, RunOutcome, tuple[dict[str, object] | None, list[AllocRecord]]]:
-        """Count until two consecutive dry runs agree; fill ``total``, ``baseline``, ``sites``.
+    def dry_runs(self) -> Steps:
+        """Count until two consecutive dry runs agree, then schedule the ``jobs``.
 
-        Returns the last dry run's resources and its allocation records
-        (``records[i]`` is allocation ``i``).
+        Fills ``result`` (``total``, ``baseline``, ``sites``, ``dry_run_counts``),
+        ``records``, ``baseline_resources``, ``deterministic``, ``run_seconds``,
+        and announces the schedule's size to ``on_total``.
         """
+        result = self.result
         label = result.label
+        self.start = time.monotonic()
         last = -1
         dry: RunOutcome | None = None
         for _ in range(MAX_DRY_RUNS):
-            dry = yield self._injector("count", record_all=True)
+            dry = yield self.fault_plan("count", record_all=True)
             result.dry_run_counts.append(dry.injector.count)
             if dry.exc is not None:
                 msg = (
@@ -571,157 +554,127 @@ class OomTest:
             )
         assert dry is not None
         result.total = dry.injector.count
-        records = dry.injector.records
-        for rec in records:
+        self.records = dry.injector.records
+        for rec in self.records:
             stat = result.site_stat(rec.site)
             stat.hits += 1
             stat.kinds.add(rec.kind)
             stat.absorbing = stat.absorbing or rec.absorbing
-        return dry.resources, records
+        self.baseline_resources = dry.resources
+        self.deterministic = not result.notes
+        self.run_seconds = (time.monotonic() - self.start) / len(result.dry_run_counts)
+        announced = self._schedule()
+        if self.options.on_total is not None:
+            self.options.on_total(announced)
 
-    def _jobs(self, total: int, fuzz: bool) -> tuple[list[tuple[int, InjectMode]], int, str]:
-        """The sweep's (index, mode) pairs in ordinal order, the ``on_total`` count, a stop note."""
-        schedule = self._schedule(total, fuzz)
-        jobs: list[tuple[int, InjectMode]] = []
-        stopped = ""
+    def _indices(self) -> list[int]:
+        opts, total = self.options, self.result.total
+        if self.fuzz:
+            if total == 0:
+                return []
+            rng = random.Random(opts.seed)
+            return [rng.randrange(total) for _ in range(opts.max_iters or 0)]
+        idx: Sequence[int] = opts.indices if opts.indices is not None else range(total)
+        if opts.select is not None:
+            chosen = set(opts.select(self.records))
+            idx = [i for i in idx if i in chosen]
+        if opts.sample is not None and len(idx) > opts.sample:
+            idx = sorted(random.Random(opts.seed).sample(list(idx), opts.sample))
+        if opts.shard is not None:
+            k, n = opts.shard
+            if opts.shard_contiguous:
+                idx = list(idx)[len(idx) * k // n : len(idx) * (k + 1) // n]
+            else:
+                idx = [i for i in idx if i % n == k]
+        return list(idx)
+
+    def _schedule(self) -> int:
+        """Fill ``jobs`` (in ordinal order) and ``truncated``; return the announced count."""
+        opts = self.options
+        schedule = self._indices()
+        self.jobs = []
         for index in schedule:
-            for mode in self.modes:
-                if self.max_iters is not None and len(jobs) >= self.max_iters and not fuzz:
-                    stopped = f"max_iters={self.max_iters}"
-                    break
-                jobs.append((index, mode))
-            if stopped:
+            for mode in opts.modes:
+                if opts.max_iters is not None and len(self.jobs) >= opts.max_iters and not self.fuzz:
+                    self.truncated = f"max_iters={opts.max_iters}"
+                    return len(schedule) * len(opts.modes)
+                self.jobs.append(Job(len(self.jobs), index, mode))
+        return len(schedule) * len(opts.modes)
+
+    def replay(self) -> Steps:
+        """Run every scheduled injection from scratch, in order; return the result."""
+        opts, result = self.options, self.result
+        for job in self.jobs:
+            if self.time_up():
+                result.stopped = f"max_duration={opts.max_duration}s"
                 break
-        return jobs, len(schedule) * len(self.modes), stopped
-
-    def _after_checks(
-        self, index: int, mode: InjectMode, ordinal: int, baseline: object, post_ok: bool
-    ) -> Generator[Injector, RunOutcome, list[Finding]]:
-        """The sampled checks that follow an injection run: post-OOM rerun, tracemalloc."""
-        extra: list[Finding] = []
-        if post_ok and CheckPolicy.due(self.policy.post_oom_every, ordinal):
-            rerun = yield self._injector("count")
-            if rerun.exc is not None:
-                extra.append(
-                    Finding(
-                        FailureClass.POST_OOM_FAILURE,
-                        f"fault-free rerun raised {describe_exc(rerun.exc)}",
-                    )
-                )
-            elif rerun.value != baseline:
-                extra.append(
-                    Finding(
-                        FailureClass.POST_OOM_FAILURE,
-                        f"fault-free rerun gave {_short(rerun.value)}, "
-                        f"first fault-free run gave {_short(baseline)}",
-                    )
-                )
-            del rerun
-        if CheckPolicy.due(self.policy.tracemalloc_every, ordinal):
-            finding = yield from self._tracemalloc_check(mode, index)
-            if finding is not None:
-                extra.append(finding)
-        return extra
-
-    def _plan(self, fn: object, fuzz: bool) -> Plan:
-        result = OomTestResult(label=self._label(fn))
-        start = time.monotonic()
-        # 1. Dry runs until two consecutive counts agree.
-        baseline_resources, _records = yield from self._dry_runs(result)
-        del _records
-        # 2. The injection schedule.
-        return (yield from self._sweep(result, start, baseline_resources, fuzz))
-
-    def _sweep(
-        self,
-        result: OomTestResult,
-        start: float,
-        baseline_resources: dict[str, object] | None,
-        fuzz: bool,
-        announce: bool = True,
-    ) -> Plan:
-        """Replay every scheduled injection after the dry runs filled ``result``."""
-        post_ok = not result.notes
-        jobs, announced, truncated = self._jobs(result.total, fuzz)
-        if announce and self.on_total is not None:
-            self.on_total(announced)
-        for ordinal, (index, mode) in enumerate(jobs):
-            if self.max_duration is not None and time.monotonic() - start >= self.max_duration:
-                result.stopped = f"max_duration={self.max_duration}s"
-                break
-            out = yield self._injector(mode, index)
-            it = self._iteration(index, mode, out, baseline_resources, ordinal)
-            del out
-            extra = yield from self._after_checks(index, mode, ordinal, result.baseline, post_ok)
-            it.findings.extend(extra)
-            self._fix_verdict(it)
-            self._record(result, it)
-            if self.on_iteration is not None:
-                self.on_iteration(it, ordinal + 1)
-            if it.failed and self.fail_fast:
+            # The outcome is passed straight in, so nothing here keeps it alive
+            # while the checks re-run the code under test.
+            it = yield from self.verdict(job, (yield self.fault_plan(job.mode, job.index)))
+            self.record(it)
+            self.notify(it, job.ordinal + 1)
+            if it.failed and opts.fail_fast:
                 result.stopped = "first failure"
                 break
         else:
-            if truncated:
-                result.stopped = truncated
-        result.elapsed = time.monotonic() - start
-        return result
+            if self.truncated:
+                result.stopped = self.truncated
+        return self.finish()
 
-    def _baseline_findings(
-        self, out: RunOutcome, baseline: dict[str, object] | None
-    ) -> list[Finding]:
-        found: list[Finding] = []
-        if self.policy.cleanup and baseline is not None and out.resources is not None:
-            f = compare_resources(baseline, out.resources)
-            if f is not None:
-                found.append(f)
-        return found
+    # -- judging and recording ---------------------------------------------------------
 
-    def _iteration(
-        self,
-        index: int,
-        mode: str,
-        out: RunOutcome,
-        baseline: dict[str, object] | None,
-        ordinal: int,
-    ) -> Iteration:
-        inj = out.injector
-        findings = classify_outcome(
-            out.exc, inj, allow_missed_oom_errors=self.allow_missed_oom_errors
+    def verdict(self, job: Job, out: RunOutcome) -> Generator[Injector, RunOutcome, Iteration]:
+        """Judge the injected run ``out`` of ``job`` with every due check (some re-run)."""
+        policy = self.options.policy
+        run = JudgedRun(
+            job.index,
+            job.mode,
+            job.ordinal,
+            out,
+            policy,
+            self.fault_plan,
+            baseline=self.result.baseline,
+            baseline_resources=self.baseline_resources,
+            deterministic=self.deterministic,
+            lost=out.lost,
         )
-        findings.extend(self._baseline_findings(out, baseline))
-        if out.refs and CheckPolicy.due(self.policy.leak_every, ordinal):
-            alive = live_refs(out.refs)
-            if alive:
-                findings.append(
-                    Finding(
-                        FailureClass.LEAK,
-                        f"still alive after gc.collect(): {', '.join(alive)}",
-                    )
-                )
+        findings: list[Finding] = []
+        it: Iteration | None = None
+        for check in CHECKS:
+            if check.reruns and it is None:
+                it = self._iteration(job, out, findings)
+                del out
+                run.outcome = None
+            if check.due(run):
+                findings += excuse(check, policy, (yield from check.judge(run)))
+        if it is None:
+            it = self._iteration(job, out, findings)
+        it.verdict = primary(it.findings)
+        return it
+
+    @staticmethod
+    def _iteration(job: Job, out: RunOutcome, findings: list[Finding]) -> Iteration:
+        inj = out.injector
         out.refs = []
-        exc = out.exc
         it = Iteration(
-            index=index,
-            mode=mode,
+            index=job.index,
+            mode=job.mode,
             verdict=FailureClass.HANDLED,
             findings=findings,
             allocations=inj.count,
             injected=inj.oom_raised or inj.first_injection,
             after_oom=inj.after_oom[:5],
         )
+        exc = out.exc
         if exc is not None:
             it.exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
             it.exc_message = str(exc)
             it.exc_traceback = out.exc_text
         return it
 
-    @staticmethod
-    def _fix_verdict(it: Iteration) -> None:
-        it.verdict = primary(it.findings)
-
-    @staticmethod
-    def _record(result: OomTestResult, it: Iteration) -> None:
+    def record(self, it: Iteration) -> None:
+        """Add a judged iteration to the result (in ordinal order) and its site's stats."""
+        result = self.result
         result.iterations.append(it)
         if it.injected is not None:
             stat = result.site_stat(it.injected.site)
@@ -730,58 +683,18 @@ class OomTest:
             if it.failed:
                 stat.failures += 1
 
-    def _tracemalloc_check(
-        self, mode: InjectMode, index: int
-    ) -> Generator[Injector, RunOutcome, Finding | None]:
-        """Re-run the injection: a warm-up, then ``tracemalloc_repeats`` measured runs.
+    def notify(self, it: Iteration, done: int) -> None:
+        """Tell ``on_iteration`` that ``it`` is the ``done``-th finished iteration."""
+        if self.options.on_iteration is not None:
+            self.options.on_iteration(it, done)
 
-        A leak only if every measured run retained more than the tolerance
-        (see :mod:`oomfuzz.checks`): one-off growth (a cache filling) is not.
-        """
-        pol = self.policy
-        started = not tracemalloc.is_tracing()
-        if started:
-            tracemalloc.start(1)
-        filters = [
-            tracemalloc.Filter(False, tracemalloc.__file__),
-            tracemalloc.Filter(False, os.path.join(os.path.dirname(__file__), "*")),
-            tracemalloc.Filter(False, "<frozen *>"),
-            tracemalloc.Filter(False, "*/linecache.py"),
-            tracemalloc.Filter(False, "*/traceback.py"),
-        ]
+    def time_up(self) -> bool:
+        limit = self.options.max_duration
+        return limit is not None and time.monotonic() - self.start >= limit
 
-        def snapshot() -> tracemalloc.Snapshot:
-            gc.collect()
-            return tracemalloc.take_snapshot().filter_traces(filters)
-
-        growths: list[int] = []
-        try:
-            out = yield self._injector(mode, index)  # warm-up: caches fill here, not measured
-            del out
-            first = prev = snapshot()
-            for _ in range(pol.tracemalloc_repeats):
-                out = yield self._injector(mode, index)
-                del out
-                snap = snapshot()
-                growths.append(sum(s.size_diff for s in snap.compare_to(prev, "filename")))
-                prev = snap
-        finally:
-            if started:
-                tracemalloc.stop()
-        if min(growths) <= pol.tracemalloc_tolerance:
-            return None
-        stats = prev.compare_to(first, "lineno")
-        top = max(stats, key=lambda s: s.size_diff)
-        frame = top.traceback[0]
-        return Finding(
-            FailureClass.LEAK,
-            f"tracemalloc: every one of {len(growths)} repeated runs retained memory "
-            f"(+{', +'.join(map(str, growths))} B; tolerance {pol.tracemalloc_tolerance} B/run, "
-            f"after a warm-up run); top growth +{top.size_diff} B at "
-            f"{frame.filename}:{frame.lineno}",
-        )
-
-
-def _short(value: object, limit: int = 160) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    def finish(self, stopped: str | None = None) -> OomTestResult:
+        """Close the result: why it stopped (when given) and the elapsed time."""
+        if stopped is not None:
+            self.result.stopped = stopped
+        self.result.elapsed = time.monotonic() - self.start
+        return self.result

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oomfuzz.checks import ExpectationFailed, _chain
+from oomfuzz.checks import ExpectationFailed, exception_chain
 from oomfuzz.scenario import ScenarioContext, ScenarioError, _api
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.trap import Trap
@@ -75,7 +75,7 @@ def trap_matches(expected: str, trap: Trap) -> bool:
 
 def _oom_inside(trap: Trap) -> bool:
     """Was ``trap`` raised while an ``OutOfMemory`` was handled (an OOM turned into a trap)?"""
-    return any(isinstance(e, OutOfMemory) for e in _chain(trap)[1:])
+    return any(isinstance(e, OutOfMemory) for e in exception_chain(trap)[1:])
 
 
 def _trap_text(trap: Trap) -> str:

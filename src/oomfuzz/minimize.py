@@ -40,6 +40,9 @@ from oomfuzz.checks import CheckPolicy, FailureClass
 from oomfuzz.inject import Injector
 from oomfuzz.oomtest import DryRunError, OomTest, execute
 from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scenario
+from oomfuzz.sweep import replay
+from wasmrt.text.printer import print_module
+from wasmrt.text.wast import parse_wast
 
 __all__ = ["minimize", "split_sexprs"]
 
@@ -279,16 +282,14 @@ def minimize(
     log: Callable[[str], object] = lambda s: None,
 ) -> str:
     """Return the smallest scenario text found that keeps the failure; see the module doc."""
-    from oomfuzz.cli import _replay
-
     if Path(path).suffix == ".py":
         raise ScenarioError(
             f"{path}: a Python scenario cannot be minimized (only .wast scenarios are shrunk)"
         )
     scn = load_scenario(path)
-    if scn.func is not None:
+    if scn.commands is None:
         raise ScenarioError(f"{path}: only .wast scenarios can be minimized")
-    _, it = _replay(path, mode, allocator, index)
+    _, it = replay(path, mode, allocator, index)
     if it is None or not it.failed or it.injected is None:
         raise ScenarioError(
             f"{path}: index {index} does not fail ({it.verdict if it else 'out of range'})"
@@ -350,19 +351,11 @@ def minimize(
     text = render(header, forms)
     final = oracle.reproduces(text, suffix)
     log(f"minimized in {oracle.evaluations} evaluations; reproduce at --index {final}")
-    try:
-        from wasmrt.text.printer import print_module  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return text
-    wat = _as_wat(text, print_module)
+    wat = _as_wat(text)
     return text if wat is None else f"{text}\n;; modules as printed by wasmrt:\n{wat}"
 
 
-def _as_wat(text: str, print_module: Callable[..., str]) -> str | None:
-    try:
-        from wasmrt.text.wast import parse_wast
-    except ImportError:
-        return None
+def _as_wat(text: str) -> str | None:
     out = []
     for cmd in parse_wast(text):
         module = getattr(cmd, "module", None)

@@ -293,8 +293,6 @@ def format_iteration(label: str, it: Iteration) -> str:
     return "\n".join(lines)
 
 
-
-
 def scrub(exc: BaseException) -> str:
     """Format ``exc`` and clear its frames (their locals could keep stores alive)."""
     text = "".join(traceback.format_exception(exc))
@@ -595,7 +593,11 @@ class SweepPlan:
         self.jobs = []
         for index in schedule:
             for mode in opts.modes:
-                if opts.max_iters is not None and len(self.jobs) >= opts.max_iters and not self.fuzz:
+                if (
+                    opts.max_iters is not None
+                    and len(self.jobs) >= opts.max_iters
+                    and not self.fuzz
+                ):
                     self.truncated = f"max_iters={opts.max_iters}"
                     return len(schedule) * len(opts.modes)
                 self.jobs.append(Job(len(self.jobs), index, mode))

@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from oomfuzz import baseline as bl
 from oomfuzz.campaign import CampaignConfig, describe, run_campaign
-from oomfuzz.engines import ENGINE_CHOICES
+from oomfuzz.engines import engine_choices
 from oomfuzz.minimize import minimize
 from oomfuzz.oomtest import DryRunError, Iteration
 from oomfuzz.report import RunReport, SweepReport
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=int, default=0, help="seed for --sample")
     sw.add_argument(
         "--engine",
-        choices=ENGINE_CHOICES,
+        choices=engine_choices(),
         default="auto",
         help="replay: re-run per injection; fork: one run, a forked child per injection "
         "(POSIX); auto: fork when it pays off (default)",

@@ -37,9 +37,9 @@ __all__ = [
     "AUTO",
     "AUTO_ENGINE",
     "ENGINES",
-    "ENGINE_CHOICES",
     "ReplayEngine",
     "SweepEngine",
+    "engine_choices",
     "run_plan",
     "run_plan_async",
 ]
@@ -77,8 +77,11 @@ ENGINES: dict[str, SweepEngine] = {"replay": REPLAY, "fork": ForkEngine()}
 AUTO = "auto"
 #: The engine ``auto`` tries (it replays instead when forking would not pay off).
 AUTO_ENGINE = "fork"
-#: What ``OomTest(engine=...)`` and ``oomfuzz sweep --engine`` accept.
-ENGINE_CHOICES: tuple[str, ...] = (*ENGINES, AUTO)
+
+
+def engine_choices() -> tuple[str, ...]:
+    """What ``OomTest(engine=...)`` and ``oomfuzz sweep --engine`` accept."""
+    return (*ENGINES, AUTO)
 
 
 def run_plan(plan: SweepPlan, name: str) -> OomTestResult:

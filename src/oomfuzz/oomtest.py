@@ -23,10 +23,9 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
 
 from oomfuzz.checks import RunOutcome
-from oomfuzz.engines import ENGINE_CHOICES, run_plan, run_plan_async
+from oomfuzz.engines import engine_choices, run_plan, run_plan_async
 from oomfuzz.plan import (
     DryRunError,
     Iteration,
@@ -57,7 +56,9 @@ __all__ = [
 class OomTest(SweepOptions):
     """Builder for an OOM test (Wasmtime's ``OomTest`` knobs, plus oomfuzz's)."""
 
-    engines: ClassVar[tuple[str, ...]] = ENGINE_CHOICES
+    @classmethod
+    def engine_names(cls) -> tuple[str, ...]:
+        return engine_choices()
 
     def test(self, fn: Callable[[], object]) -> OomTestResult:
         return self._conclude(run_plan(SweepPlan(self, fn, fuzz=False), self.engine))

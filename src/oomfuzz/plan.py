@@ -56,7 +56,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from oomfuzz.checks import (
     CHECKS,
@@ -363,11 +363,13 @@ def drive(steps: Steps, fn: Callable[[], object], probe: Probe | None) -> Any:
 class SweepOptions:
     """The knobs of an OOM test (Wasmtime's ``OomTest`` knobs, plus oomfuzz's).
 
-    ``engines`` lists the engine names the builder accepts (set by
-    :class:`oomfuzz.OomTest` from the engine registry); empty: any.
+    ``engine_names()`` lists the engine names accepted (:class:`oomfuzz.OomTest`
+    answers from the engine registry); empty: any.
     """
 
-    engines: ClassVar[tuple[str, ...]] = ()
+    @classmethod
+    def engine_names(cls) -> tuple[str, ...]:
+        return ()
 
     def __init__(
         self,
@@ -411,8 +413,9 @@ class SweepOptions:
             raise ValueError("max_iters must be >= 0")
         if shard is not None and not (shard[1] > 0 and 0 <= shard[0] < shard[1]):
             raise ValueError("shard must be (k, n) with 0 <= k < n")
-        if self.engines and engine not in self.engines:
-            raise ValueError(f"engine must be one of {', '.join(self.engines)}, not {engine!r}")
+        names = self.engine_names()
+        if names and engine not in names:
+            raise ValueError(f"engine must be one of {', '.join(names)}, not {engine!r}")
         if fork_jobs is not None and fork_jobs < 1:
             raise ValueError("fork_jobs must be >= 1")
         if fork_timeout is not None and fork_timeout <= 0:

@@ -1,4 +1,9 @@
-"""The ``oomfuzz`` command line: sweep, replay, minimize, report.
+"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report.
+
+This module parses arguments and prints; the work is done by
+:mod:`oomfuzz.sweep` (units, workers, replay) and the modules it names
+(``baseline``, ``campaign``, ``minimize``). Nothing imports this module but
+``python -m oomfuzz`` and the console script.
 
 Invariants:
 - Exit codes: 0 every injection handled, 1 failures found, 2 usage or input

@@ -63,9 +63,10 @@ Invariants:
 - Classification is a pure function of the run's outcome, its injector and
   the policy; the checks never touch the code under test except through the
   fault plans a ``RerunCheck`` yields.
-- Every ``RunCheck`` runs before the first ``RerunCheck``; the plan drops the
-  injected run's outcome (``JudgedRun.outcome``) before the re-runs, so what
-  it held cannot keep a store alive while the next run executes.
+- Run checks (``RunCheck``) judge first, then re-run checks (each group in
+  registration order); the plan drops the injected run's outcome
+  (``JudgedRun.outcome``) before the re-runs, so what it held cannot keep a
+  store alive while the next run executes.
 - A run that gave no verdict (``JudgedRun.lost``: an engine lost it, e.g. a
   forked child died or passed its deadline) is judged only by the checks
   with ``judges_lost`` (``crashed``, ``timeout``).
@@ -104,6 +105,7 @@ __all__ = [
     "compare_resources",
     "describe_exc",
     "exception_chain",
+    "excuse",
     "live_refs",
     "primary",
     "register",

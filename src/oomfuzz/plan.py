@@ -644,16 +644,17 @@ class SweepPlan:
             lost=out.lost,
         )
         findings: list[Finding] = []
-        it: Iteration | None = None
         for check in CHECKS:
-            if check.reruns and it is None:
-                it = self._iteration(job, out, findings)
-                del out
-                run.outcome = None
-            if check.due(run):
+            if not check.reruns and check.due(run):
                 findings += excuse(check, policy, (yield from check.judge(run)))
-        if it is None:
-            it = self._iteration(job, out, findings)
+        it = self._iteration(job, out, findings)
+        # Drop the injected run before any check re-runs the code under test:
+        # what it held (value, exception) must not keep its store alive meanwhile.
+        del out
+        run.outcome = None
+        for check in CHECKS:
+            if check.reruns and check.due(run):
+                findings += excuse(check, policy, (yield from check.judge(run)))
         it.verdict = primary(it.findings)
         return it
 

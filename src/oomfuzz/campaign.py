@@ -175,6 +175,8 @@ def open_database(spec: str | None) -> ExampleDatabase | None:
     if spec is None:
         return None
     if spec.startswith(("redis://", "rediss://")):
+        # redis is an optional extra (``pip install wasmrt-oomfuzz[redis]``): imported
+        # only when a redis URL is given, so a missing package is a one-line error.
         try:
             import redis
             from hypothesis.extra.redis import RedisExampleDatabase

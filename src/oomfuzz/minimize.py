@@ -36,11 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from oomfuzz.checks import CheckPolicy, FailureClass
+from oomfuzz.checks import FailureClass
 from oomfuzz.inject import Injector
-from oomfuzz.oomtest import DryRunError, OomTest, execute
+from oomfuzz.oomtest import DryRunError, execute
 from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scenario
-from oomfuzz.sweep import replay
+from oomfuzz.sweep import replay, replay_scenario
 from wasmrt.text.printer import print_module
 from wasmrt.text.wast import parse_wast
 
@@ -254,17 +254,9 @@ class _Oracle:
             if dry.exc is not None:
                 return None
             indices = [r.index for r in dry.injector.records if str(r.site) == self.site]
-            aao = scn.directives.get("allow_alloc_after_oom") == "true"
             for index in indices[:MAX_PROBES]:
                 try:
-                    res = OomTest(
-                        mode=self.mode,
-                        indices=[index],
-                        raise_on_failure=False,
-                        allow_alloc_after_oom=aao,
-                        probe=runner,
-                        policy=CheckPolicy(tracemalloc_every=0),
-                    ).test(runner.run)
+                    res = replay_scenario(scn, self.allocator, self.mode, index)
                 except DryRunError:
                     return None
                 if res.iterations and res.iterations[0].verdict is self.cls:

@@ -52,6 +52,7 @@ from wasmrt.deferred import RUNNING as _NEEDS
 from wasmrt.deferred import drain as _drain
 from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
 from wasmrt.trap import Trap, TrapCode
+from wasmrt.vm.cstack import stack_low as _stack_low
 from wasmrt.vm.global_ import GlobalInstance
 from wasmrt.vm.memory import LinearMemory
 from wasmrt.vm.table import TableInstance
@@ -240,6 +241,8 @@ class StoreCore:
         if self.closed:
             raise WasmtimeError("store is closed")
         if self.depth:
+            if _stack_low():
+                raise Trap(TrapCode.STACK_OVERFLOW)
             self.depth += 1
             try:
                 return func.call(*args)
@@ -247,6 +250,8 @@ class StoreCore:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
             finally:
                 self.depth -= 1
+        if _NEEDS and _stack_low():  # wasm may be running below us (another store's)
+            raise Trap(TrapCode.STACK_OVERFLOW)
         # Outermost entry: register the recursion limit this call needs (see module doc).
         hint = _DEPTH_HINT[0]
         try:

@@ -47,7 +47,7 @@ import sys
 from typing import Any
 
 from wasmrt import ir
-from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.alloc import AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
 
 __all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
@@ -143,7 +143,8 @@ class LinearMemory:
         cap = DEFAULT_RESERVATION if reservation_cap is None else reservation_cap
         reserve = max(min_bytes, min(max_pages * PAGE_SIZE, cap))
         try_alloc(min_bytes, AllocKind.MEMORY)
-        self.data = reserve_buffer(reserve, min_bytes)
+        with HostAlloc(min_bytes):
+            self.data = reserve_buffer(reserve, min_bytes)
         self.size = min_bytes
         self.pages = lim.min
 
@@ -194,30 +195,45 @@ class LinearMemory:
                 limiter.memory_grow_failed(err)
             return self._fail(err, from_wasm)
         nbytes = delta * PAGE_SIZE
+        new_size = new * PAGE_SIZE
         try:
             try_alloc(nbytes, AllocKind.MEMORY, absorbing=from_wasm)
-        except OutOfMemory:
+            if new_size > len(self.data):
+                with HostAlloc(nbytes):
+                    self._enlarge(new_size)
+        except OutOfMemory:  # the hook's refusal or the host's (``HostAlloc``)
             if from_wasm:
                 return -1
             raise
-        new_size = new * PAGE_SIZE
-        data = self.data
-        if new_size > len(data):
-            target = min(max(new_size, 2 * len(data)), self.max_pages * PAGE_SIZE)
-            moved = True
-            if isinstance(data, bytearray):
-                try:
-                    data.extend(bytes(target - len(data)))
-                    moved = False
-                except BufferError:
-                    pass
-            if moved:
-                fresh = reserve_buffer(target, new_size)
-                fresh[: self.size] = data[: self.size]
-                self.data = fresh
         self.size = new_size
         self.pages = new
         return old
+
+    def _enlarge(self, new_size: int) -> None:
+        """Make ``data`` hold at least ``new_size`` bytes, keeping the first ``size``.
+
+        Asks for room to double first; if the host refuses that, for exactly
+        ``new_size``. Raises ``MemoryError`` with nothing changed.
+        """
+        data = self.data
+        target = min(max(new_size, 2 * len(data)), self.max_pages * PAGE_SIZE)
+        try:
+            self._resize(data, target, new_size)
+        except MemoryError:
+            if target == new_size:
+                raise
+            self._resize(data, new_size, new_size)
+
+    def _resize(self, data: Buffer, target: int, new_size: int) -> None:
+        if isinstance(data, bytearray):
+            try:
+                data.extend(bytes(target - len(data)))
+                return
+            except BufferError:  # a view pins it: move instead
+                pass
+        fresh = reserve_buffer(target, new_size)
+        fresh[: self.size] = memoryview(data)[: self.size]
+        self.data = fresh
 
     @staticmethod
     def _fail(err: GrowRefused, from_wasm: bool) -> int:

@@ -35,7 +35,8 @@ def _run(size: int, mode: str, probe: str) -> str:
         env=env,
     )
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
-    return out.stdout.strip()
+    got = out.stdout.strip()
+    return got if got.startswith("ok ") else f"{got}\n{out.stderr[-2000:]}"
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s >> 10}KiB" if s else "default")

@@ -38,6 +38,11 @@ Invariants:
   refusals from wasm (``from_wasm=True``) become -1, from the embedder
   ``GrowRefused`` (a refused ``try_alloc`` raises ``OutOfMemory``). Reserved-but-inaccessible address space is not charged (as in
   Wasmtime, it is not committed memory).
+- The host refusing the bytes themselves (``MemoryError`` from a buffer's
+  creation or growth; a refused mapping first falls back to a ``bytearray``)
+  is the same outcome as the hook refusing them (``alloc.HostAlloc``):
+  ``OutOfMemory`` from creation and embedder growth, -1 from wasm, and the
+  memory unchanged (growth asks for double the room first, then exactly).
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ Buffer = bytearray | mmap.mmap
 _SPARE: list[mmap.mmap] = []
 MAX_SPARE = 8
 _getrefcount = sys.getrefcount
+#: Zeros appended per step when a ``bytearray`` memory grows in chunks.
+_ZERO_CHUNK = 32 << 20
 
 
 def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
@@ -94,6 +101,29 @@ def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
         except (OSError, ValueError, OverflowError):
             pass
     return bytearray(max(at_least, min(nbytes, FALLBACK_RESERVATION)))
+
+
+def _extend_zeros(data: bytearray, n: int) -> None:
+    """Append ``n`` zero bytes to ``data``; on ``MemoryError`` nothing is appended.
+
+    One step when the host has room for the growth twice over (``bytes(n)``
+    is calloc'd, so the copy touches only the new pages); otherwise, if it
+    has room once (checked by that same temporary, which fails at once when
+    it has not), in chunks that need no temporary as large as the growth.
+    """
+    try:
+        data += bytes(n)
+        return
+    except MemoryError:
+        bytes(n)  # the host has not even room for it once: fail fast
+    start = len(data)
+    zeros = memoryview(bytes(min(n, _ZERO_CHUNK)))
+    try:
+        while (need := start + n - len(data)) > 0:
+            data += zeros if need >= len(zeros) else zeros[:need]
+    except MemoryError:
+        del data[start:]  # give back what was taken: the host is short of memory
+        raise
 
 
 class LinearMemory:
@@ -227,7 +257,7 @@ class LinearMemory:
     def _resize(self, data: Buffer, target: int, new_size: int) -> None:
         if isinstance(data, bytearray):
             try:
-                data.extend(bytes(target - len(data)))
+                _extend_zeros(data, target - len(data))
                 return
             except BufferError:  # a view pins it: move instead
                 pass

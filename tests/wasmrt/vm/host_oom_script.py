@@ -18,6 +18,8 @@ GROW = """(module (memory (export "m") 1)
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
   (func (export "tgrow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0)))
   (func (export "size") (result i32) (memory.size))
+  (func (export "fill") (param i32 i32 i32) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "copy") (param i32 i32 i32) (memory.copy (local.get 0) (local.get 1) (local.get 2)))
   (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
   (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))"""
 
@@ -57,6 +59,12 @@ def main() -> int:
         "Memory.grow 1 after": lambda: mem.grow(store, 1),
         "Table.grow 3 after": lambda: tab.grow(store, 3, None),
         "new instance after": lambda: type(w.Instance(store, w.Module(engine, GROW), [])).__name__,
+        # A large memory (1.25 GiB, more than half the limit) grows, fills and
+        # copies without needing a second copy of itself.
+        "memory.grow 20000": lambda: ex["grow"](store, 20000),
+        "memory.fill all": lambda: ex["fill"](store, 0, 0x5A, 20002 * 65536),
+        "memory.copy all": lambda: ex["copy"](store, 1, 0, 20002 * 65536 - 1),
+        "bytes at the end": lambda: ex["load"](store, 20002 * 65536 - 4),
     }
     for name, fn in cases.items():
         print(f"{name}: {outcome(fn)}")

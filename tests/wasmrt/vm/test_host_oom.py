@@ -35,6 +35,10 @@ EXPECTED = {
     "Memory.grow 1 after": "returned 1",
     "Table.grow 3 after": "returned 0",
     "new instance after": "returned 'Instance'",
+    "memory.grow 20000": "returned 2",
+    "memory.fill all": "returned None",
+    "memory.copy all": "returned None",
+    "bytes at the end": f"returned {0x5A5A5A5A}",
 }
 
 

@@ -18,6 +18,12 @@ Invariants:
   for a stack overflow it is taken from the ``RecursionError``'s traceback,
   so the conversion happens only once the stack has unwound to the entry.
   Host-created traps pass through untouched (wasmtime-py keeps their text).
+- The recursion limit bounds Python frames only; wasm->wasm calls use no C
+  stack, host<->wasm crossings do. So every entry made while wasm already
+  runs (nested in this store, or any entry while ``_NEEDS`` is non-empty)
+  first asks ``cstack.stack_low()`` and raises ``Trap(STACK_OVERFLOW)`` when
+  the calling thread's C stack is nearly used up: every host->wasm->host
+  round trip passes such a check, so no thread stack size can overflow.
 - While any outermost entry runs, wasmrt finalizers are parked
   (``wasmrt.deferred``): the collector may run them deep in wasm recursion,
   a few frames below the limit. The outermost exit drains them, on a shallow

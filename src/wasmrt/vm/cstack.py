@@ -15,8 +15,9 @@ Invariants:
 - ``stack_left()`` is the number of bytes between the caller's C stack
   position and the low end of the current thread's stack, measured each
   call. The position is the address of a local variable of libc's
-  ``dl_iterate_phdr`` (its ``dl_phdr_info``), passed to a ctypes callback that
-  stops the iteration at once; the bounds come from ``pthread_getattr_np``,
+  ``dl_iterate_phdr`` (its ``dl_phdr_info``), handed back by the callback
+  it is given, libc's ``memmove`` (see ``_load``), which stops the
+  iteration at once; the bounds come from ``pthread_getattr_np``,
   read once per thread (a ``threading.local``: thread ids are reused, stacks
   are not).
 - The probe is trusted on a thread only after a self-check: the address it
@@ -29,7 +30,7 @@ Invariants:
 - ``stack_low()`` is true when fewer than ``RESERVE`` bytes are left:
   enough for one host round trip up to the next check, for raising the trap
   and for the interpreter's own unwinding (measured round trips use
-  2-5 KiB; see docs/internals.md "Stack safety").
+  0.8-1.9 KiB; see docs/internals.md "Stack safety").
 - Nothing here allocates through ``try_alloc``: a probe owns no resource.
 """
 
@@ -37,13 +38,13 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 __all__ = [
     "FALLBACK_FRAME_BYTES",
     "FALLBACK_STACK",
     "RESERVE",
+    "probe_available",
     "stack_left",
     "stack_low",
 ]
@@ -55,21 +56,34 @@ FALLBACK_FRAME_BYTES = 1024
 #: Fallback stack size of a thread whose size is not known otherwise.
 FALLBACK_STACK = 1 << 20
 
+_HIGH = ~0xFFFFFFFF
 _TLS = threading.local()
 _getframe = sys._getframe
 
+# The probe, loaded on first use (``_load``): ``_iterate(_memmove, None)`` returns
+# the low 32 bits of an address in the caller's C frame chain.
+_loaded = False
+_iterate: Any = None
+_memmove: Any = None
+_bounds: Any = None  # () -> (low address, size) of this thread's stack, or None
+#: What the probe call may raise when the recursion budget is spent.
+_FAILED: tuple[type[BaseException], ...] = (RecursionError,)
 
-def _load_probe() -> tuple[Callable[[Any], int], Callable[[], Any]] | None:
-    """``(left_from(lo), stack_low_bound())`` through ctypes, or ``None`` if unavailable.
+
+def _load() -> None:
+    """Find the probe in libc through ctypes (``_iterate`` stays None where it cannot).
 
     The probe runs no Python code inside C: ``dl_iterate_phdr`` is handed
     libc's ``memmove`` as its callback, so ``memmove(&info, size, NULL)``
-    copies nothing and returns ``&info``, whose low 32 bits come back as
-    ``dl_iterate_phdr``'s ``int`` result (non-zero stops the walk). A stack is
-    far smaller than 4 GiB, so those bits and the stack's low bound give the
-    whole address. (A Python callback would itself need recursion headroom
-    exactly when little is left.)
+    copies nothing and returns ``&info`` (a local of ``dl_iterate_phdr``),
+    whose low 32 bits come back as its ``int`` result (non-zero stops the
+    walk). A stack is far smaller than 4 GiB, so those bits and the stack's
+    low bound give the whole address. (A Python callback would itself need
+    recursion headroom exactly when little is left.) No ``argtypes`` on it:
+    converting through ``from_param`` would be a Python call.
     """
+    global _loaded, _iterate, _memmove, _bounds, _FAILED
+    _loaded = True
     try:
         import ctypes
 
@@ -81,11 +95,8 @@ def _load_probe() -> tuple[Callable[[Any], int], Callable[[], Any]] | None:
         self_ = libc.pthread_self
         memmove = ctypes.c_void_p(ctypes.cast(libc.memmove, ctypes.c_void_p).value)
     except (ImportError, OSError, AttributeError, TypeError):
-        return None
-    # No ``argtypes``: converting through ``from_param`` would be a Python call,
-    # which can itself hit the recursion limit; ctypes objects pass as they are.
+        return
     iterate.restype = ctypes.c_uint
-    failed = (RecursionError, ctypes.ArgumentError)
     self_.restype = ctypes.c_void_p
     getattr_np.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     getattr_np.restype = ctypes.c_int
@@ -97,21 +108,7 @@ def _load_probe() -> tuple[Callable[[Any], int], Callable[[], Any]] | None:
     getstack.restype = ctypes.c_int
     destroy.argtypes = [ctypes.c_void_p]
 
-    def left_from(lo: Any) -> int:
-        """Bytes from the probe's frame down to ``lo`` (a ``c_void_p``); 0 if unknown."""
-        try:
-            low32 = iterate(memmove, None)
-        except failed:  # out of recursion budget: as good as out of stack
-            return 0
-        if not low32:
-            return 0
-        base = lo.value
-        addr = (base & ~0xFFFFFFFF) | low32
-        if addr < base:
-            addr += 1 << 32
-        return int(addr - base)
-
-    def low_bound() -> Any:
+    def bounds() -> tuple[int, int] | None:
         attr = ctypes.create_string_buffer(256)  # >= sizeof(pthread_attr_t) everywhere
         if getattr_np(self_(), attr) != 0:
             return None
@@ -120,22 +117,35 @@ def _load_probe() -> tuple[Callable[[Any], int], Callable[[], Any]] | None:
             size = ctypes.c_size_t()
             if getstack(attr, ctypes.byref(addr), ctypes.byref(size)) != 0 or not addr.value:
                 return None
-            # Self-check: the probe's address must lie inside this thread's stack.
-            return addr if 0 < left_from(addr) < int(size.value) else None
+            return int(addr.value), int(size.value)
         finally:
             destroy(attr)
 
-    return left_from, low_bound
+    _iterate, _memmove, _bounds = iterate, memmove, bounds
+    _FAILED = (RecursionError, ctypes.ArgumentError)
 
 
-_PROBE: list[Any] = []  # [probe or None], filled on first use
+def _thread_base() -> int | None:
+    """This thread's stack low bound if the probe is trustworthy here, else None."""
+    if not _loaded:
+        _load()
+    found = _bounds() if _iterate is not None else None
+    if found is not None:
+        _TLS.base = found[0]
+        # Self-check: the probe's address must lie inside this thread's stack.
+        if 0 < stack_left() < found[1]:
+            return int(found[0])
+    _TLS.size = _known_size()
+    return None
 
 
-def _probe() -> tuple[Callable[[Any], int], Callable[[], Any]] | None:
-    if not _PROBE:
-        _PROBE.append(_load_probe())
-    probe: tuple[Callable[[Any], int], Callable[[], Any]] | None = _PROBE[0]
-    return probe
+def probe_available() -> bool:
+    """True when this thread's C stack is measured (not estimated)."""
+    try:
+        return _TLS.base is not None
+    except AttributeError:
+        _TLS.base = _thread_base()
+        return _TLS.base is not None
 
 
 def _known_size() -> int:
@@ -151,28 +161,33 @@ def _known_size() -> int:
     return threading.stack_size() or FALLBACK_STACK
 
 
-def _frames() -> int:
+def _estimate_left() -> int:
     f: Any = _getframe(1)
     n = 0
     while f is not None:
         n += 1
         f = f.f_back
-    return n
+    return int(_TLS.size) - n * FALLBACK_FRAME_BYTES
 
 
 def stack_left() -> int:
     """Bytes of C stack left below the caller on this thread (an under-estimate)."""
     try:
-        lo = _TLS.lo
+        base = _TLS.base
     except AttributeError:
-        probe = _probe()
-        lo = _TLS.lo = probe[1]() if probe is not None else None
-        if lo is None:
-            _TLS.size = _known_size()
-    if lo is not None:
-        left_from: Callable[[Any], int] = _PROBE[0][0]
-        return left_from(lo)
-    return int(_TLS.size) - _frames() * FALLBACK_FRAME_BYTES
+        base = _TLS.base = _thread_base()
+    if base is None:
+        return _estimate_left()
+    try:
+        low32 = _iterate(_memmove, None)
+    except _FAILED:  # out of recursion budget: as good as out of stack
+        return 0
+    if not low32:
+        return 0
+    addr = (base & _HIGH) | low32
+    if addr < base:
+        addr += 1 << 32
+    return int(addr - base)
 
 
 def stack_low() -> bool:

@@ -23,7 +23,7 @@ SCRIPT = Path(__file__).with_name("stack_script.py")
 SIZES = [256 << 10, 512 << 10, 1 << 20, 0]
 
 
-def _run(size: int, mode: str, probe: str) -> str:
+def _run(size: int, mode: str, probe: str, main_stack: int | None = None) -> str:
     env = dict(os.environ)
     src = str(Path(wasmrt.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
@@ -33,10 +33,27 @@ def _run(size: int, mode: str, probe: str) -> str:
         text=True,
         timeout=300,
         env=env,
+        preexec_fn=None if main_stack is None else lambda: _limit_stack(main_stack),
     )
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
     got = out.stdout.strip()
     return got if got.startswith("ok ") else f"{got}\n{out.stderr[-2000:]}"
+
+
+def _limit_stack(size: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_STACK, (size, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="RLIMIT_STACK sizes the main thread"
+)
+@pytest.mark.parametrize("mode", ["host", "stores"])
+def test_small_main_thread_stack_traps_cleanly(mode: str) -> None:
+    got = _run(-1, mode, "probe", main_stack=512 << 10)
+    assert got.startswith("ok "), got
+    assert int(got.split()[1]) >= 20, got
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s >> 10}KiB" if s else "default")

@@ -87,7 +87,7 @@ def _load() -> None:
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None)
+        libc = ctypes.PyDLL(None)  # keeps the GIL: a probe must not let other threads run
         iterate = libc.dl_iterate_phdr
         getattr_np = libc.pthread_getattr_np
         getstack = libc.pthread_attr_getstack

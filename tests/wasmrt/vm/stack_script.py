@@ -2,7 +2,10 @@
 thread with a given stack size must end in a clean stack-overflow ``Trap`` inside
 that thread (never a segfault), and the store must keep working afterwards.
 
-Usage: stack_script.py STACK_BYTES(0 = default, -1 = the main thread) host|pure|stores probe|fallback
+Usage: stack_script.py STACK_BYTES(0 = default, -1 = the main thread)
+    host|pure|stores|concurrent probe|fallback
+(``concurrent``: the thread recurses through its host while the main thread
+keeps running deep pure-wasm recursion in its own store.)
 Prints ``ok <round trips or frames reached>`` on success.
 """
 
@@ -91,8 +94,18 @@ def main() -> int:
         # An escaping exception is printed by ``threading.excepthook``; "thread died".
         out.append(run(mode))
 
-    t = threading.Thread(target=body)
-    t.start()
+    if mode == "concurrent":
+        mode = "host"
+        t = threading.Thread(target=body)
+        t.start()
+        while t.is_alive():
+            got = run("pure")
+            if not got.startswith("ok "):
+                print(f"main thread: {got}")
+                return 1
+    else:
+        t = threading.Thread(target=body)
+        t.start()
     t.join()
     print(out[0] if out else "thread died")
     return 0

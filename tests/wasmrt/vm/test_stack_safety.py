@@ -57,7 +57,7 @@ def test_small_main_thread_stack_traps_cleanly(mode: str) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s >> 10}KiB" if s else "default")
-@pytest.mark.parametrize("mode", ["host", "pure", "stores"])
+@pytest.mark.parametrize("mode", ["host", "pure", "stores", "concurrent"])
 def test_unbounded_recursion_traps_on_any_thread_stack(size: int, mode: str) -> None:
     got = _run(size, mode, "probe")
     assert got.startswith("ok "), got

@@ -68,6 +68,8 @@ def _check(rule: str, root: Path) -> list[str]:
         return upward_imports(graph, LAYERS, "oomfuzz")
     if rule == "oomfuzz-cycles":
         return cycles(graph, "oomfuzz")
+    if rule == "oomfuzz-function-imports":
+        return function_level_imports(graph, "oomfuzz")
     raise AssertionError(rule)
 
 
@@ -77,6 +79,7 @@ RULES = [
     "wasmrt-function-imports",
     "oomfuzz-layers",
     "oomfuzz-cycles",
+    "oomfuzz-function-imports",
 ]
 
 

@@ -46,7 +46,7 @@ from operator import itemgetter
 from typing import Any
 
 from wasmrt import ir
-from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
+from wasmrt.alloc import SLOT_SIZE, AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import LinkError, WasmtimeError
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.allocator.base import InstanceAllocator
@@ -516,14 +516,15 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
         n_imp_tables = len(inst.tables) - n_tables
         for e in plan.elems:
             try_alloc(e.count * SLOT_SIZE, AllocKind.SEGMENT)
-            if e.lazy_items is not None and e.table >= n_imp_tables:
-                inst.elems.append(e.lazy_items)
-            elif e.getter is not None:
-                inst.elems.append(list(e.getter(funcs.built(e.func_indices))))
-            elif e.refs is not None:
-                inst.elems.append([None if k is None else funcs[k] for k in e.refs])
-            else:
-                inst.elems.append([eval_const(x, inst) for x in e.init])
+            with HostAlloc(e.count * SLOT_SIZE):
+                if e.lazy_items is not None and e.table >= n_imp_tables:
+                    inst.elems.append(e.lazy_items)
+                elif e.getter is not None:
+                    inst.elems.append(list(e.getter(funcs.built(e.func_indices))))
+                elif e.refs is not None:
+                    inst.elems.append([None if k is None else funcs[k] for k in e.refs])
+                else:
+                    inst.elems.append([eval_const(x, inst) for x in e.init])
         for d in plan.datas:
             try_alloc(len(d.bytes), AllocKind.SEGMENT)
             inst.datas.append(d.bytes)  # immutable: shared, never copied

@@ -18,6 +18,12 @@ Invariants:
   for a stack overflow it is taken from the ``RecursionError``'s traceback,
   so the conversion happens only once the stack has unwound to the entry.
   Host-created traps pass through untouched (wasmtime-py keeps their text).
+- The recursion limit bounds Python frames only; wasm->wasm calls use no C
+  stack, host<->wasm crossings do. So every entry made while wasm already
+  runs (nested in this store, or any entry while ``_NEEDS`` is non-empty)
+  first asks ``cstack.stack_low()`` and raises ``Trap(STACK_OVERFLOW)`` when
+  the calling thread's C stack is nearly used up: every host->wasm->host
+  round trip passes such a check, so no thread stack size can overflow.
 - While any outermost entry runs, wasmrt finalizers are parked
   (``wasmrt.vm.deferred``): the collector may run them deep in wasm recursion,
   a few frames below the limit. The outermost exit drains them, on a shallow
@@ -51,6 +57,7 @@ from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.allocator.on_demand import OnDemandInstanceAllocator
 from wasmrt.vm.backtrace import attach_frames
+from wasmrt.vm.cstack import stack_low as _stack_low
 from wasmrt.vm.deferred import PENDING as _PENDING
 from wasmrt.vm.deferred import RUNNING as _NEEDS
 from wasmrt.vm.deferred import drain as _drain
@@ -241,6 +248,8 @@ class StoreCore:
         if self.closed:
             raise WasmtimeError("store is closed")
         if self.depth:
+            if _stack_low():
+                raise Trap(TrapCode.STACK_OVERFLOW)
             self.depth += 1
             try:
                 return func.call(*args)
@@ -248,6 +257,8 @@ class StoreCore:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
             finally:
                 self.depth -= 1
+        if _NEEDS and _stack_low():  # wasm may be running below us (another store's)
+            raise Trap(TrapCode.STACK_OVERFLOW)
         # Outermost entry: register the recursion limit this call needs (see module doc).
         hint = _DEPTH_HINT[0]
         try:

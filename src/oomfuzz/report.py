@@ -243,6 +243,14 @@ class Summary:
             return self.static.ratio
         return self.sites_injected / self.distinct_sites if self.distinct_sites else 1.0
 
+    def unreached_text(self) -> str:
+        """How many declared sites were never injected (listed in their own table)."""
+        cov = self.static
+        if cov is None:
+            return "-"
+        text = f"{len(cov.unreached)} (listed below)" if cov.unreached else "none"
+        return text + (f", {len(cov.excluded)} excluded" if cov.excluded else "")
+
     def coverage_text(self) -> str:
         if self.static is not None:
             return self.static.text()
@@ -377,6 +385,7 @@ class SweepReport:
             ("setup errors", s.errors),
             ("distinct sites hit", s.distinct_sites),
             ("site coverage", s.coverage_text()),
+            *((("unreached sites", s.unreached_text()),) if s.static is not None else ()),
             ("engine (units)", s.engines_text()),
         ]
         out += [f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
@@ -490,6 +499,8 @@ class SweepReport:
         summary.add_row("distinct sites hit", str(s.distinct_sites))
         colour = "green" if s.static is not None and not s.static.unreached else "yellow"
         summary.add_row("site coverage", f"[{colour}]{escape(s.coverage_text())}[/{colour}]")
+        if s.static is not None:
+            summary.add_row("unreached sites", f"[{colour}]{s.unreached_text()}[/{colour}]")
         summary.add_row("wall time", f"{self.elapsed:.1f}s")
         tables: list[Any] = [summary]
         names = _short_names([r.scenario for r in self.runs])

@@ -122,9 +122,12 @@ def test_sweep_reports_static_site_coverage_in_terminal_json_and_html(
             }
         )
     )
-    assert main([*argv, "--exclusions", str(ex), "--json", str(out_json), "-q"]) == 0
+    assert main([*argv, "--exclusions", str(ex), "--json", str(out_json)]) == 0
     cov = json.loads(out_json.read_text())["coverage"]
     assert cov["unreached"] == [] and len(cov["excluded"]) == 3
+    out = capsys.readouterr().out
+    assert "unreached sites" in out and "none, 3 excluded" in out
+    assert "excluded: swept elsewhere" in out
     ex.write_text('{"schema": "oomfuzz-site-exclusions/1", "exclusions": [{"site": "x"}]}')
     assert main([*argv, "--exclusions", str(ex), "-q"]) == 2
     one_line_error(capsys.readouterr().err)

@@ -923,7 +923,7 @@ def poll_oneoff(ctx: WasiCtx, mem: GuestMemory, sin: int, sout: int, n: int, out
     now = time.monotonic_ns()
     for i, (userdata, tag, base) in enumerate(subs):
         if tag == 0:
-            _, _, _, clock_id, timeout, _precision, cflags = _SUBSCRIPTION.unpack_from(view, base)
+            _, _, clock_id, timeout, _precision, cflags = _SUBSCRIPTION.unpack_from(view, base)
             if clock_id > 3:
                 raise _invalid("enum value Clockid")
             if clock_id >= 2:

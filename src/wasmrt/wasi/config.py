@@ -30,7 +30,15 @@ from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import Managed
 
-__all__ = ["CustomOutput", "DirPerms", "FilePerms", "Preopen", "StdioSpec", "WasiConfig", "WasiSpec"]
+__all__ = [
+    "CustomOutput",
+    "DirPerms",
+    "FilePerms",
+    "Preopen",
+    "StdioSpec",
+    "WasiConfig",
+    "WasiSpec",
+]
 
 CustomOutput = Callable[[bytes], int | None]
 
@@ -56,9 +64,7 @@ class StdioSpec:
 
     __slots__ = ("callback", "fd", "kind")
 
-    def __init__(
-        self, kind: str, fd: int = -1, callback: CustomOutput | None = None
-    ) -> None:
+    def __init__(self, kind: str, fd: int = -1, callback: CustomOutput | None = None) -> None:
         self.kind = kind
         self.fd = fd
         self.callback = callback
@@ -149,7 +155,9 @@ class WasiConfig(Managed[WasiSpec]):
         try_alloc(SLOT_SIZE * len(values) + sum(len(a) for a in values), AllocKind.WASI)
         spec.argv = values
 
-    argv = property(fset=_set_argv, doc="Explicitly configure the `argv` for this WASI configuration")
+    argv = property(
+        fset=_set_argv, doc="Explicitly configure the `argv` for this WASI configuration"
+    )
 
     def inherit_argv(self) -> None:
         """Use this process's ``sys.argv`` as the program's arguments."""

@@ -242,7 +242,9 @@ def fd_renumber(ctx: WasiCtx, mem: GuestMemory, fd: int, to: int) -> None:
     ctx.renumber(fd, to)
 
 
-def fd_advise(ctx: WasiCtx, mem: GuestMemory, fd: int, offset: int, length: int, advice: int) -> None:
+def fd_advise(
+    ctx: WasiCtx, mem: GuestMemory, fd: int, offset: int, length: int, advice: int
+) -> None:
     if advice > 5:
         raise _invalid("enum value Advice")
     desc = _file(ctx, fd)
@@ -774,7 +776,13 @@ def path_rename(
 
 
 def path_symlink(
-    ctx: WasiCtx, mem: GuestMemory, old_ptr: int, old_size: int, fd: int, new_ptr: int, new_size: int
+    ctx: WasiCtx,
+    mem: GuestMemory,
+    old_ptr: int,
+    old_size: int,
+    fd: int,
+    new_ptr: int,
+    new_size: int,
 ) -> None:
     d = _dir(ctx, fd)
     target = _path(mem, old_ptr, old_size)
@@ -992,7 +1000,14 @@ def sock_accept(ctx: WasiCtx, mem: GuestMemory, fd: int, flags: int, out: int) -
 
 
 def sock_recv(
-    ctx: WasiCtx, mem: GuestMemory, fd: int, iovs: int, count: int, flags: int, out: int, oflags: int
+    ctx: WasiCtx,
+    mem: GuestMemory,
+    fd: int,
+    iovs: int,
+    count: int,
+    flags: int,
+    out: int,
+    oflags: int,
 ) -> None:
     _check_flags(flags, _RIFLAGS_ALL, "Riflags")
     _not_a_socket(ctx, fd)

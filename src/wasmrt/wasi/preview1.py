@@ -608,7 +608,7 @@ def fd_readdir(
 ) -> None:
     desc = ctx.get(fd)
     if not isinstance(desc, DirDesc):
-        raise WasiErrno(Errno.BADF if not isinstance(desc, FileDesc) else Errno.NOTDIR)
+        raise WasiErrno(Errno.BADF)
     mem.check(buf, size)
     mem.check(out, 4, 4)
     entries = _listing(desc)
@@ -715,6 +715,9 @@ def path_link(
     _check_flags(old_flags, LOOKUP_FOLLOW, "Lookupflags")
     src_dir = _dir(ctx, old_fd)
     dst_dir = _dir(ctx, new_fd)
+    if old_flags & LOOKUP_FOLLOW:
+        # Wasmtime never follows the source link (a hard link to a symlink's target).
+        raise WasiErrno(Errno.INVAL)
     old = _path(mem, old_ptr, old_size)
     new = _path(mem, new_ptr, new_size)
     dst_dir.require(2)
@@ -789,7 +792,7 @@ def path_symlink(
     new = _path(mem, new_ptr, new_size)
     d.require(2)
     if target.startswith("/"):
-        raise WasiErrno(Errno.NOTCAPABLE)
+        raise WasiErrno(Errno.PERM)
     with resolve(d.fd, new, False) as r:
         try:
             os.symlink(target, r.name, dir_fd=r.dir_fd)
@@ -848,8 +851,8 @@ def path_open(
     mem.check(out, 4, 4)
     write = bool(base & _WRITE_RIGHTS) or bool(fdflags & FDFLAG_APPEND)
     read = bool(base & (R_FD_READ | R_FD_READDIR)) or not write
-    if oflags & O_DIRECTORY and write:
-        raise WasiErrno(Errno.ISDIR)
+    if oflags & O_DIRECTORY and oflags & (O_CREAT | O_EXCL | O_TRUNC):
+        raise WasiErrno(Errno.INVAL)
     if oflags & (O_CREAT | O_TRUNC):
         d.require(2)
     if write and not d.file_perms & 2 or read and not write and not d.file_perms & 1:

@@ -7,9 +7,9 @@ Invariants:
   and symbolic links are read (``readlink``) and expanded here, inside the
   sandbox. So no guest path reaches outside the root it started from:
   absolute paths, ``..`` above the starting directory and symlinks whose
-  target is absolute or climbs out are refused with ``NOTCAPABLE`` (as
-  Wasmtime's ``cap-std`` refuses them; Wasmtime reports ``PERM`` for these
-  in some versions, both mean "not allowed").
+  target is absolute or climbs out are refused with ``PERM``, the errno
+  Wasmtime's ``cap-std`` sandbox gives them (checked side by side; older
+  Wasmtime versions said ``NOTCAPABLE``). A path containing NUL is ``INVAL``.
 - ``resolve`` returns the directory descriptor that holds the final
   component and the final component's name; the name never contains a
   ``/`` except one trailing ``/`` kept from the guest path, so host calls
@@ -90,7 +90,7 @@ class _Walk:
 
     def up(self) -> None:
         if len(self.stack) == 1:
-            raise WasiErrno(Errno.NOTCAPABLE)
+            raise WasiErrno(Errno.PERM)
         self.stack.pop()
 
     def down(self, name: str) -> None:
@@ -110,11 +110,11 @@ class _Walk:
 def resolve(start: int, path: str, follow: bool) -> Resolved:
     """Resolve guest ``path`` relative to the host directory ``start`` (see module doc)."""
     if "\0" in path:
-        raise WasiErrno(Errno.ILSEQ)
+        raise WasiErrno(Errno.INVAL)
     if path == "":
         raise WasiErrno(Errno.NOENT)
     if path.startswith("/"):
-        raise WasiErrno(Errno.NOTCAPABLE)
+        raise WasiErrno(Errno.PERM)
     walk = _Walk(start)
     try:
         return _resolve(walk, path, follow)
@@ -158,7 +158,7 @@ def _expand(walk: _Walk, name: str, pending: list[str], expansions: int) -> int:
         raise WasiErrno(Errno.LOOP)
     target = _readlink(walk.cur, name)
     if target.startswith("/"):
-        raise WasiErrno(Errno.NOTCAPABLE)
+        raise WasiErrno(Errno.PERM)
     parts, trailing = _split(target)
     if trailing and not pending:
         parts.append(".")

@@ -11,7 +11,13 @@ Invariants:
   ``fd_allocate`` is ``NOTSUP``, ``fd_fdstat_set_rights`` is ``NOTSUP`` (rights
   are reported, never enforced, as in Wasmtime), sockets do not exist
   (``NOTSOCK`` on any open descriptor, ``BADF`` otherwise), ``proc_raise``
-  is ``NOTSUP``, CPU-time clocks are ``BADF``.
+  is ``NOTSUP``, CPU-time clocks are ``BADF``; ``path_open`` with a
+  ``sync``/``dsync``/``rsync`` flag is ``NOTSUP``. ``poll_oneoff`` takes its
+  subscriptions in order and fails the whole call on the first bad one
+  (``INVAL`` for a CPU-time or unknown clock or unknown clock flags, ``BADF``
+  for a descriptor that is not a file or the matching standard stream);
+  ready fd events report ``nbytes`` 1, and ``hangup`` for a file read at its
+  end.
 - Invalid enum or flag values and out-of-bounds or misaligned pointers make
   the call fail with ``WasmtimeError`` (Wasmtime traps for them); an
   errno is only ever the result of a valid call.
@@ -847,6 +853,8 @@ def path_open(
     _check_flags(inheriting, R_ALL, "Rights")
     _check_flags(fdflags, _FDFLAGS_ALL, "Fdflags")
     d = _dir(ctx, fd)
+    if fdflags & (FDFLAG_DSYNC | FDFLAG_RSYNC | FDFLAG_SYNC):
+        raise WasiErrno(Errno.NOTSUP)  # as Wasmtime: synchronous I/O is not offered
     path = _path(mem, ptr, size)
     mem.check(out, 4, 4)
     write = bool(base & _WRITE_RIGHTS) or bool(fdflags & FDFLAG_APPEND)
@@ -886,31 +894,37 @@ def _open_at(dir_fd: int, name: str, flags: int) -> int:
 # Polling ----------------------------------------------------------------------------------
 
 
-def _fd_ready(ctx: WasiCtx, fd: int, reading: bool) -> tuple[int, int, bool]:
-    """``(errno, nbytes, immediately_ready)`` for an fd_read/fd_write subscription."""
+#: ``eventrwflags``: the read end of the stream is at its end.
+_HANGUP = 1
+
+#: One event: (userdata, errno, eventtype, nbytes, eventrwflags).
+Event = tuple[int, int, int, int, int]
+
+
+def _fd_subscription(ctx: WasiCtx, fd: int, reading: bool) -> tuple[int, int]:
+    """``(eventrwflags, host fd to wait on or -1 when ready now)`` for an fd subscription.
+
+    As in Wasmtime, only files and the matching standard stream can be polled;
+    anything else fails the whole call with ``BADF``.
+    """
     desc = ctx.table.get(fd)
-    if desc is None:
-        return Errno.BADF, 0, True
     if isinstance(desc, FileDesc):
         if not reading:
-            return 0, 0, True
+            return 0, -1
         try:
-            size = os.fstat(desc.fd).st_size
-            pos = os.lseek(desc.fd, 0, os.SEEK_CUR)
+            at_end = os.lseek(desc.fd, 0, os.SEEK_CUR) >= os.fstat(desc.fd).st_size
         except OSError as e:
-            return from_oserror(e), 0, True
-        return 0, max(0, size - pos), True
-    if isinstance(desc, StdioDesc):
-        if (desc.index == 0) != reading:
-            return Errno.BADF, 0, True
+            raise _os(e) from None
+        return (_HANGUP if at_end else 0), -1
+    if isinstance(desc, StdioDesc) and (desc.index == 0) == reading:
         if reading and desc.spec.kind == "inherit":
             try:
                 ready, _, _ = select.select([desc.host_fd], [], [], 0)
             except (OSError, ValueError):
-                return 0, 0, True
-            return 0, 0, bool(ready)
-        return 0, 0, True
-    return Errno.BADF, 0, True
+                return 0, -1
+            return 0, (-1 if ready else desc.host_fd)
+        return 0, -1
+    raise WasiErrno(Errno.BADF)
 
 
 def poll_oneoff(ctx: WasiCtx, mem: GuestMemory, sin: int, sout: int, n: int, out: int) -> None:
@@ -928,45 +942,37 @@ def poll_oneoff(ctx: WasiCtx, mem: GuestMemory, sin: int, sout: int, n: int, out
         if tag > 2:
             raise _invalid("enum value Eventtype")
         subs.append((userdata, tag, base))
-    deadline_events: list[tuple[int, int]] = []  # (deadline ns monotonic, index)
+    deadlines: list[tuple[int, int]] = []  # (deadline ns monotonic, index)
     waiting: list[tuple[int, int]] = []  # (index, host fd) for stdin waits
-    events: list[tuple[int, int, int, int]] = []  # (userdata, errno, type, nbytes)
+    events: list[Event] = []
     now = time.monotonic_ns()
+    # Wasmtime's order: subscriptions in turn, the first invalid one fails the call.
     for i, (userdata, tag, base) in enumerate(subs):
         if tag == 0:
             _, _, clock_id, timeout, _precision, cflags = _SUBSCRIPTION.unpack_from(view, base)
-            if clock_id > 3:
-                raise _invalid("enum value Clockid")
-            if clock_id >= 2:
-                events.append((userdata, Errno.BADF, 0, 0))
-                continue
-            if cflags & 1:  # absolute
-                delta = timeout - _now(clock_id)
-            else:
-                delta = timeout
-            deadline_events.append((now + max(0, delta), i))
+            if clock_id >= 2 or cflags & ~1:
+                raise WasiErrno(Errno.INVAL)
+            delta = timeout - _now(clock_id) if cflags & 1 else timeout  # 1: absolute
+            deadlines.append((now + max(0, delta), i))
+            continue
+        fd = _SUB_FD.unpack_from(view, base)[2]
+        flags, host_fd = _fd_subscription(ctx, fd, tag == 1)
+        if host_fd < 0:
+            events.append((userdata, 0, tag, 1, flags))
         else:
-            fd = _SUB_FD.unpack_from(view, base)[2]
-            err, nbytes, ready = _fd_ready(ctx, fd, tag == 1)
-            if ready:
-                events.append((userdata, err, tag, nbytes))
-            else:
-                desc = ctx.table.get(fd)
-                assert isinstance(desc, StdioDesc)
-                waiting.append((i, desc.host_fd))
+            waiting.append((i, host_fd))
     if not events:
-        _wait(subs, deadline_events, waiting, events)
-    count = len(events)
-    for k, (userdata, err, tag, nbytes) in enumerate(events):
-        mem.pack(_EVENT, sout + _EVENT.size * k, 8, userdata, err, tag, nbytes, 0)
-    mem.put_u32(out, count)
+        _wait(subs, deadlines, waiting, events)
+    for k, event in enumerate(events):
+        mem.pack(_EVENT, sout + _EVENT.size * k, 8, *event)
+    mem.put_u32(out, len(events))
 
 
 def _wait(
     subs: list[tuple[int, int, int]],
     deadlines: list[tuple[int, int]],
     waiting: list[tuple[int, int]],
-    events: list[tuple[int, int, int, int]],
+    events: list[Event],
 ) -> None:
     """Block until the first clock expires or a waited-on stdin becomes readable."""
     first = min((d for d, _ in deadlines), default=None)
@@ -978,7 +984,7 @@ def _wait(
             ready = [fd for _, fd in waiting]
         for i, fd in waiting:
             if fd in ready:
-                events.append((subs[i][0], 0, subs[i][1], 0))
+                events.append((subs[i][0], 0, subs[i][1], 1, 0))
         if events:
             return
     elif timeout:
@@ -986,7 +992,7 @@ def _wait(
     now = time.monotonic_ns()
     for d, i in deadlines:
         if d <= now:
-            events.append((subs[i][0], 0, 0, 0))
+            events.append((subs[i][0], 0, 0, 0, 0))
 
 
 # Sockets (none exist) -----------------------------------------------------------------------

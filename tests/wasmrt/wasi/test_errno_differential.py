@@ -26,6 +26,7 @@ wasmtime = pytest.importorskip("wasmtime", reason="differential tests need wasmt
 
 R_READ = 1 << 1
 R_WRITE = 1 << 6
+R_ALL = (1 << 29) - 1
 
 
 def _fdstat(g: Guest, fd: int | None) -> Any:
@@ -46,8 +47,8 @@ def _filestat(g: Guest, path: str, follow: bool) -> Any:
     return ftype, nlink, size if ftype == 4 else None
 
 
-def _fd(g: Guest, path: str, rights: int = R_READ, oflags: int = 0) -> int:
-    err, fd = g.open(path, rights=rights, oflags=oflags)
+def _fd(g: Guest, path: str, rights: int = R_READ, oflags: int = 0, fdflags: int = 0) -> int:
+    err, fd = g.open(path, rights=rights, oflags=oflags, fdflags=fdflags)
     assert err == 0 and fd is not None, f"opening {path}: {err}"
     return fd
 
@@ -80,6 +81,27 @@ def _readdir_names(g: Guest, fd: int) -> Any:
         names.append((data[pos + 24 : pos + 24 + n].decode(), ftype))
         pos += 24 + n
     return sorted(names)
+
+
+_SUB = struct.Struct("<QB7xIxxxxQQH6x")
+
+
+def _clock(userdata: int, clock_id: int, timeout: int, flags: int = 0) -> bytes:
+    return _SUB.pack(userdata, 0, clock_id, timeout, 0, flags)
+
+
+def _fd_sub(userdata: int, tag: int, fd: int) -> bytes:
+    return struct.pack("<QB7xI", userdata, tag, fd).ljust(_SUB.size, b"\0")
+
+
+def _poll(g: Guest, subs: list[bytes]) -> Any:
+    g.write(BUF, b"".join(subs))
+    err = g.call("poll_oneoff", BUF, BUF + 1024, len(subs), OUT)
+    if err:
+        return err
+    return sorted(
+        struct.unpack("<QHBxxxxxQH6x", g.read(BUF + 1024 + 32 * i, 32)) for i in range(g.u32(OUT))
+    )
 
 
 OPS: list[tuple[str, Callable[[Guest], Any]]] = [
@@ -219,6 +241,77 @@ OPS: list[tuple[str, Callable[[Guest], Any]]] = [
     ("sock_accept on dir", lambda g: g.call("sock_accept", 3, 0, OUT)),
     ("sock_shutdown closed", lambda g: g.call("sock_shutdown", 77, 1)),
     ("poll nothing", lambda g: g.call("poll_oneoff", OUT, BUF, 0, OUT + 60)),
+    ("poll relative clock", lambda g: _poll(g, [_clock(1, 1, 0)])),
+    ("poll absolute clock", lambda g: _poll(g, [_clock(1, 0, 0, 1)])),
+    ("poll clock bad flags", lambda g: _poll(g, [_clock(1, 1, 0, 2)])),
+    ("poll cpu clock", lambda g: _poll(g, [_clock(1, 2, 0)])),
+    ("poll unknown clock", lambda g: _poll(g, [_clock(1, 4, 0)])),
+    ("poll file read", lambda g: _poll(g, [_fd_sub(1, 1, _fd(g, "file"))])),
+    ("poll file write", lambda g: _poll(g, [_fd_sub(1, 2, _fd(g, "file"))])),
+    (
+        "poll file at end",
+        lambda g: (_seek(g, f := _fd(g, "file"), 0, 2), _poll(g, [_fd_sub(1, 1, f)])),
+    ),
+    ("poll dir", lambda g: _poll(g, [_fd_sub(1, 1, 3)])),
+    ("poll stdout write", lambda g: _poll(g, [_fd_sub(2, 2, 1)])),
+    ("poll stdout read", lambda g: _poll(g, [_fd_sub(2, 1, 1)])),
+    ("poll stdin write", lambda g: _poll(g, [_fd_sub(2, 2, 0)])),
+    ("poll closed fd first", lambda g: _poll(g, [_fd_sub(2, 1, 99), _clock(3, 2, 0)])),
+    ("poll cpu clock first", lambda g: _poll(g, [_clock(3, 2, 0), _fd_sub(2, 1, 99)])),
+    ("poll misaligned", lambda g: g.call("poll_oneoff", BUF + 4, BUF + 1024, 1, OUT)),
+    ("open with sync flag", lambda g: g.open("file", fdflags=16)[0]),
+    ("open missing with dsync flag", lambda g: g.open("nope", fdflags=2)[0]),
+    ("open escape with rsync flag", lambda g: g.open("../x", fdflags=8)[0]),
+    (
+        "open append, write, tell",
+        lambda g: (
+            _write(g, f := _fd(g, "file", R_ALL, 0, 1), b"XY"),
+            g.call("fd_tell", f, OUT),
+            g.u64(OUT),
+        ),
+    ),
+    (
+        "set append then write",
+        lambda g: (
+            g.call("fd_fdstat_set_flags", f := _fd(g, "file", R_ALL), 1),
+            _write(g, f, b"Z"),
+            _seek(g, f, 0, 1),
+        ),
+    ),
+    ("set sync flags", lambda g: g.call("fd_fdstat_set_flags", _fd(g, "file", R_ALL), 16)),
+    (
+        "seek around",
+        lambda g: (_seek(g, f := _fd(g, "file"), 3, 0), _seek(g, f, -2, 1), _seek(g, f, -10, 1)),
+    ),
+    (
+        "set size and stat",
+        lambda g: (g.call("fd_filestat_set_size", f := _fd(g, "file", R_ALL), 20), _fdstat(g, f)),
+    ),
+    (
+        "fd set times",
+        lambda g: (
+            g.call("fd_filestat_set_times", f := _fd(g, "file", R_ALL), 1000, 2000, 5),
+            g.call("fd_filestat_get", f, OUT),
+            g.u64(OUT + 40),
+            g.u64(OUT + 48),
+        ),
+    ),
+    (
+        "readlink into short buffer",
+        lambda g: (
+            g.call("path_readlink", 3, *g.path("up"), BUF, 3, OUT),
+            g.u32(OUT),
+            g.read(BUF, 3),
+        ),
+    ),
+    (
+        "renumber onto stdout",
+        lambda g: (g.call("fd_renumber", _fd(g, "new2", R_ALL, 1), 1), _write(g, 1, b"to file")),
+    ),
+    (
+        "close preopen, then prestat",
+        lambda g: (g.call("fd_close", 3), g.call("fd_prestat_get", 3, OUT)),
+    ),
     ("unaligned out pointer", lambda g: g.call("args_sizes_get", OUT + 1, OUT + 8)),
 ]
 

@@ -7,7 +7,9 @@ Invariants:
   required memory export")``.
 - A pointer range outside the memory, or a typed pointer not aligned to its
   type, raises ``WasmtimeError`` (Wasmtime traps for these: "Pointer out of
-  bounds" / "Pointer not aligned"); nothing is read or written then.
+  bounds" / "Pointer not aligned"); nothing is read or written then. As in
+  Wasmtime, an empty range is in bounds wherever it starts, except an empty
+  string (a path), which must still start inside the memory.
 - Every copy *out of* guest memory into a host object asks
   ``try_alloc(n, AllocKind.WASI)`` first. Writes into guest memory allocate
   nothing on the host side.
@@ -57,7 +59,7 @@ class GuestMemory:
     def check(self, ptr: int, size: int, align: int = 1) -> memoryview:
         """The view, after checking that ``[ptr, ptr+size)`` is in bounds and aligned."""
         view = self.view()
-        if ptr + size > len(view):
+        if size and ptr + size > len(view):
             raise WasmtimeError(f"Pointer out of bounds: Region {{ start: {ptr}, len: {size} }}")
         if align > 1 and ptr % align:
             raise WasmtimeError(f"Pointer not aligned to {align}: Region {{ start: {ptr} }}")
@@ -87,7 +89,12 @@ class GuestMemory:
         return bytes(view[ptr : ptr + size])
 
     def string(self, ptr: int, size: int) -> str:
-        """A UTF-8 string (``ILSEQ`` errno for invalid UTF-8, via ``UnicodeDecodeError``)."""
+        """A UTF-8 string (``ILSEQ`` errno for invalid UTF-8, via ``UnicodeDecodeError``).
+
+        Unlike other regions, an empty string must still lie in memory (Wasmtime's rule).
+        """
+        if ptr + size > len(self.view()):
+            raise WasmtimeError(f"Pointer out of bounds: Region {{ start: {ptr}, len: {size} }}")
         data = self.read(ptr, size)
         try_alloc(size, AllocKind.WASI)
         return data.decode("utf-8")

@@ -867,7 +867,10 @@ def path_open(
         raise WasiErrno(Errno.PERM)
     new_fd = ctx.reserve()
     flags = _open_flags(oflags, fdflags, read, write)
-    with resolve(d.fd, path, bool(dirflags & LOOKUP_FOLLOW)) as r:
+    # O_CREAT|O_EXCL never follows a final symlink (POSIX: EEXIST even if it dangles).
+    exclusive = oflags & O_CREAT and oflags & O_EXCL
+    follow = bool(dirflags & LOOKUP_FOLLOW) and not exclusive
+    with resolve(d.fd, path, follow) as r:
         host = _open_at(r.dir_fd, r.name, flags)
     try:
         mode = os.fstat(host).st_mode

@@ -309,6 +309,44 @@ OPS: list[tuple[str, Callable[[Guest], Any]]] = [
         lambda g: (g.call("fd_renumber", _fd(g, "new2", R_ALL, 1), 1), _write(g, 1, b"to file")),
     ),
     (
+        "zero-length iovec out of bounds",
+        lambda g: (
+            g.write(OUT + 32, struct.pack("<II", 70000, 0)),
+            g.call("fd_write", 1, OUT + 32, 1, OUT),
+        )[1],
+    ),
+    ("no iovecs, array out of bounds", lambda g: g.call("fd_write", 1, 70000, 0, OUT)),
+    ("random_get of nothing past the end", lambda g: g.call("random_get", 2**32 - 1, 0)),
+    (
+        "readdir into nothing past the end",
+        lambda g: (g.call("fd_readdir", 3, 70000, 0, 0, OUT), g.u32(OUT)),
+    ),
+    ("empty path out of bounds", lambda g: g.call("path_create_directory", 3, 70000, 0)),
+    (
+        "dangling symlink: create exclusive",
+        lambda g: (g.symlink("nowhere2", "dl2"), g.open("dl2", oflags=5)[0]),
+    ),
+    (
+        "dangling symlink: stat follow",
+        lambda g: (g.symlink("nowhere3", "dl3"), g.stat("dl3", True)),
+    ),
+    ("dangling symlink: mkdir over it", lambda g: g.one_path("path_create_directory", "dl3")),
+    ("dangling symlink: as a directory", lambda g: g.symlink("a", "dl3/x")),
+    ("rename dir into itself", lambda g: g.two_paths("path_rename", "sub", "sub/deep/x")),
+    (
+        "rename over non-empty dir",
+        lambda g: (
+            g.one_path("path_create_directory", "full"),
+            g.symlink("x", "full/x"),
+            g.two_paths("path_rename", "sub", "full"),
+        ),
+    ),
+    (
+        "rmdir symlink to dir",
+        lambda g: (g.symlink("sub", "sublink"), g.one_path("path_remove_directory", "sublink")),
+    ),
+    ("unlink symlink to dir", lambda g: g.one_path("path_unlink_file", "sublink")),
+    (
         "close preopen, then prestat",
         lambda g: (g.call("fd_close", 3), g.call("fd_prestat_get", 3, OUT)),
     ),

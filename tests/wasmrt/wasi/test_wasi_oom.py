@@ -13,7 +13,7 @@ refused — once (transient) or from then on (persistent). Each time:
 
 Whole programs get the same treatment: a hand-written WAT program and a
 WASI testsuite C program (when ``../shared`` is present), each run with its
-Nth allocation refused for every N, must end in ``OutOfMemory``, release
+Nth allocation refused (once, or from then on) for every N, must end in ``OutOfMemory``, release
 every host descriptor with the store, and run fault-free afterwards with
 the fault-free exit code and output.
 """
@@ -290,9 +290,10 @@ def _programs() -> list[Any]:
     return out
 
 
+@pytest.mark.parametrize("persistent", [False, True], ids=["transient", "persistent"])
 @pytest.mark.parametrize(("wasm", "fixture"), _programs())
 def test_every_allocation_of_a_program_run(
-    wasm: Path | None, fixture: Path | None, tmp_path: Path
+    wasm: Path | None, fixture: Path | None, persistent: bool, tmp_path: Path
 ) -> None:
     engine = wasmrt.Engine()
     linker = wasmrt.Linker(engine)
@@ -320,7 +321,7 @@ def test_every_allocation_of_a_program_run(
     total = seen[0]
     for n in range(total):
         root = fresh_root(f"n{n}")
-        with refusing(n, persistent=False), pytest.raises(OutOfMemory):
+        with refusing(n, persistent), pytest.raises(OutOfMemory):
             _run(engine, linker, module, root, tmp_path / f"n{n}.out", argv)
         assert _open_fds() == fds, f"allocation {n} of {total}: host descriptors leaked"
         shutil.rmtree(root)

@@ -28,6 +28,7 @@ from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.errors import LinkError, WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.caller import set_extern_wrapper
 from wasmrt.runtime.func import Func
 from wasmrt.runtime.global_ import Global
 from wasmrt.runtime.limits import require_sync, run_async
@@ -78,6 +79,9 @@ def wrap_extern(store_core: Any, item: Any) -> AsExtern:
     if kind == "global":
         return Global._from_core(store_core, item)
     raise WasmtimeError("unknown extern")
+
+
+set_extern_wrapper(wrap_extern)
 
 
 # Import type matching (Wasmtime's wording) -----------------------------------

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wasmrt import ir
-from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
+from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.compile.backtrace import register_variant
 from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
@@ -105,8 +105,8 @@ def load_variant(
 def _build_variant(module: ir.Module, fuel: bool, epoch: bool) -> CompiledVariant:
     gen = ModuleCodegen(module, fuel=fuel, epoch=epoch)
     source, per_func = gen.generate()
-    # The line map (a slot per generated line) is charged with the source it describes.
-    map_bytes = SLOT_SIZE * source.count("\n")
+    # The line map is charged with the source it describes.
+    map_bytes = gen.line_map.size_bytes()
     variant = load_variant(source, per_func, gen.consts, gen.const_dicts, fuel, epoch, map_bytes)
     variant.line_map = gen.line_map
     return variant

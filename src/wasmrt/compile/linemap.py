@@ -20,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 from wasmrt import ir
+from wasmrt.alloc import SLOT_SIZE
 from wasmrt.binary import encode_expr
 
 __all__ = ["LineMap"]
@@ -56,6 +57,10 @@ class LineMap:
 
     def add(self, func_index: int, lines_before_body: int, line_instrs: list[int]) -> None:
         self._funcs[func_index] = (lines_before_body, line_instrs)
+
+    def size_bytes(self) -> int:
+        """What the recorded lists hold: a slot per generated line."""
+        return SLOT_SIZE * sum(len(instrs) for _, instrs in self._funcs.values())
 
     def func_offset(self, func_index: int, rel_line: int) -> int | None:
         entry = self._funcs.get(func_index)

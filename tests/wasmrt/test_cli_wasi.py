@@ -9,6 +9,7 @@ through ``proc_exit``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,37 @@ def test_missing_dir_is_an_error(program: Path, tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert proc.stderr.startswith("wasmrt: error:")
     assert "Traceback" not in proc.stderr
+
+
+SUITE = Path(os.environ.get("WASI_TESTSUITE_DIR", SRC.parents[1] / "shared" / "wasi-testsuite"))
+needs_suite = pytest.mark.skipif(
+    not SUITE.is_dir(), reason=f"WASI testsuite not found at {SUITE} (set WASI_TESTSUITE_DIR)"
+)
+
+
+@needs_suite
+def test_testsuite_programs_through_the_cli(tmp_path: Path) -> None:
+    """Compiled programs: stdout, exit codes, arguments and a preopened fixture copy."""
+    a = SUITE / "assemblyscript"
+    proc = run_cli(str(a / "fd_write-to-stdout.wasm"), cwd=tmp_path)
+    assert (proc.stdout, proc.returncode) == ("hello", 0)
+    proc = run_cli(str(a / "proc_exit-failure.wasm"), cwd=tmp_path)
+    assert proc.returncode == 33
+    proc = run_cli(
+        "--env", "a=b", "--env", "b=c", "--env", "c=d",
+        str(a / "environ_sizes_get-multiple-variables.wasm"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    args = ["first", 'the "second" arg', "3"]
+    proc = run_cli(str(a / "args_get-multiple-arguments.wasm"), *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    root = tmp_path / "fs"
+    shutil.copytree(SUITE / "c" / "fs-tests.dir", root, symlinks=True)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o600)
+    proc = run_cli(
+        "--dir", f"{root}::/", str(SUITE / "c" / "pwrite-with-append.wasm"), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -200,12 +200,17 @@ def _needs_flat(infos: list[_Info]) -> bool:
     return False
 
 
-def _float_literal(x: float, consts: dict[str, str], key: str) -> str:
+def _float_literal(x: float, consts: dict[str, str], kind: str, bits: int) -> str:
+    """A literal for ``x``, or the name of a namespace constant (NaNs, infinities, -0.0).
+
+    The name is derived from the bits alone, so every function (and every
+    module sharing a variant namespace) agrees on what it means.
+    """
     if math.isfinite(x) and not (x == 0.0 and math.copysign(1.0, x) < 0):
         r = repr(x)
         return f"({r})" if r.startswith("-") else r
-    name = f"_k{len(consts)}"
-    consts[name] = key
+    name = f"_k{kind}_{bits}"
+    consts[name] = f"{kind}:{bits}"
     return name
 
 
@@ -226,6 +231,8 @@ class FunctionCompiler:
         self.ftype = ftype
         self.fuel = mc.fuel
         self.epoch = mc.epoch
+        #: Namespace constants this function reads (``_float_literal``).
+        self.consts: dict[str, str] = {}
         self.lines: list[str] = []
         self.stack: list[_Entry] = []
         self.ctls: list[_Ctl] = []
@@ -350,7 +357,6 @@ class FunctionCompiler:
                 prologue.append(f"    l{k} = {init}")
                 k += 1
         if mem_ops:
-            self.mc.used_mem = True
             prologue.append("    _md = M0.data; _ms = M0.size")
         self.ctls.append(_Ctl("func", -1, 0, 0, len(ft.results), False, [], 1))
         self.checks()
@@ -709,8 +715,9 @@ class FunctionCompiler:
                 groups.setdefault(lab, []).append(i)
         first = True
         if len(labels) > 16 and groups:
-            name = self.mc.const_dict({i: lab for i, lab in enumerate(labels)})
-            self.emit(f"_bt = {name}.get({idx}, {default})")
+            # A tuple of ints is one constant of the code object: nothing to build per call.
+            table = repr(tuple(labels))
+            self.emit(f"_bt = {table}[{idx}] if {idx} < {len(labels)} else {default}")
             for lab in groups:
                 self.emit(f"{'if' if first else 'elif'} _bt == {lab}:")
                 first = False
@@ -761,9 +768,8 @@ class FunctionCompiler:
 
     def op_call(self, ins: ir.Instr) -> None:
         k = ins.imm[0]
-        ft = self.m.func_type(k)
+        ft = self.mc.func_types[k]
         if k < self.mc.n_imported_funcs:
-            self.mc.used_imports.add(k)
             self._call(f"_c{k}", ft)
         else:
             self._call(f"f{k}", ft)
@@ -771,8 +777,6 @@ class FunctionCompiler:
     def op_call_indirect(self, ins: ir.Instr) -> None:
         tyidx, tab = ins.imm
         ft = self.m.types[tyidx]
-        self.mc.used_tables.add(tab)
-        self.mc.used_types.add(tyidx)
         self.make_simple(0)
         i = self.val(self.pop())
         t = f"_t{tab}"
@@ -825,7 +829,6 @@ class FunctionCompiler:
 
     def op_global_get(self, ins: ir.Instr) -> None:
         k = ins.imm[0]
-        self.mc.used_globals.add(k)
         if self.mc.global_types[k].mutable:
             self.set_slot(len(self.stack), f"G{k}.value")
         else:
@@ -833,7 +836,6 @@ class FunctionCompiler:
 
     def op_global_set(self, ins: ir.Instr) -> None:
         k = ins.imm[0]
-        self.mc.used_globals.add(k)
         self.emit(f"G{k}.value = {self.val(self.pop())}")
 
     # ------------------------------------------------------------ tables / refs
@@ -845,21 +847,16 @@ class FunctionCompiler:
         self.push("", e.refs, cond=f"{self.val(e)} is None", depth=e.depth + 1)
 
     def op_ref_func(self, ins: ir.Instr) -> None:
-        k = ins.imm[0]
-        self.mc.used_funcs.add(k)
-        self.push(f"F{k}")
+        self.push(f"F{ins.imm[0]}")
 
     def op_table_get(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
-        self.mc.read_tables.add(t)
         self.make_simple(0)
         i = self.val(self.pop())
-        self.set_slot(len(self.stack), f"_t{t}[{i}] if {i} < len(_t{t}) else _toob()")
+        self.set_slot(len(self.stack), f"_r{t}[{i}] if {i} < len(_r{t}) else _toob()")
 
     def op_table_set(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         v = self.val(self.pop())
         self.make_simple(0)
         i = self.val(self.pop())
@@ -868,7 +865,6 @@ class FunctionCompiler:
 
     def op_table_size(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         self.set_slot(len(self.stack), f"len(_t{t})")
 
     def _bulk_fuel(self, n: str) -> None:
@@ -878,7 +874,6 @@ class FunctionCompiler:
 
     def op_table_grow(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         self.make_simple(0)
         n = self.val(self.pop())
         init = self.val(self.pop())
@@ -887,7 +882,6 @@ class FunctionCompiler:
 
     def op_table_fill(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         self.make_simple(0)
         n = self.val(self.pop())
         v = self.val(self.pop())
@@ -897,18 +891,15 @@ class FunctionCompiler:
 
     def op_table_copy(self, ins: ir.Instr) -> None:
         d_t, s_t = ins.imm
-        self.mc.used_tables.update((d_t, s_t))
-        self.mc.read_tables.add(s_t)
         self.make_simple(0)
         n = self.val(self.pop())
         s = self.val(self.pop())
         d = self.val(self.pop())
         self._bulk_fuel(n)
-        self.emit(f"_tcopy(_t{d_t}, _t{s_t}, {d}, {s}, {n})")
+        self.emit(f"_tcopy(_t{d_t}, _r{s_t}, {d}, {s}, {n})")
 
     def op_table_init(self, ins: ir.Instr) -> None:
         e, t = ins.imm
-        self.mc.used_tables.add(t)
         self.make_simple(0)
         n = self.val(self.pop())
         s = self.val(self.pop())
@@ -1014,11 +1005,11 @@ class FunctionCompiler:
 
     def op_f32_const(self, ins: ir.Instr) -> None:
         bits = ins.imm[0]
-        self.push(_float_literal(f32_from_bits(bits), self.mc.consts, f"f32:{bits}"))
+        self.push(_float_literal(f32_from_bits(bits), self.consts, "f32", bits))
 
     def op_f64_const(self, ins: ir.Instr) -> None:
         bits = ins.imm[0]
-        self.push(_float_literal(f64_from_bits(bits), self.mc.consts, f"f64:{bits}"))
+        self.push(_float_literal(f64_from_bits(bits), self.consts, "f64", bits))
 
     # ------------------------------------------------------------ numeric
     def numeric(self, op: str) -> bool:
@@ -1164,69 +1155,36 @@ def _install_numeric() -> None:
 _install_numeric()
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionSource:
+    """The generated source of one defined function and the namespace constants it reads."""
+
+    text: str
+    consts: dict[str, str]
+
+
 class ModuleCodegen:
-    """Builds the module factory source for one option variant."""
+    """Generates defined functions' sources for one option variant, one function at a time.
+
+    Module-wide facts are computed once here (linear in the module); each
+    ``function_source`` call costs time linear in that function's body.
+    """
 
     def __init__(self, module: ir.Module, *, fuel: bool, epoch: bool) -> None:
         self.module = module
         self.fuel = fuel
         self.epoch = epoch
-        self.consts: dict[str, str] = {}
-        self.const_dicts: dict[str, dict[int, int]] = {}
-        self.used_imports: set[int] = set()
-        self.used_tables: set[int] = set()
-        #: Tables whose elements the code reads as values (``table.get``, ``table.copy``
-        #: source): ``_make`` materialises their lazy placeholders (``wasmrt.vm.table``).
-        self.read_tables: set[int] = set()
-        self.used_globals: set[int] = set()
-        self.used_funcs: set[int] = set()
-        self.used_types: set[int] = set()
-        self.used_mem = False
         self.n_imported_funcs = len(module.imported("func"))
+        self.func_types = [module.types[t] for t in module.all_func_type_idxs()]
         self.force_flat = FORCE_FLAT
         self.global_types = module.all_globals()
 
-    def const_dict(self, d: dict[int, int]) -> str:
-        name = f"_d{len(self.const_dicts)}"
-        self.const_dicts[name] = d
-        return name
+    def function_source(self, i: int) -> FunctionSource:
+        """Source of defined function ``i`` (``def f<funcidx>(...)``), generated now."""
+        func = self.module.funcs[i]
+        fc = FunctionCompiler(self, self.n_imported_funcs + i, func, self.module.types[func.type_idx])
+        return FunctionSource("\n".join(fc.compile()), fc.consts)
 
-    def function_source(self, i: int) -> list[str]:
-        m = self.module
-        fidx = self.n_imported_funcs + i
-        func = m.funcs[i]
-        return FunctionCompiler(self, fidx, func, m.types[func.type_idx]).compile()
-
-    def generate(self) -> tuple[str, list[str]]:
-        """Return (factory source, per-function sources)."""
-        m = self.module
-        bodies = [self.function_source(i) for i in range(len(m.funcs))]
-        head = ["def _make(_I, _S):"]
-        if self.epoch:
-            head.append("    _E = _S.engine")
-        if self.used_mem:
-            head.append("    M0 = _I.mems[0]")
-        for t in sorted(self.used_tables):
-            head.append(f"    T{t} = _I.tables[{t}]; _t{t} = T{t}.elements")
-            if t in self.read_tables:
-                head.append(f"    T{t}.materialize()")
-        for g in sorted(self.used_globals):
-            if self.global_types[g].mutable:
-                head.append(f"    G{g} = _I.globals[{g}]")
-            else:
-                head.append(f"    _gv{g} = _I.globals[{g}].value")
-        for k in sorted(self.used_funcs):
-            head.append(f"    F{k} = _I.funcs[{k}]")
-        for k in sorted(self.used_imports):
-            head.append(f"    _c{k} = _I.funcs[{k}].bind_caller(_I)")
-        for ty in sorted(self.used_types):
-            head.append(f"    _ty{ty} = _I.types[{ty}]")
-        body_lines: list[str] = []
-        per_func: list[str] = []
-        for b in bodies:
-            per_func.append("\n".join(b))
-            body_lines.extend("    " + line for line in b)
-        n0 = self.n_imported_funcs
-        ret = ", ".join(f"f{n0 + i}" for i in range(len(m.funcs)))
-        tail = [f"    return ({ret}{',' if len(m.funcs) == 1 else ''})"]
-        return "\n".join(head + body_lines + tail) + "\n", per_func
+    def generate(self) -> list[FunctionSource]:
+        """Every defined function's source, in order."""
+        return [self.function_source(i) for i in range(len(self.module.funcs))]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from types import CodeType
 
 __all__ = ["FREE_NAME", "MAX_CACHED_CHARS", "free_names", "function_code"]
@@ -60,21 +61,8 @@ def _compile(source: str) -> CodeType:
 
 
 def _on_fresh_stack(source: str) -> CodeType:
-    box: list[CodeType | BaseException] = []
-
-    def run() -> None:
-        try:
-            box.append(_compile(source))
-        except BaseException as e:  # handed to the waiting caller, which re-raises it
-            box.append(e)
-
-    t = threading.Thread(target=run, name="wasmrt-compile", daemon=True)
-    t.start()
-    t.join()
-    got = box[0]
-    if isinstance(got, BaseException):
-        raise got
-    return got
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wasmrt-compile") as pool:
+        return pool.submit(_compile, source).result()
 
 
 def function_code(source: str) -> CodeType:

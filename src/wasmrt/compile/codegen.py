@@ -1182,7 +1182,9 @@ class ModuleCodegen:
     def function_source(self, i: int) -> FunctionSource:
         """Source of defined function ``i`` (``def f<funcidx>(...)``), generated now."""
         func = self.module.funcs[i]
-        fc = FunctionCompiler(self, self.n_imported_funcs + i, func, self.module.types[func.type_idx])
+        fc = FunctionCompiler(
+            self, self.n_imported_funcs + i, func, self.module.types[func.type_idx]
+        )
         return FunctionSource("\n".join(fc.compile()), fc.consts)
 
     def generate(self) -> list[FunctionSource]:

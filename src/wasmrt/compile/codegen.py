@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wasmrt import ir
@@ -338,13 +339,7 @@ class FunctionCompiler:
                 info.pyloop = False
         self.nseg = 1
         self.cidx = 0
-        mem_ops = any(
-            (
-                BY_NAME.get(i.op) is not None
-                and BY_NAME[i.op].imm in ("memarg", "memarg_lane", "mem", "mem2", "memory_init")
-            )
-            for i in body
-        )
+        mem_ops = not _MEMORY_OPS.isdisjoint([i.op for i in body])
         self.uses_mem = mem_ops
         self._indent = 1
         params = ", ".join(f"l{i}" for i in range(nparams))
@@ -488,9 +483,9 @@ class FunctionCompiler:
             # fall through: structural instruction of the current construct
         if self.fuel and op not in _ZERO_COST:
             self.fuel_acc += 1
-        h = getattr(self, "op_" + op.replace(".", "_"), None)
+        h = _HANDLERS.get(op)
         if h is not None:
-            h(ins)
+            h(self, ins)
             return
         raise NotImplementedError(op)
 
@@ -1153,6 +1148,19 @@ def _install_numeric() -> None:
 
 
 _install_numeric()
+
+#: Instruction name -> its ``FunctionCompiler`` handler (one dict lookup per instruction).
+_HANDLERS: dict[str, Callable[[FunctionCompiler, ir.Instr], None]] = {
+    name: getattr(FunctionCompiler, "op_" + name.replace(".", "_"))
+    for name in BY_NAME
+    if hasattr(FunctionCompiler, "op_" + name.replace(".", "_"))
+}
+#: Instructions that read or write linear memory (the function caches ``_md``/``_ms``).
+_MEMORY_OPS = frozenset(
+    name
+    for name, info in BY_NAME.items()
+    if info.imm in ("memarg", "memarg_lane", "mem", "mem2", "memory_init")
+)
 
 
 @dataclass(frozen=True, slots=True)

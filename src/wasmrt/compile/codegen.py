@@ -17,11 +17,19 @@ Invariants:
   loop because that loop ends exactly where the target ends). Branches out of
   several Python loops set ``_br`` to the target's id and ``break``; after each
   such loop a check re-dispatches.
+- One function at a time: ``ModuleCodegen.function_source(i)`` costs time
+  linear in function ``i``'s body (module-wide facts are computed once per
+  ``ModuleCodegen``); the text depends only on the function's body, its
+  module's types/imports/globals and the option variant, never on which
+  other functions were generated. Names the code binds per instance follow
+  ``wasmrt.compile.cache.FREE_NAME``; float constants without a literal are
+  globals named by their bits (``_kf32_<bits>``/``_kf64_<bits>``), and a
+  ``br_table`` dispatch table is a tuple constant.
 - Tables: ``call_indirect``'s one-line check fails over to ``_cifail(T<t>, ..)``
   with the ``TableInstance``, which also resolves lazy funcref placeholders;
-  the factory materialises every table the code reads elements of
-  (``table.get``, ``table.copy`` source) when it binds, so those reads never
-  see a placeholder (``wasmrt.vm.table``).
+  code that reads elements as values (``table.get``, ``table.copy`` source)
+  reads them through ``_r<t>``, which the binder materialises before it hands
+  the list out, so those reads never see a placeholder (``wasmrt.vm.table``).
 - Call depth is not counted in generated code: ``StoreCore.invoke`` bounds it
   with the Python recursion limit (wasm->wasm calls are plain Python calls).
 - Fuel and epoch checks are emitted only in the variants that ask for them.

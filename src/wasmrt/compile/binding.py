@@ -48,6 +48,17 @@ __all__ = ["CodeTable"]
 
 _INDEXED = re.compile(r"(M|T|_t|_r|G|_gv|F|_c|_ty|f)(\d+)$")
 _get_slot = list.__getitem__
+_parsed: dict[str, tuple[str, int]] = {}
+
+
+def _parse(name: str) -> tuple[str, int]:
+    """``"_t3"`` -> ``("_t", 3)`` (memoised: the same few names recur in every instance)."""
+    got = _parsed.get(name)
+    if got is None:
+        m = _INDEXED.match(name)
+        assert m is not None, name
+        got = _parsed[name] = (m.group(1), int(m.group(2)))
+    return got
 
 
 class CodeTable:
@@ -86,7 +97,8 @@ class CodeTable:
         return f
 
     def _install(self, i: int, code: CodeType) -> FunctionType:
-        closure = tuple(self.cell(name) for name in code.co_freevars)
+        cells = self.cells
+        closure = tuple([cells.get(name) or self.cell(name) for name in code.co_freevars])
         f = FunctionType(code, self.variant.namespace, None, None, closure or None)
         self.items[i] = f
         k = self.n_imported + i
@@ -111,7 +123,7 @@ class CodeTable:
     def _shared_import_cell(self, name: str) -> CellType | None:
         if not name.startswith("_c"):
             return None
-        f = self.inst.funcs[int(name[2:])]
+        f = self.inst.funcs[_parse(name)[1]]
         if type(f) is not WasmFunction or f.instance.store is not self.store:
             return None
         f.instance.bind_code()
@@ -128,9 +140,7 @@ class CodeTable:
             return inst
         if name == "_E":
             return self.store.engine
-        m = _INDEXED.match(name)
-        assert m is not None, name
-        kind, k = m.group(1), int(m.group(2))
+        kind, k = _parse(name)
         if kind == "f":
             i = k - self.n_imported
             return self.items[i] or partial(self._first_call, i)

@@ -41,7 +41,7 @@ from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.compile.backtrace import register_variant
 from wasmrt.compile.binding import CodeTable
-from wasmrt.compile.cache import function_code
+from wasmrt.compile.cache import function_code, on_fresh_stack
 from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -134,7 +134,10 @@ class CompiledVariant:
         code = self.codes[i]
         if code is not None:
             return code
-        src = self.function_source(i)
+        try:
+            src = self.function_source(i)
+        except RecursionError:  # first called deep in wasm recursion: generate on a fresh stack
+            src = on_fresh_stack(self.function_source, i)
         try_alloc(len(src), AllocKind.CODE)
         try:
             code = function_code(src)

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import CodeType
+from typing import TypeVar
 
-__all__ = ["FREE_NAME", "MAX_CACHED_CHARS", "free_names", "function_code"]
+__all__ = ["FREE_NAME", "MAX_CACHED_CHARS", "free_names", "function_code", "on_fresh_stack"]
 
 #: Names generated code binds per instance (see ``wasmrt.compile.binding``).
 FREE_NAME = re.compile(r"\b(?:M0|_E|_S|_I|(?:T|_t|_r|G|_gv|F|_c|_ty|f)\d+)\b")
@@ -38,6 +40,8 @@ MAX_CACHED_CHARS = 64 * 1024 * 1024
 #: Filename of generated code in tracebacks.
 FILENAME = "<wasm module>"
 
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 _codes: dict[str, CodeType] = {}
 _chars = [0]
 _lock = threading.Lock()
@@ -60,9 +64,10 @@ def _compile(source: str) -> CodeType:
     return next(c for c in mk.co_consts if isinstance(c, CodeType))
 
 
-def _on_fresh_stack(source: str) -> CodeType:
+def on_fresh_stack(fn: Callable[[_A], _R], arg: _A) -> _R:
+    """``fn(arg)`` on a new thread's (empty) stack; its result, or its exception re-raised."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wasmrt-compile") as pool:
-        return pool.submit(_compile, source).result()
+        return pool.submit(fn, arg).result()
 
 
 def function_code(source: str) -> CodeType:
@@ -73,7 +78,7 @@ def function_code(source: str) -> CodeType:
     try:
         code = _compile(source)
     except RecursionError:
-        code = _on_fresh_stack(source)
+        code = on_fresh_stack(_compile, source)
     with _lock:
         if source not in _codes:
             _codes[source] = code

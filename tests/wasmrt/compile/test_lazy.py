@@ -199,3 +199,23 @@ def test_generated_code_is_reported_by_function() -> None:
         assert f"def f{k}(" in src
     assert cm.variant().codes == [None] * 5  # reading the source compiles nothing
     assert "_kf64_" in cm.function_source(4)  # a NaN constant, named by its bits
+
+
+def test_first_call_at_the_guaranteed_depth_still_compiles() -> None:
+    # ``max_wasm_stack`` guarantees ``store.max_depth`` wasm frames; a function first
+    # called at that depth is generated and compiled there (on a fresh stack if the
+    # compiler runs out of frames) instead of overflowing.
+    nest = "(local.get 0)"
+    for i in range(30):
+        nest = f"(i32.add {nest} (i32.const {i}))"
+    wat = f"""(module
+      (func $leaf (param i32) (result i32) {nest})
+      (func $rec (export "rec") (param i32) (result i32)
+        (if (result i32) (i32.eqz (local.get 0)) (then (call $leaf (i32.const 1)))
+          (else (call $rec (i32.sub (local.get 0) (i32.const 1)))))))"""
+    for stack in (64 * 1024, 512 * 1024):
+        store = StoreCore(engine(max_wasm_stack=stack))
+        inst = instantiate(store, wat_to_compiled(wat), [])
+        # rec(n) runs n + 1 frames of $rec, then $leaf: max_depth frames in all.
+        assert store.call(inst.exports["rec"], [store.max_depth - 2]) == 1 + sum(range(30))
+        assert _codes(inst)[0] is not None

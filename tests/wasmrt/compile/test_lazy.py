@@ -219,3 +219,14 @@ def test_first_call_at_the_guaranteed_depth_still_compiles() -> None:
         # rec(n) runs n + 1 frames of $rec, then $leaf: max_depth frames in all.
         assert store.call(inst.exports["rec"], [store.max_depth - 2]) == 1 + sum(range(30))
         assert _codes(inst)[0] is not None
+
+
+def test_process_cache_keeps_to_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "_codes", {})
+    monkeypatch.setattr(cache, "_chars", [0])
+    monkeypatch.setattr(cache, "MAX_CACHED_CHARS", 200)
+    sources = [f"def f{k}(l0):\n    return ((l0 + {k}) & 4294967295)" for k in range(20)]
+    codes = [cache.function_code(s) for s in sources]
+    assert cache._chars[0] <= 200 and len(cache._codes) < 20
+    assert cache.function_code(sources[-1]) is codes[-1]  # the newest entries stay
+    assert cache._chars[0] == sum(len(s) for s in cache._codes)

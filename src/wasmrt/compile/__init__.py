@@ -12,7 +12,8 @@ Invariants:
 - ``variant.code(i)`` asks ``try_alloc(len(source), AllocKind.CODE)`` once
   per variant and function, before it keeps the code, whether or not the
   process cache already had it. If generating, the allocation or compiling
-  fails, nothing is kept: the next call tries again.
+  fails, no code is kept (at most the generated text): the next call tries
+  again.
 - A host ``MemoryError`` while compiling surfaces as ``OutOfMemory`` (the
   outcome of a refusal at that site).
 - Each variant has one namespace (``RUNTIME_NAMESPACE`` plus the float

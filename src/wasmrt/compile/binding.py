@@ -19,7 +19,7 @@ Invariants:
   compiled by a later call and the store stays usable.
 - Each name a function's code reads per instance (``cache.FREE_NAME``) is
   one cell per table, created on the first function that needs it, holding
-  what the old whole-module factory bound: ``M0`` the memory, ``T<t>`` /
+  what generated code reads: ``M0`` the memory, ``T<t>`` /
   ``_t<t>`` a table and its element list, ``_r<t>`` the element list after
   ``TableInstance.materialize`` (code that reads elements as values),
   ``G<g>`` / ``_gv<g>`` a mutable global / an immutable global's value,

@@ -224,7 +224,8 @@ def _float_literal(x: float, consts: dict[str, str], kind: str, bits: int) -> st
 
 
 class FunctionCompiler:
-    """Generates the source of one function (a nested ``def`` inside the module factory)."""
+    """Generates the source of one function: a ``def f<funcidx>(...)`` compiled on its own
+    (``wasmrt.compile.cache``), its per-instance names bound as free variables."""
 
     def __init__(
         self,

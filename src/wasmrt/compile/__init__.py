@@ -6,7 +6,7 @@ Invariants:
   store. Creating either generates and compiles nothing: compile time is
   O(module) bookkeeping, and each defined function is generated
   (``codegen.ModuleCodegen.function_source``) and compiled
-  (``cache.function_code``, content-addressed per process) the first time
+  (``cache.function_code``), both content-addressed per process, the first time
   any instance calls it (``binding.CodeTable``) or ``compile_all`` /
   serialisation asks. Each function costs time linear in its own body.
 - ``variant.code(i)`` asks ``try_alloc(len(source), AllocKind.CODE)`` once
@@ -42,7 +42,7 @@ from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.compile.backtrace import register_variant
 from wasmrt.compile.binding import CodeTable
-from wasmrt.compile.cache import function_code, on_fresh_stack
+from wasmrt.compile.cache import cached_source, function_code, on_fresh_stack, remember_source
 from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -120,7 +120,12 @@ class CompiledVariant:
         gen = self._codegen
         if gen is None:
             gen = self._codegen = ModuleCodegen(self.module, fuel=self.fuel, epoch=self.epoch)
-        fs = gen.function_source(i)
+        key = gen.function_key(i)
+        fs = cached_source(key) if key is not None else None
+        if fs is None:
+            fs = gen.function_source(i)
+            if key is not None:
+                remember_source(key, fs)
         self._add_consts(fs.consts)
         self.sources[i] = fs.text
         return fs.text

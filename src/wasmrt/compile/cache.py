@@ -1,4 +1,4 @@
-"""Generated function source -> Python code object, compiled once per process.
+"""Generated code, produced once per process: function -> source -> Python code object.
 
 Invariants:
 - A function's source (``def f<k>(...)`` from ``codegen``) is compiled as a
@@ -7,11 +7,15 @@ Invariants:
   functions, types, the store...) is a free variable of the resulting code
   object and the binder (``wasmrt.compile.binding``) supplies the cells.
   Everything else it reads is a global of its variant's namespace.
-- The cache is content-addressed: the key is the function's source text,
-  which determines the code object completely (the same body, types and
-  option variant generate the same text), so identical functions in any
-  module of the process share one code object. Entries are kept until
-  their sources exceed ``MAX_CACHED_CHARS`` in total, then the oldest go.
+- Two content-addressed caches: ``cached_source``/``remember_source`` map a
+  function's content key (``ModuleCodegen.function_key``: its body, locals
+  and type, plus a digest of the module facts and option variant code
+  generation reads) to its generated source, so an identical function in
+  any module (e.g. the same module decoded again) is not generated again;
+  ``function_code`` maps source text, which determines the code object
+  completely, to the code object, so the same source is compiled once.
+  Each keeps entries until their sources exceed ``MAX_CACHED_CHARS`` in
+  total, then drops the oldest.
 - Nothing here asks ``try_alloc``: the owner of the compiled code (a
   ``CompiledVariant``) asks once per function it gets code for, hit or miss,
   so the allocation sequence a module makes does not depend on what the
@@ -29,9 +33,20 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import CodeType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["FREE_NAME", "MAX_CACHED_CHARS", "free_names", "function_code", "on_fresh_stack"]
+from wasmrt.compile.codegen import FunctionSource
+
+__all__ = [
+    "FREE_NAME",
+    "MAX_CACHED_CHARS",
+    "cached_source",
+    "clear",
+    "free_names",
+    "function_code",
+    "on_fresh_stack",
+    "remember_source",
+]
 
 #: Names generated code binds per instance (see ``wasmrt.compile.binding``).
 FREE_NAME = re.compile(r"\b(?:M0|_E|_S|_I|(?:T|_t|_r|G|_gv|F|_c|_ty|f)\d+)\b")
@@ -44,7 +59,42 @@ _A = TypeVar("_A")
 _R = TypeVar("_R")
 _codes: dict[str, CodeType] = {}
 _chars = [0]
+_sources: dict[object, FunctionSource] = {}
+_source_chars = [0]
 _lock = threading.Lock()
+
+
+def _remember(table: dict[Any, Any], chars: list[int], key: object, value: Any, size: int) -> None:
+    with _lock:
+        if key in table:
+            return
+        table[key] = value
+        chars[0] += size
+        while chars[0] > MAX_CACHED_CHARS and len(table) > 1:
+            oldest = next(iter(table))
+            chars[0] -= _size(oldest, table[oldest])
+            del table[oldest]
+
+
+def _size(key: object, value: Any) -> int:
+    return len(value.text) if isinstance(value, FunctionSource) else len(str(key))
+
+
+def clear() -> None:
+    """Forget every cached source and code object (benchmarks measure cold compiles)."""
+    with _lock:
+        _sources.clear()
+        _codes.clear()
+        _chars[0] = _source_chars[0] = 0
+
+
+def cached_source(key: object) -> FunctionSource | None:
+    """The source generated earlier for a function with content key ``key``, if kept."""
+    return _sources.get(key)
+
+
+def remember_source(key: object, source: FunctionSource) -> None:
+    _remember(_sources, _source_chars, key, source, len(source.text))
 
 
 def free_names(source: str) -> list[str]:
@@ -79,12 +129,5 @@ def function_code(source: str) -> CodeType:
         code = _compile(source)
     except RecursionError:
         code = on_fresh_stack(_compile, source)
-    with _lock:
-        if source not in _codes:
-            _codes[source] = code
-            _chars[0] += len(source)
-            while _chars[0] > MAX_CACHED_CHARS and len(_codes) > 1:
-                oldest = next(iter(_codes))
-                _chars[0] -= len(oldest)
-                del _codes[oldest]
+    _remember(_codes, _chars, source, code, len(source))
     return code

@@ -46,6 +46,7 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -1172,6 +1173,26 @@ _MEMORY_OPS = frozenset(
 )
 
 
+class ContentKey:
+    """A tuple key whose hash is computed once (bodies can be long)."""
+
+    __slots__ = ("_hash", "parts")
+
+    def __init__(self, parts: tuple[object, ...]) -> None:
+        self.parts = parts
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ContentKey)
+            and self._hash == other._hash
+            and self.parts == other.parts
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionSource:
     """The generated source of one defined function and the namespace constants it reads."""
@@ -1195,6 +1216,31 @@ class ModuleCodegen:
         self.func_types = [module.types[t] for t in module.all_func_type_idxs()]
         self.force_flat = FORCE_FLAT
         self.global_types = module.all_globals()
+        self._context: str | None = None
+
+    @property
+    def context(self) -> str:
+        """Digest of everything besides a function's own body that its source depends on."""
+        if self._context is None:
+            facts = (
+                self.fuel,
+                self.epoch,
+                self.force_flat,
+                self.n_imported_funcs,
+                self.module.types,
+                self.module.all_func_type_idxs(),
+                [g.mutable for g in self.global_types],
+            )
+            self._context = hashlib.sha256(repr(facts).encode()).hexdigest()
+        return self._context
+
+    def function_key(self, i: int) -> ContentKey | None:
+        """Content key of defined function ``i``'s source (None if its body is not hashable)."""
+        func = self.module.funcs[i]
+        try:
+            return ContentKey((self.context, func.type_idx, tuple(func.locals), tuple(func.body)))
+        except TypeError:
+            return None
 
     def function_source(self, i: int) -> FunctionSource:
         """Source of defined function ``i`` (``def f<funcidx>(...)``), generated now."""

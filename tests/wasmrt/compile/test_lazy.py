@@ -230,3 +230,33 @@ def test_process_cache_keeps_to_its_budget(monkeypatch: pytest.MonkeyPatch) -> N
     assert cache._chars[0] <= 200 and len(cache._codes) < 20
     assert cache.function_code(sources[-1]) is codes[-1]  # the newest entries stay
     assert cache._chars[0] == sum(len(s) for s in cache._codes)
+
+
+def test_the_same_function_is_generated_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wasmrt.compile import codegen
+
+    generated: list[int] = []
+    real = codegen.FunctionCompiler.compile
+
+    def counting(self: codegen.FunctionCompiler) -> list[str]:
+        generated.append(self.fidx)
+        return real(self)
+
+    monkeypatch.setattr(codegen.FunctionCompiler, "compile", counting)
+    cache.clear()
+    first, again = wat_to_compiled(CHAIN), wat_to_compiled(CHAIN)
+    first.compile_all()
+    assert sorted(generated) == [0, 1, 2, 3, 4]
+    again.compile_all()  # same bodies, same module facts, same variant: nothing generated
+    assert len(generated) == 5
+    assert again.variant().sources == first.variant().sources
+    again.compile_all(fuel=True)  # another variant is other code
+    assert len(generated) == 10
+    # A module with other types (here one more) is other code, even for equal bodies.
+    other = wat_to_compiled(
+        CHAIN.replace(
+            '(func (export "never") (result f64)', '(func (export "never") (result f32)'
+        ).replace("f64.const", "f32.const")
+    )
+    other.compile_all()
+    assert len(generated) == 15

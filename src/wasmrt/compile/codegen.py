@@ -75,6 +75,9 @@ class _Entry:
     refs: frozenset[str] = frozenset()
     cond: str | None = None
     depth: int = 0
+    #: For an integer add/sub/mul/shl still pending: ``expr`` without its final
+    #: wrap-around mask (see ``FunctionCompiler.wrapping``).
+    raw: str | None = None
 
 
 @dataclass(slots=True)
@@ -261,14 +264,19 @@ class FunctionCompiler:
 
     # ------------------------------------------------------------ stack
     def push(
-        self, expr: str, refs: frozenset[str] = frozenset(), cond: str | None = None, depth: int = 0
+        self,
+        expr: str,
+        refs: frozenset[str] = frozenset(),
+        cond: str | None = None,
+        depth: int = 0,
+        raw: str | None = None,
     ) -> None:
         if depth > 12:
             p = len(self.stack)
             self.stack.append(_Entry(expr, refs, cond, depth))
             self.materialize(p)
             return
-        self.stack.append(_Entry(expr, refs, cond, depth))
+        self.stack.append(_Entry(expr, refs, cond, depth, raw))
 
     def push_slot_written(self) -> str:
         """Reserve the next slot as a materialized value; returns its name."""
@@ -1017,6 +1025,12 @@ class FunctionCompiler:
         self.push(_float_literal(f64_from_bits(bits), self.consts, "f64", bits))
 
     # ------------------------------------------------------------ numeric
+    def wrapping(self, op: str) -> None:
+        b = self.pop()
+        a = self.pop()
+        text, raw = wrapping_text(op, a, b, self.val)
+        self.push(text, a.refs | b.refs, depth=max(a.depth, b.depth) + 1, raw=raw)
+
     def numeric(self, op: str) -> bool:
         spec = _NUMERIC.get(op)
         if spec is None:
@@ -1035,11 +1049,21 @@ class FunctionCompiler:
             else:
                 self.push(text, a.refs, depth=a.depth + 1)
             return True
+        if op in _WRAPPING:
+            self.wrapping(op)
+            return True
         b = self.pop()
         a = self.pop()
-        text = tmpl.format(a=self.val(a), b=self.val(b))
         refs = a.refs | b.refs
         depth = max(a.depth, b.depth) + 1
+        mask = _AND_MASK.get(op)
+        if mask is not None:  # ``(x & M) & c`` is ``x & c`` when ``c`` fits in ``M``
+            if b.raw is not None and _fits(a.expr, mask):
+                a, b = b, a
+            if a.raw is not None and _fits(b.expr, mask):
+                self.push(f"({a.raw} & {b.expr})", refs, depth=depth)
+                return True
+        text = tmpl.format(a=self.val(a), b=self.val(b))
         if kind == "trap2":
             self.set_slot(len(self.stack), text)
         elif kind == "cond2":
@@ -1047,6 +1071,40 @@ class FunctionCompiler:
         else:
             self.push(text, refs, depth=depth)
         return True
+
+
+def wrapping_text(op: str, a: _Entry, b: _Entry, val: Callable[[_Entry], str]) -> tuple[str, str]:
+    """(masked, unmasked) text of integer ``op`` (add/sub/mul/shl) on ``a``, ``b``.
+
+    Arithmetic mod 2**w commutes with the mask, so add and sub read their
+    operands' unmasked text when they have one: ``((x + y) & M) + z) & M`` is
+    emitted as ``((x + y) + z) & M``. Only add/sub do (mul and shl read masked
+    operands), so an unmasked value grows by at most a few bits per level.
+    """
+    sym, w = _WRAPPING[op]
+    if sym in "+-":
+        av = a.raw if a.raw is not None else val(a)
+        bv = b.raw if b.raw is not None else val(b)
+    else:
+        av, bv = val(a), val(b)
+    if sym == "<<":
+        bv = str(int(bv) & (w - 1)) if bv.isdigit() else f"({bv} & {w - 1})"
+    raw = f"({av} {sym} {bv})"
+    return f"({raw} & {M32 if w == 32 else M64})", raw
+
+
+def _fits(text: str, mask: int) -> bool:
+    return text.isdigit() and int(text) <= mask
+
+
+#: Integer ops whose result is wrapped by a mask: op -> (Python operator, bit width).
+_WRAPPING = {
+    f"i{w}.{name}": (sym, w)
+    for w in (32, 64)
+    for name, sym in (("add", "+"), ("sub", "-"), ("mul", "*"), ("shl", "<<"))
+}
+#: ``and`` ops and their width's mask.
+_AND_MASK = {"i32.and": M32, "i64.and": M64}
 
 
 def _numeric_table() -> dict[str, tuple[str, str]]:

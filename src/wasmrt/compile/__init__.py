@@ -16,9 +16,10 @@ Invariants:
   again.
 - A host ``MemoryError`` while compiling surfaces as ``OutOfMemory`` (the
   outcome of a refusal at that site).
-- Each variant has one namespace (``RUNTIME_NAMESPACE`` plus the float
-  constants its functions read, named by their bits) that every function
-  of the variant uses as globals; its ``factory(inst, store)`` returns the
+- Each variant has one namespace that every function of the variant uses
+  as globals: the ``RUNTIME_NAMESPACE`` helpers its compiled functions name
+  (added as each function's code is taken, so setting up a variant copies
+  nothing) and the float constants they read, named by their bits; its ``factory(inst, store)`` returns the
   instance's ``CodeTable``, the sequence of defined functions' callables
   the vm installs (``wasmrt.vm.instance.bind_code``). Those callables follow
   the core calling convention of docs/internals.md.
@@ -54,6 +55,18 @@ __all__ = ["CodeTable", "CompiledModule", "CompiledVariant", "compile_module", "
 def _const_value(key: str) -> float:
     kind, bits = key.split(":")
     return f32_from_bits(int(bits)) if kind == "f32" else f64_from_bits(int(bits))
+
+
+def _link(namespace: dict[str, Any], code: CodeType) -> None:
+    """Add the runtime helpers ``code`` (and any code nested in it) names to ``namespace``."""
+    for name in code.co_names:
+        if name not in namespace:
+            helper = RUNTIME_NAMESPACE.get(name)
+            if helper is not None:
+                namespace[name] = helper
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _link(namespace, const)
 
 
 class _Factory:
@@ -104,7 +117,7 @@ class CompiledVariant:
         )
         #: Compiled code of each defined function, or None until its first use.
         self.codes: list[CodeType | None] = [None] * self.n_funcs
-        self.namespace: dict[str, Any] = dict(RUNTIME_NAMESPACE)
+        self.namespace: dict[str, Any] = {}
         self._consts: dict[str, str] = {}
         self._add_consts(consts or {})
         self._codegen: ModuleCodegen | None = None
@@ -151,6 +164,7 @@ class CompiledVariant:
             raise OutOfMemory(len(src)) from None
         except SyntaxError as e:  # only a corrupted stored source gets here
             raise WasmtimeError(f"compiled code of function {i} is malformed: {e}") from None
+        _link(self.namespace, code)
         self.codes[i] = code
         return code
 

@@ -35,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
 from types import CellType, CodeType, FunctionType
 from typing import TYPE_CHECKING, Any
@@ -52,12 +53,14 @@ _parsed: dict[str, tuple[str, int]] = {}
 
 
 def _parse(name: str) -> tuple[str, int]:
-    """``"_t3"`` -> ``("_t", 3)`` (memoised: the same few names recur in every instance)."""
+    """``"_t3"`` -> ``("_t", 3)``, ``"_S"`` -> ``("_S", -1)`` (memoised: the same few
+    names recur in every instance)."""
     got = _parsed.get(name)
     if got is None:
         m = _INDEXED.match(name)
-        assert m is not None, name
-        got = _parsed[name] = (m.group(1), int(m.group(2)))
+        got = (m.group(1), int(m.group(2))) if m is not None else (name, -1)
+        assert got[0] in _VALUES, name
+        _parsed[name] = got
     return got
 
 
@@ -98,13 +101,14 @@ class CodeTable:
 
     def _install(self, i: int, code: CodeType) -> FunctionType:
         cells = self.cells
-        closure = tuple([cells.get(name) or self.cell(name) for name in code.co_freevars])
-        f = FunctionType(code, self.variant.namespace, None, None, closure or None)
+        closure = [cells.get(name) or self.cell(name) for name in code.co_freevars]
+        f = FunctionType(code, self.variant.namespace, None, None, tuple(closure) or None)
         self.items[i] = f
         k = self.n_imported + i
-        own = self.cells.get(f"f{k}")
-        if own is not None:
-            own.cell_contents = f
+        if cells:
+            own = cells.get(_FUNC_NAMES[k] if k < len(_FUNC_NAMES) else f"f{k}")
+            if own is not None:
+                own.cell_contents = f
         wf = _get_slot(self.inst.funcs, k)
         if wf is not None:
             wf.call = f
@@ -114,16 +118,16 @@ class CodeTable:
         """The cell holding this instance's binding of ``name`` (created on first use)."""
         c = self.cells.get(name)
         if c is None:
-            c = self._shared_import_cell(name)
+            kind, k = _parse(name)
+            if kind == "_c":
+                c = self._shared_import_cell(k)
             if c is None:
-                c = CellType(self._value(name))
+                c = CellType(_VALUES[kind](self, k))
             self.cells[name] = c
         return c
 
-    def _shared_import_cell(self, name: str) -> CellType | None:
-        if not name.startswith("_c"):
-            return None
-        f = self.inst.funcs[_parse(name)[1]]
+    def _shared_import_cell(self, k: int) -> CellType | None:
+        f = self.inst.funcs[k]
         if type(f) is not WasmFunction or f.instance.store is not self.store:
             return None
         f.instance.bind_code()
@@ -132,34 +136,32 @@ class CodeTable:
             return None
         return other.cell(f"f{f.index}")
 
-    def _value(self, name: str) -> Any:
-        inst = self.inst
-        if name == "_S":
-            return self.store
-        if name == "_I":
-            return inst
-        if name == "_E":
-            return self.store.engine
-        kind, k = _parse(name)
-        if kind == "f":
-            i = k - self.n_imported
-            return self.items[i] or partial(self._first_call, i)
-        if kind == "M":
-            return inst.mems[k]
-        if kind == "T":
-            return inst.tables[k]
-        if kind == "_t":
-            return inst.tables[k].elements
-        if kind == "_r":
-            table = inst.tables[k]
-            table.materialize()
-            return table.elements
-        if kind == "G":
-            return inst.globals[k]
-        if kind == "_gv":
-            return inst.globals[k].value
-        if kind == "F":
-            return inst.funcs[k]
-        if kind == "_c":
-            return inst.funcs[k].bind_caller(inst)
-        return inst.types[k]  # "_ty"
+    def _func_value(self, k: int) -> Any:
+        i = k - self.n_imported
+        return self.items[i] or partial(self._first_call, i)
+
+
+def _read_table(t: CodeTable, k: int) -> Any:
+    table = t.inst.tables[k]
+    table.materialize()
+    return table.elements
+
+
+#: How each kind of name (``_parse``) is bound for an instance: ``(table, index) -> value``.
+_VALUES: dict[str, Callable[[CodeTable, int], Any]] = {
+    "_S": lambda t, k: t.store,
+    "_I": lambda t, k: t.inst,
+    "_E": lambda t, k: t.store.engine,
+    "f": CodeTable._func_value,
+    "M": lambda t, k: t.inst.mems[k],
+    "T": lambda t, k: t.inst.tables[k],
+    "_t": lambda t, k: t.inst.tables[k].elements,
+    "_r": _read_table,
+    "G": lambda t, k: t.inst.globals[k],
+    "_gv": lambda t, k: t.inst.globals[k].value,
+    "F": lambda t, k: t.inst.funcs[k],
+    "_c": lambda t, k: t.inst.funcs[k].bind_caller(t.inst),
+    "_ty": lambda t, k: t.inst.types[k],
+}
+#: ``f<k>`` names of the first functions, built once.
+_FUNC_NAMES = tuple(f"f{k}" for k in range(4096))

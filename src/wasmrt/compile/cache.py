@@ -14,8 +14,9 @@ Invariants:
   any module (e.g. the same module decoded again) is not generated again;
   ``function_code`` maps source text, which determines the code object
   completely, to the code object, so the same source is compiled once.
-  Each keeps entries until their sources exceed ``MAX_CACHED_CHARS`` in
-  total, then drops the oldest.
+  Each drops its oldest entries once its weight (characters of source, plus
+  ``IR_WEIGHT`` per instruction a source-cache key holds on to) exceeds
+  ``MAX_CACHED_CHARS``.
 - Nothing here asks ``try_alloc``: the owner of the compiled code (a
   ``CompiledVariant``) asks once per function it gets code for, hit or miss,
   so the allocation sequence a module makes does not depend on what the
@@ -35,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import CodeType
 from typing import Any, TypeVar
 
-from wasmrt.compile.codegen import FunctionSource
+from wasmrt.compile.codegen import ContentKey, FunctionSource
 
 __all__ = [
     "FREE_NAME",
@@ -50,8 +51,10 @@ __all__ = [
 
 #: Names generated code binds per instance (see ``wasmrt.compile.binding``).
 FREE_NAME = re.compile(r"\b(?:M0|_E|_S|_I|(?:T|_t|_r|G|_gv|F|_c|_ty|f)\d+)\b")
-#: Budget of the process-wide cache, in characters of cached source.
-MAX_CACHED_CHARS = 64 * 1024 * 1024
+#: Budget of each process-wide cache, in characters of cached source (a source
+#: cache entry also counts ``IR_WEIGHT`` per instruction its key holds).
+MAX_CACHED_CHARS = 32 * 1024 * 1024
+IR_WEIGHT = 64
 #: Filename of generated code in tracebacks.
 FILENAME = "<wasm module>"
 
@@ -59,7 +62,7 @@ _A = TypeVar("_A")
 _R = TypeVar("_R")
 _codes: dict[str, CodeType] = {}
 _chars = [0]
-_sources: dict[object, FunctionSource] = {}
+_sources: dict[ContentKey, FunctionSource] = {}
 _source_chars = [0]
 _lock = threading.Lock()
 
@@ -77,7 +80,9 @@ def _remember(table: dict[Any, Any], chars: list[int], key: object, value: Any, 
 
 
 def _size(key: object, value: Any) -> int:
-    return len(value.text) if isinstance(value, FunctionSource) else len(str(key))
+    if isinstance(key, ContentKey):
+        return len(value.text) + IR_WEIGHT * key.weight
+    return len(str(key))
 
 
 def clear() -> None:
@@ -88,13 +93,13 @@ def clear() -> None:
         _chars[0] = _source_chars[0] = 0
 
 
-def cached_source(key: object) -> FunctionSource | None:
+def cached_source(key: ContentKey) -> FunctionSource | None:
     """The source generated earlier for a function with content key ``key``, if kept."""
     return _sources.get(key)
 
 
-def remember_source(key: object, source: FunctionSource) -> None:
-    _remember(_sources, _source_chars, key, source, len(source.text))
+def remember_source(key: ContentKey, source: FunctionSource) -> None:
+    _remember(_sources, _source_chars, key, source, _size(key, source))
 
 
 def free_names(source: str) -> list[str]:

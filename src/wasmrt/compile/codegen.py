@@ -1232,12 +1232,14 @@ _MEMORY_OPS = frozenset(
 
 
 class ContentKey:
-    """A tuple key whose hash is computed once (bodies can be long)."""
+    """A tuple key whose hash is computed once (bodies can be long); ``weight`` is the
+    number of instructions it holds on to."""
 
-    __slots__ = ("_hash", "parts")
+    __slots__ = ("_hash", "parts", "weight")
 
-    def __init__(self, parts: tuple[object, ...]) -> None:
+    def __init__(self, parts: tuple[object, ...], weight: int) -> None:
         self.parts = parts
+        self.weight = weight
         self._hash = hash(parts)
 
     def __hash__(self) -> int:
@@ -1296,7 +1298,8 @@ class ModuleCodegen:
         """Content key of defined function ``i``'s source (None if its body is not hashable)."""
         func = self.module.funcs[i]
         try:
-            return ContentKey((self.context, func.type_idx, tuple(func.locals), tuple(func.body)))
+            body = tuple(func.body)
+            return ContentKey((self.context, func.type_idx, tuple(func.locals), body), len(body))
         except TypeError:
             return None
 

@@ -153,15 +153,17 @@ class CompiledVariant:
         code = self.codes[i]
         if code is not None:
             return code
+        size = len(self.sources[i] or "")
         try:
-            src = self.function_source(i)
-        except RecursionError:  # first called deep in wasm recursion: generate on a fresh stack
-            src = on_fresh_stack(self.function_source, i)
-        try_alloc(len(src), AllocKind.CODE)
-        try:
+            try:
+                src = self.function_source(i)
+            except RecursionError:  # first called deep in wasm recursion: use a fresh stack
+                src = on_fresh_stack(self.function_source, i)
+            size = len(src)
+            try_alloc(size, AllocKind.CODE)
             code = function_code(src)
         except MemoryError:
-            raise OutOfMemory(len(src)) from None
+            raise OutOfMemory(size) from None
         except SyntaxError as e:  # only a corrupted stored source gets here
             raise WasmtimeError(f"compiled code of function {i} is malformed: {e}") from None
         _link(self.namespace, code)

@@ -24,7 +24,8 @@ Invariants:
 - ``compile()`` errors other than ``RecursionError`` propagate unchanged; a
   ``RecursionError`` (the compiler's nesting checks count the caller's
   Python frames, so a function first called deep in wasm recursion can hit
-  it) is retried once on a fresh thread's stack.
+  it) is retried once on a fresh thread's stack; if no thread can be
+  started, the ``RecursionError`` stands (the store reports stack overflow).
 """
 
 from __future__ import annotations
@@ -122,7 +123,11 @@ def _compile(source: str) -> CodeType:
 def on_fresh_stack(fn: Callable[[_A], _R], arg: _A) -> _R:
     """``fn(arg)`` on a new thread's (empty) stack; its result, or its exception re-raised."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wasmrt-compile") as pool:
-        return pool.submit(fn, arg).result()
+        try:
+            future = pool.submit(fn, arg)
+        except RuntimeError:  # no thread to be had: the caller's stack stays exhausted
+            raise RecursionError("no fresh stack to compile on") from None
+        return future.result()
 
 
 def function_code(source: str) -> CodeType:

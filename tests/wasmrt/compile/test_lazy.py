@@ -260,3 +260,25 @@ def test_the_same_function_is_generated_once_per_process(monkeypatch: pytest.Mon
     )
     other.compile_all()
     assert len(generated) == 15
+
+
+def test_a_host_memory_error_while_compiling_is_an_out_of_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = cache._compile
+    failed: list[str] = []
+
+    def fail_once(source: str) -> Any:
+        if not failed:
+            failed.append(source)
+            raise MemoryError
+        return real(source)
+
+    monkeypatch.setattr(cache, "_compile", fail_once)
+    cache.clear()
+    store = StoreCore()
+    inst = instantiate(store, wat_to_compiled(CHAIN), [])
+    with pytest.raises(OutOfMemory) as ei:
+        store.call(inst.exports["b"], [2])
+    assert ei.value.requested_allocation_size == len(failed[0])
+    assert store.call(inst.exports["b"], [2]) == 6

@@ -16,6 +16,7 @@ Needs Debian's ``clang`` (14), ``lld`` and ``wasi-libc`` (plus
     python corpus/programs/build.py            # fetch, build, write MANIFEST.json
     python corpus/programs/build.py --check    # rebuild into a temp dir, compare digests
     python corpus/programs/build.py --record   # also rewrite sidecars from wasmtime-py runs
+    python corpus/programs/build.py --record --no-build   # only the sidecars
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def build_all(out_dir: Path, cache: Path, work: Path) -> dict[str, object]:
 
 def record(names: list[str]) -> None:
     """Rewrite each sidecar's exit_code/stdout/stderr from a wasmtime-py run of
-    its args and env (kept from the existing sidecar, default none)."""
+    its args, env and root (kept from the existing sidecar, default none)."""
     import wasmtime  # optional: only this step needs it
 
     for name in names:
@@ -232,6 +233,8 @@ def record(names: list[str]) -> None:
             cfg.argv = [name, *spec.get("args", [])]
             cfg.env = list(spec.get("env", {}).items())
             cfg.stdout_file, cfg.stderr_file = str(out), str(err)
+            if spec.get("root"):
+                cfg.preopen_dir(str(HERE / spec["root"]), "/")
             engine = wasmtime.Engine()
             store = wasmtime.Store(engine)
             store.set_wasi(cfg)
@@ -253,7 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=HERE / ".cache", help="sdist download cache")
     ap.add_argument("--check", action="store_true", help="rebuild elsewhere, compare with MANIFEST")
     ap.add_argument("--record", action="store_true", help="rewrite sidecars (needs wasmtime-py)")
+    ap.add_argument("--no-build", action="store_true", help="with --record: the committed modules")
     args = ap.parse_args(argv)
+    if args.no_build:
+        if args.record:
+            record([p.name for p in PROGRAMS])
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.check:

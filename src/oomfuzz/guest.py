@@ -31,7 +31,14 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
 
-__all__ = ["GUEST_VERDICTS", "ProgramResult", "judge", "program_result"]
+__all__ = [
+    "GUEST_VERDICTS",
+    "Acceptance",
+    "ProgramResult",
+    "judge",
+    "parse_accept",
+    "program_result",
+]
 
 #: The guest verdicts a scenario may accept (besides ``exit:N``).
 GUEST_VERDICTS = ("guest_abort", "guest_corrupt")
@@ -86,6 +93,35 @@ class ProgramResult:
 
     def end(self) -> str:
         return f"trapped ({self.trap})" if self.trap else f"exit {self.exit_code}"
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """What a scenario accepts from its guest after a refusal (directive ``accept=``)."""
+
+    guest_abort: bool = False
+    guest_corrupt: bool = False
+    exit_codes: tuple[int, ...] = ()
+
+
+def parse_accept(value: str) -> Acceptance:
+    """``guest_abort``, ``guest_corrupt`` and ``exit:N`` items, comma-separated.
+
+    Raises ``ValueError`` (one line) for anything else.
+    """
+    verdicts: set[str] = set()
+    exits: list[int] = []
+    for item in filter(None, (v.strip() for v in value.split(","))):
+        if item in GUEST_VERDICTS:
+            verdicts.add(item)
+        elif item.startswith("exit:") and item[5:].isdigit():
+            exits.append(int(item[5:]))
+        else:
+            raise ValueError(
+                f"accept takes {', '.join(GUEST_VERDICTS)} or exit:N (comma-separated), "
+                f"not {item!r}"
+            )
+    return Acceptance("guest_abort" in verdicts, "guest_corrupt" in verdicts, tuple(sorted(exits)))
 
 
 def program_result(value: object) -> ProgramResult | None:

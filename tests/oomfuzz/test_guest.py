@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from oomfuzz.guest import ProgramResult, judge, program_result
+from oomfuzz.guest import Acceptance, ProgramResult, judge, parse_accept, program_result
 
 FAULT_FREE = ProgramResult(0, b"input: 10 bytes\nroundtrip ok\n")
 
@@ -53,3 +53,16 @@ def test_results_are_values() -> None:
     assert "stderr 'err'" in str(r) and "results [1, 2]" in str(r)
     assert program_result([r]) is r and program_result(r) is r
     assert program_result(["line"]) is None and program_result([r, r]) is None
+
+
+def test_parse_accept() -> None:
+    assert parse_accept("guest_abort, exit:1,exit:3") == Acceptance(True, False, (1, 3))
+    assert parse_accept("guest_corrupt") == Acceptance(False, True, ())
+    assert parse_accept("") == Acceptance()
+    for bad in ("guest_crash", "exit:", "exit:-1", "exit:x"):
+        try:
+            parse_accept(bad)
+        except ValueError as e:
+            assert "accept takes" in str(e)
+        else:
+            raise AssertionError(bad)

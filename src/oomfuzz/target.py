@@ -75,6 +75,16 @@ class FaultTarget:
     def matches_record(self, rec: AllocRecord) -> bool:
         return self.matches(rec.kind, rec.absorbing, rec.site)
 
+    def flags(self) -> list[str]:
+        """The command-line flags that select this target (``parse_target`` inverts them)."""
+        out = [] if self.name == "all" else ["--target", self.name]
+        base = TARGETS.get(self.name)
+        if self.kinds and (base is None or self.kinds != base.kinds):
+            out += ["--kinds", ",".join(sorted(self.kinds))]
+        for pattern in self.sites:
+            out += ["--sites", pattern]
+        return out
+
     def describe(self) -> str:
         parts = [self.name]
         if self.sites:

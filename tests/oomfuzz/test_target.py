@@ -114,3 +114,17 @@ def test_target_matches_and_pickles() -> None:
     assert narrowed.matches("store", False, site)
     assert not narrowed.matches("store", False, None)
     assert pickle.loads(pickle.dumps(guest)) == guest
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("guest", (), ()), ("host", ("*/wasi/*",), ("linker", "call")), ("all", (), ("memory",))],
+)
+def test_flags_reproduce_the_target(args: tuple[str, tuple[str, ...], tuple[str, ...]]) -> None:
+    target = parse_target(*args)
+    assert target is not None
+    flags = target.flags()
+    name = flags[flags.index("--target") + 1] if "--target" in flags else "all"
+    sites = [flags[i + 1] for i, f in enumerate(flags) if f == "--sites"]
+    kinds = flags[flags.index("--kinds") + 1].split(",") if "--kinds" in flags else []
+    assert parse_target(name, sites, kinds) == target

@@ -117,7 +117,10 @@ static int frame(const unsigned char *src, size_t n, unsigned char *back, int le
     prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
     prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
     prefs.compressionLevel = level;
-    cap = LZ4F_HEADER_SIZE_MAX + (n / CHUNK + 2) * LZ4F_compressBound(CHUNK, &prefs);
+    /* autoFlush: each update emits its block, so the bound is per chunk. */
+    prefs.autoFlush = 1;
+    cap = LZ4F_HEADER_SIZE_MAX + (n / CHUNK + 1) * LZ4F_compressBound(CHUNK, &prefs) +
+          LZ4F_compressBound(0, &prefs);
     dst = xmalloc(cap, "frame buffer");
     if (!dst) return 1;
     rc = frame_compress(src, n, &prefs, dst, cap, &clen);

@@ -254,9 +254,12 @@ def _fault_free() -> bool:
 
 
 def _trap_text(trap: Trap) -> str:
+    """``code: reason`` (``unreachable: wasm `unreachable` instruction executed``)."""
+    lines = [ln.strip() for ln in str(trap).splitlines() if ln.strip()]
+    reason = getattr(trap, "reason", None) or (lines[-1] if lines else "")
     code = getattr(trap, "trap_code", None)
-    first = str(trap).strip().splitlines()[0] if str(trap).strip() else ""
-    return f"{code}: {first}" if code is not None else first
+    name = getattr(code, "name", None)
+    return f"{name.lower()}: {reason}" if isinstance(name, str) else str(reason)
 
 
 def _results(value: object) -> tuple[object, ...]:

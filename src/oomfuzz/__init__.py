@@ -3,10 +3,11 @@
 Public API: ``OomTest`` (Wasmtime's OomTest semantics with stricter checks),
 ``Injector`` (the ``try_alloc`` hook), ``FailureClass``/``CheckPolicy`` (what
 an iteration must satisfy) and the report types. The ``oomfuzz`` command line
-(``oomfuzz.cli``) sweeps WAST/Python scenarios (``oomfuzz.scenario``).
+(``oomfuzz.cli``) sweeps scenarios (``oomfuzz.scenario``) through the
+application layer (``oomfuzz.sweep``); ``docs/internals.md`` maps the modules.
 
-Invariant: importing oomfuzz imports only ``wasmrt.alloc``, ``wasmrt.errors``
-and ``wasmrt.trap`` from the runtime; scenarios import the public API lazily.
+Invariant: importing oomfuzz imports the user API (checks, plan, engines,
+``OomTest``) and wasmrt, never the faces (cli, plugin, baseline, campaign).
 """
 
 from oomfuzz.checks import CheckPolicy, FailureClass, Finding

@@ -21,6 +21,9 @@ Invariants:
   first allocation of every distinct (site, kind) in each unit plus
   ``sample`` indices drawn with ``random.Random(seed)`` — so every hit site
   is injected at least once, on every machine, in the same places.
+- The bounded sweep is :func:`oomfuzz.sweep.run_units` over units whose
+  ``select`` is :class:`oomfuzz.sweep.SiteFirsts`; regressions replay through
+  :func:`oomfuzz.sweep.replay_scenario`.
 - Regression reproducers are the ``.wast``/``.py`` files under
   ``corpus/regressions/`` whose header has ``index=N`` (with ``mode`` and
   ``allocator``); they are replayed at exactly that index.
@@ -28,20 +31,25 @@ Invariants:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing
 import os
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oomfuzz.inject import Injector, Site
-from oomfuzz.oomtest import DryRunError, OomTest
-from oomfuzz.report import RunReport
-from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, find_scenarios, load_scenario
+from oomfuzz.inject import Site
+from oomfuzz.oomtest import DryRunError
+from oomfuzz.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
+from oomfuzz.sweep import (
+    SiteFirsts,
+    Unit,
+    executor,
+    one_line,
+    replay_scenario,
+    run_units,
+    sweep_units,
+)
 
 __all__ = [
     "BaselineConfig",
@@ -144,65 +152,26 @@ class GateResult:
 # -- the bounded sweep ----------------------------------------------------------------
 
 
-def _unit_indices(runner: ScenarioRunner, sample: int, seed: int) -> list[int]:
-    """First index of every distinct (site, kind) plus a seeded sample of the rest."""
-    inj = Injector("count", record_all=True, stack_depth=0)
-    with inj.installed():
-        runner.run()
-    firsts: dict[tuple[str, str, str], int] = {}
-    for rec in inj.records:
-        firsts.setdefault((rec.site.file, rec.site.function, rec.kind), rec.index)
-    rest = sorted(set(range(inj.count)) - set(firsts.values()))
-    extra = random.Random(seed).sample(rest, min(sample, len(rest)))
-    return sorted(set(firsts.values()) | set(extra))
-
-
-def _run_bounded(job: tuple[str, str, str, int, int, int]) -> dict[str, object]:
-    """One (scenario, mode, allocator) unit of the bounded sweep, as a RunReport dict."""
-    from oomfuzz.cli import Unit, _oomtest
-
-    path, mode, allocator, sample, seed, check_every = job
-    rep = RunReport(path, mode, allocator)
-    try:
-        scn = load_scenario(path)
-        runner = ScenarioRunner(scn, allocator)
-        indices = _unit_indices(runner, sample, seed)
-        unit = Unit(path, mode, allocator, check_every=check_every)
-        result = _oomtest(scn, runner, unit, indices=indices).test(runner.run)
-    except DryRunError as e:
-        rep.error = f"dry run failed: {str(e).splitlines()[0]}"
-        return rep.to_dict()
-    except (ScenarioError, Exception) as e:  # noqa: BLE001 - recorded as this unit's error; the gate fails on it
-        rep.error = f"{type(e).__name__}: {e}"
-        return rep.to_dict()
-    return RunReport.from_result(path, mode, allocator, result).to_dict()
-
-
-def _jobs(config: BaselineConfig, root: Path) -> list[tuple[str, str, str, int, int, int]]:
+def _units(config: BaselineConfig, root: Path) -> list[Unit]:
     files = find_scenarios([str(root / p) for p in config.paths])
     scenarios: list[Scenario] = []
     for f in files:
         if any(part in config.exclude for part in f.relative_to(root).parts[:-1]):
             continue
         scenarios.append(load_scenario(f))
-    from oomfuzz.cli import sweep_units
-
-    units = sweep_units(scenarios, config.mode, config.allocator)
-    return [
-        (u.scenario, u.mode, u.allocator, config.sample, config.seed, config.check_every)
-        for u in units
-    ]
+    return sweep_units(
+        scenarios,
+        config.mode,
+        config.allocator,
+        check_every=config.check_every,
+        select=SiteFirsts(config.sample, config.seed),
+    )
 
 
 def sweep_sites(config: BaselineConfig, root: Path) -> tuple[dict[str, SiteRow], list[str], int]:
     """Run the bounded sweep under ``root``: site table, problems, injection count."""
-    jobs = _jobs(config, root)
-    if config.jobs > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=config.jobs, mp_context=ctx) as pool:
-            reports = [RunReport.from_dict(d) for d in pool.map(_run_bounded, jobs)]
-    else:
-        reports = [RunReport.from_dict(_run_bounded(j)) for j in jobs]
+    done = sorted(run_units(_units(config, root), executor(config.jobs)), key=lambda r: r[0])
+    reports = [rep for _, rep in done]
     sites: dict[str, SiteRow] = {}
     problems: list[str] = []
     injections = 0
@@ -210,7 +179,7 @@ def sweep_sites(config: BaselineConfig, root: Path) -> tuple[dict[str, SiteRow],
         injections += rep.iterations
         name = _rel(rep.scenario, root)
         if rep.error:
-            problems.append(f"{name} [{rep.mode}/{rep.allocator}]: {rep.error}")
+            problems.append(f"{name} [{rep.mode}/{rep.allocator}]: {one_line(rep.error)}")
         for f in rep.failures:
             text = f.text().replace(rep.scenario, name)
             problems.append(text)
@@ -249,17 +218,9 @@ def replay_regressions(files: Iterable[Path]) -> list[str]:
         index = int(d["index"])
         modes = scn.modes() or ("transient",)
         for allocator in scn.allocators():
-            runner = ScenarioRunner(scn, allocator)
             for mode in modes:
                 try:
-                    res = OomTest(
-                        mode=mode,
-                        allow_alloc_after_oom=d.get("allow_alloc_after_oom") == "true",
-                        raise_on_failure=False,
-                        probe=runner,
-                        label=str(path),
-                        indices=[index],
-                    ).test(runner.run)
+                    res = replay_scenario(scn, allocator, mode, index)
                 except DryRunError as e:
                     problems.append(
                         f"regression {path.name}: dry run fails: {str(e).splitlines()[0]}"

@@ -35,9 +35,8 @@ Invariants:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import functools
 import hashlib
-import multiprocessing
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -49,10 +48,15 @@ from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
+from oomfuzz.inject import Injector
 from oomfuzz.oomtest import DryRunError, OomTest
-from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, parse_script
-from oomfuzz.strategies import WastScenario, fault_plans, modules, scenarios
+from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scenario, parse_script
+from oomfuzz.strategies import WastScenario, fault_plans, host_module_for, modules, scenarios
+from oomfuzz.sweep import executor, replay_scenario
+from wasmrt.binary import encode_module
 from wasmrt.errors import WasmtimeError
+from wasmrt.text.printer import print_module
+from wasmrt.text.wat import parse_wat
 from wasmrt.trap import Trap
 
 __all__ = [
@@ -171,6 +175,8 @@ def open_database(spec: str | None) -> ExampleDatabase | None:
     if spec is None:
         return None
     if spec.startswith(("redis://", "rediss://")):
+        # redis is an optional extra (``pip install wasmrt-oomfuzz[redis]``): imported
+        # only when a redis URL is given, so a missing package is a one-line error.
         try:
             import redis
             from hypothesis.extra.redis import RedisExampleDatabase
@@ -208,8 +214,6 @@ def instantiation_traps(scn: WastScenario, allocator: str) -> bool:
 
 
 def _count(text: str, allocator: str) -> int:
-    from oomfuzz.inject import Injector
-
     runner = ScenarioRunner(_scenario(text, "<campaign>"), allocator)
     inj = Injector("count")
     with inj.installed():
@@ -219,12 +223,6 @@ def _count(text: str, allocator: str) -> int:
 
 def _wat_text(m: Any, name: str) -> str | None:
     """``m`` as WAT named ``$name`` if it parses back to the same binary, else ``None``."""
-    try:
-        from wasmrt.binary import encode_module
-        from wasmrt.text.printer import print_module
-        from wasmrt.text.wat import parse_wat
-    except ImportError:
-        return None
     text = print_module(m)
     if not text.startswith("(module"):
         return None
@@ -238,8 +236,6 @@ def _wat_text(m: Any, name: str) -> str | None:
 
 def readable_script(scn: WastScenario) -> str | None:
     """The script with WAT text modules instead of binary ones (``None`` if one does not round-trip)."""
-    from oomfuzz.strategies import host_module_for
-
     parts: list[str] = []
     for i, name in enumerate(dict.fromkeys(imp.module for imp in scn.module.imports)):
         host = _wat_text(host_module_for(scn.module, name), f"host{i}")
@@ -255,10 +251,6 @@ def readable_script(scn: WastScenario) -> str | None:
 
 
 def module_wat(scn: WastScenario) -> str:
-    try:
-        from wasmrt.text.printer import print_module
-    except ImportError:
-        return "<wasmrt.text.printer not available>"
     return str(print_module(scn.module))
 
 
@@ -397,17 +389,11 @@ def _save(finding: CampaignFinding, directory: Path, seed_used: int) -> None:
 
 
 def replay_finding(path: Path, finding: CampaignFinding) -> bool:
-    """Does the saved file fail again at its recorded index?"""
-    from oomfuzz.scenario import load_scenario
-
-    runner = ScenarioRunner(load_scenario(path), finding.allocator)
+    """Does the saved file fail again at its recorded index (its dry run, for ``-1``)?"""
+    scn = load_scenario(path)
     try:
-        res = OomTest(
-            mode=finding.mode,
-            raise_on_failure=False,
-            probe=runner,
-            indices=[] if finding.index < 0 else [finding.index],
-        ).test(runner.run)
+        index = None if finding.index < 0 else finding.index
+        res = replay_scenario(scn, finding.allocator, finding.mode, index)
     except DryRunError:
         return finding.index < 0
     return bool(res.failures)
@@ -448,15 +434,13 @@ def run_campaign(config: CampaignConfig) -> CampaignResult:
         return _worker(config, 0)
     total = CampaignResult()
     start = time.monotonic()
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=config.jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_worker_dict, config, j) for j in range(config.jobs)]
-        for fut in cf.as_completed(futures):
-            part = CampaignResult.from_dict(fut.result())
-            total.examples += part.examples
-            total.chunks += part.chunks
-            seen = {f.script for f in total.findings}
-            total.findings += [f for f in part.findings if f.script not in seen]
+    workers = list(range(config.jobs))
+    for _, d in executor(config.jobs).map(functools.partial(_worker_dict, config), workers):
+        part = CampaignResult.from_dict(d)
+        total.examples += part.examples
+        total.chunks += part.chunks
+        seen = {f.script for f in total.findings}
+        total.findings += [f for f in part.findings if f.script not in seen]
     total.elapsed = time.monotonic() - start
     return total
 

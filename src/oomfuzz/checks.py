@@ -45,33 +45,70 @@ the harness's own files, tracemalloc, linecache and traceback. It is a
 an allocator's free list settling grows once, then stops; a real leak (a
 module-level list appended to on every run) grows on every one.
 
+The check protocol (:class:`Check`): a check is one class registered with
+:func:`register`, holding its failure class (``failure``), the
+:class:`CheckPolicy` field that switches or samples it (``knob``; ``None``:
+every run), the policy field that excuses its findings (``excused_by``:
+``allow_missed_oom_errors`` turns them into ``allowed``) and how it judges
+one injection run (:meth:`Check.judge`, given a :class:`JudgedRun`). A check
+that only looks at the run subclasses :class:`RunCheck` and implements
+``inspect``; a check that needs more runs of the code under test (the
+post-OOM rerun, the tracemalloc repeats) subclasses :class:`RerunCheck` and
+yields their fault plans from ``judge``, like the sweep plan does. The sweep
+plan (:mod:`oomfuzz.plan`) runs ``CHECKS`` in registration order for every
+injection, in both engines; adding a check is one registered class here (and
+its ``FailureClass`` member if the class is new).
+
 Invariants:
-- Classification is a pure function of the run's exception, its injector and
-  the policy; it never touches the code under test.
+- Classification is a pure function of the run's outcome, its injector and
+  the policy; the checks never touch the code under test except through the
+  fault plans a ``RerunCheck`` yields.
+- Run checks (``RunCheck``) judge first, then re-run checks (each group in
+  registration order); the plan drops the injected run's outcome
+  (``JudgedRun.outcome``) before the re-runs, so what it held cannot keep a
+  store alive while the next run executes.
+- A run that gave no verdict (``JudgedRun.lost``: an engine lost it, e.g. a
+  forked child died or passed its deadline) is judged only by the checks
+  with ``judges_lost`` (``crashed``, ``timeout``).
 - An iteration may have several classes; ``primary`` is the first failure
-  class in ``FAILURE_ORDER``.
+  class in ``FAILURE_ORDER``, which is the registration order of ``CHECKS``.
 """
 
 from __future__ import annotations
 
 import enum
 import gc
+import os
+import tracemalloc
 import weakref
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomfuzz.inject import AllocationAfterOom, Injector
 from wasmrt.errors import OutOfMemory
 from wasmrt.trap import Trap
 
 __all__ = [
+    "CHECKS",
+    "Check",
     "CheckPolicy",
+    "Checking",
     "ExpectationFailed",
     "FailureClass",
     "Finding",
+    "JudgedRun",
+    "RerunCheck",
+    "RunCheck",
+    "RunOutcome",
     "classify_outcome",
     "compare_resources",
+    "describe_exc",
+    "exception_chain",
+    "excuse",
     "live_refs",
+    "primary",
+    "register",
 ]
 
 
@@ -98,21 +135,6 @@ class FailureClass(enum.StrEnum):
 
 
 PASS_CLASSES = frozenset({FailureClass.HANDLED, FailureClass.NOT_REACHED, FailureClass.ALLOWED})
-FAILURE_ORDER: tuple[FailureClass, ...] = (
-    FailureClass.CRASHED,
-    FailureClass.TIMEOUT,
-    FailureClass.MISSED_OOM,
-    FailureClass.WRONG_ERROR,
-    FailureClass.SPURIOUS_ERROR,
-    FailureClass.ALLOC_AFTER_OOM,
-    FailureClass.CLEANUP_NOT_RESTORED,
-    FailureClass.LEAK,
-    FailureClass.POST_OOM_FAILURE,
-)
-#: Classes ``allow_missed_oom_errors`` turns into passes (Wasmtime's table 3.4).
-MISSABLE = frozenset(
-    {FailureClass.MISSED_OOM, FailureClass.WRONG_ERROR, FailureClass.SPURIOUS_ERROR}
-)
 
 
 class ExpectationFailed(AssertionError):
@@ -142,7 +164,9 @@ class CheckPolicy:
     baseline. ``tracemalloc_every``: rerun the same injection once as a
     warm-up (ignored), then ``tracemalloc_repeats`` times; a leak only if
     every measured run retained more than ``tracemalloc_tolerance`` bytes
-    (see the module docstring).
+    (see the module docstring). ``allow_missed_oom_errors``: the findings of
+    the checks it excuses (``missed_oom``, ``wrong_error``,
+    ``spurious_error``) become ``allowed`` (Wasmtime's knob of that name).
     """
 
     cleanup: bool = True
@@ -151,6 +175,7 @@ class CheckPolicy:
     tracemalloc_every: int = 0
     tracemalloc_repeats: int = 3
     tracemalloc_tolerance: int = 4096
+    allow_missed_oom_errors: bool = False
 
     def __post_init__(self) -> None:
         if self.tracemalloc_repeats < 1:
@@ -163,7 +188,130 @@ class CheckPolicy:
         return every > 0 and ordinal % every == 0
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+# -- what the checks judge --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """What one execution of the code under test did.
+
+    ``lost`` is set by an engine that got no verdict from the run (a forked
+    child that died or passed its deadline); the other fields are then empty.
+    """
+
+    injector: Injector
+    value: object = None
+    exc: BaseException | None = None
+    exc_text: str = ""
+    resources: dict[str, object] | None = None
+    refs: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
+    lost: Finding | None = None
+
+
+@dataclass(slots=True)
+class JudgedRun:
+    """One injection run as the checks see it, with what they compare it against.
+
+    ``fault_plan(mode, index)`` makes the fault plan of a re-run (``"count"``:
+    fault-free); a :class:`RerunCheck` yields such plans and receives their
+    :class:`RunOutcome`.
+    """
+
+    index: int
+    mode: str
+    ordinal: int
+    outcome: RunOutcome | None
+    policy: CheckPolicy
+    fault_plan: Callable[[str, int], Injector]
+    baseline: object = None
+    baseline_resources: dict[str, object] | None = None
+    deterministic: bool = True
+    lost: Finding | None = None
+
+    @property
+    def injector(self) -> Injector:
+        assert self.outcome is not None, "the injected run's outcome was already dropped"
+        return self.outcome.injector
+
+    @property
+    def exc(self) -> BaseException | None:
+        return None if self.outcome is None else self.outcome.exc
+
+
+#: A check's judgement: yields fault plans for extra runs, returns its findings.
+Checking = Generator[Injector, RunOutcome, list[Finding]]
+
+
+class Check(Protocol):
+    """One check: its failure class, its policy knob, how it judges one run."""
+
+    failure: ClassVar[FailureClass]
+    knob: ClassVar[str | None]
+    excused_by: ClassVar[str | None]
+    reruns: ClassVar[bool]
+    judges_lost: ClassVar[bool]
+
+    def due(self, run: JudgedRun) -> bool: ...
+
+    def judge(self, run: JudgedRun) -> Checking: ...
+
+
+class RunCheck:
+    """Base of the checks that judge the injected run alone (no extra runs)."""
+
+    failure: ClassVar[FailureClass]
+    #: The ``CheckPolicy`` field switching (bool) or sampling (every k-th run) this check.
+    knob: ClassVar[str | None] = None
+    #: The ``CheckPolicy`` field that turns this check's findings into ``allowed``.
+    excused_by: ClassVar[str | None] = None
+    reruns: ClassVar[bool] = False
+    judges_lost: ClassVar[bool] = False
+
+    def due(self, run: JudgedRun) -> bool:
+        if (run.lost is not None) != self.judges_lost:
+            return False
+        if self.knob is None:
+            return True
+        value = getattr(run.policy, self.knob)
+        if isinstance(value, bool):
+            return value
+        return CheckPolicy.due(int(value), run.ordinal)
+
+    def judge(self, run: JudgedRun) -> Checking:
+        yield from ()
+        return self.inspect(run)
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        raise NotImplementedError
+
+
+class RerunCheck(RunCheck):
+    """Base of the checks that run the code under test again (``judge`` yields fault plans)."""
+
+    reruns: ClassVar[bool] = True
+
+    def judge(self, run: JudgedRun) -> Checking:
+        raise NotImplementedError
+
+
+#: Every check, in the order they judge a run (which is also the verdict ranking).
+CHECKS: list[Check] = []
+
+
+_C = TypeVar("_C", bound=type[RunCheck])
+
+
+def register(cls: _C) -> _C:
+    """Class decorator: add one instance of the check to ``CHECKS``."""
+    CHECKS.append(cls())
+    return cls
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, then its causes/contexts outward (each once)."""
     seen: list[BaseException] = []
     cur: BaseException | None = exc
     while cur is not None and all(cur is not s for s in seen):
@@ -176,62 +324,14 @@ def describe_exc(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
 
 
-def classify_outcome(
-    exc: BaseException | None, inj: Injector, *, allow_missed_oom_errors: bool = False
-) -> list[Finding]:
-    """Classify one injection run from its exception (``None``: normal return)."""
-    out: list[Finding] = []
-    injected = bool(inj.injected)
-    non_absorbing = inj.injected_non_absorbing
+def _where(inj: Injector) -> str:
     first = inj.oom_raised or inj.first_injection
-    where = f" (injected {first.describe()})" if first else ""
-    if isinstance(exc, AllocationAfterOom):
-        out.append(Finding(FailureClass.ALLOC_AFTER_OOM, str(exc)))
-    elif exc is None:
-        if non_absorbing:
-            out.append(Finding(FailureClass.MISSED_OOM, f"returned normally{where}"))
-        elif injected:
-            out.append(Finding(FailureClass.HANDLED, "absorbing site refused; returned normally"))
-        else:
-            out.append(Finding(FailureClass.NOT_REACHED, "no allocation at this index"))
-    elif not injected:
-        out.append(
-            Finding(
-                FailureClass.SPURIOUS_ERROR,
-                f"raised {describe_exc(exc)} although nothing was injected",
-            )
-        )
-    elif type(exc) is OutOfMemory or isinstance(exc, OutOfMemory):
-        if non_absorbing:
-            out.append(Finding(FailureClass.HANDLED, "OutOfMemory reached the caller"))
-        else:
-            out.append(
-                Finding(
-                    FailureClass.WRONG_ERROR,
-                    f"OutOfMemory escaped from an absorbing site{where}; it should have been absorbed",
-                )
-            )
-    elif not non_absorbing and isinstance(exc, WASM_LEVEL):
-        out.append(Finding(FailureClass.HANDLED, f"absorbed refusal, then {describe_exc(exc)}"))
-    else:
-        wrapped = any(isinstance(e, OutOfMemory) for e in _chain(exc)[1:])
-        how = "OutOfMemory wrapped in " if wrapped else "instead of OutOfMemory: "
-        out.append(Finding(FailureClass.WRONG_ERROR, f"{how}{describe_exc(exc)}{where}"))
-    if inj.after_oom and not any(f.cls is FailureClass.ALLOC_AFTER_OOM for f in out):
-        recs = "; ".join(r.describe() for r in inj.after_oom[:3])
-        more = f" (+{len(inj.after_oom) - 3} more)" if len(inj.after_oom) > 3 else ""
-        out.append(
-            Finding(
-                FailureClass.ALLOC_AFTER_OOM,
-                f"{len(inj.after_oom)} allocation(s) after the injected OOM: {recs}{more}",
-            )
-        )
-    if allow_missed_oom_errors:
-        out = [
-            Finding(FailureClass.ALLOWED, f"{f.cls}: {f.detail}") if f.cls in MISSABLE else f
-            for f in out
-        ]
-    return out
+    return f" (injected {first.describe()})" if first else ""
+
+
+def _short(value: object, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object]) -> Finding | None:
@@ -252,6 +352,333 @@ def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
         return []
     gc.collect()
     return [label for label, r in refs if r() is not None]
+
+
+# -- the checks (registration order = judging order = verdict ranking) --------------------
+
+
+@register
+class Crashed(RunCheck):
+    """The engine lost the run: it died without a verdict (a forked child killed by a
+    signal, ``os._exit`` in the code under test, or an error in the child's own
+    bookkeeping). Ranked first: no verdict could be computed at all, and
+    ``allow_missed_oom_errors`` never excuses it."""
+
+    failure = FailureClass.CRASHED
+    judges_lost = True
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        return [run.lost] if run.lost is not None and run.lost.cls is self.failure else []
+
+
+@register
+class TimedOut(Crashed):
+    """The engine stopped the run at its deadline (a forked child killed after
+    ``fork_timeout``)."""
+
+    failure = FailureClass.TIMEOUT
+
+
+class _Outcome(RunCheck):
+    """Base of the checks that classify how the injected run ended (exactly one fires,
+    unless strict mode's ``AllocationAfterOom`` ended it)."""
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        exc, inj = run.exc, run.injector
+        if isinstance(exc, AllocationAfterOom):
+            return []
+        detail = self.classify(exc, inj, bool(inj.injected), inj.injected_non_absorbing)
+        return [] if detail is None else [Finding(self.failure, detail)]
+
+    def classify(
+        self, exc: BaseException | None, inj: Injector, injected: bool, non_absorbing: bool
+    ) -> str | None:
+        raise NotImplementedError
+
+
+@register
+class Handled(_Outcome):
+    """The injected ``OutOfMemory`` reached the caller as itself, or only absorbing
+    sites were refused (their -1 is correct wasm behaviour, so a normal return, a
+    changed result or a wasm trap afterwards are all fine)."""
+
+    failure = FailureClass.HANDLED
+
+    def classify(
+        self, exc: BaseException | None, inj: Injector, injected: bool, non_absorbing: bool
+    ) -> str | None:
+        if not injected:
+            return None
+        if exc is None:
+            return None if non_absorbing else "absorbing site refused; returned normally"
+        if isinstance(exc, OutOfMemory):
+            return "OutOfMemory reached the caller" if non_absorbing else None
+        if not non_absorbing and isinstance(exc, WASM_LEVEL):
+            return f"absorbed refusal, then {describe_exc(exc)}"
+        return None
+
+
+@register
+class NotReached(_Outcome):
+    """The run made fewer allocations than the dry run, so nothing was injected
+    and it returned normally (a pass, as in Wasmtime)."""
+
+    failure = FailureClass.NOT_REACHED
+
+    def classify(
+        self, exc: BaseException | None, inj: Injector, injected: bool, non_absorbing: bool
+    ) -> str | None:
+        return "no allocation at this index" if exc is None and not injected else None
+
+
+@register
+class MissedOom(_Outcome):
+    """A normal return although a non-absorbing allocation failed."""
+
+    failure = FailureClass.MISSED_OOM
+    excused_by = "allow_missed_oom_errors"
+
+    def classify(
+        self, exc: BaseException | None, inj: Injector, injected: bool, non_absorbing: bool
+    ) -> str | None:
+        return f"returned normally{_where(inj)}" if exc is None and non_absorbing else None
+
+
+@register
+class WrongError(_Outcome):
+    """An injection happened and something other than a bare ``OutOfMemory`` came out
+    (a generic ``WasmtimeError``, a trap, an ``OutOfMemory`` wrapped in another
+    exception, an ``OutOfMemory`` escaping an absorbing site, a wrong result after a
+    non-absorbing refusal, a Python error). Stricter than Wasmtime's
+    ``is::<OutOfMemory>()``, which sees through context: Python users write
+    ``except OutOfMemory``."""
+
+    failure = FailureClass.WRONG_ERROR
+    excused_by = "allow_missed_oom_errors"
+
+    def classify(
+        self, exc: BaseException | None, inj: Injector, injected: bool, non_absorbing: bool
+    ) -> str | None:
+        if exc is None or not injected:
+            return None
+        if isinstance(exc, OutOfMemory):
+            if non_absorbing:
+                return None
+            return (
+                f"OutOfMemory escaped from an absorbing site{_where(inj)}; "
+                "it should have been absorbed"
+            )
+        if not non_absorbing and isinstance(exc, WASM_LEVEL):
+            return None
+        wrapped = any(isinstance(e, OutOfMemory) for e in exception_chain(exc)[1:])
+        how = "OutOfMemory wrapped in " if wrapped else "instead of OutOfMemory: "
+        return f"{how}{describe_exc(exc)}{_where(inj)}"
+
+
+@register
+class SpuriousError(_Outcome):
+    """An error although nothing was injected."""
+
+    failure = FailureClass.SPURIOUS_ERROR
+    excused_by = "allow_missed_oom_errors"
+
+    def classify(
+        self, exc: BaseException | None, inj: Injector, injected: bool, non_absorbing: bool
+    ) -> str | None:
+        if exc is None or injected:
+            return None
+        return f"raised {describe_exc(exc)} although nothing was injected"
+
+
+@register
+class AllocAfterOom(RunCheck):
+    """Strict mode saw an allocation after the injected OOM (the injector records
+    them unless ``allow_alloc_after_oom``; ``panic_on_alloc_after_oom`` ends the
+    run with :class:`~oomfuzz.inject.AllocationAfterOom`)."""
+
+    failure = FailureClass.ALLOC_AFTER_OOM
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        exc, inj = run.exc, run.injector
+        if isinstance(exc, AllocationAfterOom):
+            return [Finding(self.failure, str(exc))]
+        if not inj.after_oom:
+            return []
+        recs = "; ".join(r.describe() for r in inj.after_oom[:3])
+        more = f" (+{len(inj.after_oom) - 3} more)" if len(inj.after_oom) > 3 else ""
+        return [
+            Finding(
+                self.failure,
+                f"{len(inj.after_oom)} allocation(s) after the injected OOM: {recs}{more}",
+            )
+        ]
+
+
+@register
+class CleanupNotRestored(RunCheck):
+    """A resource snapshot (pooling metrics, store counts, slots) taken after the
+    run differs from the fault-free baseline."""
+
+    failure = FailureClass.CLEANUP_NOT_RESTORED
+    knob = "cleanup"
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        out = run.outcome
+        if run.baseline_resources is None or out is None or out.resources is None:
+            return []
+        found = compare_resources(run.baseline_resources, out.resources)
+        return [] if found is None else [found]
+
+
+@register
+class Leak(RunCheck):
+    """A weakref to a store/instance of the run is alive after ``gc.collect()``."""
+
+    failure = FailureClass.LEAK
+    knob = "leak_every"
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        out = run.outcome
+        alive = live_refs(out.refs) if out is not None and out.refs else []
+        if not alive:
+            return []
+        return [Finding(self.failure, f"still alive after gc.collect(): {', '.join(alive)}")]
+
+
+@register
+class PostOomFailure(RerunCheck):
+    """The fault-free rerun after the injection fails or gives a different result
+    than the first fault-free run (off when the dry runs' results differ)."""
+
+    failure = FailureClass.POST_OOM_FAILURE
+    knob = "post_oom_every"
+
+    def due(self, run: JudgedRun) -> bool:
+        return run.deterministic and super().due(run)
+
+    def judge(self, run: JudgedRun) -> Checking:
+        rerun = yield run.fault_plan("count", -1)
+        if rerun.exc is not None:
+            return [Finding(self.failure, f"fault-free rerun raised {describe_exc(rerun.exc)}")]
+        if rerun.value != run.baseline:
+            return [
+                Finding(
+                    self.failure,
+                    f"fault-free rerun gave {_short(rerun.value)}, "
+                    f"first fault-free run gave {_short(run.baseline)}",
+                )
+            ]
+        return []
+
+
+@register
+class TracemallocLeak(RerunCheck):
+    """Re-run the injection: a warm-up, then ``tracemalloc_repeats`` measured runs.
+
+    Growth is the change of traced memory between consecutive snapshots,
+    outside the harness's own files, tracemalloc, linecache and traceback. A
+    ``leak`` only if *every* measured run grew by more than
+    ``tracemalloc_tolerance`` bytes (default 4096 B per run): a cache filling
+    or an allocator's free list settling grows once, then stops; a real leak
+    (a module-level list appended to on every run) grows on every one.
+    """
+
+    failure = FailureClass.LEAK
+    knob = "tracemalloc_every"
+
+    def judge(self, run: JudgedRun) -> Checking:
+        pol = run.policy
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start(1)
+        filters = [
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, os.path.join(os.path.dirname(__file__), "*")),
+            tracemalloc.Filter(False, "<frozen *>"),
+            tracemalloc.Filter(False, "*/linecache.py"),
+            tracemalloc.Filter(False, "*/traceback.py"),
+        ]
+
+        def snapshot() -> tracemalloc.Snapshot:
+            gc.collect()
+            return tracemalloc.take_snapshot().filter_traces(filters)
+
+        growths: list[int] = []
+        try:
+            out = yield run.fault_plan(run.mode, run.index)  # warm-up: caches fill, not measured
+            del out
+            first = prev = snapshot()
+            for _ in range(pol.tracemalloc_repeats):
+                out = yield run.fault_plan(run.mode, run.index)
+                del out
+                snap = snapshot()
+                growths.append(sum(s.size_diff for s in snap.compare_to(prev, "filename")))
+                prev = snap
+        finally:
+            if started:
+                tracemalloc.stop()
+        if min(growths) <= pol.tracemalloc_tolerance:
+            return []
+        stats = prev.compare_to(first, "lineno")
+        top = max(stats, key=lambda s: s.size_diff)
+        frame = top.traceback[0]
+        return [
+            Finding(
+                self.failure,
+                f"tracemalloc: every one of {len(growths)} repeated runs retained memory "
+                f"(+{', +'.join(map(str, growths))} B; tolerance {pol.tracemalloc_tolerance} "
+                f"B/run, after a warm-up run); top growth +{top.size_diff} B at "
+                f"{frame.filename}:{frame.lineno}",
+            )
+        ]
+
+
+FAILURE_ORDER: tuple[FailureClass, ...] = tuple(
+    dict.fromkeys(c.failure for c in CHECKS if c.failure.is_failure)
+)
+#: Classes ``allow_missed_oom_errors`` turns into passes (Wasmtime's table 3.4).
+MISSABLE = frozenset(c.failure for c in CHECKS if c.excused_by == "allow_missed_oom_errors")
+
+
+def excuse(check: Check, policy: CheckPolicy, findings: list[Finding]) -> list[Finding]:
+    """``findings`` of ``check``, as ``allowed`` where its ``excused_by`` knob is set."""
+    if check.excused_by is None or not getattr(policy, check.excused_by):
+        return findings
+    return [Finding(FailureClass.ALLOWED, f"{f.cls}: {f.detail}") for f in findings]
+
+
+def classify_outcome(
+    exc: BaseException | None, inj: Injector, *, allow_missed_oom_errors: bool = False
+) -> list[Finding]:
+    """Classify one injection run from its exception (``None``: normal return).
+
+    The registered checks that judge the run alone and need no baseline
+    (the outcome classes and ``alloc_after_oom``), as the sweep runs them.
+    """
+    policy = CheckPolicy(
+        cleanup=False, leak_every=0, allow_missed_oom_errors=allow_missed_oom_errors
+    )
+    run = JudgedRun(-1, "transient", 0, RunOutcome(inj, exc=exc), policy, _no_reruns)
+    found: list[Finding] = []
+    for check in CHECKS:
+        if not check.reruns and check.due(run):
+            found += excuse(check, policy, _inspect(check, run))
+    return found
+
+
+def _no_reruns(mode: str, index: int) -> Injector:
+    raise RuntimeError("classify_outcome judges one run; it cannot re-run anything")
+
+
+def _inspect(check: Check, run: JudgedRun) -> list[Finding]:
+    """Run a check that yields no fault plan to its findings."""
+    steps = check.judge(run)
+    try:
+        next(steps)
+    except StopIteration as stop:
+        found: list[Finding] = stop.value
+        return found
+    raise RuntimeError(f"{type(check).__name__} asked for a re-run")
 
 
 def primary(findings: Sequence[Finding]) -> FailureClass:

@@ -1,4 +1,9 @@
-"""The ``oomfuzz`` command line: sweep, replay, minimize, report.
+"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report.
+
+This module parses arguments and prints; the work is done by
+:mod:`oomfuzz.sweep` (units, workers, replay) and the modules it names
+(``baseline``, ``campaign``, ``minimize``). Nothing imports this module but
+``python -m oomfuzz`` and the console script.
 
 Invariants:
 - Exit codes: 0 every injection handled, 1 failures found, 2 usage or input
@@ -25,26 +30,29 @@ Invariants:
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
-import multiprocessing
-import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from oomfuzz.checks import CheckPolicy, FailureClass
-from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from oomfuzz import baseline as bl
+from oomfuzz.campaign import CampaignConfig, describe, run_campaign
+from oomfuzz.engines import engine_choices
+from oomfuzz.minimize import minimize
+from oomfuzz.oomtest import DryRunError, Iteration
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import (
     ALLOCATORS,
-    Scenario,
     ScenarioError,
-    ScenarioRunner,
     find_scenarios,
     load_scenario,
+    scenarios_hint,
 )
+from oomfuzz.sweep import Executor, Unit, executor, one_line, replay, run_units, sweep_units
 
 __all__ = ["main"]
 
@@ -60,159 +68,42 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _input_error(exc: BaseException | None) -> bool:
-    """Is a dry-run failure caused by bad input rather than by the runtime?"""
-    if exc is None:
-        return False
-    if isinstance(exc, ScenarioError):
-        return True
-    names = {"MalformedError", "WatParseError", "InvalidModuleError"}
-    return type(exc).__name__ in names
+class _RichProgress:
+    """Draws a sweep's progress: per injection in this process, per unit across workers."""
 
-
-def _one_line(text: str) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else text
-    return first[:300]
-
-
-# -- work units ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Unit:
-    scenario: str
-    mode: str
-    allocator: str
-    shard: int = 0
-    shards: int = 1
-    max_iters: int | None = None
-    max_duration: float | None = None
-    check_every: int = 1
-    tracemalloc_every: int = 0
-    fail_fast: bool = False
-    sample: int | None = None
-    seed: int = 0
-    contiguous: bool = False
-    engine: str = "replay"
-
-
-def _policy(unit: Unit) -> CheckPolicy:
-    return CheckPolicy(
-        leak_every=unit.check_every,
-        post_oom_every=unit.check_every,
-        tracemalloc_every=unit.tracemalloc_every,
-    )
-
-
-def _oomtest(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> OomTest:
-    aao = scn.directives.get("allow_alloc_after_oom") == "true"
-    return OomTest(
-        max_iters=unit.max_iters,
-        max_duration=unit.max_duration,
-        allow_alloc_after_oom=aao,
-        mode=unit.mode,
-        raise_on_failure=False,
-        fail_fast=unit.fail_fast,
-        probe=runner,
-        label=unit.scenario,
-        policy=_policy(unit),
-        shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
-        shard_contiguous=unit.contiguous,
-        sample=unit.sample,
-        seed=unit.seed,
-        engine=unit.engine,
-        fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
-        **kw,
-    )
-
-
-def run_unit(unit: Unit, progress: Any = None) -> RunReport:
-    """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
-    rep = RunReport(unit.scenario, unit.mode, unit.allocator)
-    try:
-        scn = load_scenario(unit.scenario)
-        runner = ScenarioRunner(scn, unit.allocator)
-        kw: dict[str, Any] = {}
-        if progress is not None:
-            kw["on_total"] = progress.on_total
-            kw["on_iteration"] = progress.on_iteration
-        result = _oomtest(scn, runner, unit, **kw).test(runner.run)
-    except DryRunError as e:
-        prefix = "input error" if _input_error(e.cause) else "dry run failed"
-        rep.error = f"{prefix}: {_one_line(str(e))}"
-        if not _input_error(e.cause):
-            rep.error = f"{prefix}: {e}"
-        return rep
-    except ScenarioError as e:
-        rep.error = f"input error: {e}"
-        return rep
-    return RunReport.from_result(unit.scenario, unit.mode, unit.allocator, result)
-
-
-def _run_unit_dict(unit: Unit) -> dict[str, object]:
-    return run_unit(unit).to_dict()
-
-
-class _Progress:
-    """Adapts OomTest callbacks to a rich progress task (serial sweeps)."""
-
-    def __init__(self, progress: Any, task: Any) -> None:
+    def __init__(self, progress: Progress, units: list[Unit], where: Executor) -> None:
         self.progress = progress
-        self.task = task
-        self.base = 0.0
+        self.per_injection = where.in_process
+        if self.per_injection:
+            self.task = progress.add_task("injections", total=0)
+        else:
+            self.task = progress.add_task(f"work units ({where.jobs} jobs)", total=len(units))
+
+    def unit_started(self, unit: Unit) -> None:
+        self.progress.update(
+            self.task, description=f"{Path(unit.scenario).name} {unit.mode}/{unit.allocator}"
+        )
 
     def on_total(self, n: int) -> None:
-        self.progress.update(self.task, total=(self.progress.tasks[self.task].total or 0) + n)
+        total = self.progress.tasks[self.task].total or 0
+        self.progress.update(self.task, total=total + n)
 
     def on_iteration(self, it: Iteration, ordinal: int) -> None:
         self.progress.advance(self.task, 1)
+
+    def unit_done(self, report: RunReport) -> None:
+        if not self.per_injection:
+            self.progress.advance(self.task)
 
 
 # -- commands -------------------------------------------------------------------------
 
 
-def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
-    return choices if value == "both" else (value,)
-
-
-def sweep_units(
-    scenarios: list[Scenario],
-    mode: str,
-    allocator: str,
-    shards: int = 1,
-    max_iters: int | None = None,
-    **unit_options: Any,
-) -> list[Unit]:
-    """The work units of a sweep: scenario × mode × allocator × shard, in that order.
-
-    Modes and allocators are narrowed by each scenario's directives; a
-    ``max_iters`` budget is split evenly over the shards of a unit.
-    """
-    units: list[Unit] = []
-    shards = max(1, shards)
-    per = None if max_iters is None else -(-max_iters // shards)
-    for scn in scenarios:
-        modes = _selected(mode, ("transient", "persistent"))
-        if scn.modes() is not None:
-            modes = tuple(m for m in modes if m in (scn.modes() or ()))
-        for alloc in _selected(allocator, ALLOCATORS):
-            if alloc not in scn.allocators():
-                continue
-            for m in modes:
-                for k in range(shards):
-                    units.append(Unit(scn.name, m, alloc, k, shards, per, **unit_options))
-    return units
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     console = Console(stderr=False, quiet=args.quiet)
     files = find_scenarios(args.paths)
     if not files:
-        raise ScenarioError("no scenarios (*.wast, *.py with scenario()) found")
+        raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
     scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
     units = sweep_units(
         scenarios,
@@ -235,23 +126,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    where = executor(args.jobs)
     with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
-        if args.jobs <= 1:
-            task = progress.add_task("injections", total=0)
-            for unit in units:
-                progress.update(
-                    task, description=f"{Path(unit.scenario).name} {unit.mode}/{unit.allocator}"
-                )
-                report.add(run_unit(unit, _Progress(progress, task)))
-        else:
-            task = progress.add_task(f"work units ({args.jobs} jobs)", total=len(units))
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
-                futures = [pool.submit(_run_unit_dict, u) for u in units]
-                for fut in cf.as_completed(futures):
-                    report.add(RunReport.from_dict(fut.result()))
-                    progress.advance(task)
-            report.runs.sort(key=lambda r: r.key)
+        for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
+            report.add(rep)
+    if not where.in_process:
+        report.runs.sort(key=lambda r: r.key)  # workers finish in any order
     report.elapsed = time.monotonic() - start
     for table in report.rich_tables():
         console.print(table)
@@ -264,37 +144,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     input_errors = [r for r in report.runs if r.error and r.error.startswith("input error")]
     for r in report.runs:
         if r.error:
-            line = f"{r.scenario} [{r.mode}/{r.allocator}]: {_one_line(r.error)}"
+            line = f"{r.scenario} [{r.mode}/{r.allocator}]: {one_line(r.error)}"
             console.print(f"[red]{escape(line)}[/red]")
     if input_errors:
         print(
-            f"oomfuzz: error: {input_errors[0].scenario}: {_one_line(input_errors[0].error or '')}",
+            f"oomfuzz: error: {input_errors[0].scenario}: {one_line(input_errors[0].error or '')}",
             file=sys.stderr,
         )
         return EXIT_USAGE
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
 
 
-def _replay(
-    path: str, mode: str, allocator: str, index: int, check_every: int = 1
-) -> tuple[OomTestResult, Iteration | None]:
-    scn = load_scenario(path)
-    if allocator not in scn.allocators():
-        raise ScenarioError(f"{path} does not run with allocator {allocator!r}")
-    runner = ScenarioRunner(scn, allocator)
-    unit = Unit(scn.name, mode, allocator, check_every=check_every)
-    try:
-        result = _oomtest(scn, runner, unit, indices=[index]).test(runner.run)
-    except DryRunError as e:
-        if _input_error(e.cause):
-            raise ScenarioError(f"{path}: {_one_line(str(e))}") from None
-        raise
-    return result, (result.iterations[0] if result.iterations else None)
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     try:
-        result, it = _replay(args.scenario, args.mode, args.allocator, args.index)
+        result, it = replay(args.scenario, args.mode, args.allocator, args.index)
     except DryRunError as e:
         print(str(e))
         return EXIT_FAILURES
@@ -321,8 +184,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_minimize(args: argparse.Namespace) -> int:
-    from oomfuzz.minimize import minimize
-
     text = minimize(args.scenario, args.mode, args.allocator, args.index, log=print)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -331,8 +192,6 @@ def cmd_minimize(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from oomfuzz.campaign import CampaignConfig, describe, run_campaign
-
     config = CampaignConfig(
         time_budget=args.time,
         seed=args.seed,
@@ -348,8 +207,6 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from oomfuzz import baseline as bl
-
     root = Path(args.root)
     out = Path(args.baseline) if args.baseline else None
     if args.update:
@@ -374,8 +231,6 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     try:
         text = Path(args.report).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -383,7 +238,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         report = SweepReport.from_json(text)
     except ValueError as e:
-        raise ScenarioError(f"{args.report}: {_one_line(str(e))}") from None
+        raise ScenarioError(f"{args.report}: {one_line(str(e))}") from None
     console = Console()
     for table in report.rich_tables():
         console.print(table)
@@ -440,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=int, default=0, help="seed for --sample")
     sw.add_argument(
         "--engine",
-        choices=("replay", "fork", "auto"),
+        choices=engine_choices(),
         default="auto",
         help="replay: re-run per injection; fork: one run, a forked child per injection "
         "(POSIX); auto: fork when it pays off (default)",
@@ -508,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oomfuzz: error: {e} (see oomfuzz --help)", file=sys.stderr)
         return EXIT_USAGE
     except (ScenarioError, OSError) as e:
-        print(f"oomfuzz: error: {_one_line(str(e))}", file=sys.stderr)
+        print(f"oomfuzz: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("oomfuzz: interrupted", file=sys.stderr)
@@ -517,6 +372,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-
-
-_ = FailureClass  # re-exported for callers that inspect verdicts

@@ -1,13 +1,15 @@
 """The fork sweep engine: one fault-free run, a forked child per injection.
 
-``ForkSweep(test, fn, fuzz).run()`` is what ``OomTest(engine="fork")`` runs
-for ``test``/``fuzz``. After the same dry runs as the replay engine, the
+:class:`ForkEngine` is the sweep engine registered as ``fork`` (and tried
+first by ``auto``) in :mod:`oomfuzz.engines`; it drives a
+:class:`~oomfuzz.plan.SweepPlan` through the plan's public surface only.
+After the same dry runs as the replay engine (``plan.dry_runs()``), the
 parent runs ``fn`` once more, fault-free, under a :class:`_ForkingInjector`.
 At each scheduled allocation ``k`` the hook ``os.fork()``\\ s one child per
 (index, mode) job; the child refuses allocation ``k`` (and, persistent, every
 later one), lets the exception travel up through the code under test exactly
 as in a replayed run, classifies the outcome with the replay engine's own
-code (``OomTest._iteration``, ``_after_checks`` - so the post-OOM rerun and
+code (``plan.verdict``: every registered check, so the post-OOM rerun and
 the tracemalloc check run in the child, on a fresh store), sends the
 :class:`~oomfuzz.oomtest.Iteration` to the parent as one JSON line over a
 pipe and ``os._exit``\\ s. The parent continues fault-free.
@@ -53,9 +55,10 @@ Invariants:
   threads (rich's refresh thread, multiprocessing's queue feeder) are
   tolerated because a child touches none of their state: no stdio, no
   callbacks, only its own pipe.
-- ``engine="auto"`` forks only when that should be cheaper than replaying
-  the schedule (``_worth_forking``: the dry runs' time against a measured
-  fork cost); ``engine="fork"`` always forks when it is available.
+- ``engine="auto"`` (``ForkEngine.run(plan, when_cheaper=True)``) forks only
+  when that should be cheaper than replaying the schedule (``_worth_forking``:
+  the dry runs' time against a measured fork cost); ``engine="fork"`` always
+  forks when it is available.
 """
 
 from __future__ import annotations
@@ -73,27 +76,17 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
-from oomfuzz.checks import FailureClass, Finding, describe_exc
-from oomfuzz.inject import AllocRecord, InjectMode, Injector
-from oomfuzz.oomtest import (
-    Iteration,
-    OomTestResult,
-    RunOutcome,
-    _finish,
-    _scrub,
-    drive_plan,
-)
-
-if TYPE_CHECKING:
-    from oomfuzz.oomtest import OomTest
+from oomfuzz.checks import FailureClass, Finding, RunOutcome, describe_exc
+from oomfuzz.inject import InjectMode, Injector
+from oomfuzz.plan import Iteration, Job, OomTestResult, SweepPlan, drive, finish_outcome, scrub
 
 __all__ = [
     "ChildCrashed",
     "ChildTimeout",
+    "ForkEngine",
     "ForkSweep",
     "default_fork_jobs",
     "fork_cost",
@@ -142,11 +135,12 @@ def default_fork_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def unavailable_reason(test: OomTest, fn: Callable[[], object]) -> str | None:
-    """Why ``fn`` cannot be swept by forking here, or ``None`` if it can."""
+def unavailable_reason(plan: SweepPlan) -> str | None:
+    """Why ``plan.fn`` cannot be swept by forking here, or ``None`` if it can."""
     if os.name != "posix" or not hasattr(os, "fork"):
         return "os.fork is not available on this platform"
-    for obj in (fn, getattr(fn, "__self__", None), test.probe):
+    fn = plan.fn
+    for obj in (fn, getattr(fn, "__self__", None), plan.probe):
         if obj is not None and getattr(obj, "oomfuzz_fork", True) is False:
             return "the scenario opts out of forking"
     current = threading.current_thread()
@@ -209,22 +203,31 @@ class _Job:
     fd: int
 
 
-class ForkSweep:
-    """One sweep of ``fn`` with the fork engine (see the module docstring)."""
+class ForkEngine:
+    """The ``fork`` sweep engine (see the module docstring)."""
 
-    def __init__(self, test: OomTest, fn: Callable[[], object], fuzz: bool) -> None:
-        self.test = test
-        self.fn = fn
-        self.fuzz = fuzz
-        self.probe = test.probe
-        self.max_children = test.fork_jobs or default_fork_jobs()
-        self.result = OomTestResult(label=test._label(fn), engine="fork")
-        self.jobs: list[tuple[int, InjectMode]] = []
-        self.records: list[AllocRecord] = []
-        self.baseline_resources: dict[str, object] | None = None
-        self.post_ok = True
+    name = "fork"
+
+    def unavailable(self, plan: SweepPlan) -> str | None:
+        return unavailable_reason(plan)
+
+    def run(self, plan: SweepPlan, *, when_cheaper: bool = False) -> OomTestResult:
+        return ForkSweep(plan, when_cheaper).run()
+
+
+class ForkSweep:
+    """One sweep of a plan with the fork engine (see the module docstring)."""
+
+    def __init__(self, plan: SweepPlan, when_cheaper: bool = False) -> None:
+        self.plan = plan
+        self.options = plan.options
+        self.when_cheaper = when_cheaper
+        self.fn = plan.fn
+        self.probe = plan.probe
+        self.max_children = plan.options.fork_jobs or default_fork_jobs()
+        self.result = plan.result
+        self.jobs: list[Job] = []
         self.timeout = MIN_TIMEOUT
-        self.start = 0.0
         self.live: dict[int, _Child] = {}
         self.done: dict[int, Iteration] = {}
         self.skipped: set[int] = set()
@@ -238,17 +241,12 @@ class ForkSweep:
     # -- the parent -------------------------------------------------------------
 
     def run(self) -> OomTestResult:
-        test, result = self.test, self.result
-        self.start = time.monotonic()
-        self.baseline_resources, self.records = drive_plan(
-            test._dry_runs(result), self.fn, self.probe
-        )
-        run_time = (time.monotonic() - self.start) / max(1, len(result.dry_run_counts))
-        self.post_ok = not result.notes
-        self.jobs, announced, truncated = test._jobs(result.total, self.fuzz)
-        if test.on_total is not None:
-            test.on_total(announced)
-        self.timeout = test.fork_timeout or self._default_timeout(run_time)
+        plan, result = self.plan, self.result
+        result.engine = "fork"
+        drive(plan.dry_runs(), self.fn, self.probe)
+        run_time = plan.run_seconds
+        self.jobs = plan.jobs
+        self.timeout = self.options.fork_timeout or self._default_timeout(run_time)
         if self.jobs and not self._worth_forking(run_time):
             result.engine = "replay"
             return self._replay_rest()
@@ -260,18 +258,15 @@ class ForkSweep:
                 return self._replay_rest()
         self._emit()
         for o in sorted(self.done):
-            test._record(result, self.done[o])
+            plan.record(self.done[o])
         if self.cutoff is not None:
-            result.stopped = "first failure"
-        elif self.skipped:
-            result.stopped = f"max_duration={test.max_duration}s"
-        elif truncated:
-            result.stopped = truncated
-        result.elapsed = time.monotonic() - self.start
-        return result
+            return plan.finish("first failure")
+        if self.skipped:
+            return plan.finish(f"max_duration={self.options.max_duration}s")
+        return plan.finish(plan.truncated or None)
 
     def _default_timeout(self, run_time: float) -> float:
-        pol = self.test.policy
+        pol = self.options.policy
         runs = (
             1
             + (pol.post_oom_every > 0)
@@ -288,28 +283,25 @@ class ForkSweep:
         fork+exit (the child's copy-on-write faults cost about as much again),
         spread over the parallel children.
         """
-        if self.test.engine != "auto":
+        if not self.when_cheaper:
             return True
         total = max(1, self.result.total)
-        replay = sum(index for index, _mode in self.jobs) / total * run_time
+        replay = sum(job.index for job in self.jobs) / total * run_time
         parallel = min(self.max_children, default_fork_jobs())
         fork = run_time + len(self.jobs) * FORK_OVERHEAD_FACTOR * fork_cost() / parallel
         return fork < replay
 
     def _replay_rest(self) -> OomTestResult:
         """Replay the schedule on the dry runs already made (``on_total`` was announced)."""
-        plan = self.test._sweep(
-            self.result, self.start, self.baseline_resources, self.fuzz, announce=False
-        )
-        result: OomTestResult = drive_plan(plan, self.fn, self.probe)
+        result: OomTestResult = drive(self.plan.replay(), self.fn, self.probe)
         return result
 
     def _forking_run(self) -> str | None:
         """Run ``fn`` fault-free, forking the jobs; ``None`` or why its results are void."""
         points: dict[int, list[int]] = {}
-        for ordinal, (index, _mode) in enumerate(self.jobs):
-            points.setdefault(index, []).append(ordinal)
-        inj = self.test._injector("count", cls=_ForkingInjector)
+        for job in self.jobs:
+            points.setdefault(job.index, []).append(job.ordinal)
+        inj = self.plan.fault_plan("count", cls=_ForkingInjector)
         assert isinstance(inj, _ForkingInjector)
         inj.sweep = self
         inj.points = points
@@ -333,7 +325,7 @@ class ForkSweep:
             problem = self.fork_error
             if out.exc is not None:
                 problem = f"the forking run raised {describe_exc(out.exc)}"
-                _scrub(out.exc)
+                scrub(out.exc)
                 out.exc = None
             elif inj.count != self.result.total:
                 problem = (
@@ -365,7 +357,7 @@ class ForkSweep:
                 self._poll(block=True)
             if self.cutoff is not None and ordinal > self.cutoff:
                 continue
-            mode = self.jobs[ordinal][1]
+            mode = self.jobs[ordinal].mode
             self._before_fork()
             r, w = os.pipe()
             try:
@@ -384,8 +376,7 @@ class ForkSweep:
             self.live[r] = _Child(pid, r, ordinal, index, mode, time.monotonic() + self.timeout)
 
     def _time_up(self) -> bool:
-        limit = self.test.max_duration
-        return limit is not None and time.monotonic() - self.start >= limit
+        return self.plan.time_up()
 
     def _before_fork(self) -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -452,26 +443,28 @@ class ForkSweep:
         return self._broken(c, FailureClass.CRASHED, detail, str(msg.get("error", "")))
 
     def _broken(self, c: _Child, cls: FailureClass, detail: str, text: str = "") -> Iteration:
-        """The iteration of a child that gave no verdict (``crashed`` or ``timeout``)."""
+        """The iteration of a child that gave no verdict (``crashed`` or ``timeout``).
+
+        The registered checks judge the lost run (``RunOutcome.lost``); the engine
+        adds what it knows: the allocation the child was refusing and why it is gone.
+        """
+        plan = self.plan
+        lost = RunOutcome(plan.fault_plan("count"), lost=Finding(cls, detail))
+        it: Iteration = drive(plan.verdict(Job(c.ordinal, c.index, c.mode), lost), self.fn, None)
         kind = ChildTimeout if cls is FailureClass.TIMEOUT else ChildCrashed
-        rec = self.records[c.index] if c.index < len(self.records) else None
-        return Iteration(
-            index=c.index,
-            mode=c.mode,
-            verdict=cls,
-            findings=[Finding(cls, detail)],
-            allocations=0,
-            injected=dataclasses.replace(rec, injected=True) if rec is not None else None,
-            exc_type=f"{kind.__module__}.{kind.__qualname__}",
-            exc_message=detail,
-            exc_traceback=text,
-        )
+        records = plan.records
+        rec = records[c.index] if c.index < len(records) else None
+        it.injected = dataclasses.replace(rec, injected=True) if rec is not None else None
+        it.exc_type = f"{kind.__module__}.{kind.__qualname__}"
+        it.exc_message = detail
+        it.exc_traceback = text
+        return it
 
     def _store(self, ordinal: int, it: Iteration) -> None:
         if self.cutoff is not None and ordinal > self.cutoff:
             return
         self.done[ordinal] = it
-        if it.failed and self.test.fail_fast:
+        if it.failed and self.options.fail_fast:
             self.cutoff = ordinal
             for c in list(self.live.values()):
                 if c.ordinal > ordinal:
@@ -482,15 +475,13 @@ class ForkSweep:
 
     def _emit(self) -> None:
         """Release the completed prefix of the schedule to ``on_iteration``."""
-        cb = self.test.on_iteration
         while self.next_emit < len(self.jobs):
             o = self.next_emit
             if self.cutoff is not None and o > self.cutoff:
                 break
             if o in self.done:
                 self.emitted += 1
-                if cb is not None:
-                    cb(self.done[o], self.emitted)
+                self.plan.notify(self.done[o], self.emitted)
             elif o not in self.skipped:
                 break
             self.next_emit += 1
@@ -534,19 +525,11 @@ class ForkSweep:
         status = 0
         payload = b""
         try:
-            test = self.test
-            _finish(out, self.probe)
-            it = test._iteration(job.index, job.mode, out, self.baseline_resources, job.ordinal)
-            del out
-            extra = drive_plan(
-                test._after_checks(
-                    job.index, job.mode, job.ordinal, self.result.baseline, self.post_ok
-                ),
-                self.fn,
-                self.probe,
+            finish_outcome(out, self.probe)
+            it = drive(
+                self.plan.verdict(Job(job.ordinal, job.index, job.mode), out), self.fn, self.probe
             )
-            it.findings.extend(extra)
-            test._fix_verdict(it)
+            del out
             payload = json.dumps({"iteration": it.to_dict()}).encode() + b"\n"
         except BaseException:  # noqa: BLE001 - the child must reach os._exit; the error goes to the parent, which classifies the iteration as crashed
             status = CHILD_ERROR_STATUS

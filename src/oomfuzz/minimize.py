@@ -36,10 +36,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from oomfuzz.checks import CheckPolicy, FailureClass
+from oomfuzz.checks import FailureClass
 from oomfuzz.inject import Injector
-from oomfuzz.oomtest import DryRunError, OomTest, execute
+from oomfuzz.oomtest import DryRunError, execute
 from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scenario
+from oomfuzz.sweep import replay, replay_scenario
+from wasmrt.text.printer import print_module
+from wasmrt.text.wast import parse_wast
 
 __all__ = ["minimize", "split_sexprs"]
 
@@ -251,17 +254,9 @@ class _Oracle:
             if dry.exc is not None:
                 return None
             indices = [r.index for r in dry.injector.records if str(r.site) == self.site]
-            aao = scn.directives.get("allow_alloc_after_oom") == "true"
             for index in indices[:MAX_PROBES]:
                 try:
-                    res = OomTest(
-                        mode=self.mode,
-                        indices=[index],
-                        raise_on_failure=False,
-                        allow_alloc_after_oom=aao,
-                        probe=runner,
-                        policy=CheckPolicy(tracemalloc_every=0),
-                    ).test(runner.run)
+                    res = replay_scenario(scn, self.allocator, self.mode, index)
                 except DryRunError:
                     return None
                 if res.iterations and res.iterations[0].verdict is self.cls:
@@ -279,16 +274,14 @@ def minimize(
     log: Callable[[str], object] = lambda s: None,
 ) -> str:
     """Return the smallest scenario text found that keeps the failure; see the module doc."""
-    from oomfuzz.cli import _replay
-
     if Path(path).suffix == ".py":
         raise ScenarioError(
             f"{path}: a Python scenario cannot be minimized (only .wast scenarios are shrunk)"
         )
     scn = load_scenario(path)
-    if scn.func is not None:
+    if scn.commands is None:
         raise ScenarioError(f"{path}: only .wast scenarios can be minimized")
-    _, it = _replay(path, mode, allocator, index)
+    _, it = replay(path, mode, allocator, index)
     if it is None or not it.failed or it.injected is None:
         raise ScenarioError(
             f"{path}: index {index} does not fail ({it.verdict if it else 'out of range'})"
@@ -350,19 +343,11 @@ def minimize(
     text = render(header, forms)
     final = oracle.reproduces(text, suffix)
     log(f"minimized in {oracle.evaluations} evaluations; reproduce at --index {final}")
-    try:
-        from wasmrt.text.printer import print_module  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return text
-    wat = _as_wat(text, print_module)
+    wat = _as_wat(text)
     return text if wat is None else f"{text}\n;; modules as printed by wasmrt:\n{wat}"
 
 
-def _as_wat(text: str, print_module: Callable[..., str]) -> str | None:
-    try:
-        from wasmrt.text.wast import parse_wast
-    except ImportError:
-        return None
+def _as_wat(text: str) -> str | None:
     out = []
     for cmd in parse_wast(text):
         module = getattr(cmd, "module", None)

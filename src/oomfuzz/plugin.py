@@ -5,8 +5,8 @@ scenario under PATH; a ``.wast`` file, or a ``.py`` file defining
 ``scenario(ctx)``, named on the command line is collected too. Each becomes
 one item per mode × allocator × shard (``--oom-mode``, ``--oom-allocator``,
 ``--oom-shards N`` with ``--oom-shard-kind interleaved|contiguous``), run by
-the same work units as ``oomfuzz sweep`` (:func:`oomfuzz.cli.sweep_units`,
-:func:`oomfuzz.cli.run_unit`), so ``pytest -n auto`` spreads one long sweep
+the same work units as ``oomfuzz sweep`` (:func:`oomfuzz.sweep.sweep_units`,
+:func:`oomfuzz.sweep.run_unit`), so ``pytest -n auto`` spreads one long sweep
 over every worker. ``--oom-max-iters``/``--oom-max-duration`` bound each
 scenario/mode/allocator (iterations are split over its shards, as in
 ``sweep --jobs``); ``--oom-sample K``/``--oom-seed S`` as ``sweep --sample``.
@@ -49,10 +49,10 @@ from typing import Any
 
 import pytest
 
-from oomfuzz.cli import Unit, run_unit, sweep_units
 from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
 from oomfuzz.report import RunReport
-from oomfuzz.scenario import ScenarioError, load_scenario
+from oomfuzz.scenario import FORMATS, ScenarioError, is_scenario_file, load_scenario
+from oomfuzz.sweep import Unit, run_unit, sweep_units
 
 __all__ = ["OomScenarioFile", "OomScenarioItem", "ScenarioFailed"]
 
@@ -106,22 +106,15 @@ def _in_corpus(config: pytest.Config, path: Path) -> bool:
 
 
 def _is_scenario(parent: pytest.Collector, path: Path) -> bool:
-    if path.suffix not in (".wast", ".py"):
+    if path.suffix not in FORMATS:
         return False
     chosen = parent.session.isinitpath(path) or _in_corpus(parent.config, path)
     if not chosen:
         return False
-    if path.suffix == ".wast":
-        return True
     # A test module (python_files) is never a scenario, even if it mentions one.
-    return not _is_test_module(parent, path) and _defines(path)
-
-
-def _defines(path: Path) -> bool:
-    try:
-        return "def scenario(" in path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    if path.suffix == ".py" and _is_test_module(parent, path):
         return False
+    return is_scenario_file(path)
 
 
 def _is_test_module(parent: pytest.Collector, path: Path) -> bool:

@@ -32,8 +32,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
 from oomfuzz.checks import FailureClass
-from oomfuzz.oomtest import Iteration, OomTestResult, SiteStat
+from oomfuzz.plan import Iteration, OomTestResult, SiteStat
 
 __all__ = ["FailureRecord", "RunReport", "SweepReport", "reproducer"]
 
@@ -404,10 +408,6 @@ class SweepReport:
 
     def rich_tables(self, max_failures: int = 20, max_sites: int = 25) -> list[Any]:
         """Summary, failures and site tables, laid out for an 80-column terminal."""
-        from rich import box
-        from rich.markup import escape
-        from rich.table import Table
-
         s = self.summary()
         summary = Table(title="oomfuzz summary", show_header=False, box=box.SIMPLE)
         summary.add_column("what")

@@ -42,10 +42,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oomfuzz.checks import ExpectationFailed, _chain
-from oomfuzz.scenario import ScenarioContext, ScenarioError, _api
+from oomfuzz.checks import ExpectationFailed, exception_chain
+from oomfuzz.context import ScenarioContext, ScenarioError, api
 from wasmrt.errors import OutOfMemory, WasmtimeError
+from wasmrt.text.wast import parse_wast
 from wasmrt.trap import Trap
+from wasmrt.vm import values
 
 __all__ = ["execute_commands", "parse", "trap_matches"]
 
@@ -53,10 +55,6 @@ _MASK = {"i32": (1 << 32) - 1, "i64": (1 << 64) - 1}
 
 
 def parse(text: str, source: str) -> list[Any]:
-    try:
-        from wasmrt.text.wast import parse_wast
-    except ImportError as e:
-        raise ScenarioError(f"wasmrt's WAST reader is not available yet: {e}") from None
     try:
         return list(parse_wast(text, source))
     except WasmtimeError as e:
@@ -75,7 +73,7 @@ def trap_matches(expected: str, trap: Trap) -> bool:
 
 def _oom_inside(trap: Trap) -> bool:
     """Was ``trap`` raised while an ``OutOfMemory`` was handled (an OOM turned into a trap)?"""
-    return any(isinstance(e, OutOfMemory) for e in _chain(trap)[1:])
+    return any(isinstance(e, OutOfMemory) for e in exception_chain(trap)[1:])
 
 
 def _trap_text(trap: Trap) -> str:
@@ -91,8 +89,6 @@ class ExternRef:
 
 
 def _bits(kind: str) -> tuple[Callable[[int], float], Callable[[float], int]]:
-    from wasmrt.vm import values
-
     if kind == "f32":
         return values.f32_from_bits, values.f32_to_bits
     return values.f64_from_bits, values.f64_to_bits
@@ -103,7 +99,7 @@ class _Script:
         self.ctx = ctx
         self.engine = ctx.engine()
         self.store = ctx.store(self.engine)
-        self.linker = _api("Linker")(self.engine)
+        self.linker = api("Linker")(self.engine)
         self.linker.allow_shadowing = True
         self.instances: dict[str, Any] = {}
         self.current: Any = None
@@ -114,7 +110,7 @@ class _Script:
     # -- values -------------------------------------------------------------------
 
     def arg(self, v: Any) -> Any:
-        Val = _api("Val")
+        Val = api("Val")
         t = v.type
         if t in ("i32", "i64"):
             return getattr(Val, t)(int(v.bits))
@@ -161,7 +157,7 @@ class _Script:
     # -- modules ------------------------------------------------------------------
 
     def compile(self, wm: Any) -> Any:
-        return _api("Module")(self.engine, wm.to_bytes())
+        return api("Module")(self.engine, wm.to_bytes())
 
     def ensure_hosts(self, module: Any) -> None:
         for imp in module.imports:
@@ -176,7 +172,7 @@ class _Script:
             inst = self.linker.instantiate_pre(module).instantiate(self.store)
         elif self.mode == "instance":
             imports = [self.linker.get(self.store, i.module, i.name or "") for i in module.imports]
-            inst = _api("Instance")(self.store, module, imports)
+            inst = api("Instance")(self.store, module, imports)
         else:
             inst = self.linker.instantiate(self.store, module)
         self.ctx.track(inst, "Instance")
@@ -304,7 +300,7 @@ def execute_commands(ctx: ScenarioContext, commands: list[Any]) -> None:
 
 
 def _functype(params: str, results: str) -> Any:
-    ValType, FuncType = _api("ValType"), _api("FuncType")
+    ValType, FuncType = api("ValType"), api("FuncType")
     return FuncType(
         [getattr(ValType, p)() for p in params.split()],
         [getattr(ValType, r)() for r in results.split()],
@@ -313,10 +309,10 @@ def _functype(params: str, results: str) -> Any:
 
 def define_spectest(s: _Script) -> None:
     w = s.ctx
-    ValType, Limits = _api("ValType"), _api("Limits")
-    Global, GlobalType = _api("Global"), _api("GlobalType")
-    Memory, MemoryType = _api("Memory"), _api("MemoryType")
-    Table, TableType = _api("Table"), _api("TableType")
+    ValType, Limits = api("ValType"), api("Limits")
+    Global, GlobalType = api("Global"), api("GlobalType")
+    Memory, MemoryType = api("Memory"), api("MemoryType")
+    Table, TableType = api("Table"), api("TableType")
     store, linker = s.store, s.linker
 
     def define_print(name: str, params: str) -> None:
@@ -346,9 +342,9 @@ def define_spectest(s: _Script) -> None:
 
 def define_oomhost(s: _Script) -> None:
     """``oomhost``: host-side API calls made from inside wasm (see corpus/README.md)."""
-    Memory, MemoryType, Limits = _api("Memory"), _api("MemoryType"), _api("Limits")
-    Table, TableType, ValType = _api("Table"), _api("TableType"), _api("ValType")
-    Global, GlobalType, Func = _api("Global"), _api("GlobalType"), _api("Func")
+    Memory, MemoryType, Limits = api("Memory"), api("MemoryType"), api("Limits")
+    Table, TableType, ValType = api("Table"), api("TableType"), api("ValType")
+    Global, GlobalType, Func = api("Global"), api("GlobalType"), api("Func")
     store, linker = s.store, s.linker
 
     def export(caller: Any, name: str) -> Any:

@@ -28,6 +28,7 @@ from wasmrt.runtime import (
     GlobalType,
     ImportType,
     Instance,
+    InstanceAllocationStrategy,
     InstanceExports,
     InstancePre,
     Limits,
@@ -36,6 +37,8 @@ from wasmrt.runtime import (
     Memory,
     MemoryType,
     Module,
+    PoolingAllocationConfig,
+    PoolingAllocatorMetrics,
     Store,
     StoreContext,
     Storelike,
@@ -46,11 +49,6 @@ from wasmrt.runtime import (
     Val,
     ValType,
     wat2wasm,
-)
-from wasmrt.runtime.allocator import (
-    InstanceAllocationStrategy,
-    PoolingAllocationConfig,
-    PoolingAllocatorMetrics,
 )
 from wasmrt.runtime.limits import (
     ResourceLimiter,

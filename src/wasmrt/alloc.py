@@ -11,6 +11,12 @@ Invariants:
   ``table.grow`` return -1) passes ``absorbing=True``; the hook then knows a
   refusal there is handled by design, not missed.
 - ``OutOfMemory`` construction never calls back into the hook.
+- The host's own refusal has the hook's outcome: code that really allocates
+  a large buffer (linear-memory bytes, table element lists, segment copies)
+  runs inside ``with HostAlloc(size):``, which turns a ``MemoryError`` into
+  ``OutOfMemory(size)``, the exception a refusing hook raises at that site.
+  Whatever handles the hook's refusal there (``memory.grow`` from wasm
+  returning -1, instantiation's cleanup guard) thus handles both.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from wasmrt.errors import OutOfMemory
 
 __all__ = [
     "AllocHook",
+    "HostAlloc",
     "AllocKind",
     "OutOfMemory",
     "TryDict",
@@ -75,6 +82,28 @@ def try_alloc(size: int, kind: AllocKind, absorbing: bool = False) -> None:
     hook = _HOOK.get()
     if hook is not None:
         hook(size, kind, absorbing)
+
+
+class HostAlloc:
+    """``with HostAlloc(size):`` around a real allocation of about ``size`` bytes.
+
+    A ``MemoryError`` raised in the block (the host refused: address-space or
+    memory limits) leaves it as ``OutOfMemory(size)``, exactly what a hook
+    refusing ``try_alloc(size, ...)`` at the same site raises. The block must
+    change nothing before its allocation fails (every user allocates first).
+    """
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        if exc_type is not None and issubclass(exc_type, MemoryError):
+            raise OutOfMemory(self.size) from None
 
 
 def current_hook() -> AllocHook | None:

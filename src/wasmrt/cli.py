@@ -12,13 +12,16 @@ import argparse
 import sys
 from pathlib import Path
 
+import wasmrt
+from wasmrt.binary import decode_module
 from wasmrt.errors import WasmtimeError
+from wasmrt.text import wat2wasm
+from wasmrt.text.printer import print_module
 from wasmrt.trap import Trap
+from wasmrt.validate import validate_module
 
 
 def _read_module_bytes(path: str) -> bytes:
-    from wasmrt.text import wat2wasm
-
     data = Path(path).read_bytes()
     if data[:4] == b"\0asm":
         return data
@@ -26,9 +29,6 @@ def _read_module_bytes(path: str) -> bytes:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from wasmrt.binary import decode_module
-    from wasmrt.validate import validate_module
-
     module = decode_module(_read_module_bytes(args.file))
     validate_module(module)
     print(f"{args.file}: valid")
@@ -44,9 +44,6 @@ def _cmd_wat2wasm(args: argparse.Namespace) -> int:
 
 
 def _cmd_print(args: argparse.Namespace) -> int:
-    from wasmrt.binary import decode_module
-    from wasmrt.text.printer import print_module
-
     print(print_module(decode_module(_read_module_bytes(args.file)), folded=args.folded))
     return 0
 
@@ -63,8 +60,6 @@ def _parse_arg(text: str) -> int | float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import wasmrt
-
     engine = wasmrt.Engine()
     store = wasmrt.Store(engine)
     module = wasmrt.Module(engine, _read_module_bytes(args.file))

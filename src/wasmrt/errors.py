@@ -9,6 +9,8 @@ Invariants:
 - ``OutOfMemory`` is built without calling the allocation hook: its
   constructor only stores an int and a preformatted message, so raising it
   from inside a refused allocation cannot recurse.
+- ``format_context``/``context_error`` render an error with its causes as
+  Wasmtime prints an ``anyhow`` chain; every layer formats chains with them.
 """
 
 from __future__ import annotations
@@ -122,3 +124,33 @@ class GrowRefused(WasmtimeError):
     itself; those reach the embedder unchanged. The public API turns it into
     wasmtime-py's "failed to grow ..." error.
     """
+
+
+def format_context(outer: str, *causes: object) -> str:
+    """Render ``outer`` with its causes the way Rust's ``{:?}`` of an anyhow error does.
+
+    One cause: ``outer\\n\\nCaused by:\\n    cause``; several are numbered
+    ``    0: ...``, ``    1: ...`` from the outermost inwards.
+    """
+    if not causes:
+        return outer
+    lines = [outer, "", "Caused by:"]
+    if len(causes) == 1:
+        lines.append(f"    {causes[0]}")
+    else:
+        lines.extend(f"    {i}: {cause}" for i, cause in enumerate(causes))
+    return "\n".join(lines)
+
+
+def context_error(outer: str, error: BaseException) -> WasmtimeError:
+    """A ``WasmtimeError`` that adds ``outer`` as context to ``error`` (``__cause__`` is set)."""
+    causes: list[str] = []
+    chain = getattr(error, "_context_chain", None)
+    if isinstance(chain, tuple):
+        causes.extend(chain)
+    else:
+        causes.append(str(error))
+    wrapped = WasmtimeError(format_context(outer, *causes))
+    wrapped._context_chain = (outer, *causes)  # type: ignore[attr-defined]
+    wrapped.__cause__ = error
+    return wrapped

@@ -50,6 +50,8 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, TryDict, try_alloc
+from wasmrt.binary import decode_module, encode_module
+from wasmrt.compile import CompiledModule, load_variant
 from wasmrt.errors import MalformedError, WasmtimeError
 
 __all__ = [
@@ -409,14 +411,10 @@ def _artifacts_of(compiled: Any) -> dict[str, bytes]:
 
 def serialize(module: ir.Module, config: object = None, compiled: Any = None) -> bytearray:
     """Serialize an IR module (re-encoded to its binary) plus ``compiled``'s artifacts."""
-    from wasmrt.binary import encode_module
-
     return serialize_module(encode_module(module), config, _artifacts_of(compiled))
 
 
 def _decode_ir(unpacked: SerializedModule) -> ir.Module:
-    from wasmrt.binary import decode_module
-
     try:
         return decode_module(unpacked.wasm)
     except MalformedError as e:
@@ -493,8 +491,6 @@ def load_compiled(module: ir.Module, unpacked: SerializedModule) -> Any:
     variants = payload.get("variants")
     if not isinstance(variants, list) or not variants:
         raise WasmtimeError(_MALFORMED_CODE)
-    from wasmrt.compile import CompiledModule, load_variant
-
     fields = [_variant_fields(v) for v in variants]
     try:
         loaded = [load_variant(*f) for f in fields]

@@ -5,7 +5,7 @@ Invariants:
 - A trap raised by wasm code carries ``trap_code``; a trap created by the host
   (``Trap("msg")``) has ``trap_code is None``.
 - ``frames`` lists the innermost frame first; ``StoreCore.call`` fills it in
-  (``wasmrt.compile.backtrace.attach_frames``) when a wasm trap (one with a
+  (``wasmrt.vm.backtrace.attach_frames``) when a wasm trap (one with a
   ``trap_code``) leaves wasm for the embedder, and ``message`` is re-rendered
   from it on demand in wasmtime-py's layout (``"error while executing at wasm
   backtrace:\n    0:   0x1234 - mod!func\n...\nCaused by:\n    wasm trap:

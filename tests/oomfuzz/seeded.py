@@ -11,8 +11,8 @@ import pytest
 
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory, WasmtimeError
-from wasmrt.runtime.allocator import PoolingInstanceAllocator
 from wasmrt.runtime.func import Func
+from wasmrt.vm.allocator import PoolingInstanceAllocator
 
 SCRIPT = """\
 {header}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from oomfuzz import baseline as bl  # noqa: E402
-from oomfuzz.cli import main  # noqa: E402
-from oomfuzz.inject import Site  # noqa: E402
+from oomfuzz import baseline as bl
+from oomfuzz.cli import main
+from oomfuzz.inject import Site
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT.parent / "shared" / "wasm-testsuite"

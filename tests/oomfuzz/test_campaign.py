@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 import wasmrt.vm.instance as vmi
-from oomfuzz.campaign import CampaignConfig, describe, run_campaign  # noqa: E402
-from oomfuzz.cli import main  # noqa: E402
-from oomfuzz.scenario import load_scenario  # noqa: E402
-from wasmrt.alloc import AllocKind  # noqa: E402
-from wasmrt.errors import OutOfMemory  # noqa: E402
+from oomfuzz.campaign import CampaignConfig, describe, run_campaign
+from oomfuzz.cli import main
+from oomfuzz.scenario import load_scenario
+from wasmrt.alloc import AllocKind
+from wasmrt.errors import OutOfMemory
 
 
 def seed_table_leak(

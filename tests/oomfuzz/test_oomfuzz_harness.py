@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from pathlib import Path
 
 import pytest
 
 from oomfuzz.checks import CheckPolicy, FailureClass
 from oomfuzz.inject import AllocationAfterOom, Injector
 from oomfuzz.oomtest import DryRunError, OomTest, OomTestFailure
+from oomfuzz.scenario import ScenarioRunner, load_scenario
 from wasmrt.alloc import AllocKind, TryList, try_alloc
 from wasmrt.errors import OutOfMemory, WasmtimeError
 
@@ -364,10 +366,6 @@ _GROWING: list[bytearray] = []
 
 
 def test_tracemalloc_flags_a_seeded_leak_but_not_a_clean_scenario() -> None:
-    from pathlib import Path
-
-    from oomfuzz.scenario import ScenarioRunner, load_scenario
-
     corpus = Path(__file__).resolve().parents[2] / "corpus"
     runner = ScenarioRunner(load_scenario(corpus / "func_call.wast"), "ondemand")
     pol = CheckPolicy(post_oom_every=0, tracemalloc_every=1)

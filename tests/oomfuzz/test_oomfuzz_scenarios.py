@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 import seeded
 
-from oomfuzz.checks import ExpectationFailed, FailureClass  # noqa: E402
-from oomfuzz.cli import main  # noqa: E402
-from oomfuzz.oomtest import OomTest  # noqa: E402
-from oomfuzz.scenario import ScenarioError, ScenarioRunner, find_scenarios, load_scenario  # noqa: E402
-from wasmrt.errors import OutOfMemory  # noqa: E402
-from wasmrt.runtime.func import Func  # noqa: E402
-from wasmrt.trap import Trap, TrapCode  # noqa: E402
+from oomfuzz.checks import ExpectationFailed, FailureClass
+from oomfuzz.cli import main
+from oomfuzz.minimize import instruction_spans, minimize, split_sexprs
+from oomfuzz.oomtest import OomTest
+from oomfuzz.scenario import ScenarioError, ScenarioRunner, find_scenarios, load_scenario
+from wasmrt.errors import OutOfMemory
+from wasmrt.runtime.func import Func
+from wasmrt.trap import Trap, TrapCode
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
@@ -69,8 +70,6 @@ def test_minimize_keeps_class_and_site(
         '(module (memory 1) (func (export "b") (result i32) (i32.const 2)) (func (export "c")))\n'
         '(assert_return (invoke "b") (i32.const 2))\n'
     )
-    from oomfuzz.minimize import minimize
-
     scn = load_scenario(p)
     runner = ScenarioRunner(scn, "ondemand")
     res = OomTest(probe=runner, raise_on_failure=False, fail_fast=True).test(runner.run)
@@ -188,8 +187,6 @@ def test_minimize_shrinks_flat_instruction_sequences(
         "  i32.const 40 i32.const 2 i32.add))\n"
         '(assert_return (invoke "b") (i32.const 42))\n'
     )
-    from oomfuzz.minimize import instruction_spans, minimize, split_sexprs
-
     _, forms = split_sexprs(p.read_text())
     body = forms[0].children[1].children  # type: ignore[index]
     assert [body[s].text for s, _ in instruction_spans(body)][:4] == [

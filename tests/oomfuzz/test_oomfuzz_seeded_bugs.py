@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import seeded
 
-from oomfuzz.checks import FailureClass  # noqa: E402
-from oomfuzz.oomtest import OomTest, OomTestResult  # noqa: E402
-from oomfuzz.scenario import ScenarioRunner, load_scenario  # noqa: E402
+from oomfuzz.checks import FailureClass
+from oomfuzz.oomtest import OomTest, OomTestResult
+from oomfuzz.scenario import ScenarioRunner, load_scenario
 
 
 def sweep(tmp_path: Path, allocator: str, header: str = "") -> OomTestResult:

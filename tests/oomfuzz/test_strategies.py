@@ -9,15 +9,14 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
+from oomfuzz.scenario import ScenarioRunner, load_scenario
 from oomfuzz.strategies import (
     HOST_MODULE,
     FaultPlan,
@@ -34,6 +33,8 @@ from oomfuzz.strategies import (
 )
 from wasmrt import ir
 from wasmrt.binary import decode_module, encode_module
+from wasmrt.text.wast import parse_wast
+from wasmrt.trap import Trap
 from wasmrt.validate import validate_module
 
 
@@ -219,16 +220,7 @@ def test_shrinks_to_a_minimal_module() -> None:
     assert [i.op for i in body] == ["i32.const", "call_indirect", "end"], body
 
 
-def _parse_wast() -> Callable[[str], list[Any]]:
-    try:
-        from wasmrt.text.wast import parse_wast
-    except ImportError as e:
-        pytest.skip(f"wasmrt.text.wast.parse_wast is not available yet: {e}")
-    return parse_wast
-
-
 def test_scenarios_render_to_parsable_wast() -> None:
-    parse_wast = _parse_wast()
 
     @_settings(100)
     @given(scenarios())
@@ -256,7 +248,6 @@ def test_scenarios_render_to_parsable_wast() -> None:
     )
 )
 def test_value_literals_round_trip_bit_for_bit(v: Value) -> None:
-    parse_wast = _parse_wast()
     (cmd,) = parse_wast(Invoke("f", (v,)).to_wast())
     (arg,) = cmd.action.args
     assert (arg.type, arg.bits) == (v.type, v.bits)
@@ -265,9 +256,6 @@ def test_value_literals_round_trip_bit_for_bit(v: Value) -> None:
 def test_scenarios_run_through_the_scenario_runner(tmp_path: Path) -> None:
     """Host modules satisfy every import and every call terminates (a trap
     ends a run: the runner does not take plain-invoke traps as outcomes)."""
-    from oomfuzz.scenario import ScenarioRunner, load_scenario
-    from wasmrt.trap import Trap
-
     counter = itertools.count()
 
     @_settings(30)

@@ -7,7 +7,15 @@ import threading
 
 import pytest
 
-from wasmrt.alloc import AllocKind, TryDict, TryList, current_hook, install_hook, try_alloc
+from wasmrt.alloc import (
+    AllocKind,
+    HostAlloc,
+    TryDict,
+    TryList,
+    current_hook,
+    install_hook,
+    try_alloc,
+)
 from wasmrt.errors import MAX_REPORTED_SIZE, OutOfMemory, WasmtimeError
 
 
@@ -124,3 +132,21 @@ def test_trydict_asks_for_new_keys_and_stays_unchanged_when_refused() -> None:
         with pytest.raises(OutOfMemory):
             d["b"] = 3
     assert d == {"a": 2}
+
+
+def test_host_alloc_maps_the_hosts_refusal_to_out_of_memory() -> None:
+    with pytest.raises(OutOfMemory) as ei:
+        with HostAlloc(1 << 20):
+            raise MemoryError  # what the host raises when it refuses
+    assert ei.value.requested_allocation_size == 1 << 20
+    assert ei.value.__cause__ is None and ei.value.__suppress_context__
+    refused = OutOfMemory(5)
+    with pytest.raises(OutOfMemory) as ei:  # a hook's refusal passes unchanged
+        with HostAlloc(9):
+            raise refused
+    assert ei.value is refused
+    with pytest.raises(ValueError):  # anything else is not an allocation failure
+        with HostAlloc(9):
+            raise ValueError("x")
+    with HostAlloc(9):
+        pass

@@ -92,7 +92,7 @@ class CountingAllocator:
 
 def counting_engine(w: Any, pooling: Any = None, **config: Any) -> tuple[Any, CountingAllocator]:
     """An engine whose allocator is wrapped in a ``CountingAllocator``."""
-    from wasmrt.runtime.allocator import InstanceAllocationStrategy
+    from wasmrt.vm.allocator import InstanceAllocationStrategy
 
     holder: list[CountingAllocator] = []
 

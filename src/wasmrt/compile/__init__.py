@@ -28,9 +28,9 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
-from wasmrt.compile.backtrace import register_variant
 from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
+from wasmrt.vm.backtrace import register_variant
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
 __all__ = ["CompiledModule", "CompiledVariant", "compile_module", "load_variant"]

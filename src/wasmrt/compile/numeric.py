@@ -9,6 +9,10 @@ Invariants:
   escapes.
 - Bulk helpers check bounds completely before writing anything (wasm 2.0
   semantics: an out-of-bounds bulk op has no effect).
+- Bulk helpers allocate no temporary larger than ``BULK_CHUNK`` bytes/slots
+  (Wasmtime allocates nothing there): large fills and copies go through a
+  ``memoryview`` or in chunks, so a guest cannot make the host run out of
+  memory with ``memory.fill``/``memory.copy``/``table.fill``/``table.copy``.
 - ``RUNTIME_NAMESPACE`` is the whole global namespace generated code starts
   from (plus a variant's float constants and int tables); it also binds every
   SIMD function of ``wasmrt.compile.simd`` as ``simd_global(op)``.
@@ -321,39 +325,70 @@ def load_f32(buf: bytearray, a: int) -> float:
 # ---------------------------------------------------------------- bulk memory/table
 
 
+#: Largest temporary (bytes, or table slots) a bulk helper creates.
+BULK_CHUNK = 1 << 16
+
+
 def mem_fill(buf: bytearray, size: int, d: int, val: int, n: int) -> None:
     if d + n > size:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
-    if n:
-        buf[d : d + n] = bytes((val & 0xFF,)) * n
+    if n <= BULK_CHUNK:
+        if n:
+            buf[d : d + n] = bytes((val & 0xFF,)) * n
+        return
+    chunk = bytes((val & 0xFF,)) * BULK_CHUNK
+    end = d + n
+    while d < end:
+        c = min(BULK_CHUNK, end - d)
+        buf[d : d + c] = chunk if c == BULK_CHUNK else chunk[:c]
+        d += c
 
 
 def mem_copy(buf: bytearray, size: int, d: int, s: int, n: int) -> None:
     if d + n > size or s + n > size:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
-    if n:
-        buf[d : d + n] = buf[s : s + n]
+    if n <= BULK_CHUNK:
+        if n:
+            buf[d : d + n] = buf[s : s + n]
+        return
+    with memoryview(buf) as view:  # memmove within the buffer, no copy of the source
+        view[d : d + n] = view[s : s + n]
 
 
 def mem_init(buf: bytearray, size: int, seg: bytes, d: int, s: int, n: int) -> None:
     if s + n > len(seg) or d + n > size:
         raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
     if n:
-        buf[d : d + n] = seg[s : s + n]
+        buf[d : d + n] = memoryview(seg)[s : s + n] if n > BULK_CHUNK else seg[s : s + n]
 
 
 def table_fill(tab: list, i: int, val: object, n: int) -> None:
     if i + n > len(tab):
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
-    if n:
-        tab[i : i + n] = [val] * n
+    if n <= BULK_CHUNK:
+        if n:
+            tab[i : i + n] = [val] * n
+        return
+    chunk = [val] * BULK_CHUNK
+    end = i + n
+    while i < end:
+        c = min(BULK_CHUNK, end - i)
+        tab[i : i + c] = chunk if c == BULK_CHUNK else chunk[:c]
+        i += c
 
 
 def table_copy(dst: list, src: list, d: int, s: int, n: int) -> None:
     if d + n > len(dst) or s + n > len(src):
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
-    if n:
-        dst[d : d + n] = src[s : s + n]
+    if n <= BULK_CHUNK:
+        if n:
+            dst[d : d + n] = src[s : s + n]
+        return
+    # In chunks; backwards when an overlapping source lies below the destination.
+    starts = range(0, n, BULK_CHUNK)
+    for k in reversed(starts) if dst is src and s < d else starts:
+        c = min(BULK_CHUNK, n - k)
+        dst[d + k : d + k + c] = src[s + k : s + k + c]
 
 
 def table_init(dst: list, seg: Any, d: int, s: int, n: int) -> None:

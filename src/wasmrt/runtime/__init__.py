@@ -8,7 +8,8 @@ Invariants:
 - Every allocation made on the embedder's behalf asks
   ``wasmrt.alloc.try_alloc`` first; ``OutOfMemory`` propagates unchanged and
   leaves the objects involved usable.
-- Only the standard library and other wasmrt packages are imported.
+- Only the standard library and lower wasmrt layers are imported; the
+  instance allocators live in ``wasmrt.vm.allocator`` and are re-exported here.
 """
 
 from wasmrt.runtime._managed import Managed
@@ -39,11 +40,25 @@ from wasmrt.runtime.types import (
 )
 from wasmrt.runtime.val import Val
 from wasmrt.runtime.wat import wat2wasm
+from wasmrt.vm.allocator import (
+    NO_SLOT,
+    Enabled,
+    InstanceAllocationStrategy,
+    InstanceAllocator,
+    MpkEnabled,
+    OnDemandInstanceAllocator,
+    PoolConcurrencyLimitError,
+    PoolingAllocationConfig,
+    PoolingAllocatorMetrics,
+    PoolingInstanceAllocator,
+)
 
 __all__ = [
+    "NO_SLOT",
     "Caller",
     "Config",
     "Engine",
+    "Enabled",
     "ExitTrap",
     "ExportType",
     "Func",
@@ -51,6 +66,8 @@ __all__ = [
     "Global",
     "GlobalType",
     "ImportType",
+    "InstanceAllocationStrategy",
+    "InstanceAllocator",
     "Instance",
     "InstanceExports",
     "InstancePre",
@@ -59,6 +76,12 @@ __all__ = [
     "Managed",
     "Memory",
     "MemoryType",
+    "MpkEnabled",
+    "OnDemandInstanceAllocator",
+    "PoolConcurrencyLimitError",
+    "PoolingAllocationConfig",
+    "PoolingAllocatorMetrics",
+    "PoolingInstanceAllocator",
     "Module",
     "Store",
     "StoreContext",

@@ -6,8 +6,9 @@ Invariants:
   docs/internals.md in exactly one file.
 - Values crossing here are *core* values (unsigned ints, ``FuncInstance``);
   conversion to and from Python values happens in ``val.py``.
-- ``wasmrt.vm`` is imported lazily so that importing ``wasmrt`` never needs
-  the vm (types, values, config and engines work without it).
+- The boundary is typed with the vm's own classes (``StoreCore``,
+  ``FuncInstance``, ``LinearMemory``, ``TableInstance``, ``GlobalInstance``,
+  ``ModuleInstance``); the runtime sits above the vm and imports it directly.
 - Nothing here swallows an exception: traps, ``OutOfMemory`` and host
   exceptions raised by the vm reach the caller unchanged.
 """
@@ -20,58 +21,61 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.errors import GrowRefused, WasmtimeError
 from wasmrt.runtime.types import MemoryTypeInfo
-
-
-def _vm() -> Any:
-    import wasmrt.vm as vm
-
-    return vm
-
+from wasmrt.vm import (
+    FuncInstance,
+    GlobalInstance,
+    HostFunction,
+    LinearMemory,
+    ModuleInstance,
+    StoreCore,
+    TableInstance,
+)
+from wasmrt.vm import instantiate as vm_instantiate
 
 # Stores ----------------------------------------------------------------------
 
 
-def new_store(engine_core: Any) -> Any:
-    return _vm().StoreCore(engine_core)
+def new_store(engine_core: Any) -> StoreCore:
+    return StoreCore(engine_core)
 
 
-def close_store(core: Any) -> None:
+def close_store(core: StoreCore) -> None:
     core.close()
 
 
-def store_consumes_fuel(core: Any) -> bool:
+def store_consumes_fuel(core: StoreCore) -> bool:
     return bool(core.engine.config.consume_fuel)
 
 
-def set_fuel(core: Any, fuel: int) -> None:
+def set_fuel(core: StoreCore, fuel: int) -> None:
     core.set_fuel(fuel)
 
 
-def get_fuel(core: Any) -> int:
+def get_fuel(core: StoreCore) -> int:
     return int(core.get_fuel())
 
 
-def set_epoch_deadline(core: Any, ticks: int) -> None:
+def set_epoch_deadline(core: StoreCore, ticks: int) -> None:
     core.set_epoch_deadline(ticks)
 
 
-def set_limiter(core: Any, limiter: Any) -> None:
+def set_limiter(core: StoreCore, limiter: Any) -> None:
     core.set_limiter(limiter)
 
 
 # Functions -------------------------------------------------------------------
 
 
-def new_host_function(core: Any, ty: ir.FuncType, fn: Callable[..., Any]) -> Any:
+def new_host_function(core: StoreCore, ty: ir.FuncType, fn: Callable[..., Any]) -> HostFunction:
     """A vm host function calling ``fn(calling_instance, *core_args)``."""
-    return _vm().HostFunction(core, ty, fn)
+    return HostFunction(core, ty, fn)
 
 
-def func_type(func: Any) -> ir.FuncType:
-    return func.type  # type: ignore[no-any-return]
+def func_type(func: FuncInstance) -> ir.FuncType:
+    return func.type
 
 
-def call(core: Any, func: Any, args: list[Any]) -> Any:
+def call(core: StoreCore, func: FuncInstance, args: list[Any]) -> Any:
     """Call ``func`` from the embedder; core results (None / value / tuple)."""
     return core.call(func, args)
 
@@ -79,7 +83,7 @@ def call(core: Any, func: Any, args: list[Any]) -> Any:
 # Memories, tables, globals ---------------------------------------------------
 
 
-def new_memory(core: Any, info: MemoryTypeInfo) -> Any:
+def new_memory(core: StoreCore, info: MemoryTypeInfo) -> LinearMemory:
     if info.is_64:
         raise WasmtimeError("64-bit memories are not supported by wasmrt (WebAssembly 2.0)")
     if info.shared:
@@ -89,25 +93,25 @@ def new_memory(core: Any, info: MemoryTypeInfo) -> Any:
     values = core.engine.config
     if "memory_reservation" not in values.explicit:
         return core.new_host_memory(info.ir)
-    mem = _vm().LinearMemory(core, info.ir, reservation_cap=values.memory_reservation)
+    mem = LinearMemory(core, info.ir, reservation_cap=values.memory_reservation)
     core.host_objects.append(mem)
     return mem
 
 
-def memory_type(mem: Any) -> MemoryTypeInfo:
+def memory_type(mem: LinearMemory) -> MemoryTypeInfo:
     return MemoryTypeInfo(mem.ty)
 
 
-def memory_data(mem: Any) -> Any:
+def memory_data(mem: LinearMemory) -> Any:
     """The reserved buffer (``bytearray`` or ``mmap``); ``memory_data_len`` bytes are live."""
     return mem.data
 
 
-def memory_data_len(mem: Any) -> int:
+def memory_data_len(mem: LinearMemory) -> int:
     return int(mem.size)
 
 
-def memory_pages(mem: Any) -> int:
+def memory_pages(mem: LinearMemory) -> int:
     return int(mem.pages)
 
 
@@ -121,17 +125,17 @@ def _is_refusal(err: WasmtimeError) -> bool:
     return isinstance(err, GrowRefused)
 
 
-def memory_limiter_maximum(mem: Any) -> int | None:
+def memory_limiter_maximum(mem: LinearMemory) -> int | None:
     """The ``maximum`` the vm passes to ``memory_growing`` for ``mem`` (bytes, or None)."""
-    return mem.limiter_maximum  # type: ignore[no-any-return]
+    return mem.limiter_maximum
 
 
-def table_limiter_maximum(table: Any) -> int | None:
+def table_limiter_maximum(table: TableInstance) -> int | None:
     """The ``maximum`` the vm passes to ``table_growing`` for ``table`` (elements, or None)."""
-    return table.limiter_maximum  # type: ignore[no-any-return]
+    return table.limiter_maximum
 
 
-def memory_grow(mem: Any, delta: int) -> int:
+def memory_grow(mem: LinearMemory, delta: int) -> int:
     """Grow from the embedder; the old size in pages, or -1 when refused/failed."""
     try:
         return int(mem.grow(delta, from_wasm=False))
@@ -141,25 +145,25 @@ def memory_grow(mem: Any, delta: int) -> int:
         raise
 
 
-def new_table(core: Any, ty: ir.TableType, init: Any) -> Any:
+def new_table(core: StoreCore, ty: ir.TableType, init: Any) -> TableInstance:
     return core.new_host_table(ty, init)
 
 
-def table_type(table: Any) -> ir.TableType:
-    return table.ty  # type: ignore[no-any-return]
+def table_type(table: TableInstance) -> ir.TableType:
+    return table.ty
 
 
-def table_elements(table: Any) -> list[Any]:
+def table_elements(table: TableInstance) -> list[Any]:
     """The element list, for its length and for writes (reads go through ``table_get``)."""
-    return table.elements  # type: ignore[no-any-return]
+    return table.elements
 
 
-def table_get(table: Any, idx: int) -> Any:
+def table_get(table: TableInstance, idx: int) -> Any:
     """Element ``idx`` (in bounds) as a core reference: a lazy placeholder is resolved."""
     return table.get(idx)
 
 
-def table_grow(table: Any, delta: int, init: Any) -> int:
+def table_grow(table: TableInstance, delta: int, init: Any) -> int:
     """Grow from the embedder; the old size, or -1 when refused/failed."""
     try:
         return int(table.grow(delta, init, from_wasm=False))
@@ -169,41 +173,40 @@ def table_grow(table: Any, delta: int, init: Any) -> int:
         raise
 
 
-def new_global(core: Any, ty: ir.GlobalType, value: Any) -> Any:
+def new_global(core: StoreCore, ty: ir.GlobalType, value: Any) -> GlobalInstance:
     return core.new_host_global(ty, value)
 
 
-def global_type(glob: Any) -> ir.GlobalType:
-    return glob.ty  # type: ignore[no-any-return]
+def global_type(glob: GlobalInstance) -> ir.GlobalType:
+    return glob.ty
 
 
-def global_get(glob: Any) -> Any:
+def global_get(glob: GlobalInstance) -> Any:
     return glob.value
 
 
-def global_set(glob: Any, value: Any) -> None:
+def global_set(glob: GlobalInstance, value: Any) -> None:
     glob.value = value
 
 
 # Instances -------------------------------------------------------------------
 
 
-def instantiate(core: Any, module: Any, imports: list[Any]) -> Any:
-    return _vm().instantiate(core, module.compiled, imports)
+def instantiate(core: StoreCore, module: Any, imports: list[Any]) -> ModuleInstance:
+    return vm_instantiate(core, module.compiled, imports)
 
 
-def instance_exports(instance: Any) -> dict[str, Any]:
-    return instance.exports  # type: ignore[no-any-return]
+def instance_exports(instance: ModuleInstance) -> dict[str, Any]:
+    return instance.exports
 
 
 def extern_kind(item: Any) -> str:
-    vm = _vm()
-    if isinstance(item, vm.FuncInstance):
+    if isinstance(item, FuncInstance):
         return "func"
-    if isinstance(item, vm.LinearMemory):
+    if isinstance(item, LinearMemory):
         return "memory"
-    if isinstance(item, vm.TableInstance):
+    if isinstance(item, TableInstance):
         return "table"
-    if isinstance(item, vm.GlobalInstance):
+    if isinstance(item, GlobalInstance):
         return "global"
     raise WasmtimeError(f"unknown extern {item!r}")

@@ -9,8 +9,8 @@ Invariants:
   raises ``ValueError('never initialized')``.
 - ``with X(...) as x:`` closes on exit and ``__del__`` closes as well, so a
   forgotten object still releases its handle when collected. While wasm runs
-  (``wasmrt.deferred.RUNNING``), ``__del__`` only parks the object
-  (``wasmrt.deferred``): the collector may have called it a few frames below
+  (``wasmrt.vm.deferred.RUNNING``), ``__del__`` only parks the object
+  (``wasmrt.vm.deferred``): the collector may have called it a few frames below
   the recursion limit, deep in wasm recursion, where closing could not run.
   The close then happens at the next outermost wasm exit or store creation.
 """
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from wasmrt.deferred import PENDING as _PENDING
-from wasmrt.deferred import RUNNING as _RUNNING
-from wasmrt.deferred import Deferred as _Deferred
+from wasmrt.vm.deferred import PENDING as _PENDING
+from wasmrt.vm.deferred import RUNNING as _RUNNING
+from wasmrt.vm.deferred import Deferred as _Deferred
 
 T = TypeVar("T")
 

@@ -8,16 +8,28 @@ Invariants:
 - ``get(name)`` looks up exports of the *calling* instance only; with no
   wasm caller (the embedder called the function directly) it finds nothing.
 - Looked-up externs are wrapped as the same public handle classes
-  ``Instance.exports`` returns.
+  ``Instance.exports`` returns, by ``wasmrt.runtime.instance.wrap_extern``,
+  which that module installs here when it is imported (``set_extern_wrapper``):
+  the handle classes sit above ``Func``, which creates callers, so the
+  caller cannot import them. Importing any ``wasmrt.runtime`` module runs
+  the package ``__init__``, which imports ``instance``, so it is always set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from wasmrt.runtime import _core
 
-__all__ = ["Caller"]
+__all__ = ["Caller", "set_extern_wrapper"]
+
+_WRAP_EXTERN: list[Callable[[Any, Any], Any]] = []
+
+
+def set_extern_wrapper(wrap: Callable[[Any, Any], Any]) -> None:
+    """Install ``wrap(store_core, vm_extern) -> public handle`` for ``Caller.get``."""
+    _WRAP_EXTERN[:] = [wrap]
 
 
 class Caller:
@@ -44,9 +56,7 @@ class Caller:
         item = _core.instance_exports(self._instance).get(name)
         if item is None:
             return None
-        from wasmrt.runtime.instance import wrap_extern
-
-        return wrap_extern(self._store, item)
+        return _WRAP_EXTERN[0](self._store, item)
 
     def _context(self) -> Any:
         if self._store is None:

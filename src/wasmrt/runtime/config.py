@@ -28,6 +28,7 @@ from typing import Any
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime._managed import Managed
+from wasmrt.vm.allocator import InstanceAllocationStrategy
 
 __all__ = ["Config", "ConfigValues"]
 
@@ -313,8 +314,6 @@ class Config(Managed[ConfigValues]):
         Accepts an ``InstanceAllocationStrategy``, a ``PoolingAllocationConfig``
         (meaning pooling with it), ``"on-demand"``/``"pooling"`` or ``None``.
         """
-        from wasmrt.runtime.allocator.base import InstanceAllocationStrategy
-
         values = self.ptr()
         if strategy is None:
             values.allocation_strategy = None

@@ -24,6 +24,7 @@ from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime._managed import Managed
 from wasmrt.runtime.config import Config, ConfigValues
+from wasmrt.vm.allocator import InstanceAllocationStrategy
 
 __all__ = ["Engine", "EngineCore"]
 
@@ -52,8 +53,6 @@ class EngineCore:
 
 
 def _build_allocator(values: ConfigValues) -> Any:
-    from wasmrt.runtime.allocator.base import InstanceAllocationStrategy
-
     strategy = InstanceAllocationStrategy.coerce(values.allocation_strategy)
     reservation = values.memory_reservation if "memory_reservation" in values.explicit else None
     return strategy.build_allocator(memory_reservation=reservation)

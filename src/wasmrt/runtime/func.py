@@ -37,11 +37,13 @@ from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.caller import Caller
 from wasmrt.runtime.limits import require_sync, run_async
+from wasmrt.runtime.store import Store
 from wasmrt.runtime.types import FuncType
-from wasmrt.runtime.val import from_core, to_core
+from wasmrt.runtime.val import _HALF, _MASK, _REFS, Val, f32_round, public_to_core
 
-__all__ = ["Func", "host_callable"]
+__all__ = ["Func", "from_core", "host_callable", "to_core", "val_from_core"]
 
 #: Fixed cost of one call frame's bookkeeping, plus a slot per value.
 _CALL_HEADER = 64
@@ -110,8 +112,6 @@ def host_callable(
     It is called as ``fn(calling_instance, *core_args)`` (``calling_instance``
     is the vm ``ModuleInstance`` whose code made the call, or ``None``).
     """
-    from wasmrt.runtime.caller import Caller
-
     params = ty.params
     results = ty.results
     nresults = len(results)
@@ -146,8 +146,6 @@ class Func:
     def __init__(
         self, store: Any, ty: FuncType, func: Callable[..., Any], access_caller: bool = False
     ) -> None:
-        from wasmrt.runtime.store import Store
-
         if not isinstance(store, Store):
             raise TypeError("expected a Store")
         if not isinstance(ty, FuncType):
@@ -222,3 +220,56 @@ class Func:
 
     def __repr__(self) -> str:
         return f"<wasmrt.Func {self._func!r}>"
+
+
+# Conversions between Python values and core values (wasmrt.runtime.val) --------
+
+
+def to_core(store: Any, kind: str, val: Any) -> Any:
+    """Convert an argument/result/initial value to the core value of type ``kind``.
+
+    ``store`` is the ``StoreCore`` the value is for (needed to check a
+    ``Func``'s store); ``kind`` is an IR valtype string.
+    """
+    if isinstance(val, Val):
+        if val._kind != kind:
+            raise TypeError("wrong type of `Val` provided")
+        return public_to_core(store, kind, val._val)
+    if kind == "externref":
+        return val
+    if isinstance(val, int):
+        if kind in _MASK:
+            return int(val) & _MASK[kind]
+    elif isinstance(val, float):
+        if kind == "f32":
+            return f32_round(val)
+        if kind == "f64":
+            return val
+    elif isinstance(val, Func):
+        if kind == "funcref":
+            return val._core_for(store)
+    elif val is None:
+        if kind in _REFS:
+            return None
+    raise TypeError(f"don't know how to convert {val!r} to {_display(kind)}")
+
+
+def _display(kind: str) -> str:
+    return "anyref" if kind == "externref" else kind
+
+
+def from_core(store: Any, kind: str, core: Any) -> Any:
+    """Convert a core value of type ``kind`` to the Python value the embedder sees."""
+    if kind in _HALF:
+        v = int(core)
+        return v - (_MASK[kind] + 1) if v >= _HALF[kind] else v
+    if kind == "funcref":
+        if core is None:
+            return None
+        return Func._from_core(store, core)
+    return core
+
+
+def val_from_core(store: Any, kind: str, core: Any) -> Val:
+    """Like ``from_core`` but wrapped in a ``Val`` (for null references)."""
+    return Val(kind, from_core(store, kind, core))

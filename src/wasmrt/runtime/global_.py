@@ -17,8 +17,9 @@ from typing import Any
 
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.func import from_core, to_core
 from wasmrt.runtime.types import GlobalType
-from wasmrt.runtime.val import Val, from_core, to_core
+from wasmrt.runtime.val import Val
 
 __all__ = ["Global"]
 

@@ -28,6 +28,7 @@ from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.errors import LinkError, WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.caller import set_extern_wrapper
 from wasmrt.runtime.func import Func
 from wasmrt.runtime.global_ import Global
 from wasmrt.runtime.limits import require_sync, run_async
@@ -43,12 +44,19 @@ __all__ = [
     "core_extern_of",
     "instantiate_core",
     "wrap_extern",
+    "CROSS_ENGINE_INSTANTIATION",
+    "CROSS_ENGINE_USAGE",
 ]
 
 _NOT_EXTERN = "expected a Func, Global, Memory, SharedMemory, Tag, or Table"
 _WRONG_STORE = "object used with the wrong store"
 
 AsExtern = Func | Table | Memory | Global | Tag
+
+
+#: wasmtime-py's errors for a module, store or linker of another ``Engine``.
+CROSS_ENGINE_INSTANTIATION = "cross-`Engine` instantiation is not currently supported"
+CROSS_ENGINE_USAGE = "cross-`Engine` usage is not supported"
 
 
 def core_extern_of(item: Any) -> tuple[Any, Any]:
@@ -78,6 +86,9 @@ def wrap_extern(store_core: Any, item: Any) -> AsExtern:
     if kind == "global":
         return Global._from_core(store_core, item)
     raise WasmtimeError("unknown extern")
+
+
+set_extern_wrapper(wrap_extern)
 
 
 # Import type matching (Wasmtime's wording) -----------------------------------
@@ -167,6 +178,8 @@ def check_import(m: ir.Module, imp: ir.Import, item: Any) -> None:
 
 def instantiate_core(store_core: Any, module: ModuleCore, imports: Sequence[Any]) -> Any:
     """Check ``imports`` (vm externs of ``store_core``) and instantiate ``module``."""
+    if module.engine is not store_core.engine:
+        raise WasmtimeError(CROSS_ENGINE_INSTANTIATION)
     m = module.ir
     if len(imports) != len(m.imports):
         raise LinkError(f"expected {len(m.imports)} imports, found {len(imports)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.runtime._managed import Managed
+from wasmrt.runtime.instance import Instance
 from wasmrt.runtime.limits import require_sync, run_async
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ class InstancePre(Managed[_Pre]):
         return out
 
     def instantiate(self, store: Any) -> Instance:
-        from wasmrt.runtime.instance import Instance
-
         pre = self.ptr()
         core = store._context()
         require_sync(core, "InstancePre.instantiate")
@@ -55,8 +54,6 @@ class InstancePre(Managed[_Pre]):
 
     async def instantiate_async(self, store: Any) -> Instance:
         """``instantiate`` for a store with a ``ResourceLimiterAsync`` (see ``Func.call_async``)."""
-        from wasmrt.runtime.instance import Instance
-
         pre = self.ptr()
         core = store._context()
         mcore = pre.module.ptr()

@@ -53,7 +53,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from wasmrt.errors import WasmtimeError
+from wasmrt.errors import WasmtimeError, context_error, format_context
 
 __all__ = [
     "DEFAULT_INSTANCE_LIMIT",
@@ -82,36 +82,6 @@ DEFAULT_TABLE_LIMIT = 10_000
 DEFAULT_MEMORY_LIMIT = 10_000
 
 _log = logging.getLogger("wasmrt.limits")
-
-
-def format_context(outer: str, *causes: object) -> str:
-    """Render ``outer`` with its causes the way Rust's ``{:?}`` of an anyhow error does.
-
-    One cause: ``outer\\n\\nCaused by:\\n    cause``; several are numbered
-    ``    0: ...``, ``    1: ...`` from the outermost inwards.
-    """
-    if not causes:
-        return outer
-    lines = [outer, "", "Caused by:"]
-    if len(causes) == 1:
-        lines.append(f"    {causes[0]}")
-    else:
-        lines.extend(f"    {i}: {cause}" for i, cause in enumerate(causes))
-    return "\n".join(lines)
-
-
-def context_error(outer: str, error: BaseException) -> WasmtimeError:
-    """A ``WasmtimeError`` that adds ``outer`` as context to ``error`` (``__cause__`` is set)."""
-    causes: list[str] = []
-    chain = getattr(error, "_context_chain", None)
-    if isinstance(chain, tuple):
-        causes.extend(chain)
-    else:
-        causes.append(str(error))
-    wrapped = WasmtimeError(format_context(outer, *causes))
-    wrapped._context_chain = (outer, *causes)  # type: ignore[attr-defined]
-    wrapped.__cause__ = error
-    return wrapped
 
 
 def _check_count(name: str, value: object) -> int:

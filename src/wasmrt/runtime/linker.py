@@ -32,6 +32,8 @@ from wasmrt.runtime import _core
 from wasmrt.runtime.engine import Engine
 from wasmrt.runtime.func import Func, host_callable
 from wasmrt.runtime.instance import (
+    CROSS_ENGINE_INSTANTIATION,
+    CROSS_ENGINE_USAGE,
     AsExtern,
     Instance,
     core_extern_of,
@@ -104,6 +106,13 @@ class Linker:
         self._shadowing = False
         self.engine = engine
 
+    def _context_of(self, store: Any) -> Any:
+        """``store``'s core, which must belong to this linker's engine (as in Wasmtime)."""
+        core = store._context()
+        if core.engine is not self.engine.ptr():
+            raise WasmtimeError(CROSS_ENGINE_USAGE)
+        return core
+
     def _set_allow_shadowing(self, allow: bool) -> None:
         """Allow later definitions to replace earlier ones (write-only)."""
         self._shadowing = bool(allow)
@@ -123,7 +132,7 @@ class Linker:
         owner, ext = core_extern_of(item)
         _check_str(module)
         _check_str(name)
-        core = store._context()
+        core = self._context_of(store)
         if owner is not core:
             raise WasmtimeError(_WRONG_STORE)
         self._insert(module, name, _Def(store=core, extern=ext))
@@ -149,7 +158,7 @@ class Linker:
         if not isinstance(instance, Instance):
             raise TypeError("expected an `Instance`")
         _check_str(name)
-        core = store._context()
+        core = self._context_of(store)
         if instance._store is not core:
             raise WasmtimeError(_WRONG_STORE)
         items = list(_core.instance_exports(instance._instance).items())
@@ -177,7 +186,7 @@ class Linker:
         if not isinstance(module, Module):
             raise TypeError("expected a `Module`")
         _check_str(name)
-        core = store._context()
+        core = self._context_of(store)
         mcore = module.ptr()
         exports = mcore.ir.exports
         if any(e.name == "_start" and e.kind == "func" for e in exports):
@@ -236,7 +245,7 @@ class Linker:
         """
         if not isinstance(module, Module):
             raise TypeError("expected a `Module`")
-        core = store._context()
+        core = self._context_of(store)
         m = module.ptr().ir
         stubs: list[tuple[str, str, _Def]] = []
         seen: set[tuple[str, str]] = set()
@@ -293,14 +302,14 @@ class Linker:
         return instantiate_defs(store_core, mcore, defs)
 
     def instantiate(self, store: Any, module: Module) -> Instance:
-        core = store._context()
+        core = self._context_of(store)
         mcore = module.ptr()
         require_sync(core, "Linker.instantiate")
         return Instance._from_core(core, self._instantiate_core(core, mcore))
 
     async def instantiate_async(self, store: Any, module: Module) -> Instance:
         """``instantiate`` for a store with a ``ResourceLimiterAsync`` (see ``Func.call_async``)."""
-        core = store._context()
+        core = self._context_of(store)
         mcore = module.ptr()
         instance = await run_async(core, lambda: self._instantiate_core(core, mcore), worker=True)
         return Instance._from_core(core, instance)
@@ -308,13 +317,16 @@ class Linker:
     def instantiate_pre(self, module: Module) -> InstancePre:
         if not isinstance(module, Module):
             raise TypeError("expected a `Module`")
-        defs = self._resolve(module.ptr().ir)
+        mcore = module.ptr()
+        if mcore.engine is not self.engine.ptr():
+            raise WasmtimeError(CROSS_ENGINE_INSTANTIATION)
+        defs = self._resolve(mcore.ir)
         return InstancePre._new(module, defs, instantiate_defs)
 
     def get(self, store: Any, module: str, name: str) -> AsExtern:
         _check_str(module)
         _check_str(name)
-        core = store._context()
+        core = self._context_of(store)
         d = self._defs.get((module, name))
         if d is None:
             raise WasmtimeError("item not defined in linker")
@@ -323,7 +335,7 @@ class Linker:
     def get_default(self, store: Any, name: str) -> Func:
         """The module's default export (``""`` then ``"_start"``), or a no-op function."""
         _check_str(name)
-        core = store._context()
+        core = self._context_of(store)
         for field in ("", "_start"):
             d = self._defs.get((name, field))
             if d is not None:

@@ -28,16 +28,18 @@ import os
 from typing import Any
 
 from wasmrt import ir
+from wasmrt import serialize as serialization
 from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.binary import decode_module
+from wasmrt.compile import compile_module
 from wasmrt.errors import InvalidModuleError, MalformedError, WasmtimeError
 from wasmrt.runtime._managed import Managed
 from wasmrt.runtime.engine import Engine, EngineCore
 from wasmrt.runtime.types import ExportType, ImportType
 from wasmrt.runtime.wat import _to_wasm
+from wasmrt.validate import validate_module
 
 __all__ = ["Module", "ModuleCore"]
-
-_SERIALIZE_MISSING = "module serialization is not available: wasmrt.serialize is missing"
 
 
 class ModuleCore:
@@ -83,15 +85,11 @@ def _export_desc(m: ir.Module, exp: ir.Export) -> Any:
 
 
 def _compile_module(module: ir.Module, engine: EngineCore) -> Any:
-    from wasmrt.compile import compile_module
-
     return compile_module(module, engine.config)
 
 
 def build_module_core(engine: EngineCore, binary: bytes | bytearray) -> ModuleCore:
     """Decode, validate, check against the allocator and compile ``binary``."""
-    from wasmrt.binary import decode_module
-
     try:
         module = decode_module(binary)
     except MalformedError as e:
@@ -104,8 +102,6 @@ def build_from_ir(engine: EngineCore, module: ir.Module, compiled: Any = None) -
 
     ``compiled`` (from deserialisation) is used as is instead of compiling.
     """
-    from wasmrt.validate import validate_module
-
     try:
         info = validate_module(module)
     except InvalidModuleError as e:
@@ -154,9 +150,6 @@ class Module(Managed[ModuleCore]):
         engine.ptr()
         if not isinstance(wasm, (bytes, bytearray)):
             raise TypeError("expected wasm bytes")
-        from wasmrt.binary import decode_module
-        from wasmrt.validate import validate_module
-
         # Unlike ``Module(...)``, Wasmtime reports validate's errors without context.
         validate_module(decode_module(wasm))
 
@@ -178,8 +171,7 @@ class Module(Managed[ModuleCore]):
 
     def serialize(self) -> bytearray:
         core = self.ptr()
-        ser = _serialize_module()
-        return bytearray(ser.serialize(core.ir, core.engine.config, core.compiled))
+        return bytearray(serialization.serialize(core.ir, core.engine.config, core.compiled))
 
     @classmethod
     def deserialize(cls, engine: Engine, encoded: bytes | bytearray) -> Module:
@@ -201,14 +193,5 @@ class Module(Managed[ModuleCore]):
 
 def _deserialize_core(engine: EngineCore, data: bytes) -> ModuleCore:
     """Check ``data`` against this wasmrt and engine, then rebuild it without recompiling."""
-    ser = _serialize_module()
-    module, compiled = ser.deserialize_compiled(data, engine.config)
+    module, compiled = serialization.deserialize_compiled(data, engine.config)
     return build_from_ir(engine, module, compiled)
-
-
-def _serialize_module() -> Any:
-    try:
-        import wasmrt.serialize as ser  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise WasmtimeError(_SERIALIZE_MISSING) from None
-    return ser

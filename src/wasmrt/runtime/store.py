@@ -21,19 +21,19 @@ Invariants:
   installs an ``AsyncLimiterAdapter``; from then on the sync instantiate/
   grow/call APIs raise ``WasmtimeError`` and the ``*_async`` ones are used
   (``wasmrt.runtime.limits`` describes how decisions are awaited).
-- Creating a store asks ``try_alloc`` (``AllocKind.STORE``); an
-  ``OutOfMemory`` leaves no half-built store behind.
+- Creating a store asks ``try_alloc`` (``AllocKind.STORE``) once, in the vm's
+  ``StoreCore``; an ``OutOfMemory`` leaves no half-built store behind.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Union
 
-from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
 from wasmrt.runtime._managed import Managed
 from wasmrt.runtime.engine import Engine
+from wasmrt.runtime.limits import AsyncLimiterAdapter, ResourceLimiterAsync, StoreLimits
 
 if TYPE_CHECKING:
     from wasmrt.runtime.caller import Caller
@@ -54,9 +54,8 @@ class Store(Managed[Any]):
             engine = Engine()
         elif not isinstance(engine, Engine):
             raise TypeError("expected an Engine")
-        engine_core = engine.ptr()
-        try_alloc(256, AllocKind.STORE)
-        core = _core.new_store(engine_core)
+        # The store record is charged once, by the vm (``StoreCore``).
+        core = _core.new_store(engine.ptr())
         self._data = data if data else None
         self._limiter: Any = None
         self._set_ptr(core)
@@ -115,8 +114,6 @@ class Store(Managed[Any]):
         memories: int = -1,
     ) -> None:
         """Install fresh ``StoreLimits``; negative values mean "the default"."""
-        from wasmrt.runtime.limits import StoreLimits
-
         self._context()
         limits = StoreLimits.from_set_limits(
             memory_size, table_elements, instances, tables, memories
@@ -130,8 +127,6 @@ class Store(Managed[Any]):
         ``ResourceLimiterAsync`` (wrapped in an ``AsyncLimiterAdapter``), or
         ``None`` to remove the limiter (count limits return to 10_000).
         """
-        from wasmrt.runtime.limits import AsyncLimiterAdapter, ResourceLimiterAsync
-
         core = self._context()
         if isinstance(limiter, ResourceLimiterAsync):
             limiter = AsyncLimiterAdapter(limiter)
@@ -149,8 +144,6 @@ class Store(Managed[Any]):
         ``Linker.instantiate_async``, ``Memory.grow_async``...); the sync ones
         raise ``WasmtimeError``.
         """
-        from wasmrt.runtime.limits import ResourceLimiterAsync
-
         if not isinstance(limiter, ResourceLimiterAsync):
             raise TypeError("expected a ResourceLimiterAsync")
         self.limiter(limiter)

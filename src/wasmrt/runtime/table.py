@@ -24,9 +24,10 @@ from typing import Any
 
 from wasmrt.errors import WasmtimeError
 from wasmrt.runtime import _core
+from wasmrt.runtime.func import from_core, to_core
 from wasmrt.runtime.limits import async_adapter_of, require_sync
 from wasmrt.runtime.types import TableType
-from wasmrt.runtime.val import Val, from_core, to_core
+from wasmrt.runtime.val import Val
 
 __all__ = ["Table"]
 

@@ -1,5 +1,8 @@
-"""``Val``: a typed wasm value, and the conversions between Python values,
-``Val`` and the vm's core values.
+"""``Val``: a typed wasm value, and its public form's conversion to core values.
+
+The conversions of arbitrary Python values (``to_core``/``from_core``) live
+with ``Func`` (``wasmrt.runtime.func``), because a funcref converts to and
+from a ``Func``.
 
 Invariants:
 - A ``Val`` holds wasmtime-py's *public* form: i32/i64 as **signed** ints
@@ -33,7 +36,7 @@ from wasmrt.runtime.types import ValType
 if TYPE_CHECKING:
     from wasmrt.runtime.func import Func
 
-__all__ = ["Val", "f32_round", "from_core", "to_core"]
+__all__ = ["Val", "f32_round", "public_to_core"]
 
 _MASK = {"i32": (1 << 32) - 1, "i64": (1 << 64) - 1, "v128": (1 << 128) - 1}
 _HALF = {"i32": 1 << 31, "i64": 1 << 63}
@@ -162,7 +165,7 @@ class Val:
         return self._as("funcref")  # type: ignore[no-any-return]
 
 
-def _public_to_core(store: Any, kind: str, val: Any) -> Any:
+def public_to_core(store: Any, kind: str, val: Any) -> Any:
     """A public-form value already of type ``kind`` to its core form."""
     if kind in _MASK:
         return int(val) & _MASK[kind]
@@ -173,57 +176,3 @@ def _public_to_core(store: Any, kind: str, val: Any) -> Any:
     if kind == "funcref":
         return None if val is None else val._core_for(store)
     return val  # externref payload (None is null)
-
-
-def to_core(store: Any, kind: str, val: Any) -> Any:
-    """Convert an argument/result/initial value to the core value of type ``kind``.
-
-    ``store`` is the ``StoreCore`` the value is for (needed to check a
-    ``Func``'s store); ``kind`` is an IR valtype string.
-    """
-    from wasmrt.runtime.func import Func
-
-    if isinstance(val, Val):
-        if val._kind != kind:
-            raise TypeError("wrong type of `Val` provided")
-        return _public_to_core(store, kind, val._val)
-    if kind == "externref":
-        return val
-    if isinstance(val, int):
-        if kind in _MASK:
-            return int(val) & _MASK[kind]
-    elif isinstance(val, float):
-        if kind == "f32":
-            return f32_round(val)
-        if kind == "f64":
-            return val
-    elif isinstance(val, Func):
-        if kind == "funcref":
-            return val._core_for(store)
-    elif val is None:
-        if kind in _REFS:
-            return None
-    raise TypeError(f"don't know how to convert {val!r} to {_display(kind)}")
-
-
-def _display(kind: str) -> str:
-    return "anyref" if kind == "externref" else kind
-
-
-def from_core(store: Any, kind: str, core: Any) -> Any:
-    """Convert a core value of type ``kind`` to the Python value the embedder sees."""
-    if kind in _HALF:
-        v = int(core)
-        return v - (_MASK[kind] + 1) if v >= _HALF[kind] else v
-    if kind == "funcref":
-        if core is None:
-            return None
-        from wasmrt.runtime.func import Func
-
-        return Func._from_core(store, core)
-    return core
-
-
-def val_from_core(store: Any, kind: str, core: Any) -> Val:
-    """Like ``from_core`` but wrapped in a ``Val`` (for null references)."""
-    return Val(kind, from_core(store, kind, core))

@@ -17,19 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from wasmrt.errors import WasmtimeError
+from wasmrt.text import wat2wasm as text_wat2wasm
 
 __all__ = ["wat2wasm"]
-
-
-def _parse_text(text: str) -> bytes:
-    """Convert WAT to binary with ``wasmrt.text`` (the one place text is parsed)."""
-    try:
-        from wasmrt.text import wat2wasm as text_wat2wasm  # type: ignore[attr-defined]
-    except ImportError:
-        raise WasmtimeError(
-            "the text format is not available: wasmrt.text provides no wat2wasm"
-        ) from None
-    return bytes(text_wat2wasm(text))
 
 
 def wat2wasm(wat: str | bytes) -> bytearray:
@@ -43,7 +33,7 @@ def wat2wasm(wat: str | bytes) -> bytearray:
         text = wat
     else:
         raise TypeError("expected a str or bytes")
-    return bytearray(_parse_text(text))
+    return bytearray(text_wat2wasm(text))
 
 
 def _to_wasm(wasm: Any) -> bytes | bytearray:

@@ -9,15 +9,8 @@ Invariants:
 """
 
 from wasmrt.errors import WatParseError
+from wasmrt.text.printer import print_module
 from wasmrt.text.wast import parse_wast
 from wasmrt.text.wat import parse_wat, wat2wasm
 
 __all__ = ["WatParseError", "parse_wast", "parse_wat", "print_module", "wat2wasm"]
-
-
-def __getattr__(name: str) -> object:
-    if name == "print_module":
-        from wasmrt.text.printer import print_module
-
-        return print_module
-    raise AttributeError(name)

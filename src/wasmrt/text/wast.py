@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wasmrt import ir
+from wasmrt.binary import decode_module, encode_module
 from wasmrt.errors import WatParseError
 from wasmrt.text.lexer import STRING, WORD, Atom, Node, SList, Source, read_sexprs
 from wasmrt.text.numbers import parse_float, parse_int
@@ -114,8 +115,6 @@ class WastModule:
         if self.kind == "quote":
             assert self.quote is not None
             return parse_wat(self.quote, self.filename)
-        from wasmrt.binary import decode_module
-
         assert self.binary is not None
         return decode_module(self.binary)  # type: ignore[no-any-return]
 
@@ -127,8 +126,6 @@ class WastModule:
         if self.kind == "quote":
             assert self.quote is not None
             return wat2wasm(self.quote, self.filename)
-        from wasmrt.binary import encode_module
-
         return encode_module(self.parse())  # type: ignore[no-any-return]
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.binary import decode_module, encode_module
 from wasmrt.errors import WatParseError
 from wasmrt.opcodes import BY_NAME
 from wasmrt.text.lexer import STRING, WORD, Atom, Node, SList, Source, read_sexprs
@@ -1140,8 +1141,6 @@ def parse_wat(text: str | bytes, name: str = "") -> ir.Module:
     """Parse a WAT module (``(module ...)`` or bare fields) into the IR."""
     result = parse_module_text(text, name)
     if isinstance(result, bytes):
-        from wasmrt.binary import decode_module  # the binary layer; imported lazily
-
         return decode_module(result)  # type: ignore[no-any-return]
     return result
 
@@ -1151,6 +1150,4 @@ def wat2wasm(text: str | bytes, name: str = "") -> bytes:
     result = parse_module_text(text, name)
     if isinstance(result, bytes):
         return result
-    from wasmrt.binary import encode_module  # the binary layer; imported lazily
-
     return encode_module(result)  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
+from wasmrt.errors import WasmtimeError
 
 __all__ = ["FuncInstance", "HostFunction", "WasmFunction", "intern_functype"]
 
@@ -66,8 +67,6 @@ class WasmFunction(FuncInstance):
         try:
             return object.__getattribute__(self, "call")
         except AttributeError:
-            from wasmrt.errors import WasmtimeError
-
             raise WasmtimeError(
                 "function called before its instance finished initialising"
             ) from None

@@ -9,10 +9,15 @@ Invariants:
   data segments) in order, then the start function.
 - Every allocation on the way asks ``try_alloc`` first (INSTANCE, FUNC,
   GLOBAL, SEGMENT; MEMORY/TABLE inside the vm constructors).
-- DeallocateOnDrop: if anything raises after the counts were bumped, every
-  memory/table acquired so far goes back through the allocator, the
-  allocator's instance count and the store's counts are restored, and the
-  original exception is re-raised unchanged.
+- One release path per instance, ``deallocate_module`` (Wasmtime's
+  ``deallocate_module``): every memory goes back through the allocator and
+  has its bytes dropped (``LinearMemory.release``), then every table, then
+  the allocator's instance count; at most once per instance
+  (``ModuleInstance.released``). The instantiation guard, ``release`` and
+  ``StoreCore.close`` all use it.
+- DeallocateOnDrop: if anything raises after the counts were bumped,
+  ``deallocate_module`` releases what was acquired so far, the store's counts
+  are restored, and the original exception is re-raised unchanged.
 - ``elems[i]`` is a list of references (``()`` once dropped); ``datas[i]`` is
   ``bytes`` (``b""`` once dropped).
 - Everything that depends only on the module is computed once per compiled
@@ -41,16 +46,17 @@ from operator import itemgetter
 from typing import Any
 
 from wasmrt import ir
-from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
+from wasmrt.alloc import SLOT_SIZE, AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import LinkError, WasmtimeError
 from wasmrt.trap import Trap, TrapCode
+from wasmrt.vm.allocator.base import InstanceAllocator
 from wasmrt.vm.func import FuncInstance, WasmFunction, intern_functype
 from wasmrt.vm.global_ import GlobalInstance
 from wasmrt.vm.memory import PAGE_SIZE, LinearMemory
 from wasmrt.vm.table import LazyFuncRef, TableInstance
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
-__all__ = ["InstancePlan", "ModuleInstance", "instantiate", "instance_plan"]
+__all__ = ["InstancePlan", "ModuleInstance", "deallocate_module", "instantiate", "instance_plan"]
 
 #: Bytes charged for an instance record.
 INSTANCE_SIZE = 256
@@ -215,18 +221,29 @@ class ModuleInstance:
         list.__setitem__(self.funcs, k, f)
         return f
 
-    def release(self, allocator: Any) -> None:
-        """Give memories and tables back to the allocator (once), then drop memory bytes."""
-        if self.released:
+    def release(self, allocator: InstanceAllocator) -> None:
+        """Give everything this instance holds back to ``allocator`` (``deallocate_module``)."""
+        deallocate_module(allocator, self)
+
+
+def deallocate_module(allocator: InstanceAllocator, inst: ModuleInstance | None) -> None:
+    """Release an instance's memories, tables and instance count, exactly once.
+
+    ``inst`` is ``None`` when instantiation failed after counting the instance
+    but before its record existed: only the count goes back then.
+    """
+    if inst is not None:
+        if inst.released:
             return
-        self.released = True
-        mems, self.mem_slots = self.mem_slots, []
-        tabs, self.table_slots = self.table_slots, []
+        inst.released = True
+        mems, inst.mem_slots = inst.mem_slots, []
+        tabs, inst.table_slots = inst.table_slots, []
         for slot, mem in reversed(mems):
             allocator.deallocate_memory(slot, mem)
             mem.release()
         for slot, tab in reversed(tabs):
             allocator.deallocate_table(slot, tab)
+    allocator.decrement_core_instance_count()
 
 
 def _describe(ext: Any) -> str:
@@ -499,14 +516,15 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
         n_imp_tables = len(inst.tables) - n_tables
         for e in plan.elems:
             try_alloc(e.count * SLOT_SIZE, AllocKind.SEGMENT)
-            if e.lazy_items is not None and e.table >= n_imp_tables:
-                inst.elems.append(e.lazy_items)
-            elif e.getter is not None:
-                inst.elems.append(list(e.getter(funcs.built(e.func_indices))))
-            elif e.refs is not None:
-                inst.elems.append([None if k is None else funcs[k] for k in e.refs])
-            else:
-                inst.elems.append([eval_const(x, inst) for x in e.init])
+            with HostAlloc(e.count * SLOT_SIZE):
+                if e.lazy_items is not None and e.table >= n_imp_tables:
+                    inst.elems.append(e.lazy_items)
+                elif e.getter is not None:
+                    inst.elems.append(list(e.getter(funcs.built(e.func_indices))))
+                elif e.refs is not None:
+                    inst.elems.append([None if k is None else funcs[k] for k in e.refs])
+                else:
+                    inst.elems.append([eval_const(x, inst) for x in e.init])
         for d in plan.datas:
             try_alloc(len(d.bytes), AllocKind.SEGMENT)
             inst.datas.append(d.bytes)  # immutable: shared, never copied
@@ -548,15 +566,7 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
             store.call(funcs[m.start], [])
     except BaseException:
         # DeallocateOnDrop: release what was acquired, restore counts, re-raise unchanged.
-        if inst is not None:
-            for slot, mem in reversed(inst.mem_slots):
-                allocator.deallocate_memory(slot, mem)
-            for slot, tab in reversed(inst.table_slots):
-                allocator.deallocate_table(slot, tab)
-            inst.mem_slots = []
-            inst.table_slots = []
-            inst.released = True
-        allocator.decrement_core_instance_count()
+        deallocate_module(allocator, inst)
         store.unbump_counts(n_mems, n_tables)
         raise
     store.instances.append(inst)

@@ -38,6 +38,11 @@ Invariants:
   refusals from wasm (``from_wasm=True``) become -1, from the embedder
   ``GrowRefused`` (a refused ``try_alloc`` raises ``OutOfMemory``). Reserved-but-inaccessible address space is not charged (as in
   Wasmtime, it is not committed memory).
+- The host refusing the bytes themselves (``MemoryError`` from a buffer's
+  creation or growth; a refused mapping first falls back to a ``bytearray``)
+  is the same outcome as the hook refusing them (``alloc.HostAlloc``):
+  ``OutOfMemory`` from creation and embedder growth, -1 from wasm, and the
+  memory unchanged (growth asks for double the room first, then exactly).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import sys
 from typing import Any
 
 from wasmrt import ir
-from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.alloc import AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
 
 __all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
@@ -73,6 +78,8 @@ Buffer = bytearray | mmap.mmap
 _SPARE: list[mmap.mmap] = []
 MAX_SPARE = 8
 _getrefcount = sys.getrefcount
+#: Zeros appended per step when a ``bytearray`` memory grows in chunks.
+_ZERO_CHUNK = 32 << 20
 
 
 def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
@@ -94,6 +101,29 @@ def reserve_buffer(nbytes: int, at_least: int = 0) -> Buffer:
         except (OSError, ValueError, OverflowError):
             pass
     return bytearray(max(at_least, min(nbytes, FALLBACK_RESERVATION)))
+
+
+def _extend_zeros(data: bytearray, n: int) -> None:
+    """Append ``n`` zero bytes to ``data``; on ``MemoryError`` nothing is appended.
+
+    One step when the host has room for the growth twice over (``bytes(n)``
+    is calloc'd, so the copy touches only the new pages); otherwise, if it
+    has room once (checked by that same temporary, which fails at once when
+    it has not), in chunks that need no temporary as large as the growth.
+    """
+    try:
+        data += bytes(n)
+        return
+    except MemoryError:
+        bytes(n)  # the host has not even room for it once: fail fast
+    start = len(data)
+    zeros = memoryview(bytes(min(n, _ZERO_CHUNK)))
+    try:
+        while (need := start + n - len(data)) > 0:
+            data += zeros if need >= len(zeros) else zeros[:need]
+    except MemoryError:
+        del data[start:]  # give back what was taken: the host is short of memory
+        raise
 
 
 class LinearMemory:
@@ -143,7 +173,8 @@ class LinearMemory:
         cap = DEFAULT_RESERVATION if reservation_cap is None else reservation_cap
         reserve = max(min_bytes, min(max_pages * PAGE_SIZE, cap))
         try_alloc(min_bytes, AllocKind.MEMORY)
-        self.data = reserve_buffer(reserve, min_bytes)
+        with HostAlloc(min_bytes):
+            self.data = reserve_buffer(reserve, min_bytes)
         self.size = min_bytes
         self.pages = lim.min
 
@@ -194,30 +225,45 @@ class LinearMemory:
                 limiter.memory_grow_failed(err)
             return self._fail(err, from_wasm)
         nbytes = delta * PAGE_SIZE
+        new_size = new * PAGE_SIZE
         try:
             try_alloc(nbytes, AllocKind.MEMORY, absorbing=from_wasm)
-        except OutOfMemory:
+            if new_size > len(self.data):
+                with HostAlloc(nbytes):
+                    self._enlarge(new_size)
+        except OutOfMemory:  # the hook's refusal or the host's (``HostAlloc``)
             if from_wasm:
                 return -1
             raise
-        new_size = new * PAGE_SIZE
-        data = self.data
-        if new_size > len(data):
-            target = min(max(new_size, 2 * len(data)), self.max_pages * PAGE_SIZE)
-            moved = True
-            if isinstance(data, bytearray):
-                try:
-                    data.extend(bytes(target - len(data)))
-                    moved = False
-                except BufferError:
-                    pass
-            if moved:
-                fresh = reserve_buffer(target, new_size)
-                fresh[: self.size] = data[: self.size]
-                self.data = fresh
         self.size = new_size
         self.pages = new
         return old
+
+    def _enlarge(self, new_size: int) -> None:
+        """Make ``data`` hold at least ``new_size`` bytes, keeping the first ``size``.
+
+        Asks for room to double first; if the host refuses that, for exactly
+        ``new_size``. Raises ``MemoryError`` with nothing changed.
+        """
+        data = self.data
+        target = min(max(new_size, 2 * len(data)), self.max_pages * PAGE_SIZE)
+        try:
+            self._resize(data, target, new_size)
+        except MemoryError:
+            if target == new_size:
+                raise
+            self._resize(data, new_size, new_size)
+
+    def _resize(self, data: Buffer, target: int, new_size: int) -> None:
+        if isinstance(data, bytearray):
+            try:
+                _extend_zeros(data, target - len(data))
+                return
+            except BufferError:  # a view pins it: move instead
+                pass
+        fresh = reserve_buffer(target, new_size)
+        fresh[: self.size] = memoryview(data)[: self.size]
+        self.data = fresh
 
     @staticmethod
     def _fail(err: GrowRefused, from_wasm: bool) -> int:

@@ -18,8 +18,14 @@ Invariants:
   for a stack overflow it is taken from the ``RecursionError``'s traceback,
   so the conversion happens only once the stack has unwound to the entry.
   Host-created traps pass through untouched (wasmtime-py keeps their text).
+- The recursion limit bounds Python frames only; wasm->wasm calls use no C
+  stack, host<->wasm crossings do. So every entry made while wasm already
+  runs (nested in this store, or any entry while ``_NEEDS`` is non-empty)
+  first asks ``cstack.stack_low()`` and raises ``Trap(STACK_OVERFLOW)`` when
+  the calling thread's C stack is nearly used up: every host->wasm->host
+  round trip passes such a check, so no thread stack size can overflow.
 - While any outermost entry runs, wasmrt finalizers are parked
-  (``wasmrt.deferred``): the collector may run them deep in wasm recursion,
+  (``wasmrt.vm.deferred``): the collector may run them deep in wasm recursion,
   a few frames below the limit. The outermost exit drains them, on a shallow
   stack, after restoring the limit; so does creating a store outside wasm.
 - The recursion limit is process-wide, so it is managed in one place under
@@ -33,8 +39,9 @@ Invariants:
   ``max_wasm_stack`` need no change at all.
 - Counters ``instance_count``/``memory_count``/``table_count`` only count
   instantiated modules (host-created memories/tables do not count);
-  ``close()`` releases every instance through the allocator exactly once,
-  then the memories' bytes (``LinearMemory.release``).
+  ``close()`` releases every instance exactly once through the vm's one
+  release path (``vm.instance.deallocate_module``), then the host-created
+  memories' bytes (``LinearMemory.release``).
 """
 
 from __future__ import annotations
@@ -46,13 +53,16 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
-from wasmrt.compile.backtrace import attach_frames
-from wasmrt.deferred import PENDING as _PENDING
-from wasmrt.deferred import RUNNING as _NEEDS
-from wasmrt.deferred import drain as _drain
 from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
 from wasmrt.trap import Trap, TrapCode
+from wasmrt.vm.allocator.on_demand import OnDemandInstanceAllocator
+from wasmrt.vm.backtrace import attach_frames
+from wasmrt.vm.cstack import stack_low as _stack_low
+from wasmrt.vm.deferred import PENDING as _PENDING
+from wasmrt.vm.deferred import RUNNING as _NEEDS
+from wasmrt.vm.deferred import drain as _drain
 from wasmrt.vm.global_ import GlobalInstance
+from wasmrt.vm.instance import deallocate_module
 from wasmrt.vm.memory import LinearMemory
 from wasmrt.vm.table import TableInstance
 
@@ -77,7 +87,7 @@ _getframe = sys._getframe
 _getlimit = sys.getrecursionlimit
 _setlimit = sys.setrecursionlimit
 _LIMIT_LOCK = threading.Lock()
-# ``_NEEDS`` (``wasmrt.deferred.RUNNING``): the limits the outermost entries
+# ``_NEEDS`` (``wasmrt.vm.deferred.RUNNING``): the limits the outermost entries
 # running now (all threads) need; finalizers defer while it is non-empty.
 #: The embedder's limit, restored when ``_NEEDS`` empties.
 _SAVED_LIMIT = [0]
@@ -156,8 +166,6 @@ class StoreCore:
         self.frame_budget = max(1, self.max_wasm_stack // FRAME_BYTES) + HEADROOM
         alloc = getattr(self.engine, "allocator", None)
         if alloc is None:
-            from wasmrt.runtime.allocator import OnDemandInstanceAllocator
-
             alloc = OnDemandInstanceAllocator()
         self.allocator = alloc
         self.limiter: Any = None
@@ -240,6 +248,8 @@ class StoreCore:
         if self.closed:
             raise WasmtimeError("store is closed")
         if self.depth:
+            if _stack_low():
+                raise Trap(TrapCode.STACK_OVERFLOW)
             self.depth += 1
             try:
                 return func.call(*args)
@@ -247,6 +257,8 @@ class StoreCore:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
             finally:
                 self.depth -= 1
+        if _NEEDS and _stack_low():  # wasm may be running below us (another store's)
+            raise Trap(TrapCode.STACK_OVERFLOW)
         # Outermost entry: register the recursion limit this call needs (see module doc).
         hint = _DEPTH_HINT[0]
         try:
@@ -306,9 +318,7 @@ class StoreCore:
         instances, self.instances = self.instances, []
         hosted, self.host_objects = self.host_objects, []
         for inst in reversed(instances):
-            if not inst.released:
-                inst.release(self.allocator)
-                self.allocator.decrement_core_instance_count()
+            deallocate_module(self.allocator, inst)
         for obj in hosted:
             if isinstance(obj, LinearMemory):
                 obj.release()

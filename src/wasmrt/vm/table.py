@@ -25,10 +25,11 @@ Invariants:
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 from wasmrt import ir
-from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
+from wasmrt.alloc import SLOT_SIZE, AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
 
 __all__ = ["LazyFuncRef", "TableInstance"]
@@ -95,7 +96,8 @@ class TableInstance:
                 f"table minimum size of {lim.min} elements exceeds table limits"
             )
         try_alloc(lim.min * SLOT_SIZE, AllocKind.TABLE)
-        self.elements: list[Any] = [init] * lim.min
+        with HostAlloc(lim.min * SLOT_SIZE):
+            self.elements: list[Any] = [init] * lim.min
         #: The instance whose ``LazyFuncRef`` placeholders ``elements`` may hold, or None.
         self.lazy_owner: Any = None
 
@@ -155,11 +157,13 @@ class TableInstance:
             return self._fail(err, from_wasm)
         try:
             try_alloc(delta * SLOT_SIZE, AllocKind.TABLE, absorbing=from_wasm)
-        except OutOfMemory:
+            with HostAlloc(delta * SLOT_SIZE):
+                # One resize, no temporary list; a failed resize leaves the list as it was.
+                self.elements.extend(repeat(init, delta))
+        except OutOfMemory:  # the hook's refusal or the host's (``HostAlloc``)
             if from_wasm:
                 return -1
             raise
-        self.elements.extend([init] * delta)
         return old
 
     @staticmethod

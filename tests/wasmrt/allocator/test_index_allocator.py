@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wasmrt.runtime.allocator.index_allocator import (
+from wasmrt.vm.allocator.index_allocator import (
     ModuleAffinityIndexAllocator,
     SimpleIndexAllocator,
 )

@@ -280,7 +280,7 @@ def test_serialized_module_is_validated_against_the_pool() -> None:
 @pytest.mark.parametrize("strategy", ["on-demand", "pooling", "pooling-config", "strategy"])
 def test_allocation_strategy_accepts_every_form(strategy: str) -> None:
     w = wasmrt
-    from wasmrt.runtime.allocator import InstanceAllocationStrategy, PoolingAllocationConfig
+    from wasmrt.vm.allocator import InstanceAllocationStrategy, PoolingAllocationConfig
 
     value: Any = {
         "on-demand": "on-demand",
@@ -316,7 +316,7 @@ def test_allocation_strategy_rejects_bad_values() -> None:
 @pytest.mark.parametrize("pooling", [False, True])
 def test_memory_reservation_reaches_allocator_memories(pooling: bool) -> None:
     w = wasmrt
-    from wasmrt.runtime.allocator import PoolingAllocationConfig
+    from wasmrt.vm.allocator import PoolingAllocationConfig
 
     cfg = w.Config()
     cfg.memory_reservation = 2 * PAGE

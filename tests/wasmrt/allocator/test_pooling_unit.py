@@ -14,7 +14,7 @@ import pytest
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, install_hook
 from wasmrt.errors import OutOfMemory, PoolConcurrencyLimitError, WasmtimeError
-from wasmrt.runtime.allocator import (
+from wasmrt.vm.allocator import (
     NO_SLOT,
     InstanceAllocationStrategy,
     InstanceAllocator,
@@ -23,8 +23,8 @@ from wasmrt.runtime.allocator import (
     PoolingAllocationConfig,
     PoolingInstanceAllocator,
 )
-from wasmrt.runtime.allocator import on_demand as on_demand_mod
-from wasmrt.runtime.allocator import pooling as pooling_mod
+from wasmrt.vm.allocator import on_demand as on_demand_mod
+from wasmrt.vm.allocator import pooling as pooling_mod
 
 PAGE = 65536
 
@@ -34,8 +34,9 @@ class FakeMemory:
         self,
         store: Any,
         ty: ir.MemoryType,
-        max_pages: int | None = None,
-        reservation: int | None = None,
+        *,
+        max_pages_cap: int | None = None,
+        reservation_cap: int | None = None,
     ) -> None:
         if getattr(store, "refuse", False):
             raise WasmtimeError("memory minimum size of 1 pages exceeds memory limits")
@@ -43,16 +44,18 @@ class FakeMemory:
         self.ty = ty
         self.size = ty.limits.min * PAGE
         self.data = bytearray(self.size)
-        self.max_pages = max_pages
-        self.reservation = reservation
+        self.max_pages = max_pages_cap
+        self.reservation = reservation_cap
 
 
 class FakeTable:
-    def __init__(self, store: Any, ty: ir.TableType, max_elements: int | None = None) -> None:
+    def __init__(
+        self, store: Any, ty: ir.TableType, init: Any = None, *, max_cap: int | None = None
+    ) -> None:
         if getattr(store, "refuse", False):
             raise WasmtimeError("table minimum size of 1 elements exceeds table limits")
         self.elements: list[Any] = [None] * ty.limits.min
-        self.max = max_elements
+        self.max = max_cap
 
 
 class FakeStore:
@@ -61,10 +64,10 @@ class FakeStore:
 
 @pytest.fixture(autouse=True)
 def fake_vm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pooling_mod, "new_linear_memory", FakeMemory)
-    monkeypatch.setattr(pooling_mod, "new_table_instance", FakeTable)
-    monkeypatch.setattr(on_demand_mod, "new_linear_memory", FakeMemory)
-    monkeypatch.setattr(on_demand_mod, "new_table_instance", FakeTable)
+    monkeypatch.setattr(pooling_mod, "LinearMemory", FakeMemory)
+    monkeypatch.setattr(pooling_mod, "TableInstance", FakeTable)
+    monkeypatch.setattr(on_demand_mod, "LinearMemory", FakeMemory)
+    monkeypatch.setattr(on_demand_mod, "TableInstance", FakeTable)
 
 
 def mem(min_pages: int, max_pages: int | None = None) -> ir.MemoryType:
@@ -361,7 +364,7 @@ def test_oom_in_construction_propagates_unchanged(monkeypatch: pytest.MonkeyPatc
     def boom(*args: object, **kwargs: object) -> None:
         raise err
 
-    monkeypatch.setattr(pooling_mod, "new_linear_memory", boom)
+    monkeypatch.setattr(pooling_mod, "LinearMemory", boom)
     a = pool(total_memories=1)
     with pytest.raises(OutOfMemory) as e:
         a.allocate_memory(FakeStore(), mem(1), "mod", 0)

@@ -4,8 +4,8 @@ Invariants:
 - ``load_corpus(tmp_dir)`` converts every .wast file of the suite once per
   process (so once per xdist worker) into a directory the caller owns and
   caches the result in this module; later calls return the cache.
-- ``validator()`` returns ``wasmrt.validate.validate_module`` or ``None``
-  when the validator is not available yet.
+- ``validator()`` returns ``wasmrt.validate.validate_module`` (a seam the
+  fuzz tests replace to check that unexpected exceptions escape).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from support.testsuite import json_from_wast, wast_files
 from wasmrt import ir
+from wasmrt.validate import validate_module
 
 #: Commands whose module must decode (and validate) cleanly.
 VALID_TYPES = frozenset(
@@ -60,9 +61,5 @@ def load_corpus(tmp_dir: Path) -> list[SuiteModule]:
     return _CACHE
 
 
-def validator() -> Callable[[ir.Module], object] | None:
-    try:
-        from wasmrt.validate import validate_module
-    except ImportError:
-        return None
+def validator() -> Callable[[ir.Module], object]:
     return validate_module

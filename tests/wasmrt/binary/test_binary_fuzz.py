@@ -79,9 +79,7 @@ def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
 def check(data: bytes) -> None:
     validate = validator()
     try:
-        m = decode_module(data)
-        if validate is not None:
-            validate(m)
+        validate(decode_module(data))
     except WasmtimeError:
         pass
 

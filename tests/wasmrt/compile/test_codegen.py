@@ -285,10 +285,10 @@ def _uleb(data: bytes, pos: int) -> tuple[int, int]:
 def test_trap_frames_map_back_to_wasm_functions() -> None:
     from wasmrt.binary import decode_module
     from wasmrt.compile import compile_module
-    from wasmrt.compile.backtrace import attach_frames, frames_from_traceback
     from wasmrt.ir import FuncType
     from wasmrt.validate import validate_module
     from wasmrt.vm import HostFunction
+    from wasmrt.vm.backtrace import attach_frames, frames_from_traceback
 
     data = _wat_bytes(TRAPPY)
     m = decode_module(data)

@@ -5,12 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from wasmrt_api_support import needs_vm, use_wat_fallback
 
 import wasmrt
-
-use_wat_fallback()
-pytestmark = needs_vm
 
 WAT = """
 (module

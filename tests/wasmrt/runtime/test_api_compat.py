@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from wasmrt_api_support import needs_vm, use_wat_fallback
-
-use_wat_fallback()
-pytestmark = needs_vm
-
 
 def program(wasmtime: Any) -> Any:
     engine = wasmtime.Engine()

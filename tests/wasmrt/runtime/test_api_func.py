@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from wasmrt_api_support import needs_vm, same_outcome, use_wat_fallback
+from wasmrt_api_support import same_outcome
 
 import wasmrt
-
-use_wat_fallback()
-pytestmark = needs_vm
 
 I32 = "i32"
 

@@ -6,11 +6,9 @@ import operator
 from typing import Any
 
 import pytest
-from wasmrt_api_support import needs_vm, same_outcome
+from wasmrt_api_support import same_outcome
 
 import wasmrt
-
-pytestmark = needs_vm
 
 
 def _g(w: Any, kind: str, mut: bool, val: Any) -> tuple[Any, Any]:

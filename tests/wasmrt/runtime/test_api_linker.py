@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from wasmrt_api_support import needs_vm, same_outcome, use_wat_fallback
+from wasmrt_api_support import same_outcome
 
 import wasmrt
-
-use_wat_fallback()
-pytestmark = needs_vm
 
 MOD = '(module (import "x" "y" (func)) (import "x" "g" (global i32)))'
 CALLS = '(module (import "x" "y" (func (result i32))) (func (export "f") (result i32) call 0))'

@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wasmrt_api_support import needs_vm, same_outcome, use_wat_fallback, wat
+from wasmrt_api_support import same_outcome, wat
 
 import wasmrt
-
-use_wat_fallback()
 
 SIG = (
     '(module (import "a" "b" (func (param i32) (result f64))) (import "a" "t" (table 1 2 externref))'
@@ -74,7 +72,6 @@ def test_invalid_module_is_wasmtime_error() -> None:
     assert "type mismatch" in str(info.value)
 
 
-@needs_vm
 def test_imports_and_exports() -> None:
     def run(w: Any) -> Any:
         m = w.Module(w.Engine(), SIG)
@@ -85,7 +82,6 @@ def test_imports_and_exports() -> None:
     same_outcome(run)
 
 
-@needs_vm
 def test_from_file(tmp_path: Path) -> None:
     p = tmp_path / "m.wasm"
     p.write_bytes(wat('(module (func (export "f") (result i32) i32.const 3))'))
@@ -96,7 +92,6 @@ def test_from_file(tmp_path: Path) -> None:
     assert wasmrt.Module.from_file(wasmrt.Engine(), t).imports == []
 
 
-@needs_vm
 def test_serialize_roundtrip(tmp_path: Path) -> None:
     engine = wasmrt.Engine()
     m = wasmrt.Module(engine, '(module (func (export "f") (result i32) i32.const 3))')
@@ -118,7 +113,6 @@ def test_serialize_roundtrip(tmp_path: Path) -> None:
         wasmrt.Module.deserialize(wasmrt.Engine(c), blob)
 
 
-@needs_vm
 def test_pooling_rejects_module_at_creation() -> None:
     c = wasmrt.Config()
     pool = wasmrt.PoolingAllocationConfig()
@@ -130,7 +124,6 @@ def test_pooling_rejects_module_at_creation() -> None:
     wasmrt.Module(engine, "(module (memory 1))")
 
 
-@needs_vm
 def test_closed_module() -> None:
     m = wasmrt.Module(wasmrt.Engine(), "(module)")
     m.close()

@@ -4,13 +4,9 @@ store keeps working once the hook is removed."""
 from __future__ import annotations
 
 import pytest
-from wasmrt_api_support import needs_vm, use_wat_fallback
 
 import wasmrt
 from wasmrt.alloc import AllocKind
-
-use_wat_fallback()
-pytestmark = needs_vm
 
 WAT = """
 (module

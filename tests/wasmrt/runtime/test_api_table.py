@@ -6,12 +6,9 @@ import operator
 from typing import Any
 
 import pytest
-from wasmrt_api_support import needs_vm, same_outcome, use_wat_fallback
+from wasmrt_api_support import same_outcome
 
 import wasmrt
-
-use_wat_fallback()
-pytestmark = needs_vm
 
 
 def _tab(w: Any, kind: str = "funcref", lo: int = 1, hi: int | None = 3, init: Any = None) -> Any:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from wasmrt_api_support import needs_vm, same_outcome
+from wasmrt_api_support import same_outcome
 
 import wasmrt
-
-pytestmark = needs_vm
 
 
 def test_tag() -> None:

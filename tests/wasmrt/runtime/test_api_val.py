@@ -10,7 +10,8 @@ import pytest
 from wasmrt_api_support import same_outcome
 
 import wasmrt
-from wasmrt.runtime.val import f32_round, from_core, to_core
+from wasmrt.runtime.func import from_core, to_core
+from wasmrt.runtime.val import f32_round
 
 CASES = {
     "i32_wrap": lambda w: (

@@ -7,7 +7,7 @@ import gc
 import sys
 
 import wasmrt
-from wasmrt import deferred
+from wasmrt.vm import deferred
 
 seen: list[str] = []
 sys.unraisablehook = lambda u: seen.append(f"{u.object!r:.60}: {type(u.exc_value).__name__}")

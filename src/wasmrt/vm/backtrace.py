@@ -1,5 +1,8 @@
 """Trap backtraces: Python frames of generated code -> ``wasmrt.trap.Frame`` lists.
 
+The vm owns this contract (``StoreCore.call`` attaches frames at the embedder
+boundary); ``wasmrt.compile`` only registers each variant it builds.
+
 Invariants:
 - Nothing here runs on the normal call path: generated code carries no frame
   bookkeeping. A variant's module namespace holds ``OWNER_KEY`` (a weak
@@ -26,12 +29,11 @@ from __future__ import annotations
 
 import weakref
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from wasmrt import ir
+from wasmrt.binary import encode_module
 from wasmrt.trap import Frame, Trap
-
-if TYPE_CHECKING:
-    from wasmrt import ir
 
 __all__ = [
     "OWNER_KEY",
@@ -46,7 +48,7 @@ OWNER_KEY = "__wasmrt_module__"
 
 #: Attribute of a ``CompiledModule`` caching its body offsets (a plain attribute,
 #: not a ``WeakKeyDictionary``: its removal callback is Python code the collector
-#: could run deep in wasm recursion, see ``wasmrt.deferred``).
+#: could run deep in wasm recursion, see ``wasmrt.vm.deferred``).
 _OFFSETS_ATTR = "_wasmrt_body_offsets"
 
 
@@ -68,8 +70,6 @@ def _leb(data: bytes, pos: int) -> tuple[int, int]:
 
 def body_offsets(module: ir.Module) -> list[int]:
     """Byte offset of each defined function's body (after its size) in the encoded module."""
-    from wasmrt.binary import encode_module
-
     data = bytes(encode_module(module))
     pos = 8
     while pos < len(data):

@@ -17,11 +17,12 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from wasmrt import ir
-from wasmrt.runtime.allocator._vm import new_linear_memory, new_table_instance
-from wasmrt.runtime.allocator.base import NO_SLOT
+from wasmrt.vm.allocator.base import NO_SLOT
+from wasmrt.vm.memory import LinearMemory
+from wasmrt.vm.table import TableInstance
 
 if TYPE_CHECKING:
-    from wasmrt.runtime.allocator.pooling import PoolingInstanceAllocator
+    from wasmrt.vm.allocator.pooling import PoolingInstanceAllocator
 
 __all__ = ["OnDemandInstanceAllocator"]
 
@@ -46,7 +47,7 @@ class OnDemandInstanceAllocator:
     def allocate_memory(
         self, store: Any, ty: ir.MemoryType, module_key: Hashable, index: int
     ) -> tuple[int, Any]:
-        return NO_SLOT, new_linear_memory(store, ty, reservation=self._reservation)
+        return NO_SLOT, LinearMemory(store, ty, reservation_cap=self._reservation)
 
     def deallocate_memory(self, slot: int, memory: Any) -> None:
         return None
@@ -54,7 +55,7 @@ class OnDemandInstanceAllocator:
     def allocate_table(
         self, store: Any, ty: ir.TableType, module_key: Hashable, index: int
     ) -> tuple[int, Any]:
-        return NO_SLOT, new_table_instance(store, ty)
+        return NO_SLOT, TableInstance(store, ty, None)
 
     def deallocate_table(self, slot: int, table: Any) -> None:
         return None

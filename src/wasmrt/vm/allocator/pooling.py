@@ -44,14 +44,14 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
-from wasmrt.errors import PoolConcurrencyLimitError, WasmtimeError
-from wasmrt.runtime.allocator._vm import new_linear_memory, new_table_instance
-from wasmrt.runtime.allocator.base import InstanceAllocationStrategy, InstanceAllocator
-from wasmrt.runtime.allocator.index_allocator import (
+from wasmrt.errors import PoolConcurrencyLimitError, WasmtimeError, format_context
+from wasmrt.vm.allocator.base import InstanceAllocator
+from wasmrt.vm.allocator.index_allocator import (
     ModuleAffinityIndexAllocator,
     SimpleIndexAllocator,
 )
-from wasmrt.runtime.limits import format_context
+from wasmrt.vm.memory import LinearMemory
+from wasmrt.vm.table import TableInstance
 
 __all__ = [
     "Enabled",
@@ -160,7 +160,7 @@ class PoolingAllocationConfig:
 
     def build_allocator(self, memory_reservation: int | None = None) -> InstanceAllocator:
         """Same as ``InstanceAllocationStrategy.pooling(self).build_allocator(...)``."""
-        return InstanceAllocationStrategy.pooling(self).build_allocator(memory_reservation)
+        return PoolingInstanceAllocator(self, memory_reservation=memory_reservation)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PoolingAllocationConfig):
@@ -618,8 +618,11 @@ class PoolingInstanceAllocator:
                 raise PoolConcurrencyLimitError(len(self._memory_index), "memory stripe 0")
             state = self._memory_slots.get(slot)
         try:
-            memory = new_linear_memory(
-                store, ty, self.memory_max_pages(ty), reservation=self._memory_reservation
+            memory = LinearMemory(
+                store,
+                ty,
+                max_pages_cap=self.memory_max_pages(ty),
+                reservation_cap=self._memory_reservation,
             )
         except BaseException:
             with self._lock:
@@ -675,7 +678,7 @@ class PoolingInstanceAllocator:
             if slot is None:
                 raise PoolConcurrencyLimitError(len(self._table_index), "tables")
         try:
-            table = new_table_instance(store, ty, self.table_max_elements(ty))
+            table = TableInstance(store, ty, None, max_cap=self.table_max_elements(ty))
         except BaseException:
             with self._lock:
                 self._table_index.free(slot)

@@ -3,24 +3,26 @@
 Invariants:
 - The vm talks to allocators only through ``InstanceAllocator`` (base.py);
   docs/internals.md documents the protocol.
-- Importing this package imports neither ``wasmrt.vm`` nor the public API:
-  vm classes are constructed lazily (``_vm.py``), so there is no import cycle.
+- Allocators construct the vm's ``LinearMemory``/``TableInstance`` and import
+  nothing above the vm (Wasmtime keeps them in ``runtime/vm/instance/allocator*``);
+  ``wasmrt`` and ``wasmrt.runtime`` re-export the public names.
 """
 
 from wasmrt.errors import PoolConcurrencyLimitError
-from wasmrt.runtime.allocator.base import NO_SLOT, InstanceAllocationStrategy, InstanceAllocator
-from wasmrt.runtime.allocator.index_allocator import (
+from wasmrt.vm.allocator.base import NO_SLOT, InstanceAllocator
+from wasmrt.vm.allocator.index_allocator import (
     ModuleAffinityIndexAllocator,
     SimpleIndexAllocator,
 )
-from wasmrt.runtime.allocator.on_demand import OnDemandInstanceAllocator
-from wasmrt.runtime.allocator.pooling import (
+from wasmrt.vm.allocator.on_demand import OnDemandInstanceAllocator
+from wasmrt.vm.allocator.pooling import (
     Enabled,
     MpkEnabled,
     PoolingAllocationConfig,
     PoolingAllocatorMetrics,
     PoolingInstanceAllocator,
 )
+from wasmrt.vm.allocator.strategy import InstanceAllocationStrategy
 
 __all__ = [
     "NO_SLOT",

@@ -1,0 +1,353 @@
+"""What a scenario is and what one run of it works with: the model every format loads into.
+
+A format (:mod:`oomfuzz.scenario` keeps the registry) loads a file into a
+:class:`Scenario`: its path, its header directives and how to run it. A run
+gets a fresh :class:`ScenarioContext`: engine and store factories that
+apply the directives (fuel, stack, limits, the pooling configuration) and
+install cleanup accounting (:class:`CountingAllocator`), weak references
+for the leak check, and the run's outcomes (its result). Header directives,
+one or more comment lines anywhere in the file::
+
+    ;; oomfuzz: allocator=pooling total_memories=1 fuel=1000 limits.memory_size=65536
+    # oomfuzz: engine=shared            (Python scenarios use '#')
+
+are documented in ``corpus/README.md`` (``DIRECTIVES`` lists every key).
+
+Invariants:
+- Input problems (missing file, unknown directive, unparsable script)
+  raise :class:`ScenarioError` with a one-line message.
+- Every store a run creates through the context is closed by
+  :meth:`ScenarioContext.close`, also after an OOM.
+- Cleanup accounting wraps the engine's instance allocator in a
+  :class:`CountingAllocator`, so live instances/memories/tables are checked
+  for both allocators, plus the pooling metrics when pooling.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmrt
+
+__all__ = [
+    "ALLOCATORS",
+    "DIRECTIVES",
+    "CountingAllocator",
+    "Scenario",
+    "ScenarioContext",
+    "ScenarioError",
+    "parse_directives",
+    "pool_metrics",
+]
+
+ALLOCATORS = ("ondemand", "pooling")
+
+#: Pooling knobs a directive may set (``PoolingAllocationConfig`` setter names).
+POOLING_KEYS = (
+    "total_core_instances",
+    "total_memories",
+    "total_tables",
+    "max_memory_size",
+    "table_elements",
+    "max_memories_per_module",
+    "max_tables_per_module",
+    "max_core_instance_size",
+    "max_unused_warm_slots",
+    "linear_memory_keep_resident",
+    "table_keep_resident",
+)
+LIMIT_KEYS = ("memory_size", "table_elements", "instances", "tables", "memories")
+#: The small pooling configuration scenarios get unless a directive overrides it.
+SMALL_POOL: dict[str, int] = {
+    "total_core_instances": 12,
+    "total_memories": 12,
+    "total_tables": 12,
+    "max_memory_size": 4 << 20,
+    "table_elements": 10_000,
+    "max_memories_per_module": 1,
+    "max_tables_per_module": 4,
+}
+DIRECTIVES: dict[str, str] = {
+    "allocator": "ondemand | pooling | both: the allocators this scenario runs with",
+    "engine": "fresh (default: a new Engine per run, inside the injected region) | shared",
+    "instantiate": "linker (default) | pre (Linker.instantiate_pre + InstancePre.instantiate) | instance (Instance(store, module, imports))",
+    "fuel": "N: Config.consume_fuel and Store.set_fuel(N)",
+    "max_wasm_stack": "N bytes",
+    "mode": "transient | persistent | both: restricts the sweep modes",
+    "allow_alloc_after_oom": "true: allocations after the OOM are not failures",
+    "fork": "false: never sweep with the fork engine (each injection replays from scratch)",
+    "index": "N: the injection index a regression reproducer fails at (replayed by `oomfuzz baseline --check`)",
+    **{f"limits.{k}": "Store.set_limits(...) value" for k in LIMIT_KEYS},
+    "limits.trap_on_grow_failure": "true: StoreLimitsBuilder.trap_on_grow_failure",
+    **{k: "PoolingAllocationConfig setter (pooling runs only)" for k in POOLING_KEYS},
+}
+
+_DIRECTIVE_RE = re.compile(r"^\s*(?:;;|#)\s*oomfuzz:\s*(.*)$")
+
+
+class ScenarioError(Exception):
+    """A scenario cannot be loaded or run (bad input); the message is one line."""
+
+
+def api(name: str) -> Any:
+    """A name of wasmrt's public API (``ScenarioError`` if there is none)."""
+    try:
+        return getattr(wasmrt, name)
+    except AttributeError:
+        raise ScenarioError(f"wasmrt has no public {name!r}") from None
+
+
+# -- directives ---------------------------------------------------------------
+
+
+def parse_directives(text: str, source: str = "<scenario>") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = _DIRECTIVE_RE.match(line)
+        if not m:
+            continue
+        for item in m.group(1).split():
+            key, sep, value = item.partition("=")
+            if not sep or not value:
+                raise ScenarioError(f"{source}:{lineno}: directive {item!r} is not key=value")
+            if key not in DIRECTIVES:
+                raise ScenarioError(f"{source}:{lineno}: unknown oomfuzz directive {key!r}")
+            out[key] = value
+    for key in (
+        "fuel",
+        "max_wasm_stack",
+        "index",
+        *POOLING_KEYS,
+        *(f"limits.{k}" for k in LIMIT_KEYS),
+    ):
+        if key in out and not re.fullmatch(r"\d+", out[key]):
+            raise ScenarioError(f"{source}: directive {key} needs a non-negative integer")
+    choices = {
+        "allocator": ("ondemand", "pooling", "both"),
+        "engine": ("fresh", "shared"),
+        "instantiate": ("linker", "pre", "instance"),
+        "mode": ("transient", "persistent", "both"),
+        "allow_alloc_after_oom": ("true", "false"),
+        "fork": ("true", "false"),
+        "limits.trap_on_grow_failure": ("true", "false"),
+    }
+    for key, allowed in choices.items():
+        if key in out and out[key] not in allowed:
+            raise ScenarioError(f"{source}: directive {key} must be one of {', '.join(allowed)}")
+    return out
+
+
+# -- allocator accounting -------------------------------------------------------
+
+
+class CountingAllocator:
+    """Wraps an ``InstanceAllocator`` and counts live instances, memories and tables.
+
+    Every successful increment/allocate must be undone by exactly one
+    decrement/deallocate; after a store closes all three counters are 0.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.instances = 0
+        self.memories = 0
+        self.tables = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def increment_core_instance_count(self) -> None:
+        self._inner.increment_core_instance_count()
+        self.instances += 1
+
+    def decrement_core_instance_count(self) -> None:
+        self._inner.decrement_core_instance_count()
+        self.instances -= 1
+
+    def allocate_memory(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._inner.allocate_memory(*args, **kwargs)
+        self.memories += 1
+        return out
+
+    def deallocate_memory(self, *args: Any, **kwargs: Any) -> Any:
+        self.memories -= 1
+        return self._inner.deallocate_memory(*args, **kwargs)
+
+    def allocate_table(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._inner.allocate_table(*args, **kwargs)
+        self.tables += 1
+        return out
+
+    def deallocate_table(self, *args: Any, **kwargs: Any) -> Any:
+        self.tables -= 1
+        return self._inner.deallocate_table(*args, **kwargs)
+
+    def purge_module(self, module_key: Hashable) -> None:
+        self._inner.purge_module(module_key)
+
+    def as_pooling(self) -> Any:
+        return self._inner.as_pooling()
+
+    def live(self) -> dict[str, int]:
+        return {
+            "live.instances": self.instances,
+            "live.memories": self.memories,
+            "live.tables": self.tables,
+        }
+
+
+def pool_metrics(engine: Any) -> dict[str, object]:
+    try:
+        metrics = engine.pooling_allocator_metrics()
+    except AttributeError:
+        return {}
+    if metrics is None:
+        return {}
+    return {
+        "pool.core_instances": metrics.core_instances(),
+        "pool.memories": metrics.memories(),
+        "pool.tables": metrics.tables(),
+    }
+
+
+# -- scenarios --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Scenario:
+    """A loaded scenario: its path, directives, text and how a run executes it.
+
+    ``format`` is the registry key (file suffix) of the format that runs it;
+    ``commands`` holds a WAST script's parsed commands, ``func`` a Python
+    scenario's ``scenario(ctx)`` (or any other format's run function).
+    """
+
+    path: Path
+    directives: dict[str, str]
+    text: str
+    commands: list[Any] | None = None
+    func: Callable[[ScenarioContext], object] | None = None
+    format: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.format:
+            self.format = ".wast" if self.func is None else ".py"
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def allocators(self) -> tuple[str, ...]:
+        a = self.directives.get("allocator", "both")
+        return ALLOCATORS if a == "both" else (a,)
+
+    def modes(self) -> tuple[str, ...] | None:
+        m = self.directives.get("mode")
+        if m is None or m == "both":
+            return None
+        return (m,)
+
+
+# -- the run context ----------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ScenarioContext:
+    """What a scenario run uses: engine/store factories, tracking, outcomes."""
+
+    scenario: Scenario
+    allocator: str
+    shared_engine: Any = None
+    outcomes: list[str] = field(default_factory=list)
+    stores: list[Any] = field(default_factory=list)
+    engines: list[Any] = field(default_factory=list)
+    counters: list[CountingAllocator] = field(default_factory=list)
+    tracked: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
+
+    @property
+    def directives(self) -> dict[str, str]:
+        return self.scenario.directives
+
+    @property
+    def wasmrt(self) -> Any:
+        return wasmrt
+
+    def api(self, name: str) -> Any:
+        return api(name)
+
+    def record(self, outcome: object) -> None:
+        self.outcomes.append(str(outcome))
+
+    def track(self, obj: object, label: str) -> None:
+        try:
+            self.tracked.append((label, weakref.ref(obj)))
+        except TypeError:
+            pass  # not weak-referenceable: nothing to track
+
+    def config(self) -> Any:
+        d = self.directives
+        cfg = api("Config")()
+        if "fuel" in d:
+            cfg.consume_fuel = True
+        if "max_wasm_stack" in d:
+            cfg.max_wasm_stack = int(d["max_wasm_stack"])
+        if self.allocator == "pooling":
+            pool = wasmrt.PoolingAllocationConfig()
+            for key, value in {
+                **SMALL_POOL,
+                **{k: int(d[k]) for k in POOLING_KEYS if k in d},
+            }.items():
+                getattr(pool, key)(value)
+            cfg.allocation_strategy = pool
+        return cfg
+
+    def new_engine(self) -> Any:
+        """A new Engine for this scenario's allocator, with cleanup accounting installed."""
+        engine = api("Engine")(self.config())
+        return self.instrument(engine)
+
+    def instrument(self, engine: Any) -> Any:
+        core = engine.ptr()
+        if not isinstance(core.allocator, CountingAllocator):
+            core.allocator = CountingAllocator(core.allocator)
+        self.counters.append(core.allocator)
+        self.engines.append(engine)
+        return engine
+
+    def engine(self) -> Any:
+        if self.shared_engine is not None:
+            if self.shared_engine not in self.engines:
+                self.engines.append(self.shared_engine)
+                self.counters.append(self.shared_engine.ptr().allocator)
+            return self.shared_engine
+        return self.new_engine()
+
+    def store(self, engine: Any = None) -> Any:
+        """A new Store (closed automatically at the end of the run) with fuel and limits."""
+        engine = engine if engine is not None else self.engine()
+        store = api("Store")(engine)
+        self.stores.append(store)
+        self.track(store, "Store")
+        d = self.directives
+        if "fuel" in d:
+            store.set_fuel(int(d["fuel"]))
+        limits = {k: int(d[f"limits.{k}"]) for k in LIMIT_KEYS if f"limits.{k}" in d}
+        if d.get("limits.trap_on_grow_failure") == "true":
+            b = wasmrt.StoreLimitsBuilder()
+            for k, v in limits.items():
+                getattr(b, k)(v)
+            store.limiter(b.trap_on_grow_failure(True).build())
+        elif limits:
+            store.set_limits(**limits)
+        return store
+
+    def close(self) -> None:
+        """Close every store of the run (always called, also after an OOM)."""
+        stores, self.stores = self.stores, []
+        for s in reversed(stores):
+            s.close()

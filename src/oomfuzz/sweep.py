@@ -1,0 +1,341 @@
+"""The application layer: sweep units, running one, replaying one injection, fanning out.
+
+A sweep is a list of :class:`Unit`\\ s (scenario × mode × allocator × shard,
+:func:`sweep_units`); :func:`run_unit` runs one (an
+:class:`~oomfuzz.OomTest` over a :class:`~oomfuzz.scenario.ScenarioRunner`)
+into a :class:`~oomfuzz.report.RunReport`; :func:`replay` re-runs one
+injection index; :func:`run_units` fans units out through an
+:class:`Executor`. Every face (``cli``, ``baseline``, ``plugin``,
+``minimize``, ``campaign``) goes through this module; none of them builds an
+``OomTest`` for a unit or a worker pool of its own.
+
+Seams:
+- :class:`Executor`: where work runs. ``InProcess`` (in this process, in
+  order; per-injection progress reaches the caller) and ``ProcessPool``
+  (local worker processes, spawned; results in completion order);
+  :func:`executor` picks one for ``--jobs``. Another backend (a cluster) is
+  one class with ``jobs``, ``in_process`` and ``map``.
+- ``Unit.select``: a :data:`~oomfuzz.plan.Selection` (a picklable callable
+  over the dry run's allocation records) narrowing the injection indices, as
+  :class:`SiteFirsts` does for the baseline gate.
+- ``Unit.shard``/``Unit.shards``: index shards of one unit (``i % n == k``,
+  or contiguous runs); their reports merge into one (``SweepReport.add``).
+
+Invariants:
+- Setup and dry-run problems of a unit become ``RunReport.error`` ("input
+  error: ..." for bad input, "dry run failed: ..." otherwise); they never
+  stop the other units.
+- A unit's ``max_iters`` is the unit's share of the sweep's budget
+  (split evenly over its shards); with shards each unit's ``OomTest`` forks
+  at most ``cpu_count // shards`` children.
+- Units cross process boundaries as themselves (frozen, picklable) and their
+  reports as ``RunReport.to_dict()``; a report is the same whichever
+  executor ran it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import multiprocessing
+import os
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from oomfuzz.checks import CheckPolicy
+from oomfuzz.inject import AllocRecord
+from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
+from oomfuzz.plan import Selection
+from oomfuzz.report import RunReport
+from oomfuzz.scenario import ALLOCATORS, Scenario, ScenarioError, ScenarioRunner, load_scenario
+
+__all__ = [
+    "Executor",
+    "InProcess",
+    "ProcessPool",
+    "SiteFirsts",
+    "SweepProgress",
+    "Unit",
+    "executor",
+    "input_error",
+    "one_line",
+    "oom_test",
+    "replay",
+    "replay_scenario",
+    "run_unit",
+    "run_units",
+    "sweep_units",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MODES = ("transient", "persistent")
+
+
+def one_line(text: str) -> str:
+    """The first line of ``text`` (at most 300 characters)."""
+    first = text.strip().splitlines()[0] if text.strip() else text
+    return first[:300]
+
+
+def input_error(exc: BaseException | None) -> bool:
+    """Is a dry-run failure caused by bad input rather than by the runtime?"""
+    if exc is None:
+        return False
+    if isinstance(exc, ScenarioError):
+        return True
+    names = {"MalformedError", "WatParseError", "InvalidModuleError"}
+    return type(exc).__name__ in names
+
+
+# -- units ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFirsts:
+    """Selection: the first allocation of every distinct (site, kind), plus ``extra``
+    other indices drawn with ``random.Random(seed)`` (the baseline gate's bounded sweep:
+    every hit site is injected at least once, on every machine, in the same places)."""
+
+    extra: int = 0
+    seed: int = 0
+
+    def __call__(self, records: Sequence[AllocRecord]) -> list[int]:
+        firsts: dict[tuple[str, str, str], int] = {}
+        for rec in records:
+            firsts.setdefault((rec.site.file, rec.site.function, rec.kind), rec.index)
+        rest = sorted(set(range(len(records))) - set(firsts.values()))
+        more = random.Random(self.seed).sample(rest, min(self.extra, len(rest)))
+        return sorted(set(firsts.values()) | set(more))
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One work unit: a shard of one (scenario, mode, allocator) sweep, and its options."""
+
+    scenario: str
+    mode: str
+    allocator: str
+    shard: int = 0
+    shards: int = 1
+    max_iters: int | None = None
+    max_duration: float | None = None
+    check_every: int = 1
+    tracemalloc_every: int = 0
+    fail_fast: bool = False
+    sample: int | None = None
+    seed: int = 0
+    contiguous: bool = False
+    engine: str = "replay"
+    select: Selection | None = None
+
+
+def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    return choices if value == "both" else (value,)
+
+
+def sweep_units(
+    scenarios: Iterable[Scenario],
+    mode: str,
+    allocator: str,
+    shards: int = 1,
+    max_iters: int | None = None,
+    **unit_options: Any,
+) -> list[Unit]:
+    """The work units of a sweep: scenario × mode × allocator × shard, in that order.
+
+    Modes and allocators are narrowed by each scenario's directives; a
+    ``max_iters`` budget is split evenly over the shards of a unit.
+    """
+    units: list[Unit] = []
+    shards = max(1, shards)
+    per = None if max_iters is None else -(-max_iters // shards)
+    for scn in scenarios:
+        modes = _selected(mode, MODES)
+        if scn.modes() is not None:
+            modes = tuple(m for m in modes if m in (scn.modes() or ()))
+        for alloc in _selected(allocator, ALLOCATORS):
+            if alloc not in scn.allocators():
+                continue
+            for m in modes:
+                for k in range(shards):
+                    units.append(Unit(scn.name, m, alloc, k, shards, per, **unit_options))
+    return units
+
+
+def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> OomTest:
+    """The ``OomTest`` that sweeps ``unit`` of ``scn`` (``kw``: extra ``OomTest`` options)."""
+    return OomTest(
+        max_iters=unit.max_iters,
+        max_duration=unit.max_duration,
+        allow_alloc_after_oom=scn.directives.get("allow_alloc_after_oom") == "true",
+        mode=unit.mode,
+        raise_on_failure=False,
+        fail_fast=unit.fail_fast,
+        probe=runner,
+        label=unit.scenario,
+        policy=CheckPolicy(
+            leak_every=unit.check_every,
+            post_oom_every=unit.check_every,
+            tracemalloc_every=unit.tracemalloc_every,
+        ),
+        select=unit.select,
+        shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
+        shard_contiguous=unit.contiguous,
+        sample=unit.sample,
+        seed=unit.seed,
+        engine=unit.engine,
+        fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
+        **kw,
+    )
+
+
+class SweepProgress(Protocol):
+    """What a caller sees of a running sweep (per injection only for in-process units)."""
+
+    def unit_started(self, unit: Unit) -> None: ...
+
+    def on_total(self, n: int) -> None: ...
+
+    def on_iteration(self, it: Iteration, ordinal: int) -> None: ...
+
+    def unit_done(self, report: RunReport) -> None: ...
+
+
+def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
+    """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
+    rep = RunReport(unit.scenario, unit.mode, unit.allocator)
+    try:
+        scn = load_scenario(unit.scenario)
+        runner = ScenarioRunner(scn, unit.allocator)
+        kw: dict[str, Any] = {}
+        if progress is not None:
+            kw["on_total"] = progress.on_total
+            kw["on_iteration"] = progress.on_iteration
+        result = oom_test(scn, runner, unit, **kw).test(runner.run)
+    except DryRunError as e:
+        if input_error(e.cause):
+            rep.error = f"input error: {one_line(str(e))}"
+        else:
+            rep.error = f"dry run failed: {e}"
+        return rep
+    except ScenarioError as e:
+        rep.error = f"input error: {e}"
+        return rep
+    return RunReport.from_result(unit.scenario, unit.mode, unit.allocator, result)
+
+
+def run_unit_dict(unit: Unit) -> dict[str, object]:
+    """:func:`run_unit` for a worker process: the report as ``RunReport.to_dict()``."""
+    return run_unit(unit).to_dict()
+
+
+def _run_unit_here(unit: Unit, progress: SweepProgress | None) -> RunReport:
+    if progress is not None:
+        progress.unit_started(unit)
+    return run_unit(unit, progress)
+
+
+# -- replaying one injection ------------------------------------------------------------------
+
+
+def replay_scenario(
+    scn: Scenario, allocator: str, mode: str, index: int | None, check_every: int = 1
+) -> OomTestResult:
+    """Re-run ``scn`` with one injection at ``index`` (``None``: only the dry runs).
+
+    Raises ``DryRunError`` if the dry runs fail.
+    """
+    runner = ScenarioRunner(scn, allocator)
+    unit = Unit(scn.name, mode, allocator, check_every=check_every)
+    indices = [] if index is None else [index]
+    return oom_test(scn, runner, unit, indices=indices).test(runner.run)
+
+
+def replay(
+    path: str, mode: str, allocator: str, index: int, check_every: int = 1
+) -> tuple[OomTestResult, Iteration | None]:
+    """Replay one injection of the scenario at ``path``: the result and its iteration.
+
+    Bad input (the file, the allocator, a module that does not parse) raises
+    ``ScenarioError``; a dry run failing otherwise raises ``DryRunError``.
+    """
+    scn = load_scenario(path)
+    if allocator not in scn.allocators():
+        raise ScenarioError(f"{path} does not run with allocator {allocator!r}")
+    try:
+        result = replay_scenario(scn, allocator, mode, index, check_every)
+    except DryRunError as e:
+        if input_error(e.cause):
+            raise ScenarioError(f"{path}: {one_line(str(e))}") from None
+        raise
+    return result, (result.iterations[0] if result.iterations else None)
+
+
+# -- executors ---------------------------------------------------------------------------------
+
+
+class Executor(Protocol):
+    """Where the tasks of a sweep run.
+
+    ``map`` calls ``fn`` on every item and yields ``(position, result)`` as
+    results arrive. ``in_process``: ``fn`` runs in this process, so it may be
+    any callable and may report progress; otherwise ``fn`` and the items
+    must be picklable (a module-level function, frozen data).
+    """
+
+    jobs: int
+    in_process: bool
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]: ...
+
+
+class InProcess:
+    """Run every task here, in order."""
+
+    jobs = 1
+    in_process = True
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]:
+        for i, item in enumerate(items):
+            yield i, fn(item)
+
+
+class ProcessPool:
+    """Run tasks in ``jobs`` spawned local worker processes."""
+
+    in_process = False
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            for fut in cf.as_completed(futures):
+                yield futures[fut], fut.result()
+
+
+def executor(jobs: int) -> Executor:
+    """The local executor for ``jobs`` worker processes (``<= 1``: in this process)."""
+    return InProcess() if jobs <= 1 else ProcessPool(jobs)
+
+
+def run_units(
+    units: Sequence[Unit], where: Executor, progress: SweepProgress | None = None
+) -> Iterator[tuple[int, RunReport]]:
+    """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes."""
+    if where.in_process:
+        results: Iterator[tuple[int, RunReport]] = where.map(
+            functools.partial(_run_unit_here, progress=progress), units
+        )
+    else:
+        results = ((i, RunReport.from_dict(d)) for i, d in where.map(run_unit_dict, units))
+    for i, rep in results:
+        if progress is not None:
+            progress.unit_done(rep)
+        yield i, rep

@@ -253,6 +253,14 @@ def test_host_target_never_refuses_the_guest(tmp_path: Path) -> None:
 # -- the real C programs -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["lz4", "xxhash", "brotli", "brotli_cleanup"])
+def test_corpus_programs_run_under_wasmrt_as_their_sidecars_say(name: str) -> None:
+    # The same bytes on stdout and the same exit code as wasmtime-py recorded.
+    spec = json.loads((PROGRAMS / f"{name}.json").read_text())
+    result = run_once(PROGRAMS / f"{name}.wasm")
+    assert result == ProgramResult(spec["exit_code"], spec["stdout"].encode(), spec["stderr"].encode())
+
+
 def test_brotli_exits_on_oom_by_default_and_falls_back_when_built_to(tmp_path: Path) -> None:
     for name in ("brotli", "brotli_cleanup"):
         shutil.copy(PROGRAMS / f"{name}.wasm", tmp_path)

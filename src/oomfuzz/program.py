@@ -41,18 +41,18 @@ from pathlib import Path
 from typing import Any
 
 import wasmrt
-from wasmrt.alloc import current_hook
-from wasmrt.errors import OutOfMemory
-from wasmrt.trap import Trap
-
 from oomfuzz.checks import ExpectationFailed
 from oomfuzz.context import Scenario, ScenarioContext, ScenarioError, parse_directives
 from oomfuzz.guest import ProgramResult
 from oomfuzz.inject import Injector
+from wasmrt.alloc import current_hook
+from wasmrt.errors import OutOfMemory
+from wasmrt.trap import Trap
 
 __all__ = [
     "Expected",
     "ProgramFormat",
+    "WASI_MODULE",
     "ProgramRun",
     "ProgramOverrides",
     "ProgramSpec",
@@ -61,6 +61,9 @@ __all__ = [
     "parse_dir",
     "parse_env",
 ]
+
+#: The import module name of WASI preview 1.
+WASI_MODULE = "wasi_snapshot_preview1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +201,7 @@ def _sidecar(path: Path, text: str) -> tuple[ProgramSpec, dict[str, str]]:
             raise ScenarioError(f"{path}: {k} must be a string")
     options = data.get("oomfuzz", {})
     if not isinstance(options, dict):
-        raise ScenarioError(f"{path}: \"oomfuzz\" must be an object of directives")
+        raise ScenarioError(f'{path}: "oomfuzz" must be an object of directives')
     invoke = options.get("invoke", "_start")
     line = " ".join(f"{k}={v}" for k, v in options.items() if k != "invoke")
     directives = parse_directives(f";; oomfuzz: {line}" if line else "", str(path))
@@ -298,21 +301,17 @@ class ProgramRun:
         store = ctx.store(engine)
         stdout: list[bytes] = []
         stderr: list[bytes] = []
-        config = wasmrt.WasiConfig()
-        config.argv = [self.path.name, *spec.args]
-        config.env = [list(pair) for pair in spec.env]
-        config.stdout_custom = stdout.append
-        config.stderr_custom = stderr.append
-        for host, guest in spec.dirs:
-            config.preopen_dir(host, guest)
-        store.set_wasi(config)
-        linker = wasmrt.Linker(engine)
-        linker.define_wasi()
+        linker: Any = wasmrt.Linker(engine)
+        if any(i.module == WASI_MODULE for i in module.imports):
+            config = self.wasi_config(stdout, stderr)
+            store.set_wasi(config)
+            linker.define_wasi()
         instance = linker.instantiate(store, module)
         func = instance.exports(store).get(spec.invoke)
         if not isinstance(func, wasmrt.Func):
             raise ScenarioError(f"{self.path}: exports no function {spec.invoke!r}")
-        exit_code, trap, results = 0, "", ()
+        exit_code, trap = 0, ""
+        results: tuple[object, ...] = ()
         try:
             results = _results(func(store))
         except OutOfMemory:
@@ -322,6 +321,20 @@ class ProgramRun:
         except Trap as e:
             trap = _trap_text(e)
         return ProgramResult(exit_code, b"".join(stdout), b"".join(stderr), trap, results)
+
+    def wasi_config(self, stdout: list[bytes], stderr: list[bytes]) -> Any:
+        """The run's ``WasiConfig``: argv, env, preopens; stdout/stderr into the lists."""
+        spec = self.spec
+        if not hasattr(wasmrt, "WasiConfig"):
+            raise ScenarioError(f"{self.path} imports WASI, which this wasmrt does not provide")
+        config = wasmrt.WasiConfig()
+        config.argv = [self.path.name, *spec.args]
+        config.env = [list(pair) for pair in spec.env]
+        config.stdout_custom = stdout.append
+        config.stderr_custom = stderr.append
+        for host, guest in spec.dirs:
+            config.preopen_dir(host, guest)
+        return config
 
 
 class ProgramFormat:

@@ -1,6 +1,7 @@
 """WASI programs as scenarios: a ``.wasm`` or ``.wat`` module run as a WASI command.
 
-A program scenario is a module plus how to run it (:class:`ProgramSpec`):
+A program scenario is a ``.wasm``/``.wat`` file named on the command line
+(directory walks do not pick modules up) plus how to run it (:class:`ProgramSpec`):
 the function to invoke (``_start`` unless ``--invoke`` says otherwise), the
 arguments, environment and preopened directories, from the CLI
 (``--invoke``, ``--arg``, ``--env K=V``, ``--dir HOST::GUEST``) or from a
@@ -342,10 +343,13 @@ class ProgramFormat:
 
     def __init__(self, suffix: str) -> None:
         self.suffix = suffix
-        self.pattern = f"*{suffix}"
+        self.pattern = f"*{suffix} named on the command line"
 
     def discover(self, path: Path) -> bool:
-        return True
+        # Swept when named, never picked up by a directory walk: a directory's
+        # modules are as often build outputs or fixtures, and a whole program per
+        # injection would multiply the cost of sweeping a corpus of scripts.
+        return False
 
     def load(self, path: Path) -> Scenario:
         return load_program(path)

@@ -152,11 +152,14 @@ def test_not_a_module_is_an_input_error(tmp_path: Path) -> None:
     assert main(["sweep", str(bad), "-q"]) == 2
 
 
-def test_directory_walks_find_programs(tmp_path: Path) -> None:
-    write(tmp_path, "a.wat", program("report"))
+def test_programs_are_swept_when_named_not_found_by_walks(tmp_path: Path) -> None:
+    write(tmp_path, "a.wat", plain("absorb"))
     (tmp_path / "b.wasm").write_bytes((PROGRAMS / "xxhash.wasm").read_bytes())
-    write(tmp_path, "a.json", "{}")
-    assert [p.name for p in find_scenarios([str(tmp_path)])] == ["a.wat", "b.wasm"]
+    (tmp_path / "c.wast").write_text('(module (func (export "f")))\n(invoke "f")\n')
+    assert [p.name for p in find_scenarios([str(tmp_path)])] == ["c.wast"]
+    named = find_scenarios([str(tmp_path / "a.wat"), str(tmp_path / "b.wasm")])
+    assert [p.name for p in named] == ["a.wat", "b.wasm"]
+    assert main(["sweep", str(tmp_path / "a.wat"), "-q", "--allocator", "ondemand"]) == 0
 
 
 # -- one run -------------------------------------------------------------------------------

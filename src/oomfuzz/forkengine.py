@@ -329,7 +329,7 @@ class ForkSweep:
                 out.exc = None
             elif inj.selected != self.result.total:
                 problem = (
-                    f"the forking run made {inj.selected} allocation points, "
+                    f"the forking run made {inj.selected} allocations, "
                     f"the dry runs {self.result.total}"
                 )
             if problem is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import weakref
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from oomfuzz.program import ProgramOverrides, apply_overrides, load_program
 from oomfuzz.scenario import ScenarioError, ScenarioRunner, find_scenarios, load_scenario
 from oomfuzz.sweep import Unit, run_unit
 from oomfuzz.target import TARGETS
+from wasmrt.errors import OutOfMemory
+from wasmrt.vm.memory import LinearMemory
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "corpus" / "programs"
 
@@ -304,6 +307,55 @@ def test_host_target_never_refuses_the_guest(tmp_path: Path) -> None:
     host = sweep_unit(path, "persistent", target=TARGETS["host"])
     assert host["total"] == full["total"] - 1  # all but the guest's memory.grow
     assert set(host["counts"]) == {"handled"}
+
+
+TWO_GROWS = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ok\\n")
+  (func (export "_start")
+    (drop (memory.grow (i32.const 1)))
+    ;; a host call between the grows: WASI allocates for it
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (memory.grow (i32.const 1)))))
+"""
+
+
+def seed_second_refusal_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeded runtime bug: a memory's second refused grow from wasm raises instead of -1."""
+    refusals: weakref.WeakKeyDictionary[LinearMemory, int] = weakref.WeakKeyDictionary()
+    original = LinearMemory.grow
+
+    def grow(self: LinearMemory, delta: int, *, from_wasm: bool = False) -> int:
+        old = original(self, delta, from_wasm=from_wasm)
+        if from_wasm and old == -1:
+            refusals[self] = refusals.get(self, 0) + 1
+            if refusals[self] >= 2:
+                raise OutOfMemory(delta * 65536)
+        return old
+
+    monkeypatch.setattr(LinearMemory, "grow", grow)
+
+
+@needs_wasi
+def test_targeted_persistent_plan_finds_what_an_untargeted_one_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_second_refusal_escapes(monkeypatch)
+    path = write(tmp_path, "two_grows.wat", TWO_GROWS)
+    # Untargeted: once the first grow is refused, fd_write's host allocation is
+    # refused too and ends the run before the second grow. Transient: one refusal.
+    for mode in ("transient", "persistent"):
+        assert set(sweep_unit(path, mode)["counts"]) == {"handled"}  # type: ignore[arg-type]
+    assert sweep_unit(path, "transient", target=TARGETS["guest"])["counts"] == {"handled": 2}
+    found = sweep_unit(path, "persistent", target=TARGETS["guest"])
+    assert found["counts"] == {"wrong_error": 1, "handled": 1}
+    (failure,) = found["failures"]  # type: ignore[misc]
+    assert failure["index"] == 0
+    assert "OutOfMemory escaped from an absorbing site" in str(failure["iteration"]["findings"])
 
 
 # -- the real C programs -----------------------------------------------------------------------

@@ -6,7 +6,9 @@ import pickle
 
 import pytest
 
+from oomfuzz.checks import FailureClass
 from oomfuzz.inject import Injector, Site
+from oomfuzz.oomtest import OomTest
 from oomfuzz.target import TARGETS, FaultTarget, parse_target
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory
@@ -128,3 +130,41 @@ def test_flags_reproduce_the_target(args: tuple[str, tuple[str, ...], tuple[str,
     sites = [flags[i + 1] for i, f in enumerate(flags) if f == "--sites"]
     kinds = flags[flags.index("--kinds") + 1].split(",") if "--kinds" in flags else []
     assert parse_target(name, sites, kinds) == target
+
+
+def absorbing_run() -> list[str]:
+    """The sequence as a run: absorbing sites turn a refusal into -1, others raise."""
+    out = []
+    for kind, absorbing in SEQUENCE:
+        try:
+            try_alloc(16, kind, absorbing)
+            out.append("ok")
+        except OutOfMemory:
+            if not absorbing:
+                raise
+            out.append("-1")
+    return out
+
+
+def test_oomtest_with_a_target_sweeps_the_selected_points_only() -> None:
+    res = OomTest(target=TARGETS["guest"], mode="both").test(absorbing_run)
+    assert res.total == 3  # the three guest points, not the eight allocations
+    assert [(it.index, it.mode) for it in res.iterations] == [
+        (i, m) for i in range(3) for m in ("transient", "persistent")
+    ]
+    assert all(it.verdict is FailureClass.HANDLED for it in res.iterations)
+    injected = [it.injected for it in res.iterations]
+    assert [r.index for r in injected if r is not None] == [1, 1, 4, 4, 6, 6]
+    assert any("3 of 8 allocations selected" in n for n in res.notes)
+    untargeted = OomTest(mode="transient").test(absorbing_run)
+    assert untargeted.total == len(SEQUENCE)
+
+
+def test_fork_engine_forks_at_the_selected_points() -> None:
+    replay = OomTest(target=TARGETS["guest"], mode="both").test(absorbing_run)
+    fork = OomTest(target=TARGETS["guest"], mode="both", engine="fork").test(absorbing_run)
+    assert fork.engine == "fork" and fork.total == replay.total == 3
+    assert [(it.index, it.mode, it.verdict) for it in fork.iterations] == [
+        (it.index, it.mode, it.verdict) for it in replay.iterations
+    ]
+    assert [it.injected.index for it in fork.iterations if it.injected] == [1, 1, 4, 4, 6, 6]

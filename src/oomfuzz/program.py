@@ -302,7 +302,7 @@ class ProgramRun:
         store = ctx.store(engine)
         stdout: list[bytes] = []
         stderr: list[bytes] = []
-        linker: Any = wasmrt.Linker(engine)
+        linker = wasmrt.Linker(engine)
         if any(i.module == WASI_MODULE for i in module.imports):
             config = self.wasi_config(stdout, stderr)
             store.set_wasi(config)
@@ -323,11 +323,9 @@ class ProgramRun:
             trap = _trap_text(e)
         return ProgramResult(exit_code, b"".join(stdout), b"".join(stderr), trap, results)
 
-    def wasi_config(self, stdout: list[bytes], stderr: list[bytes]) -> Any:
+    def wasi_config(self, stdout: list[bytes], stderr: list[bytes]) -> wasmrt.WasiConfig:
         """The run's ``WasiConfig``: argv, env, preopens; stdout/stderr into the lists."""
         spec = self.spec
-        if not hasattr(wasmrt, "WasiConfig"):
-            raise ScenarioError(f"{self.path} imports WASI, which this wasmrt does not provide")
         config = wasmrt.WasiConfig()
         config.argv = [self.path.name, *spec.args]
         config.env = [list(pair) for pair in spec.env]

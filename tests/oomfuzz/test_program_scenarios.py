@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-import wasmrt
 from oomfuzz.cli import main
 from oomfuzz.guest import ProgramResult
 from oomfuzz.program import ProgramOverrides, apply_overrides, load_program
@@ -27,11 +26,6 @@ from wasmrt.vm.memory import LinearMemory
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "corpus" / "programs"
 
-#: Programs that print or exit need WASI preview 1 in wasmrt (issue 19, branch wasi).
-needs_wasi = pytest.mark.skipif(
-    not hasattr(wasmrt, "WasiConfig"),
-    reason="wasmrt has no WASI preview 1 (WasiConfig) in this tree: the wasi branch is not merged",
-)
 
 #: How the WAT program reacts when its memory.grow returns -1.
 REACTIONS = {
@@ -207,7 +201,6 @@ def test_guest_verdicts_without_wasi(tmp_path: Path, reaction: str, verdict: str
         assert counts == {"handled": full["total"] - 1, verdict: 1}  # type: ignore[operator]
 
 
-@needs_wasi
 def test_a_run_records_exit_code_and_output(tmp_path: Path) -> None:
     path = write(tmp_path, "p.wat", program("report"), {"args": ["x"]})
     # One '#' per argv entry: the program's name and its arguments.
@@ -218,7 +211,6 @@ def test_a_run_records_exit_code_and_output(tmp_path: Path) -> None:
     assert answer == ProgramResult(0, b"", b"", "", (42,))
 
 
-@needs_wasi
 def test_exit_is_the_guests_outcome(tmp_path: Path) -> None:
     exits = write(
         tmp_path,
@@ -229,7 +221,6 @@ def test_exit_is_the_guests_outcome(tmp_path: Path) -> None:
     assert run_once(exits) == ProgramResult(7)
 
 
-@needs_wasi
 def test_the_dry_run_must_match_the_sidecar(tmp_path: Path) -> None:
     path = write(tmp_path, "p.wat", program("report"), {"stdout": "something else\n"})
     rep = run_unit(Unit(str(path), "transient", "ondemand"))
@@ -240,7 +231,6 @@ def test_the_dry_run_must_match_the_sidecar(tmp_path: Path) -> None:
     assert main([*argv, "--arg", "y"]) == 0
 
 
-@needs_wasi
 def test_missing_export_is_an_input_error(tmp_path: Path) -> None:
     path = write(tmp_path, "p.wat", program("report"))
     assert main(["sweep", str(path), "-q", "--allocator", "ondemand", "--invoke", "nope"]) == 2
@@ -257,7 +247,6 @@ def test_bad_program_options_are_usage_errors(tmp_path: Path) -> None:
 # -- guest verdicts ----------------------------------------------------------------------------
 
 
-@needs_wasi
 @pytest.mark.parametrize(
     ("reaction", "verdict"),
     [
@@ -278,7 +267,6 @@ def test_guest_verdicts(tmp_path: Path, reaction: str, verdict: str) -> None:
         assert failure["reproducer"].endswith("--index 0 --target guest")
 
 
-@needs_wasi
 def test_a_scenario_accepts_guest_verdicts(tmp_path: Path) -> None:
     header = ";; oomfuzz: accept=guest_abort"
     path = write(tmp_path, "abort.wat", program("abort", header))
@@ -289,7 +277,6 @@ def test_a_scenario_accepts_guest_verdicts(tmp_path: Path) -> None:
     assert main([*argv, "--mode", "both"]) == 0
 
 
-@needs_wasi
 def test_untargeted_sweep_of_a_program_is_handled(tmp_path: Path) -> None:
     # Every host allocation (WASI config, instance, the fd_write buffers) and the
     # guest's grow: host refusals surface as OutOfMemory, the guest's is absorbed.
@@ -300,7 +287,6 @@ def test_untargeted_sweep_of_a_program_is_handled(tmp_path: Path) -> None:
         assert set(rep["counts"]) == {"handled"}, rep["failures"]  # type: ignore[index]
 
 
-@needs_wasi
 def test_host_target_never_refuses_the_guest(tmp_path: Path) -> None:
     path = write(tmp_path, "silent.wat", program("silent"))
     full = sweep_unit(path, "persistent")
@@ -340,7 +326,6 @@ def seed_second_refusal_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LinearMemory, "grow", grow)
 
 
-@needs_wasi
 def test_targeted_persistent_plan_finds_what_an_untargeted_one_cannot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -361,7 +346,6 @@ def test_targeted_persistent_plan_finds_what_an_untargeted_one_cannot(
 # -- the real C programs -----------------------------------------------------------------------
 
 
-@needs_wasi
 @pytest.mark.parametrize("name", ["lz4", "xxhash", "brotli", "brotli_cleanup"])
 def test_corpus_programs_run_under_wasmrt_as_their_sidecars_say(name: str) -> None:
     # The same bytes on stdout and the same exit code as wasmtime-py recorded.
@@ -372,7 +356,6 @@ def test_corpus_programs_run_under_wasmrt_as_their_sidecars_say(name: str) -> No
     )
 
 
-@needs_wasi
 def test_brotli_exits_on_oom_by_default_and_falls_back_when_built_to(tmp_path: Path) -> None:
     for name in ("brotli", "brotli_cleanup"):
         shutil.copy(PROGRAMS / f"{name}.wasm", tmp_path)
@@ -402,7 +385,6 @@ def test_brotli_exits_on_oom_by_default_and_falls_back_when_built_to(tmp_path: P
     assert verbose["counts"].get("guest_corrupt", 0) == abort  # type: ignore[attr-defined]
 
 
-@needs_wasi
 def test_lz4_reports_every_refusal_of_its_memory(tmp_path: Path) -> None:
     rep = sweep_unit(PROGRAMS / "lz4.wasm", target=TARGETS["guest"])
     assert rep["total"] >= 2

@@ -51,11 +51,11 @@ from wasmrt.errors import OutOfMemory
 from wasmrt.trap import Trap
 
 __all__ = [
+    "WASI_MODULE",
     "Expected",
     "ProgramFormat",
-    "WASI_MODULE",
-    "ProgramRun",
     "ProgramOverrides",
+    "ProgramRun",
     "ProgramSpec",
     "apply_overrides",
     "load_program",
@@ -169,19 +169,17 @@ def _strings(value: object, what: str, source: Path) -> list[str]:
     return list(value)
 
 
-def _sidecar(path: Path, text: str) -> tuple[ProgramSpec, dict[str, str]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ScenarioError(f"{path}: not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: a sidecar is a JSON object")
-    args = _strings(data.get("args", []), "args", path)
+def _env(data: dict[str, Any], path: Path) -> tuple[tuple[str, str], ...]:
     env = data.get("env", {})
     if not isinstance(env, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
         raise ScenarioError(f"{path}: env must map strings to strings")
+    return tuple(env.items())
+
+
+def _dirs(data: dict[str, Any], path: Path) -> tuple[tuple[str, str], ...]:
+    """``root`` preopened as ``/``, each of the older ``dirs`` under its own name."""
     dirs: list[tuple[str, str]] = []
     root = data.get("root")
     if root is not None:
@@ -193,6 +191,10 @@ def _sidecar(path: Path, text: str) -> tuple[ProgramSpec, dict[str, str]]:
     for host, _ in dirs:
         if not os.path.isdir(host):
             raise ScenarioError(f"{path}: no such directory {host}")
+    return tuple(dirs)
+
+
+def _expected(data: dict[str, Any], path: Path) -> Expected:
     exit_code = data.get("exit_code")
     if exit_code is not None and (not isinstance(exit_code, int) or isinstance(exit_code, bool)):
         raise ScenarioError(f"{path}: exit_code must be an integer")
@@ -200,18 +202,36 @@ def _sidecar(path: Path, text: str) -> tuple[ProgramSpec, dict[str, str]]:
     for k, v in outputs.items():
         if v is not None and not isinstance(v, str):
             raise ScenarioError(f"{path}: {k} must be a string")
+    return Expected(exit_code, outputs["stdout"], outputs["stderr"])
+
+
+def _options(data: dict[str, Any], path: Path) -> tuple[str, dict[str, str]]:
+    """The ``"oomfuzz"`` object: the function to invoke and the header directives."""
     options = data.get("oomfuzz", {})
     if not isinstance(options, dict):
         raise ScenarioError(f'{path}: "oomfuzz" must be an object of directives')
-    invoke = options.get("invoke", "_start")
-    line = " ".join(f"{k}={v}" for k, v in options.items() if k != "invoke")
-    directives = parse_directives(f";; oomfuzz: {line}" if line else "", str(path))
+    invoke = str(options.get("invoke", "_start"))
+    items = [
+        f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+        for k, v in options.items()
+        if k != "invoke"
+    ]
+    line = f";; oomfuzz: {' '.join(items)}" if items else ""
+    return invoke, parse_directives(line, str(path))
+
+
+def _sidecar(path: Path, text: str) -> tuple[ProgramSpec, dict[str, str]]:
+    """A sidecar's run settings and directives (``ScenarioError`` when malformed)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ScenarioError(f"{path}: not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: a sidecar is a JSON object")
+    args = _strings(data.get("args", []), "args", path)
+    invoke, directives = _options(data, path)
     spec = ProgramSpec(
-        str(invoke),
-        tuple(args),
-        tuple(env.items()),
-        tuple(dirs),
-        Expected(exit_code, outputs["stdout"], outputs["stderr"]),
+        invoke, tuple(args), _env(data, path), _dirs(data, path), _expected(data, path)
     )
     return spec, directives
 

@@ -20,9 +20,11 @@ from oomfuzz.guest import ProgramResult
 from oomfuzz.program import ProgramOverrides, apply_overrides, load_program
 from oomfuzz.scenario import ScenarioError, ScenarioRunner, find_scenarios, load_scenario
 from oomfuzz.sweep import Unit, run_unit
-from oomfuzz.target import TARGETS
+from oomfuzz.target import TARGETS, parse_target
 from wasmrt.errors import OutOfMemory
 from wasmrt.vm.memory import LinearMemory
+from wasmrt.wasi import preview1
+from wasmrt.wasi.errno import Errno, WasiErrno
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "corpus" / "programs"
 
@@ -341,6 +343,31 @@ def test_targeted_persistent_plan_finds_what_an_untargeted_one_cannot(
     (failure,) = found["failures"]  # type: ignore[misc]
     assert failure["index"] == 0
     assert "OutOfMemory escaped from an absorbing site" in str(failure["iteration"]["findings"])
+
+
+def test_an_oom_turned_into_an_errno_is_a_missed_oom(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seeded WASI bug: fd_write answers a refused buffer with ENOMEM to the guest
+    # instead of raising OutOfMemory to the embedder; the guest ignores the errno
+    # and returns normally, which the program's result alone would not show.
+    original = preview1._gather
+
+    def gather(mem: object, iovs: int, count: int) -> bytes:
+        try:
+            return original(mem, iovs, count)  # type: ignore[arg-type]
+        except OutOfMemory:
+            raise WasiErrno(Errno.NOMEM) from None
+
+    monkeypatch.setattr(preview1, "_gather", gather)
+    path = write(tmp_path, "p.wat", program("absorb"))
+    rep = sweep_unit(path, "transient", target=parse_target("host", kinds=["wasi"]))
+    failures = rep["failures"]
+    assert failures and {f["class"] for f in failures} == {"missed_oom"}  # type: ignore[attr-defined]
+    assert all(f["site"].startswith("wasmrt/wasi/") for f in failures)  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    clean = sweep_unit(path, "transient", target=parse_target("host", kinds=["wasi"]))
+    assert set(clean["counts"]) == {"handled"}  # type: ignore[arg-type]
 
 
 # -- the real C programs -----------------------------------------------------------------------

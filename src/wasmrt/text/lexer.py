@@ -123,6 +123,14 @@ class _Tokens:
                 k += 1
         return out
 
+    def node(self, k: int) -> Node:
+        """The view of token ``k`` (an atom or a ``(``)."""
+        start = self.starts[k]
+        kind = self.kinds[k]
+        if kind == _LP:
+            return SList(start, self.src, self.starts[self.links[k]] + 1, self, k)
+        return Atom(kind, self.src.text[start : self.links[k]], start, self.src)
+
 
 class Atom:
     """A token other than a parenthesis."""
@@ -182,6 +190,22 @@ class SList:
     @items.setter
     def items(self, value: list[Node]) -> None:
         self._items = value
+
+    def child(self, i: int) -> Node | None:
+        """``items[i]`` (None past the end) without materialising the other children."""
+        toks = self._tokens
+        if self._items is not None or toks is None:
+            items = self.items
+            return items[i] if i < len(items) else None
+        kinds, links = toks.kinds, toks.links
+        k = self._first + 1
+        stop = links[self._first]
+        while k < stop:
+            if i == 0:
+                return toks.node(k)
+            k = links[k] + 1 if kinds[k] == _LP else k + 1
+            i -= 1
+        return None
 
     def release(self) -> None:
         """Drop the materialised children of a list read from a source (rebuilt on demand)."""

@@ -54,6 +54,11 @@ _SIMD_SHAPES = {
     "f64x2": (2, 64, True),
 }
 _BLOCK_OPS = frozenset(("block", "loop", "if"))
+# Tags of the instruction parser's frames (``_ModuleParser._run``): a sequence
+# of instructions; a flat block's body; a folded block awaiting its end; a
+# folded ``if`` reading conditions; a folded ``if`` in a ``then``/``else``
+# body; a folded plain instruction reading its operands.
+_SEQ, _FLAT, _F_END, _F_COND, _F_BODY, _F_OPS = range(6)
 _CONST_BITS = {"i32": 32, "i64": 64}
 
 
@@ -154,39 +159,38 @@ class _ModuleParser:
             if h is None or not isinstance(f, SList):
                 raise _unexpected(f, parent, "a module field")
             kinds.append(h)
-            items = f.items
             if h == "type":
                 self._type_def(f)
             elif h == "import":
                 if first_def is not None:
                     raise f.error(f"import after {first_def}")
-                desc = items[3] if len(items) > 3 else None
+                desc = f.child(3)
                 dk = _head(desc)
                 if dk not in ("func", "table", "memory", "global") or not isinstance(desc, SList):
                     raise _unexpected(desc, f, "an import description")
                 self.spaces[dk].add(desc.items[1] if _is_id(_at(desc, 1)) else None)  # type: ignore[arg-type]
             elif h in ("func", "table", "memory", "global"):
-                ident = items[1] if _is_id(_at(f, 1)) else None
+                ident = f.child(1)
+                ident = ident if _is_id(ident) else None
                 i = 2 if ident is not None else 1
-                while _head(_at(f, i)) == "export":
+                while _head(f.child(i)) == "export":
                     i += 1
-                if _head(_at(f, i)) == "import":
+                if _head(f.child(i)) == "import":
                     if first_def is not None:
                         raise f.error(f"import after {first_def}")
                 elif first_def is None:
                     first_def = _SPACE_NAMES[h]
                 self.spaces[h].add(ident)  # type: ignore[arg-type]
-                if h == "table" and _head(_at(f, len(items) - 1)) == "elem":
+                if h == "table" and _head(f.items[-1]) == "elem":
                     self.spaces["elem"].add(None)
-                elif h == "memory" and _head(_at(f, len(items) - 1)) == "data":
+                elif h == "memory" and _head(f.items[-1]) == "data":
                     self.spaces["data"].add(None)
             elif h in ("elem", "data"):
-                ident = items[1] if _is_id(_at(f, 1)) else None
-                self.spaces[h].add(ident)  # type: ignore[arg-type]
-            elif h in ("export", "start"):
-                pass
-            else:
-                raise items[0].error(f"unknown operator {h}, expected a module field")
+                ident = f.child(1)
+                self.spaces[h].add(ident if _is_id(ident) else None)  # type: ignore[arg-type]
+            elif h not in ("export", "start"):
+                raise f.items[0].error(f"unknown operator {h}, expected a module field")
+            f.release()  # one field's nodes alive at a time (rebuilt in pass 2)
         self.n_explicit_types = len(self.m.types)
         # pass 2
         m = self.m
@@ -214,6 +218,7 @@ class _ModuleParser:
                 self._elem(f)
             elif h == "data":
                 self._data(f)
+            f.release()
         if self.uses_data_count:
             m.data_count = len(m.datas)
         if self.module_name is not None or self.func_names or self.local_names:
@@ -678,24 +683,188 @@ class _ModuleParser:
 
     def _instrs(self, parent: SList, i: int, ctx: _Func) -> int:
         """Parse instructions from ``parent.items[i:]``; stop at the end or at ``end``/``else``."""
-        items = parent.items
+        return self._run([[_SEQ, parent, i, None, None]], ctx)
+
+    def _folded(self, node: SList, ctx: _Func) -> None:
+        """Parse one folded instruction ``node`` (with everything nested in it)."""
+        stack: list[list[Any]] = []
+        self._enter_folded(node, ctx, stack)
+        self._run(stack, ctx)
+
+    def _run(self, stack: list[list[Any]], ctx: _Func) -> int:
+        """Run the instruction frames on ``stack`` until it is empty.
+
+        Nesting lives on this explicit stack, never on the Python stack, so
+        depth is bounded by memory only. A frame is ``[tag, node, index, a, b]``
+        (see ``_SEQ`` ...); a sequence frame that stops hands its position to
+        the frame below it as ``ret``.
+        """
+        out = ctx.out
+        labels = ctx.labels
+        ret = 0
+        while stack:
+            fr = stack[-1]
+            tag = fr[0]
+            if tag <= _FLAT:
+                node = fr[1]
+                items = node.items
+                n = len(items)
+                i = fr[2]
+                descended = False
+                while i < n:
+                    it = items[i]
+                    if isinstance(it, SList):
+                        fr[2] = i + 1
+                        self._enter_folded(it, ctx, stack)
+                        descended = True
+                        break
+                    if it.kind != WORD:
+                        raise it.error(f"unknown operator {it.text}")
+                    op = it.text
+                    if op in _BLOCK_OPS:
+                        label, i = self._label_def(node, i + 1)
+                        bt, i = self._blocktype(node, i)
+                        labels.append(label)
+                        out.append(ir.Instr(op, (bt,)))
+                        fr[2] = i
+                        stack.append([_FLAT, node, i, op, False])
+                        descended = True
+                        break
+                    if op == "end" or op == "else":
+                        break
+                    i = self._plain(node, i + 1, op, it, ctx)
+                if descended:
+                    continue
+                if tag == _SEQ:
+                    stack.pop()
+                    ret = i
+                    continue
+                self._end_flat(fr, i, ctx, stack)
+            elif tag == _F_END:
+                node = fr[1]
+                if ret < len(node.items):
+                    raise _unexpected(node.items[ret], node)
+                self._close(stack, ctx)
+            elif tag == _F_COND:
+                self._if_conditions(fr, ctx, stack)
+            elif tag == _F_BODY:
+                self._after_if_body(fr, ret, ctx, stack)
+            else:  # _F_OPS: the operands of a folded plain instruction, then itself
+                node = fr[1]
+                items = node.items
+                i = fr[2]
+                if i < len(items):
+                    sub = items[i]
+                    if not isinstance(sub, SList):
+                        raise _unexpected(sub, node, "a folded instruction")
+                    fr[2] = i + 1
+                    self._enter_folded(sub, ctx, stack)
+                    continue
+                if fr[3] is not None:
+                    out.append(fr[3])
+                stack.pop()
+                node.release()
+        return ret
+
+    def _close(self, stack: list[list[Any]], ctx: _Func) -> None:
+        """End the folded block of the top frame: its label goes, ``end`` is emitted."""
+        ctx.labels.pop()
+        ctx.out.append(ir.Instr("end"))
+        stack.pop()[1].release()
+
+    def _end_flat(self, fr: list[Any], i: int, ctx: _Func, stack: list[list[Any]]) -> None:
+        """The body of a flat block stopped at ``i``: ``else`` (of an ``if``) or ``end``."""
+        node = fr[1]
+        nxt = _at(node, i)
+        if fr[3] == "if" and not fr[4] and _kw(nxt, "else"):
+            ctx.out.append(ir.Instr("else"))
+            fr[4] = True
+            fr[2] = self._check_end_label(node, i + 1, ctx)
+            return
+        if not _kw(nxt, "end"):
+            raise _unexpected(nxt, node, "end")
+        i = self._check_end_label(node, i + 1, ctx)
+        ctx.labels.pop()
+        ctx.out.append(ir.Instr("end"))
+        stack.pop()
+        stack[-1][2] = i  # the enclosing frame reads the same list
+
+    def _enter_folded(self, node: SList, ctx: _Func, stack: list[list[Any]]) -> None:
+        """Start folded instruction ``node``: emit what precedes its nested parts, push frames."""
+        items = node.items
+        first = items[0] if items else None
+        if not isinstance(first, Atom) or first.kind != WORD:
+            raise _unexpected(first, node, "an instruction")
+        op = first.text
+        out = ctx.out
+        if op == "block" or op == "loop":
+            label, i = self._label_def(node, 1)
+            bt, i = self._blocktype(node, i)
+            ctx.labels.append(label)
+            out.append(ir.Instr(op, (bt,)))
+            stack.append([_F_END, node, 0, None, None])
+            stack.append([_SEQ, node, i, None, None])
+            return
+        if op == "if":
+            label, i = self._label_def(node, 1)
+            bt, i = self._blocktype(node, i)
+            stack.append([_F_COND, node, i, (label, bt), None])
+            return
+        if op in ("end", "else", "then"):
+            raise first.error(f"unexpected token {op}")
+        mark = len(out)
+        i = self._plain(node, 1, op, first, ctx)
+        instr = out.pop() if len(out) > mark else None
+        if i < len(items):
+            stack.append([_F_OPS, node, i, instr, None])
+            return
+        if instr is not None:
+            out.append(instr)
+        node.release()
+
+    def _if_conditions(self, fr: list[Any], ctx: _Func, stack: list[list[Any]]) -> None:
+        """Folded ``if``: its condition operands one by one, then ``(then ...)``."""
+        node = fr[1]
+        items = node.items
         n = len(items)
-        while i < n:
-            it = items[i]
-            if isinstance(it, SList):
-                self._folded(it, ctx)
-                i += 1
-                continue
-            if it.kind != WORD:
-                raise it.error(f"unknown operator {it.text}")
-            op = it.text
-            if op in _BLOCK_OPS:
-                i = self._flat_block(parent, i, ctx)
-            elif op == "end" or op == "else":
-                return i
-            else:
-                i = self._plain(parent, i + 1, op, it, ctx)
-        return i
+        i = fr[2]
+        if i < n and isinstance(items[i], SList) and _head(items[i]) != "then":
+            fr[2] = i + 1
+            self._enter_folded(items[i], ctx, stack)  # type: ignore[arg-type]
+            return
+        label, bt = fr[3]
+        ctx.labels.append(label)
+        then = _at(node, i)
+        if _head(then) != "then":
+            raise _unexpected(then, node, "(then ...)")
+        assert isinstance(then, SList)
+        ctx.out.append(ir.Instr("if", (bt,)))
+        fr[0] = _F_BODY
+        fr[2] = i + 1
+        fr[3] = then
+        fr[4] = False
+        stack.append([_SEQ, then, 1, None, None])
+
+    def _after_if_body(self, fr: list[Any], ret: int, ctx: _Func, stack: list[list[Any]]) -> None:
+        """A folded ``if``'s ``(then ...)`` or ``(else ...)`` body stopped at ``ret``."""
+        body = fr[3]
+        if ret < len(body.items):
+            raise _unexpected(body.items[ret], body)
+        body.release()
+        node = fr[1]
+        i = fr[2]
+        els = _at(node, i)
+        if not fr[4] and _head(els) == "else":
+            assert isinstance(els, SList)
+            ctx.out.append(ir.Instr("else"))
+            fr[2] = i + 1
+            fr[3] = els
+            fr[4] = True
+            stack.append([_SEQ, els, 1, None, None])
+            return
+        if i < len(node.items):
+            raise _unexpected(node.items[i], node)
+        self._close(stack, ctx)
 
     def _label_def(self, parent: SList, i: int) -> tuple[str | None, int]:
         node = _at(parent, i)
@@ -717,87 +886,6 @@ class _ModuleParser:
         if tidx is not None:
             return tidx, i
         return (ft.results[0] if ft.results else None), i
-
-    def _flat_block(self, parent: SList, i: int, ctx: _Func) -> int:
-        op = parent.items[i].text  # type: ignore[union-attr]
-        label, i = self._label_def(parent, i + 1)
-        bt, i = self._blocktype(parent, i)
-        ctx.labels.append(label)
-        out = ctx.out
-        out.append(ir.Instr(op, (bt,)))
-        i = self._instrs(parent, i, ctx)
-        node = _at(parent, i)
-        if op == "if" and _kw(node, "else"):
-            out.append(ir.Instr("else"))
-            i = self._check_end_label(parent, i + 1, ctx)
-            i = self._instrs(parent, i, ctx)
-            node = _at(parent, i)
-        if not _kw(node, "end"):
-            raise _unexpected(node, parent, "end")
-        i = self._check_end_label(parent, i + 1, ctx)
-        ctx.labels.pop()
-        out.append(ir.Instr("end"))
-        return i
-
-    def _folded(self, node: SList, ctx: _Func) -> None:
-        items = node.items
-        first = items[0] if items else None
-        if not isinstance(first, Atom) or first.kind != WORD:
-            raise _unexpected(first, node, "an instruction")
-        op = first.text
-        out = ctx.out
-        if op in ("block", "loop"):
-            label, i = self._label_def(node, 1)
-            bt, i = self._blocktype(node, i)
-            ctx.labels.append(label)
-            out.append(ir.Instr(op, (bt,)))
-            i = self._instrs(node, i, ctx)
-            if i < len(items):
-                raise _unexpected(items[i], node)
-            ctx.labels.pop()
-            out.append(ir.Instr("end"))
-            return
-        if op == "if":
-            label, i = self._label_def(node, 1)
-            bt, i = self._blocktype(node, i)
-            n = len(items)
-            while i < n and isinstance(items[i], SList) and _head(items[i]) != "then":
-                self._folded(items[i], ctx)  # type: ignore[arg-type]
-                i += 1
-            ctx.labels.append(label)
-            then = _at(node, i)
-            if _head(then) != "then":
-                raise _unexpected(then, node, "(then ...)")
-            assert isinstance(then, SList)
-            out.append(ir.Instr("if", (bt,)))
-            j = self._instrs(then, 1, ctx)
-            if j < len(then.items):
-                raise _unexpected(then.items[j], then)
-            i += 1
-            els = _at(node, i)
-            if _head(els) == "else":
-                assert isinstance(els, SList)
-                out.append(ir.Instr("else"))
-                j = self._instrs(els, 1, ctx)
-                if j < len(els.items):
-                    raise _unexpected(els.items[j], els)
-                i += 1
-            if i < n:
-                raise _unexpected(items[i], node)
-            ctx.labels.pop()
-            out.append(ir.Instr("end"))
-            return
-        if op in ("end", "else", "then"):
-            raise first.error(f"unexpected token {op}")
-        mark = len(out)
-        i = self._plain(node, 1, op, first, ctx)
-        instr = out.pop() if len(out) > mark else None
-        for sub in items[i:]:
-            if not isinstance(sub, SList):
-                raise _unexpected(sub, node, "a folded instruction")
-            self._folded(sub, ctx)
-        if instr is not None:
-            out.append(instr)
 
     def _label_ref(self, node: Node | None, parent: SList, ctx: _Func) -> int:
         if _is_id(node):

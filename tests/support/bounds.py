@@ -25,9 +25,7 @@ class Measured:
     seconds: float
 
 
-def measure(
-    fn: Callable[[], Any], expected: tuple[type[BaseException], ...] = ()
-) -> Measured:
+def measure(fn: Callable[[], Any], expected: tuple[type[BaseException], ...] = ()) -> Measured:
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()

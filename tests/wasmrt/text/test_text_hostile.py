@@ -19,9 +19,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.bounds import measure
 
 import wasmrt
+from support.bounds import measure
 from wasmrt.errors import WasmtimeError, WatParseError
 from wasmrt.text import parse_wat, wat2wasm
 
@@ -41,11 +41,11 @@ def _reader_bounded(text: str) -> bytes | None:
 
 
 def _flat(depth: int) -> str:
-    return "(module (func (export \"f\") " + "block " * depth + "end " * depth + "))"
+    return '(module (func (export "f") ' + "block " * depth + "end " * depth + "))"
 
 
 def _folded(depth: int) -> str:
-    return "(module (func (export \"f\") " + "(block " * depth + ")" * depth + "))"
+    return '(module (func (export "f") ' + "(block " * depth + ")" * depth + "))"
 
 
 @pytest.mark.parametrize("depth", [500, 100_000])
@@ -88,7 +88,11 @@ def test_open_parens_cost_a_few_bytes_each() -> None:
 def test_big_data_string_costs_about_its_size() -> None:
     chunk = bytes(range(256))
     data = chunk * (4 * 1024 * 1024 // len(chunk))  # 4 MiB
-    text = '(module (memory (export "m") 64) (data (i32.const 0) "' + "".join(f"\\{b:02x}" for b in data) + '"))'
+    text = (
+        '(module (memory (export "m") 64) (data (i32.const 0) "'
+        + "".join(f"\\{b:02x}" for b in data)
+        + '"))'
+    )
     got = measure(lambda: wat2wasm(text), ())
     assert data in got.value
     # Input is 3 chars per byte; issue 14 measured ~470 bytes per data byte.
@@ -114,16 +118,22 @@ def test_big_mixed_string_decodes_exactly() -> None:
 _SEEDS = [
     "(module)",
     '(module (func (export "f") (param i32) (result i32) local.get 0 i32.const 1 i32.add))',
-    "(module (memory 1) (data (i32.const 8) \"hi\\00\\ff\") (func (result i32) (i32.load (i32.const 8))))",
+    '(module (memory 1) (data (i32.const 8) "hi\\00\\ff") (func (result i32) (i32.load (i32.const 8))))',
     "(module (type $t (func (param i32))) (table 2 funcref) (elem (i32.const 0) $f $f)"
     " (func $f (type $t) (block $b (br_if $b (local.get 0)))) (start $g) (func $g))",
-    "(module (global $g (mut i64) (i64.const -1)) (func (loop $l (br $l))) (export \"g\" (global $g)))",
+    '(module (global $g (mut i64) (i64.const -1)) (func (loop $l (br $l))) (export "g" (global $g)))',
     "(module (func (if (result i32) (i32.const 0) (then (i32.const 1)) (else (i32.const 2))) drop))",
     '(module (import "m" "f" (func (param f32))) (func (call 0 (f32.const 0x1p-3))))',
     "(module (func (local $x v128) (local.set $x (v128.const i32x4 1 2 3 4))))",
 ]
 _OPEN = ["block ", "loop ", "(block ", "(loop ", "(if (i32.const 0) (then ", "i32.const 0 if "]
-_CLOSE = {"block ": "end ", "loop ": "end ", "(block ": ")", "(loop ": ")", "i32.const 0 if ": "end "}
+_CLOSE = {
+    "block ": "end ",
+    "loop ": "end ",
+    "(block ": ")",
+    "(loop ": ")",
+    "i32.const 0 if ": "end ",
+}
 _CLOSE["(if (i32.const 0) (then "] = "))"
 _REPEATED = [
     "(func)",
@@ -182,7 +192,7 @@ def stringy(draw: st.DrawFn) -> str:
     reps = draw(st.integers(1, 20_000))
     body = "".join(parts) * reps
     close = draw(st.sampled_from(['"', ""]))
-    field = draw(st.sampled_from(["(data (i32.const 0) ", "(data ", "(memory (data ", '(export ']))
+    field = draw(st.sampled_from(["(data (i32.const 0) ", "(data ", "(memory (data ", "(export "]))
     return f'(module (memory 1) {field}"{body}{close} (func 0)))'
 
 

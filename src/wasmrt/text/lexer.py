@@ -298,8 +298,13 @@ def _skip_block_comment(text: str, pos: int, src: Source) -> int:
     raise src.error("unclosed block comment", pos)
 
 
-def _lex(src: Source) -> _Tokens:
-    """Fill the token table of ``src``; structure errors are raised as soon as they are seen."""
+def _lex(src: Source, keyword_heads: bool) -> _Tokens:
+    """Fill the token table of ``src``; structure errors are raised as soon as they are seen.
+
+    With ``keyword_heads`` every ``(`` must be followed by a keyword (true of
+    every phrase of a WAT module), so ``((`` fails at once instead of at the
+    end of the text.
+    """
     toks = _Tokens(src)
     kinds, starts, links = toks.kinds, toks.starts, toks.links
     text = src.text
@@ -307,12 +312,17 @@ def _lex(src: Source) -> _Tokens:
     one_string = _ONE_STRING.fullmatch
     top = -1  # innermost open "(" (its link chains to the enclosing one)
     pos = 0
+    need_keyword = False
     while True:
         m = match(text, pos)
         assert m is not None  # the pattern always matches (eof/bad alternatives)
         kind = m.lastgroup
         start = m.start(kind) if kind else m.end()
         pos = m.end()
+        if need_keyword and kind != "bc":
+            if kind != "word" or text.find('"', start, pos) >= 0:
+                raise src.error("unexpected token, expected a keyword after '('", start)
+            need_keyword = False
         if kind == "word":
             if text.find('"', start, pos) < 0:
                 kinds.append(WORD)
@@ -324,6 +334,10 @@ def _lex(src: Source) -> _Tokens:
             links.append(pos)
         elif kind == "lp":
             count = pos - start
+            if keyword_heads:
+                if count > 1:
+                    raise src.error("unexpected token, expected a keyword after '('", start + 1)
+                need_keyword = True
             first = len(kinds)
             kinds += bytes([_LP]) * count
             starts.extend(range(start, pos))
@@ -356,7 +370,11 @@ def _lex(src: Source) -> _Tokens:
             raise src.error(f"unexpected character {ch!r}", start)
 
 
-def read_sexprs(src: Source) -> list[Node]:
-    """Read every top-level node of ``src`` (lists are views, see ``SList``)."""
-    toks = _lex(src)
+def read_sexprs(src: Source, keyword_heads: bool = False) -> list[Node]:
+    """Read every top-level node of ``src`` (lists are views, see ``SList``).
+
+    ``keyword_heads``: reject a list that does not start with a keyword as
+    soon as it is seen (for a WAT module; a WAST script is read leniently).
+    """
+    toks = _lex(src, keyword_heads)
     return toks.nodes(0, len(toks.kinds))

@@ -1150,7 +1150,7 @@ def _top(text: str | bytes, name: str = "") -> tuple[list[Node], Source]:
         except UnicodeDecodeError as e:
             raise WatParseError("malformed UTF-8 encoding", 0, 0, name) from e
     src = Source(text, name)
-    return read_sexprs(src), src
+    return read_sexprs(src, keyword_heads=True), src
 
 
 def _module_node(nodes: list[Node], src: Source) -> SList | None:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import wasmrt
 from support.bounds import measure
 from wasmrt.errors import WasmtimeError, WatParseError
-from wasmrt.text import parse_wat, wat2wasm
+from wasmrt.text import parse_wast, parse_wat, wat2wasm
 
 READER_BYTES_PER_CHAR = 64
 READER_FIXED = 8 << 20
@@ -75,14 +75,28 @@ def test_unbalanced_nesting_fails_with_the_position() -> None:
         wat2wasm("(module (func " + "block " * 100_000 + "end " * 99_999 + "))")
 
 
-def test_open_parens_cost_a_few_bytes_each() -> None:
+def test_open_parens_fail_early_in_a_module() -> None:
     n = 2_000_000
     text = "(" * n
     got = measure(lambda: wasmrt.Module(wasmrt.Engine(), text), (WatParseError,))
     assert isinstance(got.error, WatParseError)
+    assert (got.error.line, got.error.column) == (1, 2)  # no list starts with "("
+    assert got.peak <= 1 << 20, got.peak
+
+
+def test_open_parens_cost_a_few_bytes_each() -> None:
+    # The lenient script reader and unclosed lists that do start with keywords
+    # are read to the end: a token table entry is 9 bytes (issue 14 measured
+    # ~200 bytes per "(").
+    n = 2_000_000
+    text = "(" * n
+    got = measure(lambda: parse_wast(text), (WatParseError,))
     assert "unclosed parenthesis" in str(got.error)
-    # A token table entry is 9 bytes; issue 14 measured ~200 bytes per "(".
     assert got.peak <= 16 * n + (4 << 20), got.peak
+    text = "(module (func " + "(block " * (n // 4)
+    got = measure(lambda: wasmrt.Module(wasmrt.Engine(), text), (WatParseError,))
+    assert "unclosed parenthesis" in str(got.error)
+    assert got.peak <= 16 * (n // 2) + (4 << 20), got.peak
 
 
 def test_big_data_string_costs_about_its_size() -> None:

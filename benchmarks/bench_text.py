@@ -153,6 +153,9 @@ def main() -> None:
     ap.add_argument("--ops", default="reader,module")
     ap.add_argument("--module-max-mb", type=int, default=10, help="skip 'module' on bigger funcs")
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument(
+        "--wasmrt-only", action="store_true", help="no peer (e.g. to measure an older wasmrt)"
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
@@ -167,7 +170,10 @@ def main() -> None:
                     continue
                 size = size_mb << 20
                 ours = measure("wasmrt", op, case, size, args.timeout)
-                peer = measure("wasmtime", op, case, size, args.timeout)
+                if args.wasmrt_only:
+                    peer = {"outcome": ours["outcome"], "seconds": float("nan"), "delta_rss": 0}
+                else:
+                    peer = measure("wasmtime", op, case, size, args.timeout)
                 label = f"{case} {size_mb} MB" if size_mb else case
                 tr = ours["seconds"] / peer["seconds"] if peer["seconds"] else float("nan")
                 mr = ours["delta_rss"] / max(peer["delta_rss"], 1)

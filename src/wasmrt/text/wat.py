@@ -54,6 +54,8 @@ _SIMD_SHAPES = {
     "f64x2": (2, 64, True),
 }
 _BLOCK_OPS = frozenset(("block", "loop", "if"))
+#: ``(module quote ...)`` levels accepted inside one another (each re-reads its text).
+MAX_QUOTE_DEPTH = 32
 # Tags of the instruction parser's frames (``_ModuleParser._run``): a sequence
 # of instructions; a flat block's body; a folded block awaiting its end; a
 # folded ``if`` reading conditions; a folded ``if`` in a ``then``/``else``
@@ -1204,24 +1206,39 @@ def quote_text(node: SList, i: int) -> str:
 
 
 def parse_module_text(text: str | bytes, name: str = "") -> ir.Module | bytes:
-    """Parse a WAT text: an IR module, or the raw bytes of a ``(module binary ...)``."""
-    nodes, src = _top(text, name)
-    node = _module_node(nodes, src)
-    if node is None:
-        root = SList(0, src)
-        root.items = nodes
-        root.end = len(src.text)
-        return module_from_fields(nodes, root)
-    mname, kind, i = module_kind(node)
-    if kind == "binary":
-        return strings_payload(node, i)
-    if kind == "quote":
-        inner = parse_module_text(quote_text(node, i), name)
-        if isinstance(inner, ir.Module) and mname is not None:
-            inner.names = inner.names or ir.NameMap()
-            inner.names.module = inner.names.module or mname
-        return inner
-    return module_from_fields(node.items[i:], node, mname)
+    """Parse a WAT text: an IR module, or the raw bytes of a ``(module binary ...)``.
+
+    ``(module quote ...)`` is unwrapped in a loop (not recursion); each level
+    re-reads its text, so at most ``MAX_QUOTE_DEPTH`` levels are accepted
+    (keeping the work linear in the input). The innermost module name wins.
+    """
+    quote_names: list[str] = []
+    depth = 0
+    while True:
+        nodes, src = _top(text, name)
+        node = _module_node(nodes, src)
+        if node is None:
+            root = SList(0, src)
+            root.items = nodes
+            root.end = len(src.text)
+            result: ir.Module | bytes = module_from_fields(nodes, root)
+            break
+        mname, kind, i = module_kind(node)
+        if kind == "binary":
+            return strings_payload(node, i)
+        if kind != "quote":
+            result = module_from_fields(node.items[i:], node, mname)
+            break
+        depth += 1
+        if depth > MAX_QUOTE_DEPTH:
+            raise node.error(f"module quote nested deeper than {MAX_QUOTE_DEPTH} levels")
+        if mname is not None:
+            quote_names.append(mname)
+        text = quote_text(node, i)
+    if quote_names and isinstance(result, ir.Module):
+        result.names = result.names or ir.NameMap()
+        result.names.module = result.names.module or quote_names[-1]
+    return result
 
 
 def parse_wat(text: str | bytes, name: str = "") -> ir.Module:

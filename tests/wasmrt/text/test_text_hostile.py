@@ -24,6 +24,7 @@ import wasmrt
 from support.bounds import measure
 from wasmrt.errors import WasmtimeError, WatParseError
 from wasmrt.text import parse_wast, parse_wat, wat2wasm
+from wasmrt.text.wat import MAX_QUOTE_DEPTH
 
 READER_BYTES_PER_CHAR = 64
 READER_FIXED = 8 << 20
@@ -243,3 +244,21 @@ def test_hostile_text_only_documented_errors_linear_cost(text: str) -> None:
         wasmrt.Module(engine, binary)
     except WasmtimeError:
         pass  # malformed or invalid: a documented error
+
+
+def _quote(text: str) -> str:
+    escaped = "".join(f"\\{ord(c):02x}" if c in '"\\' else c for c in text)
+    return f'(module quote "{escaped}")'
+
+
+def test_quoted_modules_nest_up_to_the_documented_limit() -> None:
+    text = '(module $inner (func (export "f")))'
+    for _ in range(MAX_QUOTE_DEPTH):
+        text = _quote(text)
+    module = wasmrt.Module(wasmrt.Engine(), text)
+    assert [e.name for e in module.exports] == ["f"]
+    assert parse_wat(text).names.module == "inner"  # type: ignore[union-attr]
+    with pytest.raises(WatParseError, match=f"deeper than {MAX_QUOTE_DEPTH} levels"):
+        wasmrt.Module(wasmrt.Engine(), _quote(text))
+    outer = _quote(_quote("(module (func))")).replace("quote", "$q quote", 1)
+    assert parse_wat(outer).names.module == "q"  # type: ignore[union-attr]

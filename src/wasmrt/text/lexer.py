@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import re
 from array import array
+from collections.abc import Iterator
 
 from wasmrt.errors import WatParseError
 
@@ -206,6 +207,21 @@ class SList:
             k = links[k] + 1 if kinds[k] == _LP else k + 1
             i -= 1
         return None
+
+    def iter_items(self, start: int = 0) -> Iterator[Node]:
+        """``items[start:]`` one at a time, without materialising the list."""
+        toks = self._tokens
+        if self._items is not None or toks is None:
+            yield from self.items[start:]
+            return
+        kinds, links = toks.kinds, toks.links
+        k = self._first + 1
+        stop = links[self._first]
+        while k < stop:
+            if start <= 0:
+                yield toks.node(k)
+            start -= 1
+            k = links[k] + 1 if kinds[k] == _LP else k + 1
 
     def release(self) -> None:
         """Drop the materialised children of a list read from a source (rebuilt on demand)."""

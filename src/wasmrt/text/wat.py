@@ -128,14 +128,29 @@ def _name(atom: Node | None, parent: SList) -> str:
 
 
 class _Func:
-    """Per-body state: locals, the label stack and the output list."""
+    """Per-body state: locals, the label stack and the output list.
 
-    __slots__ = ("labels", "local_ids", "out")
+    ``label_at`` maps each label name in scope to the stack positions where it
+    is bound (innermost last), so resolving ``br $l`` costs O(1) at any depth.
+    """
+
+    __slots__ = ("label_at", "labels", "local_ids", "out")
 
     def __init__(self, local_ids: dict[str, int]) -> None:
         self.local_ids = local_ids
         self.labels: list[str | None] = []
+        self.label_at: dict[str, list[int]] = {}
         self.out: list[ir.Instr] = []
+
+    def push_label(self, label: str | None) -> None:
+        if label is not None:
+            self.label_at.setdefault(label, []).append(len(self.labels))
+        self.labels.append(label)
+
+    def pop_label(self) -> None:
+        label = self.labels.pop()
+        if label is not None:
+            self.label_at[label].pop()
 
 
 class _ModuleParser:
@@ -149,6 +164,8 @@ class _ModuleParser:
         self.uses_data_count = False
         self._next = dict.fromkeys(self.spaces, 0)
         self.n_explicit_types = 0
+        #: First index of each function type in ``m.types`` (reuse in O(1)).
+        self.type_first: dict[ir.FuncType, int] = {}
 
     # ------------------------------------------------------------ pass 1
 
@@ -172,12 +189,14 @@ class _ModuleParser:
                     raise _unexpected(desc, f, "an import description")
                 self.spaces[dk].add(desc.items[1] if _is_id(_at(desc, 1)) else None)  # type: ignore[arg-type]
             elif h in ("func", "table", "memory", "global"):
-                ident = f.child(1)
-                ident = ident if _is_id(ident) else None
-                i = 2 if ident is not None else 1
-                while _head(f.child(i)) == "export":
-                    i += 1
-                if _head(f.child(i)) == "import":
+                rest = f.iter_items(1)
+                nxt = next(rest, None)
+                ident = nxt if _is_id(nxt) else None
+                if ident is not None:
+                    nxt = next(rest, None)
+                while _head(nxt) == "export":
+                    nxt = next(rest, None)
+                if _head(nxt) == "import":
                     if first_def is not None:
                         raise f.error(f"import after {first_def}")
                 elif first_def is None:
@@ -247,7 +266,9 @@ class _ModuleParser:
             if ident.text in self.type_ids:
                 raise ident.error("duplicate type")
             self.type_ids[ident.text] = len(self.m.types)
-        self.m.types.append(ir.FuncType(tuple(params), tuple(results)))
+        ft = ir.FuncType(tuple(params), tuple(results))
+        self.type_first.setdefault(ft, len(self.m.types))
+        self.m.types.append(ft)
 
     def _valtype(self, node: Node | None, parent: SList) -> str:
         if isinstance(node, Atom) and node.kind == WORD and node.text in _VALTYPES:
@@ -330,11 +351,11 @@ class _ModuleParser:
             return idx, ft, i
         if block and not params and len(results) <= 1:
             return None, ft, i
-        try:
-            return types.index(ft), ft, i
-        except ValueError:
+        idx = self.type_first.get(ft)
+        if idx is None:
+            idx = self.type_first[ft] = len(types)
             types.append(ft)
-            return len(types) - 1, ft, i
+        return idx, ft, i
 
     # ------------------------------------------------------------ indices
 
@@ -702,7 +723,6 @@ class _ModuleParser:
         the frame below it as ``ret``.
         """
         out = ctx.out
-        labels = ctx.labels
         ret = 0
         while stack:
             fr = stack[-1]
@@ -726,7 +746,7 @@ class _ModuleParser:
                     if op in _BLOCK_OPS:
                         label, i = self._label_def(node, i + 1)
                         bt, i = self._blocktype(node, i)
-                        labels.append(label)
+                        ctx.push_label(label)
                         out.append(ir.Instr(op, (bt,)))
                         fr[2] = i
                         stack.append([_FLAT, node, i, op, False])
@@ -770,7 +790,7 @@ class _ModuleParser:
 
     def _close(self, stack: list[list[Any]], ctx: _Func) -> None:
         """End the folded block of the top frame: its label goes, ``end`` is emitted."""
-        ctx.labels.pop()
+        ctx.pop_label()
         ctx.out.append(ir.Instr("end"))
         stack.pop()[1].release()
 
@@ -786,7 +806,7 @@ class _ModuleParser:
         if not _kw(nxt, "end"):
             raise _unexpected(nxt, node, "end")
         i = self._check_end_label(node, i + 1, ctx)
-        ctx.labels.pop()
+        ctx.pop_label()
         ctx.out.append(ir.Instr("end"))
         stack.pop()
         stack[-1][2] = i  # the enclosing frame reads the same list
@@ -802,7 +822,7 @@ class _ModuleParser:
         if op == "block" or op == "loop":
             label, i = self._label_def(node, 1)
             bt, i = self._blocktype(node, i)
-            ctx.labels.append(label)
+            ctx.push_label(label)
             out.append(ir.Instr(op, (bt,)))
             stack.append([_F_END, node, 0, None, None])
             stack.append([_SEQ, node, i, None, None])
@@ -835,7 +855,7 @@ class _ModuleParser:
             self._enter_folded(items[i], ctx, stack)  # type: ignore[arg-type]
             return
         label, bt = fr[3]
-        ctx.labels.append(label)
+        ctx.push_label(label)
         then = _at(node, i)
         if _head(then) != "then":
             raise _unexpected(then, node, "(then ...)")
@@ -892,11 +912,10 @@ class _ModuleParser:
     def _label_ref(self, node: Node | None, parent: SList, ctx: _Func) -> int:
         if _is_id(node):
             assert isinstance(node, Atom)
-            labels = ctx.labels
-            for depth in range(len(labels)):
-                if labels[-1 - depth] == node.text:
-                    return depth
-            raise node.error(f"unknown label {node.text}")
+            at = ctx.label_at.get(node.text)
+            if not at:
+                raise node.error(f"unknown label {node.text}")
+            return len(ctx.labels) - 1 - at[-1]
         return _u32(node, parent, "a label")
 
     def _local(self, node: Node | None, parent: SList, ctx: _Func) -> int:

@@ -18,6 +18,8 @@ Inputs (``MB`` = 2**20 characters of text):
 - ``funcs``: many small functions (locals, folded and flat instructions,
   blocks, a loop, exports);
 - ``parens``: ``"(" * N``, unbalanced (an error for both engines);
+- ``openblocks``: ``(module (func (block (block ...`` never closed: every
+  list starts with a keyword, so the whole text is read before the error;
 - ``nest100k`` / ``fnest100k``: 100,000 nested blocks, flat and folded.
 """
 
@@ -80,6 +82,8 @@ def make_input(case: str, size: int) -> str:
         return _funcs_text(size)
     if case == "parens":
         return "(" * size
+    if case == "openblocks":
+        return "(module (func " + "(block " * (size // 7)
     if case == "nest100k":
         return '(module (func (export "f") ' + "block " * 100_000 + "end " * 100_000 + "))"
     if case == "fnest100k":
@@ -164,7 +168,7 @@ def main() -> None:
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for case in args.cases.split(","):
-        for size_mb in sizes if case in ("data", "funcs", "parens") else [0]:
+        for size_mb in sizes if case in ("data", "funcs", "parens", "openblocks") else [0]:
             for op in args.ops.split(","):
                 if op == "module" and case == "funcs" and size_mb > args.module_max_mb:
                     continue

@@ -21,8 +21,12 @@ Invariants:
   "unknown operator"/"unexpected token" -- so a badly separated token inside
   a module never fails the reading of a whole script.
 - String escapes are checked and decoded lazily by ``Atom.string_bytes``
-  (straight into one buffer, a bounded chunk at a time) so that a script can
-  be read even when one of its modules is malformed.
+  (straight into one buffer, one run of literal text or of ``\\hh``
+  escapes at a time) so that a script can be read even when one of its
+  modules is malformed.
+- ``read_sexprs(src, keyword_heads=True)`` (a WAT module) rejects a list that
+  does not open with a keyword as soon as it is lexed, so ``"(" * N`` fails
+  at its second character; a WAST script is read leniently.
 - Every regular expression here is possessive or single-character repeated:
   matching a token of any length uses constant memory.
 - Every error is a ``WatParseError`` with a line and column.

@@ -18,6 +18,11 @@ Invariants:
   the module names nothing).
 - Parsing asks ``try_alloc`` once per module, for the text's size
   (``AllocKind.TEXT``).
+- Nothing recurses on the input's nesting: instructions (flat and folded)
+  are parsed by ``_run`` over an explicit frame stack, ``module quote`` is
+  unwrapped in a loop (at most ``MAX_QUOTE_DEPTH`` levels). Each module
+  field's nodes are released once the field is parsed, and label and type
+  lookups are O(1), so time and memory stay linear in the text.
 """
 
 from __future__ import annotations

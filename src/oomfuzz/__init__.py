@@ -19,7 +19,7 @@ from oomfuzz.oomtest import (
     OomTestFailure,
     OomTestResult,
 )
-from oomfuzz.state import Registration, operation, state, track
+from oomfuzz.runstate import Registration, operation, state, track
 
 __all__ = [
     "AllocRecord",

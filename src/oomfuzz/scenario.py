@@ -62,6 +62,7 @@ from oomfuzz.context import (
     parse_directives,
     pool_metrics,
 )
+from oomfuzz.runstate import long_lived
 from oomfuzz.wast_adapter import execute_commands, parse
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.trap import Trap
@@ -269,9 +270,11 @@ class ScenarioRunner:
         if ctx is None:
             return []
         refs = ctx.tracked
-        # The run is over: drop the strong references the context still holds.
+        # The run is over: drop the strong references the context still holds
+        # (its engines and their allocators keep compiled modules alive).
         ctx.engines = [e for e in ctx.engines if e is self.shared_engine]
         ctx.tracked = []
+        self._last = None
         return refs
 
     # The function under test ----------------------------------------------
@@ -279,6 +282,8 @@ class ScenarioRunner:
     def run(self) -> list[str]:
         ctx = ScenarioContext(self.scenario, self.allocator, shared_engine=self.shared_engine)
         self._last = ctx
+        if self.shared_engine is not None:
+            long_lived(self.shared_engine)  # what it keeps (pool affinity, caches) is no leak
         try:
             FORMATS[self.scenario.format].run(self.scenario, ctx)
         finally:

@@ -70,6 +70,7 @@ __all__ = [
     "recording",
     "reachable_from",
     "referrer_chain",
+    "refusals",
     "state",
     "track",
 ]
@@ -286,7 +287,7 @@ class RunState:
 
     def operation(self, name: str, subject: object, run: Callable[[], R]) -> R:
         before = {name: describe(subject)}
-        refused = _refusals()
+        refused = refusals()
         try:
             result = run()
         except BaseException as e:
@@ -400,7 +401,8 @@ def recording(run: RunState | None = None) -> Iterator[RunState]:
         _CURRENT.reset(token)
 
 
-def _refusals() -> int:
+def refusals() -> int:
+    """How many allocations the installed injector has refused so far."""
     inj = current_hook()
     injected = getattr(inj, "injected", None)
     return len(injected) if isinstance(injected, list) else 0
@@ -418,13 +420,13 @@ def _failure_cause(exc: BaseException | None, refused_before: int) -> str | None
     for e in chain:
         if isinstance(e, MEMORY_FAILURES):
             return f"{type(e).__name__}"
-    if _refusals() > refused_before:
+    if refusals() > refused_before:
         return f"{type(exc).__name__} after a refused allocation"
     return None
 
 
 def _caller_site() -> str:
-    """``file:line (function)`` of the first frame outside oomfuzz.state and wasmrt."""
+    """``file:line (function)`` of the first frame outside this module and wasmrt."""
     frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
         fname = frame.f_code.co_filename
@@ -490,7 +492,7 @@ def operation(name: str) -> Iterator[None]:
             yield
             return
     before = run.snapshot()
-    refused = _refusals()
+    refused = refusals()
     where = _caller_site()
     try:
         yield

@@ -106,7 +106,20 @@ class _Provider:
 @dataclass(eq=False, slots=True)
 class _Tracked:
     label: str
-    ref: weakref.ref[Any]
+    ref: Callable[[], Any]
+    #: Whether ``ref`` is weak (only then can the object be watched for a leak).
+    weak: bool = True
+
+
+def _tracked(obj: object, label: str) -> _Tracked:
+    """Watch ``obj`` weakly; a wrapper that cannot be weakly referenced is watched through
+    its vm object; anything else is held (for snapshots) until the run ends."""
+    for target in (obj, _core_of(obj)):
+        try:
+            return _Tracked(label, weakref.ref(target))
+        except TypeError:
+            continue
+    return _Tracked(label, lambda: obj, weak=False)
 
 
 @dataclass(eq=False)
@@ -283,7 +296,7 @@ class RunState:
         try:
             self.created.append(_Tracked(type(obj).__name__, weakref.ref(obj)))
         except TypeError:
-            pass  # not weak-referenceable: cannot be watched
+            pass  # not weak-referenceable: cannot be watched (the vm's classes all are)
 
     def operation(self, name: str, subject: object, run: Callable[[], R]) -> R:
         before = {name: describe(subject)}
@@ -347,7 +360,11 @@ class RunState:
         """End the run: drop the providers (their closures may hold the run's objects) and
         return weak references to what must be gone now (tracked objects first)."""
         self.providers = []
-        refs = [(t.label, t.ref) for t in (*self.tracked, *self.created)]
+        refs = [
+            (t.label, t.ref)
+            for t in (*self.tracked, *self.created)
+            if isinstance(t.ref, weakref.ref)
+        ]
         self.tracked = []
         self.created = []
         return refs
@@ -464,7 +481,7 @@ def track(obj: R, label: str | None = None) -> R:
 
     Outside any run the object is long-lived: snapshotted, never a leak.
     """
-    item = _Tracked(label or type(obj).__qualname__, weakref.ref(obj))
+    item = _tracked(obj, label or type(obj).__qualname__)
     run = _CURRENT.get()
     if run is not None:
         run.tracked.append(item)
@@ -542,9 +559,16 @@ def _edge(ref: Any, child: Any) -> str:
     if isinstance(ref, types.CellType):
         return "(closure cell)"
     if isinstance(ref, types.FunctionType):
-        if ref.__defaults__ and any(d is child for d in ref.__defaults__):
-            return f"{ref.__qualname__} (default argument)"
-        return f"{ref.__qualname__} (closure)"
+        for attr, what in (
+            ("__defaults__", "default arguments"),
+            ("__kwdefaults__", "keyword defaults"),
+            ("__closure__", "closure"),
+            ("__globals__", "globals"),
+            ("__dict__", "attributes"),
+        ):
+            if getattr(ref, attr, None) is child:
+                return f"({what})"
+        return ""
     if isinstance(ref, types.FrameType):
         for k, v in ref.f_locals.items():
             if v is child:
@@ -564,7 +588,7 @@ def _describe_ref(ref: Any, mods: dict[int, str]) -> str:
         code = ref.f_code
         return f"frame {code.co_name} ({code.co_filename}:{ref.f_lineno})"
     if isinstance(ref, types.FunctionType):
-        return f"function {ref.__module__}.{ref.__qualname__}"
+        return f"function {ref.__qualname__}"
     if isinstance(ref, types.CellType):
         return "closure cell"
     return type(ref).__qualname__

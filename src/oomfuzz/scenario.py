@@ -60,7 +60,9 @@ from oomfuzz.context import (
     ScenarioContext,
     ScenarioError,
     parse_directives,
+    pool_changes,
     pool_metrics,
+    pool_state,
 )
 from oomfuzz.runstate import long_lived
 from oomfuzz.wast_adapter import execute_commands, parse
@@ -263,7 +265,26 @@ class ScenarioRunner:
         if self.allocator == "pooling":
             for k in ("pool.core_instances", "pool.memories", "pool.tables"):
                 totals.setdefault(k, 0)
-        return dict(totals)
+        out: dict[str, object] = dict(totals)
+        if self.allocator == "pooling":
+            out.update(self._pool_changes(ctx))
+        return out
+
+    @staticmethod
+    def _pool_changes(ctx: ScenarioContext) -> dict[str, object]:
+        """Slots kept and invariants broken in each pooling engine, during this run."""
+        kept = {"pool.memory_slots_kept": 0, "pool.table_slots_kept": 0}
+        problems: list[str] = []
+        for engine, start in ctx.pool_starts:
+            now = pool_state(engine)
+            if now is None:
+                continue
+            changes = pool_changes(start, now)
+            for k in kept:
+                kept[k] += int(changes[k])  # type: ignore[call-overload]
+            problems += changes["pool.problems"]  # type: ignore[arg-type]
+        ctx.pool_starts = []
+        return {**kept, "pool.problems": problems}
 
     def refs(self) -> list[tuple[str, weakref.ref[Any]]]:
         ctx = self._last

@@ -580,6 +580,7 @@ class Leak(RunCheck):
             if obj is not None:
                 chains.append(f"{label} kept by {referrer_chain(obj)}")
             del obj
+        chains.sort(key=lambda c: c.count(" -> "))  # the culprit is nearest its root
         return [
             Finding(
                 self.failure,

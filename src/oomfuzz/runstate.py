@@ -601,6 +601,19 @@ def referrer_chain(obj: object, *, budget: int = 400, ignore: tuple[int, ...] = 
     Breadth-first over ``gc.get_referrers``; the search's own containers and
     this module's frames are skipped; ``budget`` bounds the objects visited.
     """
+    # Frozen objects (the fork engine freezes the heap before forking) are invisible to
+    # gc.get_referrers: thaw them for the search (this runs only when a leak was found).
+    frozen = gc.get_freeze_count() > 0
+    if frozen:
+        gc.unfreeze()
+    try:
+        return _search_referrers(obj, budget, ignore)
+    finally:
+        if frozen:
+            gc.freeze()
+
+
+def _search_referrers(obj: object, budget: int, ignore: tuple[int, ...]) -> str:
     mods = _module_dicts()
     frame = sys._getframe()
     queue: list[tuple[Any, _Node]] = [(obj, _Node(id(obj), None, type(obj).__qualname__))]
@@ -653,7 +666,9 @@ def _format_chain(node: _Node) -> str:
         else:
             label = cur.extra[0] if cur.extra else ""
             parts.append(
-                f"{label}{cur.edge}" if cur.edge.startswith("[") else f"{label} {cur.edge}".strip()
+                f"{label}{cur.edge}"
+                if cur.edge.startswith(("[", "."))
+                else f"{label} {cur.edge}".strip()
             )
         cur = cur.parent
     return " -> ".join(parts)

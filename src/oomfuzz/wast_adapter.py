@@ -323,7 +323,8 @@ def _atomic(script: _Script, rec: RunState, cmd: Any) -> str:
     """
 
     def snapshot() -> dict[str, object]:
-        return rec.snapshot({"store": describe(script.store), "linker": describe(script.linker)})
+        # The store is tracked (``ScenarioContext.store``), so it is in every snapshot.
+        return rec.snapshot({"linker": describe(script.linker)})
 
     before = _Before(snapshot(), refusals(), type(cmd).__name__ == "Register")
 

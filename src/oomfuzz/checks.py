@@ -356,10 +356,18 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
 
 
 def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
-    """Labels of the objects still alive after (only if needed) a full collection."""
-    if not any(r() is not None for _, r in refs):
-        return []
-    gc.collect()
+    """Labels of the objects still alive after (only if needed) a collection.
+
+    The run's internal objects often die in reference cycles (an instance and its
+    function space), so a collection is usually needed: the young generations first
+    (cheap, and where a run's objects mostly are), a full collection only if some
+    object survives those.
+    """
+    for generation in (None, 1, 2):
+        if generation is not None:
+            gc.collect(generation)
+        if not any(r() is not None for _, r in refs):
+            return []
     return [label for label, r in refs if r() is not None]
 
 

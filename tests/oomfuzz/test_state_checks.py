@@ -95,7 +95,9 @@ def test_the_unbroken_runtime_gives_no_finding(tmp_path: Path, allocator: str, t
 def test_table_grow_that_appends_before_asking_is_not_atomic(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def appends_first(self: TableInstance, delta: int, init: Any, from_wasm: bool) -> int:
+    def appends_first(
+        self: TableInstance, delta: int, init: Any, *, from_wasm: bool = False
+    ) -> int:
         old = len(self.elements)
         if old + delta > self.max:
             return -1
@@ -108,7 +110,7 @@ def test_table_grow_that_appends_before_asking_is_not_atomic(
             raise
         return old
 
-    monkeypatch.setattr(TableInstance, "_grow", appends_first)
+    monkeypatch.setattr(TableInstance, "grow", appends_first)
     res = sweep(tmp_path, GROW_TABLE, engine="fork")
     bad = failures_of(res, FailureClass.NOT_ATOMIC)
     assert bad, "the half-done table.grow went unnoticed"
@@ -149,11 +151,13 @@ def test_atomicity_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.Monke
     path.write_text(GROW_TABLE)
     runner = ScenarioRunner(load_scenario(path), "ondemand")
 
-    def grows_then_fails(self: TableInstance, delta: int, init: Any, from_wasm: bool) -> int:
+    def grows_then_fails(
+        self: TableInstance, delta: int, init: Any, *, from_wasm: bool = False
+    ) -> int:
         self.elements.extend([init] * delta)
         return -1
 
-    monkeypatch.setattr(TableInstance, "_grow", grows_then_fails)
+    monkeypatch.setattr(TableInstance, "grow", grows_then_fails)
     policy = oomfuzz.CheckPolicy(atomicity=False)
     res = OomTest(raise_on_failure=False, probe=runner, policy=policy).test(runner.run)
     assert not failures_of(res, FailureClass.NOT_ATOMIC)

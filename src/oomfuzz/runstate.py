@@ -370,6 +370,9 @@ class RunState:
         """End the run: drop the providers (their closures may hold the run's objects) and
         return weak references to what must be gone now (tracked objects first)."""
         self.providers = []
+        for t in _AMBIENT_TRACKED:  # tracked outside any run: long-lived
+            if isinstance(t.ref, weakref.ref):
+                self.long_lived.append(t.ref)
         refs = [
             (t.label, t.ref)
             for t in (*self.tracked, *self.created)

@@ -588,10 +588,13 @@ def _edge(ref: Any, child: Any) -> str:
             if v is child:
                 return f"[{k!r}]"
         return "(dict key)"
-    if isinstance(ref, list | tuple):
+    if isinstance(ref, tuple):
         for i, v in enumerate(ref):
             if v is child:
                 return f"[{i}]"
+    if isinstance(ref, list | tuple | set | frozenset):
+        # No list index: it depends on how many runs filled the list before, and the
+        # chain must read the same whichever engine ran the injection.
         return "(item)"
     if isinstance(ref, types.CellType):
         return "(closure cell)"

@@ -21,6 +21,7 @@ from wasmrt.errors import OutOfMemory
 from wasmrt.runtime import _core
 from wasmrt.vm import instance as vm_instance
 from wasmrt.vm.allocator import PoolingInstanceAllocator
+from wasmrt.vm.memory import LinearMemory
 from wasmrt.vm.table import TableInstance
 
 #: Where the seeded leak stashes what it keeps (a module global: the culprit to name).
@@ -422,3 +423,40 @@ def test_a_py_scenario_host_function_that_fails_half_way(
     assert "host get failed (OutOfMemory)" in detail
     assert "host_get.py:" in detail and "(get)" in detail
     assert "tracked Store" in detail and "memory.contents" in detail
+
+
+LIMITED_GROW = """\
+;; oomfuzz: limits.memory_size=65536
+(module
+  (memory (export "memory") 1)
+  (func (export "grow") (result i32) (memory.grow (i32.const 1)))
+  (func (export "size") (result i32) (memory.size)))
+(invoke "grow")
+(invoke "size")
+"""
+
+
+def test_a_grow_refused_by_the_limiter_must_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = LinearMemory.grow
+
+    def counts_pages_first(self: LinearMemory, delta: int, **kw: Any) -> int:
+        old = self.pages
+        result = int(real(self, delta, **kw))
+        if result == -1:
+            self.pages = old + delta  # the bug: the refused growth is recorded anyway
+        return result
+
+    monkeypatch.setattr(LinearMemory, "grow", counts_pages_first)
+    res = sweep(tmp_path, LIMITED_GROW)
+    bad = failures_of(res, FailureClass.NOT_ATOMIC)
+    assert bad, "the growth a limiter refused went unnoticed"
+    detail = detail_of(bad[0], FailureClass.NOT_ATOMIC)
+    assert (
+        "memory.grow failed (returned -1)" in detail and "memory.pages before 1, after 2" in detail
+    )
+
+
+def test_a_grow_refused_by_the_limiter_passes_when_correct(tmp_path: Path) -> None:
+    assert sweep(tmp_path, LIMITED_GROW).passed

@@ -22,6 +22,7 @@ from oomfuzz.oomtest import (
     OomTestFailure,
     OomTestResult,
 )
+from oomfuzz.runstate import Registration, operation, state, track
 from oomfuzz.target import TARGETS, FaultTarget, parse_target
 
 __all__ = [
@@ -41,4 +42,8 @@ __all__ = [
     "TARGETS",
     "FaultTarget",
     "parse_target",
+    "Registration",
+    "operation",
+    "state",
+    "track",
 ]

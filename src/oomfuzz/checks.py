@@ -18,11 +18,19 @@ Classes (``FailureClass``), in the order a report ranks them:
   sees through context: Python users write ``except OutOfMemory``.
 - ``spurious_error``: an error although nothing was injected.
 - ``alloc_after_oom``: strict mode saw an allocation after the injected OOM.
+- ``not_atomic``: an operation that failed for lack of memory (``OutOfMemory``,
+  a limiter refusal, -1 from ``memory.grow``/``table.grow``) left observable
+  state changed (:mod:`oomfuzz.runstate` records the operations and their
+  snapshots: the runtime's grows, WAST state commands, host API calls,
+  ``oomfuzz.operation`` blocks).
 - ``cleanup_not_restored``: a resource snapshot (pooling metrics, store
-  counts, slots) taken after the run differs from the fault-free baseline.
-- ``leak``: a weakref to a store/instance of the run is alive after
-  ``gc.collect()``, or tracemalloc shows retained growth across repeated runs
-  of the same injection beyond the tolerance.
+  counts, pool slot occupancy and bookkeeping) taken after the run differs
+  from the fault-free baseline.
+- ``leak``: an object of the run (a tracked store/instance, an object given to
+  ``oomfuzz.track``, an internal vm object the run created) is alive after a
+  collection, reported with the chain of referrers keeping it alive; or
+  tracemalloc shows retained growth across repeated runs of the same injection
+  beyond the tolerance.
 - ``post_oom_failure``: the fault-free rerun after the injection fails or
   gives a different result than the first fault-free run.
 - ``guest_abort``: (programs) only the guest's side was refused and the
@@ -94,6 +102,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomfuzz.guest import judge, program_result
 from oomfuzz.inject import AllocationAfterOom, Injector
+from oomfuzz.runstate import RunState, reachable_from, referrer_chain
 from wasmrt.errors import OutOfMemory
 from wasmrt.trap import Trap
 
@@ -128,6 +137,7 @@ class FailureClass(enum.StrEnum):
     WRONG_ERROR = "wrong_error"
     SPURIOUS_ERROR = "spurious_error"
     ALLOC_AFTER_OOM = "alloc_after_oom"
+    NOT_ATOMIC = "not_atomic"
     CLEANUP_NOT_RESTORED = "cleanup_not_restored"
     LEAK = "leak"
     POST_OOM_FAILURE = "post_oom_failure"
@@ -169,8 +179,8 @@ class Finding:
 class CheckPolicy:
     """Which checks run, and how often (every k-th iteration; 0 disables).
 
-    ``leak_every``: weakref liveness (a ``gc.collect()`` only when a ref is
-    still alive). ``post_oom_every``: a fault-free rerun compared with the
+    ``atomicity``: the ``not_atomic`` check. ``leak_every``: weakref liveness
+    (a collection only when a ref is still alive). ``post_oom_every``: a fault-free rerun compared with the
     baseline. ``tracemalloc_every``: rerun the same injection once as a
     warm-up (ignored), then ``tracemalloc_repeats`` times; a leak only if
     every measured run retained more than ``tracemalloc_tolerance`` bytes
@@ -180,6 +190,7 @@ class CheckPolicy:
     """
 
     cleanup: bool = True
+    atomicity: bool = True
     leak_every: int = 1
     post_oom_every: int = 1
     tracemalloc_every: int = 0
@@ -221,6 +232,12 @@ class RunOutcome:
     resources: dict[str, object] | None = None
     refs: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
     lost: Finding | None = None
+    #: The run's recording (:class:`oomfuzz.runstate.RunState`) until the run is finished.
+    state: RunState | None = None
+    #: Operations that failed and left state changed (``not_atomic``).
+    violations: list[str] = field(default_factory=list)
+    #: Objects declared to outlive the run: what they keep alive is not a leak.
+    long_lived: list[weakref.ref[Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -362,11 +379,33 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
 
 
 def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
-    """Labels of the objects still alive after (only if needed) a full collection."""
-    if not any(r() is not None for _, r in refs):
-        return []
-    gc.collect()
+    """Labels of the objects still alive after (only if needed) a collection.
+
+    The run's internal objects often die in reference cycles (an instance and its
+    function space), so a collection is usually needed: the young generations first
+    (cheap, and where a run's objects mostly are), a full collection only if some
+    object survives those.
+    """
+    for generation in (None, 1, 2):
+        if generation is not None:
+            gc.collect(generation)
+        if not any(r() is not None for _, r in refs):
+            return []
     return [label for label, r in refs if r() is not None]
+
+
+def _foreign_stores(refs: Sequence[tuple[str, weakref.ref[Any]]]) -> list[weakref.ref[Any]]:
+    """Weak references to the live stores that survivors belong to but the run did not create."""
+    own = {id(r()) for label, r in refs if label == "StoreCore" and r() is not None}
+    out: list[weakref.ref[Any]] = []
+    for _, r in refs:
+        store = getattr(r(), "store", None)
+        if store is not None and id(store) not in own:
+            try:
+                out.append(weakref.ref(store))
+            except TypeError:
+                continue
+    return out
 
 
 # -- the checks (registration order = judging order = verdict ranking) --------------------
@@ -586,6 +625,25 @@ class AllocAfterOom(RunCheck):
 
 
 @register
+class NotAtomic(RunCheck):
+    """An operation that failed (``OutOfMemory``, a limiter refusal, an absorbed refusal:
+    ``memory.grow``/``table.grow`` returning -1) left observable state changed: the
+    run's recording (:mod:`oomfuzz.runstate`) compared its snapshot after the failure
+    with the one before the operation (the runtime's grows, each WAST command that
+    builds state, every ``oomfuzz.operation`` block)."""
+
+    failure = FailureClass.NOT_ATOMIC
+    knob = "atomicity"
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        out = run.outcome
+        if out is None or not out.violations:
+            return []
+        more = f" (+{len(out.violations) - 3} more)" if len(out.violations) > 3 else ""
+        return [Finding(self.failure, "; ".join(out.violations[:3]) + more)]
+
+
+@register
 class CleanupNotRestored(RunCheck):
     """A resource snapshot (pooling metrics, store counts, slots) taken after the
     run differs from the fault-free baseline."""
@@ -603,17 +661,41 @@ class CleanupNotRestored(RunCheck):
 
 @register
 class Leak(RunCheck):
-    """A weakref to a store/instance of the run is alive after ``gc.collect()``."""
+    """An object of the run is alive after a collection: a store or instance the
+    scenario tracked, an object ``oomfuzz.track`` named, or an internal object the
+    run created (store core, module instance, memory, table, compiled module). Each
+    survivor is reported with the chain of referrers keeping it alive, the
+    culprit's first. Survivors reachable from what outlives the run are excused:
+    objects declared long-lived (a shared engine, objects tracked outside any run)
+    and stores the run did not create (a long-lived store owns what the run put in
+    it until it closes)."""
 
     failure = FailureClass.LEAK
     knob = "leak_every"
 
     def inspect(self, run: JudgedRun) -> list[Finding]:
         out = run.outcome
-        alive = live_refs(out.refs) if out is not None and out.refs else []
+        if out is None or not out.refs or not live_refs(out.refs):
+            return []
+        roots = [*out.long_lived, *_foreign_stores(out.refs)]
+        kept = reachable_from(roots) if roots else set()
+        alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
         if not alive:
             return []
-        return [Finding(self.failure, f"still alive after gc.collect(): {', '.join(alive)}")]
+        labels = list(dict.fromkeys(label for label, _ in alive))
+        chains = []
+        for label in labels[:3]:
+            obj = next(r() for lb, r in alive if lb == label)
+            if obj is not None:
+                chains.append(f"{label} kept by {referrer_chain(obj)}")
+            del obj
+        chains.sort(key=lambda c: c.count(" -> "))  # the culprit is nearest its root
+        return [
+            Finding(
+                self.failure,
+                f"still alive after gc.collect(): {', '.join(labels)}; " + "; ".join(chains),
+            )
+        ]
 
 
 @register

@@ -75,6 +75,7 @@ from oomfuzz.checks import (
     primary,
 )
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
+from oomfuzz.runstate import recording
 from oomfuzz.target import FaultTarget
 
 __all__ = [
@@ -317,6 +318,11 @@ def finish_outcome(out: RunOutcome, probe: Probe | None) -> RunOutcome:
     if probe is not None:
         out.resources = probe.resources()
         out.refs = probe.refs()
+    rs, out.state = out.state, None
+    if rs is not None:
+        out.violations = [v.describe() for v in rs.violations]
+        out.refs = [*out.refs, *rs.finish()]
+        out.long_lived = rs.long_lived
     return out
 
 
@@ -326,7 +332,7 @@ def execute(fn: Callable[[], object], inj: Injector, probe: Probe | None = None)
     if probe is not None:
         probe.before_run()
     try:
-        with inj.installed():
+        with inj.installed(), recording() as out.state:
             out.value = fn()
     except KeyboardInterrupt:
         raise
@@ -343,7 +349,7 @@ async def execute_async(
     if probe is not None:
         probe.before_run()
     try:
-        with inj.installed():
+        with inj.installed(), recording() as out.state:
             out.value = await fn()
     except KeyboardInterrupt:
         raise

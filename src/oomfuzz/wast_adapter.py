@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from oomfuzz.checks import ExpectationFailed, exception_chain
 from oomfuzz.context import ScenarioContext, ScenarioError, api
+from oomfuzz.runstate import RunState, current_run, describe, may_refuse, refusals
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.text.wast import parse_wast
 from wasmrt.trap import Trap
@@ -106,6 +108,9 @@ class _Script:
         self.externrefs: dict[int, ExternRef] = {}
         self.defined_hosts: set[str] = set()
         self.mode = ctx.directives.get("instantiate", "linker")
+        #: Called once the harness's host modules are in the linker, just before the
+        #: runtime instantiates (the atomicity check re-takes its "before" there).
+        self.settled: Callable[[], None] | None = None
 
     # -- values -------------------------------------------------------------------
 
@@ -163,11 +168,13 @@ class _Script:
         for imp in module.imports:
             host = imp.module
             if host in ("spectest", "oomhost") and host not in self.defined_hosts:
-                self.defined_hosts.add(host)
                 (define_spectest if host == "spectest" else define_oomhost)(self)
+                self.defined_hosts.add(host)  # only once complete: a failed one is redone
 
     def instantiate(self, module: Any) -> Any:
         self.ensure_hosts(module)
+        if self.settled is not None:
+            self.settled()
         if self.mode == "pre":
             inst = self.linker.instantiate_pre(module).instantiate(self.store)
         elif self.mode == "instance":
@@ -286,14 +293,65 @@ def _show(v: Any) -> str:
     return type(v).__name__
 
 
+#: Commands whose effects are the runtime's alone (no guest code runs before they can
+#: fail), so a failure must leave the store and linker as they were (``not_atomic``).
+#: Actions run guest code, whose own writes before a failure are legitimate; the
+#: runtime operations inside them (grows) are observed one by one instead.
+STATE_COMMANDS = frozenset({"ModuleCommand", "Register", "AssertUnlinkable"})
+
+
 def execute_commands(ctx: ScenarioContext, commands: list[Any]) -> None:
     script = _Script(ctx)
     try:
         for cmd in commands:
-            ctx.record(script.run(cmd))
+            rec = current_run()
+            if rec is None or type(cmd).__name__ not in STATE_COMMANDS or not may_refuse():
+                ctx.record(script.run(cmd))
+            else:
+                ctx.record(_atomic(script, rec, cmd))
     finally:
         script.instances.clear()
         script.current = None
+
+
+def _atomic(script: _Script, rec: RunState, cmd: Any) -> str:
+    """Run ``cmd``; if it fails for lack of memory, the store and linker must be unchanged.
+
+    A module's compilation touches neither, and the harness's own host definitions (made
+    on demand inside the command) are set-up, not the runtime's operation: the state to
+    restore is the one taken once they are in place (``_Script.settled``), and a failure
+    before that point is not judged.
+    """
+
+    def snapshot() -> dict[str, object]:
+        # The store is tracked (``ScenarioContext.store``), so it is in every snapshot.
+        return rec.snapshot({"linker": describe(script.linker)})
+
+    before = _Before(snapshot(), refusals(), type(cmd).__name__ == "Register")
+
+    def settled() -> None:
+        before.state, before.refused, before.settled = snapshot(), refusals(), True
+
+    script.settled = settled
+    try:
+        return script.run(cmd)
+    except BaseException as e:
+        if before.settled:
+            where = f"{script.ctx.scenario.path}:{cmd.line}"
+            name = f"{type(cmd).__name__} (line {cmd.line})"
+            rec.check(name, before.state, snapshot, e, before.refused, where)
+        raise
+    finally:
+        script.settled = None
+
+
+@dataclass(slots=True)
+class _Before:
+    """The snapshot a state command is judged against."""
+
+    state: dict[str, object]
+    refused: int
+    settled: bool
 
 
 # -- host modules -----------------------------------------------------------------------
@@ -353,13 +411,21 @@ def define_oomhost(s: _Script) -> None:
             raise Trap(f"oomhost: the calling instance exports no {name!r}")
         return item
 
-    def guarded(op: Callable[[], int]) -> int:
+    def refusing(op: Callable[[], int]) -> int:
         try:
             return op()
         except OutOfMemory:
             raise
         except WasmtimeError:
             return -1  # a refused/failed host-side grow, as the instruction would report
+
+    def guarded(op: Callable[[], int]) -> int:
+        """One embedder API call on the store: failing (OOM or -1), it must change nothing."""
+        rec = current_run()
+        if rec is None or not may_refuse():
+            return refusing(op)
+        name = f"oomhost.{sys._getframe(1).f_code.co_name}"
+        return rec.judged(name, str(s.ctx.scenario.path), rec.snapshot, lambda: refusing(op))
 
     def grow_memory(caller: Any, delta: int) -> int:
         return guarded(lambda: export(caller, "memory").grow(caller, delta))

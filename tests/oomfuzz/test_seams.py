@@ -54,6 +54,7 @@ def test_every_failure_class_is_judged_by_a_registered_check() -> None:
         FailureClass.GUEST_ABORT,
         FailureClass.GUEST_CORRUPT,
         FailureClass.ALLOC_AFTER_OOM,
+        FailureClass.NOT_ATOMIC,
         FailureClass.CLEANUP_NOT_RESTORED,
         FailureClass.LEAK,
         FailureClass.POST_OOM_FAILURE,

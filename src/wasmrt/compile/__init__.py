@@ -51,6 +51,7 @@ from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.linemap import LineMap
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
 from wasmrt.errors import OutOfMemory, WasmtimeError
+from wasmrt.observe import created
 from wasmrt.vm.backtrace import register_variant
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
@@ -230,6 +231,7 @@ class CompiledModule:
         self.module = module
         self.module_key: Any = self
         self._variants: dict[tuple[bool, bool], CompiledVariant] = {}
+        created(self)
 
     def variant(self, fuel: bool = False, epoch: bool = False) -> CompiledVariant:
         key = (bool(fuel), bool(epoch))

@@ -54,6 +54,7 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
+from wasmrt.observe import created
 
 __all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
 
@@ -177,6 +178,7 @@ class LinearMemory:
             self.data = reserve_buffer(reserve, min_bytes)
         self.size = min_bytes
         self.pages = lim.min
+        created(self)
 
     def __repr__(self) -> str:
         return f"LinearMemory(pages={self.pages}, max_pages={self.max_pages})"

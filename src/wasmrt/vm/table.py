@@ -31,6 +31,7 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
+from wasmrt.observe import created
 
 __all__ = ["LazyFuncRef", "TableInstance"]
 
@@ -100,6 +101,7 @@ class TableInstance:
             self.elements: list[Any] = [init] * lim.min
         #: The instance whose ``LazyFuncRef`` placeholders ``elements`` may hold, or None.
         self.lazy_owner: Any = None
+        created(self)
 
     def __repr__(self) -> str:
         return f"TableInstance({self.elem_type}, size={len(self.elements)}, max={self.max})"

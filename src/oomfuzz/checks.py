@@ -387,23 +387,6 @@ class TimedOut(Crashed):
     failure = FailureClass.TIMEOUT
 
 
-@register
-class HostMemoryError(Crashed):
-    """A real-exhaustion run (:mod:`oomfuzz.exhaust`) under an address-space limit
-    let a bare ``MemoryError`` out of the runtime: an allocation the ``try_alloc``
-    model does not cover (wasmrt's promise is ``OutOfMemory``, or -1 from a grow)."""
-
-    failure = FailureClass.HOST_MEMORY_ERROR
-
-
-@register
-class HostError(Crashed):
-    """A real-exhaustion run let another bare Python error (``RecursionError``,
-    ``struct.error``...) out of the runtime under an address-space limit."""
-
-    failure = FailureClass.HOST_ERROR
-
-
 class _Outcome(RunCheck):
     """Base of the checks that classify how the injected run ended (exactly one fires,
     unless strict mode's ``AllocationAfterOom`` ended it)."""
@@ -656,6 +639,27 @@ class TracemallocLeak(RerunCheck):
                 f"{frame.filename}:{frame.lineno}",
             )
         ]
+
+
+# Lost-run classes of real-exhaustion sweeps (oomfuzz.exhaust); registered last, they
+# never meet the injection checks' classes in one run.
+
+
+@register
+class HostMemoryError(Crashed):
+    """A real-exhaustion run (:mod:`oomfuzz.exhaust`) under an address-space limit
+    let a bare ``MemoryError`` out of the runtime: an allocation the ``try_alloc``
+    model does not cover (wasmrt's promise is ``OutOfMemory``, or -1 from a grow)."""
+
+    failure = FailureClass.HOST_MEMORY_ERROR
+
+
+@register
+class HostError(Crashed):
+    """A real-exhaustion run let another bare Python error (``RecursionError``,
+    ``struct.error``...) out of the runtime under an address-space limit."""
+
+    failure = FailureClass.HOST_ERROR
 
 
 FAILURE_ORDER: tuple[FailureClass, ...] = tuple(

@@ -15,9 +15,10 @@ The ladder of one (scenario, allocator) unit (:func:`exhaust_scenario`):
    ``ru_maxrss`` and its time (the children's deadline is derived from it).
 2. One child at ``upper`` (the peak, rounded up, plus ``min_step``), one at
    ``base`` (nothing new can be mapped: the interpreter's floor), then
-   bisection of the widest gaps between tried limits, gaps whose ends ended
-   differently first, until ``points`` limits were tried or every gap is
-   narrower than ``min_step``. Each step is logged (``log``) and kept
+   bisection of the gaps between tried limits: gaps whose ends ended
+   differently first, then gaps below the lowest fault-free limit (where
+   the run meets the limit), widest first; until ``points`` limits were
+   tried or every gap is narrower than ``2 * min_step``. Each step is logged (``log``) and kept
    (``ExhaustReport.steps``).
 
 What a child at limit L ends with (``LimitStep.outcome``):
@@ -480,8 +481,14 @@ class _Ladder:
         if not gaps:
             return None
 
-        def priority(g: tuple[int, int]) -> tuple[bool, int]:
-            return (_kind(self.tried[g[0]]) != _kind(self.tried[g[1]]), g[1] - g[0])
+        oks = [lim for lim, out in self.tried.items() if out == "ok"]
+        lowest_ok = min(oks) if oks else limits[-1] + 1
+
+        def priority(g: tuple[int, int]) -> tuple[bool, bool, int]:
+            # A boundary first, then the region under the lowest fault-free limit
+            # (where the run meets the limit), then the widest gap.
+            differs = _kind(self.tried[g[0]]) != _kind(self.tried[g[1]])
+            return (differs, g[1] <= lowest_ok, g[1] - g[0])
 
         return max(gaps, key=priority)
 

@@ -62,8 +62,10 @@ from oomfuzz.scenario import (
 from oomfuzz.sweep import (
     Executor,
     Unit,
+    declared_sites,
     executor,
     exhaust_units,
+    measure_coverage,
     one_line,
     replay,
     run_exhaust_units,
@@ -124,6 +126,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
     if args.exhaust:
         return _sweep_exhaust(args, scenarios, console)
+    declared = declared_sites(args.paths, args.sites_root, args.exclusions)
     units = sweep_units(
         scenarios,
         args.mode,
@@ -152,6 +155,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not where.in_process:
         report.runs.sort(key=lambda r: r.key)  # workers finish in any order
     report.elapsed = time.monotonic() - start
+    report.coverage = measure_coverage(report, *declared)
     for table in report.rich_tables():
         console.print(table)
     for f in report.failures[:10]:
@@ -301,6 +305,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             f"baseline check: {result.regressions} regression(s) replayed, "
             f"{len(result.sites)} sites, {result.injections} injections"
         )
+    cov = result.coverage
+    if cov is not None:  # unreached and undeclared sites are among the FAIL lines below
+        print(f"site coverage {cov.text()}")
+        for site, reason in cov.excluded:
+            print(f"  excluded: {site} — {reason}")
     for problem in result.problems:
         print(f"FAIL {problem}")
     return EXIT_OK if result.passed else EXIT_FAILURES
@@ -375,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="replay: re-run per injection; fork: one run, a forked child per injection "
         "(POSIX); auto: fork when it pays off (default)",
+    )
+    sw.add_argument(
+        "--sites-root",
+        action="append",
+        metavar="PATH|MODULE",
+        help="code whose allocation sites coverage counts (repeatable; default: wasmrt)",
+    )
+    sw.add_argument(
+        "--exclusions",
+        metavar="FILE",
+        help="site exclusions with reasons (default: sites-exclusions.json near the PATHs)",
     )
     ex = sw.add_argument_group(
         "real exhaustion",

@@ -37,7 +37,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from oomfuzz.checks import FailureClass
+from oomfuzz.inject import Site
 from oomfuzz.plan import Iteration, OomTestResult, SiteStat
+from oomfuzz.sites import Coverage
 
 __all__ = ["FailureRecord", "RunReport", "SweepReport", "reproducer"]
 
@@ -215,6 +217,7 @@ class Summary:
     sites_injected: int
     sites_failing: int
     engines: dict[str, int] = field(default_factory=dict)
+    static: Coverage | None = None  # against the declared sites (oomfuzz.sites), when measured
 
     @property
     def forked(self) -> bool:
@@ -235,7 +238,23 @@ class Summary:
 
     @property
     def coverage(self) -> float:
+        """Sites injected ÷ sites declared (÷ sites hit when no universe was measured)."""
+        if self.static is not None:
+            return self.static.ratio
         return self.sites_injected / self.distinct_sites if self.distinct_sites else 1.0
+
+    def unreached_text(self) -> str:
+        """How many declared sites were never injected (listed in their own table)."""
+        cov = self.static
+        if cov is None:
+            return "-"
+        text = f"{len(cov.unreached)} (listed below)" if cov.unreached else "none"
+        return text + (f", {len(cov.excluded)} excluded" if cov.excluded else "")
+
+    def coverage_text(self) -> str:
+        if self.static is not None:
+            return self.static.text()
+        return f"{self.sites_injected}/{self.distinct_sites} hit ({self.coverage:.0%})"
 
 
 @dataclass(slots=True)
@@ -243,6 +262,8 @@ class SweepReport:
     runs: list[RunReport] = field(default_factory=list)
     elapsed: float = 0.0
     command: str = ""
+    #: Static site coverage (``oomfuzz.sites``): set by the application layer after a sweep.
+    coverage: Coverage | None = None
 
     def add(self, rep: RunReport) -> None:
         for mine in self.runs:
@@ -270,6 +291,10 @@ class SweepReport:
                     merged[k] = SiteStat.from_dict(s.to_dict())
         return sorted(merged.values(), key=lambda s: (-s.failures, -s.hits, str(s.site)))
 
+    def injected_sites(self) -> list[Site]:
+        """Every site at which the sweep injected an allocation failure."""
+        return [s.site for s in self.site_table() if s.injected]
+
     def summary(self) -> Summary:
         by_class: Counter[str] = Counter()
         handled = points = 0
@@ -292,6 +317,7 @@ class SweepReport:
             sites_injected=sum(1 for s in sites if s.injected),
             sites_failing=sum(1 for s in sites if s.failures),
             engines=dict(sorted(Counter(r.engine for r in self.runs if not r.error).items())),
+            static=self.coverage,
         )
 
     # -- JSON ------------------------------------------------------------------
@@ -312,11 +338,13 @@ class SweepReport:
                 "errors": s.errors,
                 "distinct_sites": s.distinct_sites,
                 "sites_injected": s.sites_injected,
+                "sites_declared": None if s.static is None else s.static.declared,
                 "site_coverage": round(s.coverage, 4),
                 "engines": s.engines,
             },
             "runs": [r.to_dict() for r in self.runs],
             "sites": [st.to_dict() | {"status": st.status} for st in self.site_table()],
+            "coverage": None if self.coverage is None else self.coverage.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -329,6 +357,8 @@ class SweepReport:
             raise ValueError(f"not an oomfuzz report (expected schema {SCHEMA!r})")
         rep = cls(elapsed=float(d.get("elapsed", 0.0)), command=str(d.get("command", "")))
         rep.runs = [RunReport.from_dict(r) for r in d.get("runs", [])]
+        if d.get("coverage"):
+            rep.coverage = Coverage.from_dict(d["coverage"])
         return rep
 
     # -- HTML ------------------------------------------------------------------
@@ -353,12 +383,14 @@ class SweepReport:
             ("handled", s.handled),
             *((f"failures: {k}", v) for k, v in s.failures_by_class.items()),
             ("setup errors", s.errors),
-            ("distinct sites", s.distinct_sites),
-            ("site coverage", f"{s.sites_injected}/{s.distinct_sites} ({s.coverage:.0%})"),
+            ("distinct sites hit", s.distinct_sites),
+            ("site coverage", s.coverage_text()),
+            *((("unreached sites", s.unreached_text()),) if s.static is not None else ()),
             ("engine (units)", s.engines_text()),
         ]
         out += [f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
         out.append("</table>")
+        out += self._coverage_html()
         errors = [r for r in self.runs if r.error]
         if errors:
             out.append("<h2>Setup errors</h2><ul>")
@@ -404,6 +436,42 @@ class SweepReport:
         out.append("</table></body></html>")
         return "\n".join(out)
 
+    def _coverage_html(self) -> list[str]:
+        """Every declared site no injection reached: unreached, excluded (why), undeclared."""
+        cov = self.coverage
+        if cov is None:
+            return []
+        e = html.escape
+        out = [f"<h2>Unreached sites ({len(cov.unreached)} of {cov.declared} declared)</h2>"]
+        if cov.unreached:
+            out.append("<table><tr><th>site</th><th>function</th><th>calls</th></tr>")
+            out += [
+                f"<tr class='failing'><td><code>{e(s.site.file)}:{s.site.line}</code></td>"
+                f"<td><code>{e(s.site.function)}</code></td><td>{e(s.via)}</td></tr>"
+                for s in cov.unreached
+            ]
+            out.append("</table>")
+        else:
+            out.append("<p>none: every declared site was injected or is excluded.</p>")
+        if cov.excluded:
+            out.append("<h3>Excluded</h3><table><tr><th>site</th><th>function</th>")
+            out.append("<th>reason</th></tr>")
+            out += [
+                f"<tr><td><code>{e(s.site.file)}:{s.site.line}</code></td>"
+                f"<td><code>{e(s.site.function)}</code></td><td>{e(reason)}</td></tr>"
+                for s, reason in cov.excluded
+            ]
+            out.append("</table>")
+        if cov.outside:
+            out.append("<h3>Injected but not declared (the static scan missed them)</h3><ul>")
+            out += [f"<li><code>{e(str(s))}</code></li>" for s in cov.outside]
+            out.append("</ul>")
+        if cov.stale_exclusions:
+            out.append("<h3>Stale exclusions</h3><ul>")
+            out += [f"<li><code>{e(x.id)}</code>: {e(x.reason)}</li>" for x in cov.stale_exclusions]
+            out.append("</ul>")
+        return out
+
     # -- rich ------------------------------------------------------------------
 
     def rich_tables(self, max_failures: int = 20, max_sites: int = 25) -> list[Any]:
@@ -423,14 +491,16 @@ class SweepReport:
             crashed, timeout = s.no_verdict
             colour = "red" if crashed or timeout else "green"
             summary.add_row(
-                "forked children crashed / timed out", f"[{colour}]{crashed} / {timeout}[/{colour}]"
+                "forked children crashed / timed out",
+                f"[{colour}]{crashed} / {timeout}[/{colour}]",
             )
         if s.errors:
             summary.add_row("setup errors", f"[red]{s.errors}[/red]")
-        summary.add_row("distinct sites", str(s.distinct_sites))
-        summary.add_row(
-            "site coverage", f"{s.sites_injected}/{s.distinct_sites} ({s.coverage:.0%})"
-        )
+        summary.add_row("distinct sites hit", str(s.distinct_sites))
+        colour = "green" if s.static is not None and not s.static.unreached else "yellow"
+        summary.add_row("site coverage", f"[{colour}]{escape(s.coverage_text())}[/{colour}]")
+        if s.static is not None:
+            summary.add_row("unreached sites", f"[{colour}]{s.unreached_text()}[/{colour}]")
         summary.add_row("wall time", f"{self.elapsed:.1f}s")
         tables: list[Any] = [summary]
         names = _short_names([r.scenario for r in self.runs])
@@ -476,7 +546,40 @@ class SweepReport:
                     f"[{colour}]{x.status}[/{colour}]",
                 )
             tables.append(st)
+        tables += self._coverage_tables()
         return tables
+
+    def _coverage_tables(self) -> list[Any]:
+        """Every unreached declared site (file:line, function), excluded ones with why."""
+        cov = self.coverage
+        if cov is None or not (cov.unreached or cov.excluded or cov.outside):
+            return []
+        t = Table(
+            title=f"unreached sites ({len(cov.unreached)} of {cov.declared} declared)",
+            box=box.SIMPLE,
+        )
+        t.add_column("site", overflow="fold", ratio=5)
+        t.add_column("function", overflow="fold", ratio=4)
+        t.add_column("calls", overflow="fold", ratio=2)
+        for x in cov.unreached:
+            t.add_row(
+                escape(f"{x.site.file}:{x.site.line}"),
+                escape(x.site.function),
+                escape(x.via),
+            )
+        for x, reason in cov.excluded:
+            t.add_row(
+                escape(f"{x.site.file}:{x.site.line}"),
+                escape(x.site.function),
+                f"[dim]excluded: {escape(reason)}[/dim]",
+            )
+        for site in cov.outside:
+            t.add_row(
+                escape(f"{site.file}:{site.line}"),
+                escape(site.function),
+                "[red]injected, not declared[/red]",
+            )
+        return [t]
 
 
 def _short_names(paths: list[str]) -> dict[str, str]:

@@ -53,10 +53,28 @@ from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exha
 from oomfuzz.inject import AllocRecord
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
 from oomfuzz.plan import Selection
-from oomfuzz.report import RunReport
-from oomfuzz.scenario import ALLOCATORS, Scenario, ScenarioError, ScenarioRunner, load_scenario
+from oomfuzz.report import RunReport, SweepReport
+from oomfuzz.scenario import (
+    ALLOCATORS,
+    Scenario,
+    ScenarioError,
+    ScenarioRunner,
+    load_scenario,
+)
+from oomfuzz.sites import (
+    Coverage,
+    Exclusion,
+    ExclusionError,
+    Universe,
+    coverage,
+    find_exclusions,
+    load_exclusions,
+    scan,
+)
 
 __all__ = [
+    "declared_sites",
+    "measure_coverage",
     "Executor",
     "InProcess",
     "ProcessPool",
@@ -105,15 +123,18 @@ def input_error(exc: BaseException | None) -> bool:
 class SiteFirsts:
     """Selection: the first allocation of every distinct (site, kind), plus ``extra``
     other indices drawn with ``random.Random(seed)`` (the baseline gate's bounded sweep:
-    every hit site is injected at least once, on every machine, in the same places)."""
+    every hit site is injected at least once, on every machine, in the same places).
+    A site is (file, line, function), as ``oomfuzz.sites`` declares it: two sites in one
+    function are two injections."""
 
     extra: int = 0
     seed: int = 0
 
     def __call__(self, records: Sequence[AllocRecord]) -> list[int]:
-        firsts: dict[tuple[str, str, str], int] = {}
+        firsts: dict[tuple[str, int, str, str], int] = {}
         for rec in records:
-            firsts.setdefault((rec.site.file, rec.site.function, rec.kind), rec.index)
+            site = rec.site
+            firsts.setdefault((site.file, site.line, site.function, rec.kind), rec.index)
         rest = sorted(set(range(len(records))) - set(firsts.values()))
         more = random.Random(self.seed).sample(rest, min(self.extra, len(rest)))
         return sorted(set(firsts.values()) | set(more))
@@ -346,6 +367,32 @@ def run_units(
         if progress is not None:
             progress.unit_done(rep)
         yield i, rep
+
+
+def declared_sites(
+    paths: Sequence[str],
+    roots: Sequence[str] | None = None,
+    exclusions: str | None = None,
+) -> tuple[Universe, list[Exclusion]]:
+    """The sites a sweep of ``paths`` is measured against, and the exclusions that apply.
+
+    ``roots``: what to scan (default: the wasmrt package). ``exclusions``: the
+    exclusions file (default: ``sites-exclusions.json`` found from ``paths``).
+    A bad root or exclusions file raises ``ScenarioError`` (before any work).
+    """
+    try:
+        universe = scan(list(roots) if roots else None)
+        found = exclusions if exclusions is not None else find_exclusions(paths)
+        return universe, load_exclusions(found) if found is not None else []
+    except (ExclusionError, FileNotFoundError, SyntaxError) as e:
+        raise ScenarioError(str(e)) from None
+
+
+def measure_coverage(
+    report: SweepReport, universe: Universe, exclusions: Sequence[Exclusion] = ()
+) -> Coverage:
+    """Sites the sweep injected ÷ sites declared (``oomfuzz.sites``)."""
+    return coverage(universe, report.injected_sites(), exclusions)
 
 
 # -- real-exhaustion sweeps -----------------------------------------------------------------------

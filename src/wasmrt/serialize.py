@@ -302,7 +302,6 @@ def deserialize_module(
     if count > (body_end - reader.pos) // 10:
         raise WasmtimeError("serialized module is malformed: impossible section count")
     artifacts: TryDict[str, bytes] = TryDict(kind=AllocKind.MODULE)
-    artifacts.reserve(count)
     wasm: bytes | None = None
     for _ in range(count):
         name = reader.text(reader.uint("<H", "section name"), "section name")

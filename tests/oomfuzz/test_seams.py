@@ -236,10 +236,11 @@ def test_site_firsts_injects_each_site_once_plus_extra() -> None:
     path = str(CORPUS / "func_call.wast")
     full = run_unit(Unit(path, "transient", "ondemand"))
     firsts = run_unit(Unit(path, "transient", "ondemand", select=SiteFirsts(extra=3, seed=1)))
-    kinds = {(s.site.file, s.site.function, k) for s in full.sites.values() for k in s.kinds}
+    # A site is (file, line, function), as oomfuzz.sites declares it.
+    kinds = {(s.site, k) for s in full.sites.values() for k in s.kinds}
     assert firsts.iterations == len(kinds) + 3 < full.iterations
-    injected = {(s.site.file, s.site.function) for s in firsts.sites.values() if s.injected}
-    assert injected == {(file, function) for file, function, _kind in kinds}
+    injected = {s.site for s in firsts.sites.values() if s.injected}
+    assert injected == {site for site, _kind in kinds}
 
 
 # -- layering inside oomfuzz -------------------------------------------------------------------

@@ -76,7 +76,13 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 import wasmrt.errors
-from oomfuzz.checks import ExpectationFailed, FailureClass, Finding, judge_lost
+from oomfuzz.checks import (
+    ExpectationFailed,
+    FailureClass,
+    Finding,
+    exception_chain,
+    judge_lost,
+)
 from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scenario
 from wasmrt.trap import Trap
 
@@ -245,17 +251,35 @@ def _raised_in_runtime(tb: TracebackType | None) -> bool:
     return runtime
 
 
+def _documented(exc: BaseException) -> bool:
+    return isinstance(exc, wasmrt.errors.WasmtimeError | Trap | ExpectationFailed)
+
+
 def classify_exception(exc: BaseException) -> tuple[str, str]:
-    """(outcome, detail) of a run that raised ``exc`` under a limit."""
-    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    detail = f"{name}: {str(exc)[:300]}"
-    if isinstance(exc, wasmrt.errors.WasmtimeError | Trap | ExpectationFailed):
-        return "handled", detail
-    if not _raised_in_runtime(exc.__traceback__):
-        return "floor", f"the harness failed: {detail}"
-    if isinstance(exc, MemoryError):
-        return FailureClass.HOST_MEMORY_ERROR.value, f"bare {detail}"
-    return FailureClass.HOST_ERROR.value, f"bare {detail}"
+    """(outcome, detail) of a run that raised ``exc`` under a limit.
+
+    Walks the chain from ``exc`` inward (``__cause__``, else ``__context__``):
+    a documented error there ends the walk (``handled``: whatever it replaced
+    was mapped); a bare error raised inside wasmrt is the finding (the harness
+    may have failed only while handling it, e.g. ``asyncio.run``'s shutdown);
+    a chain of harness errors only is ``floor``.
+    """
+    for e in exception_chain(exc):
+        if _documented(e):
+            return "handled", _describe(e)
+        if _raised_in_runtime(e.__traceback__):
+            cls = (
+                FailureClass.HOST_MEMORY_ERROR
+                if isinstance(e, MemoryError)
+                else (FailureClass.HOST_ERROR)
+            )
+            outer = "" if e is exc else f" (then {_describe(exc)})"
+            return cls.value, f"bare {_describe(e)}{outer}"
+    return "floor", f"the harness failed: {_describe(exc)}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {str(exc)[:300]}"
 
 
 # -- one child ----------------------------------------------------------------------------

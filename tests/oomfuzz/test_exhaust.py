@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import wasmrt.alloc
 from oomfuzz.checks import FailureClass
 from oomfuzz.cli import main
 from oomfuzz.exhaust import ExhaustOptions, exhaust_scenario, unavailable_reason
@@ -97,6 +98,37 @@ def test_finds_a_seeded_stray_memory_error_and_names_its_limit(
         assert f"RLIMIT_AS={s.limit / (1 << 20):.2f}MiB" in s.describe()
     records = rep.finding_records()
     assert [f.cls for f in records] == [FailureClass.HOST_MEMORY_ERROR] * len(found)
+
+
+def test_finds_a_seeded_recursion_error_raised_inside_wasmrt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The seeded bug's code is compiled as wasmrt's own (alloc.py), as a real bug would be.
+    source = (
+        "def __exit__(self, exc_type, exc, tb):\n"
+        "    if exc_type is not None and issubclass(exc_type, MemoryError):\n"
+        "        raise RecursionError('seeded: maximum recursion depth exceeded')\n"
+    )
+    ns: dict[str, Any] = {}
+    exec(compile(source, wasmrt.alloc.__file__, "exec"), ns)
+    monkeypatch.setattr(HostAlloc, "__exit__", ns["__exit__"])
+    rep = exhaust_scenario(load_scenario(str(_scenario(tmp_path))), "ondemand", OPTIONS)
+    assert rep.findings, [s.describe() for s in rep.steps]
+    assert {s.outcome for s in rep.findings} == {FailureClass.HOST_ERROR.value}
+    assert all("RecursionError" in s.detail for s in rep.findings)
+
+
+def test_an_error_raised_by_the_harness_is_no_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def harness_runs_out() -> None:
+        raise MemoryError("the harness's own allocation")
+
+    _seed_on_grow(monkeypatch, harness_runs_out)
+    options = ExhaustOptions(points=3, min_step=1 << 20)
+    rep = exhaust_scenario(load_scenario(str(_scenario(tmp_path))), "ondemand", options)
+    assert rep.findings == []
+    assert rep.floor is not None
 
 
 def test_a_segfault_under_a_limit_is_a_crash_finding(

@@ -15,7 +15,13 @@ Invariants:
   index shards (index % N) and runs the shards in worker processes; results
   merge into the same report a serial sweep produces.
 - Injection indices are 0-based: ``--index N`` refuses the allocation that
-  had N allocations before it.
+  had N allocations before it. With a targeted plan (``--target``,
+  ``--sites``, ``--kinds``) indices count the selected allocation points
+  only, and the plan refuses nothing else.
+- Program scenarios (``.wasm``/``.wat``) take ``--invoke``, ``--arg``,
+  ``--env K=V`` and ``--dir HOST::GUEST``, which replace their sidecar's
+  settings (write ``--arg=-v`` for an argument starting with ``-``); other
+  scenarios ignore them.
 - ``sweep --engine replay|fork|auto`` only changes how injections execute
   (``OomTest(engine=...)``), never a verdict; with ``--jobs N`` each worker
   forks at most ``cpu_count // N`` children.
@@ -50,6 +56,7 @@ from oomfuzz.engines import engine_choices
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport
 from oomfuzz.minimize import minimize
 from oomfuzz.oomtest import DryRunError, Iteration
+from oomfuzz.program import ProgramOverrides, parse_dir, parse_env
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import (
     ALLOCATORS,
@@ -72,6 +79,7 @@ from oomfuzz.sweep import (
     run_units,
     sweep_units,
 )
+from oomfuzz.target import KINDS, TARGETS, FaultTarget, parse_target
 
 __all__ = ["main"]
 
@@ -127,12 +135,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.exhaust:
         return _sweep_exhaust(args, scenarios, console)
     declared = declared_sites(args.paths, args.sites_root, args.exclusions)
+    target, program = _target(args), _program(args)
     units = sweep_units(
         scenarios,
         args.mode,
         args.allocator,
         max(1, args.jobs),
         args.max_iters,
+        target=target,
+        program=program,
         max_duration=args.max_duration,
         check_every=args.check_every,
         tracemalloc_every=args.tracemalloc_every,
@@ -237,13 +248,21 @@ def exhaust_summary(rep: ExhaustReport) -> str:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     try:
-        result, it = replay(args.scenario, args.mode, args.allocator, args.index)
+        result, it = replay(
+            args.scenario,
+            args.mode,
+            args.allocator,
+            args.index,
+            target=_target(args),
+            program=_program(args),
+        )
     except DryRunError as e:
         print(str(e))
         return EXIT_FAILURES
     if it is None or args.index >= result.total:
+        what = "allocations" if _target(args) is None else "allocations of the target"
         raise ScenarioError(
-            f"index {args.index} is out of range: the scenario makes {result.total} allocations"
+            f"index {args.index} is out of range: the scenario makes {result.total} {what}"
         )
     print(
         f"verdict: {it.verdict}  ({args.scenario} mode={it.mode} allocator={args.allocator} index={it.index})"
@@ -357,12 +376,65 @@ def _seconds(value: str) -> float:
     return s
 
 
+def _target(args: argparse.Namespace) -> FaultTarget | None:
+    try:
+        return parse_target(args.target, args.sites or (), _kinds(args.kinds))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _kinds(value: str | None) -> list[str]:
+    return [k for k in (value or "").split(",") if k]
+
+
+def _program(args: argparse.Namespace) -> ProgramOverrides | None:
+    try:
+        over = ProgramOverrides(
+            args.invoke,
+            None if args.arg is None else tuple(args.arg),
+            None if args.env is None else tuple(parse_env(e) for e in args.env),
+            None if args.dir is None else tuple(parse_dir(d) for d in args.dir),
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return None if over.empty else over
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    """The targeted-plan and program options ``sweep`` and ``replay`` share."""
+    g = p.add_argument_group("targeted fault plans (indices count the selected points)")
+    g.add_argument(
+        "--target",
+        choices=tuple(TARGETS),
+        default="all",
+        help="guest: only the guest's own memory.grow; host: only non-absorbing "
+        "allocations; absorbing: memory.grow/table.grow from wasm; all (default)",
+    )
+    g.add_argument(
+        "--sites",
+        action="append",
+        metavar="PATTERN",
+        help="only allocations whose site ('file:line in function') matches this "
+        "fnmatch pattern (repeatable)",
+    )
+    g.add_argument("--kinds", metavar="K1,K2", help=f"only these kinds ({', '.join(KINDS)})")
+    g = p.add_argument_group("program scenarios (.wasm/.wat; replace the sidecar's settings)")
+    g.add_argument("--invoke", metavar="NAME", help="the export to call (default _start)")
+    g.add_argument("--arg", action="append", metavar="ARG", help="a program argument (repeatable)")
+    g.add_argument("--env", action="append", metavar="K=V", help="an environment variable")
+    g.add_argument(
+        "--dir", action="append", metavar="HOST::GUEST", help="preopen HOST as GUEST (repeatable)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="oomfuzz", description="Out-of-memory fault injection for wasmrt.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sw = sub.add_parser("sweep", help="inject an OOM at every allocation of each scenario")
-    sw.add_argument("paths", nargs="+", metavar="PATH", help=".wast/.py files or directories")
+    sw.add_argument(
+        "paths", nargs="+", metavar="PATH", help=".wast/.py/.wasm/.wat files or directories"
+    )
     sw.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
     sw.add_argument("--allocator", choices=("ondemand", "pooling", "both"), default="both")
     sw.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
@@ -419,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="OUT", help="write the HTML report")
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
+    _add_plan_options(sw)
     sw.set_defaults(func=cmd_sweep)
 
     for name, helptext, func in (
@@ -432,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--index", type=_positive, required=True)
         if name == "minimize":
             r.add_argument("--output", "-o", metavar="OUT", help="write the minimized scenario")
+        else:
+            _add_plan_options(r)
         r.set_defaults(func=func)
 
     fz = sub.add_parser("fuzz", help="time-boxed Hypothesis campaign on generated scenarios")

@@ -46,10 +46,12 @@ __all__ = ["FailureRecord", "RunReport", "SweepReport", "reproducer"]
 SCHEMA = "oomfuzz-report/1"
 
 
-def reproducer(scenario: str, mode: str, allocator: str, index: int) -> str:
+def reproducer(scenario: str, mode: str, allocator: str, index: int, options: str = "") -> str:
+    """The ``oomfuzz replay`` command line; ``options``: the unit's plan/program flags."""
+    extra = f" {options}" if options else ""
     return (
         f"oomfuzz replay {shlex.quote(scenario)} --mode {mode} "
-        f"--allocator {allocator} --index {index}"
+        f"--allocator {allocator} --index {index}{extra}"
     )
 
 
@@ -58,6 +60,8 @@ class FailureRecord:
     scenario: str
     allocator: str
     iteration: Iteration
+    #: Replay flags the unit ran with (``--target guest``, ``--arg=-v``...).
+    options: str = ""
 
     @property
     def mode(self) -> str:
@@ -73,7 +77,7 @@ class FailureRecord:
 
     @property
     def reproducer(self) -> str:
-        return reproducer(self.scenario, self.mode, self.allocator, self.index)
+        return reproducer(self.scenario, self.mode, self.allocator, self.index, self.options)
 
     @property
     def site(self) -> str:
@@ -92,12 +96,18 @@ class FailureRecord:
             "size": inj.size if inj else None,
             "site": self.site,
             "reproducer": self.reproducer,
+            "options": self.options,
             "iteration": self.iteration.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FailureRecord:
-        return cls(d["scenario"], d["allocator"], Iteration.from_dict(d["iteration"]))
+        return cls(
+            d["scenario"],
+            d["allocator"],
+            Iteration.from_dict(d["iteration"]),
+            str(d.get("options", "")),
+        )
 
     def text(self) -> str:
         it = self.iteration
@@ -132,13 +142,13 @@ class RunReport:
 
     @classmethod
     def from_result(
-        cls, scenario: str, mode: str, allocator: str, result: OomTestResult
+        cls, scenario: str, mode: str, allocator: str, result: OomTestResult, options: str = ""
     ) -> RunReport:
         rep = cls(scenario, mode, allocator, total=result.total)
         for it in result.iterations:
             rep.counts[it.verdict.value] += 1
             if it.failed:
-                rep.failures.append(FailureRecord(scenario, allocator, it))
+                rep.failures.append(FailureRecord(scenario, allocator, it, options))
         rep.sites = {k: SiteStat.from_dict(v.to_dict()) for k, v in result.sites.items()}
         rep.elapsed = result.elapsed
         rep.stopped = result.stopped

@@ -18,6 +18,11 @@ Seams:
 - ``Unit.select``: a :data:`~oomfuzz.plan.Selection` (a picklable callable
   over the dry run's allocation records) narrowing the injection indices, as
   :class:`SiteFirsts` does for the baseline gate.
+- ``Unit.target``: a :class:`~oomfuzz.target.FaultTarget` (``--target``,
+  ``--sites``, ``--kinds``): the fault plans apply to the selected
+  allocation points only, and injection indices count those points.
+- ``Unit.program``: :class:`~oomfuzz.program.ProgramOverrides` (``--invoke``,
+  ``--arg``, ``--env``, ``--dir``) replacing a program scenario's sidecar.
 - ``Unit.shard``/``Unit.shards``: index shards of one unit (``i % n == k``,
   or contiguous runs); their reports merge into one (``SweepReport.add``).
 
@@ -44,15 +49,18 @@ import functools
 import multiprocessing
 import os
 import random
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exhaust_unit
+from oomfuzz.guest import parse_accept
 from oomfuzz.inject import AllocRecord
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
 from oomfuzz.plan import Selection
+from oomfuzz.program import ProgramOverrides, apply_overrides
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import (
     ALLOCATORS,
@@ -71,6 +79,7 @@ from oomfuzz.sites import (
     load_exclusions,
     scan,
 )
+from oomfuzz.target import FaultTarget
 
 __all__ = [
     "declared_sites",
@@ -159,6 +168,8 @@ class Unit:
     contiguous: bool = False
     engine: str = "replay"
     select: Selection | None = None
+    target: FaultTarget | None = None
+    program: ProgramOverrides | None = None
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -194,6 +205,25 @@ def sweep_units(
     return units
 
 
+def load_unit_scenario(path: str, program: ProgramOverrides | None = None) -> Scenario:
+    """The scenario at ``path``, run as ``program`` says when it is a program."""
+    scn = load_scenario(path)
+    return scn if program is None else apply_overrides(scn, program)
+
+
+def check_policy(scn: Scenario, unit: Unit) -> CheckPolicy:
+    """The checks' policy for ``unit``: its sampling, and what ``scn`` accepts."""
+    accept = parse_accept(scn.directives.get("accept", ""))
+    return CheckPolicy(
+        leak_every=unit.check_every,
+        post_oom_every=unit.check_every,
+        tracemalloc_every=unit.tracemalloc_every,
+        accept_guest_abort=accept.guest_abort,
+        accept_guest_corrupt=accept.guest_corrupt,
+        accept_exit=accept.exit_codes,
+    )
+
+
 def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> OomTest:
     """The ``OomTest`` that sweeps ``unit`` of ``scn`` (``kw``: extra ``OomTest`` options)."""
     return OomTest(
@@ -205,12 +235,9 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         fail_fast=unit.fail_fast,
         probe=runner,
         label=unit.scenario,
-        policy=CheckPolicy(
-            leak_every=unit.check_every,
-            post_oom_every=unit.check_every,
-            tracemalloc_every=unit.tracemalloc_every,
-        ),
+        policy=check_policy(scn, unit),
         select=unit.select,
+        target=unit.target,
         shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
         shard_contiguous=unit.contiguous,
         sample=unit.sample,
@@ -237,7 +264,7 @@ def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
     """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
     rep = RunReport(unit.scenario, unit.mode, unit.allocator)
     try:
-        scn = load_scenario(unit.scenario)
+        scn = load_unit_scenario(unit.scenario, unit.program)
         runner = ScenarioRunner(scn, unit.allocator)
         kw: dict[str, Any] = {}
         if progress is not None:
@@ -253,7 +280,17 @@ def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
     except ScenarioError as e:
         rep.error = f"input error: {e}"
         return rep
-    return RunReport.from_result(unit.scenario, unit.mode, unit.allocator, result)
+    return RunReport.from_result(
+        unit.scenario, unit.mode, unit.allocator, result, replay_options(unit)
+    )
+
+
+def replay_options(unit: Unit) -> str:
+    """The ``oomfuzz replay`` flags that reproduce ``unit``'s plan and program settings."""
+    flags = (unit.target.flags() if unit.target else []) + (
+        unit.program.flags() if unit.program else []
+    )
+    return " ".join(shlex.quote(f) for f in flags)
 
 
 def run_unit_dict(unit: Unit) -> dict[str, object]:
@@ -271,31 +308,43 @@ def _run_unit_here(unit: Unit, progress: SweepProgress | None) -> RunReport:
 
 
 def replay_scenario(
-    scn: Scenario, allocator: str, mode: str, index: int | None, check_every: int = 1
+    scn: Scenario,
+    allocator: str,
+    mode: str,
+    index: int | None,
+    check_every: int = 1,
+    target: FaultTarget | None = None,
 ) -> OomTestResult:
     """Re-run ``scn`` with one injection at ``index`` (``None``: only the dry runs).
 
+    With a ``target``, ``index`` counts the target's allocation points.
     Raises ``DryRunError`` if the dry runs fail.
     """
     runner = ScenarioRunner(scn, allocator)
-    unit = Unit(scn.name, mode, allocator, check_every=check_every)
+    unit = Unit(scn.name, mode, allocator, check_every=check_every, target=target)
     indices = [] if index is None else [index]
     return oom_test(scn, runner, unit, indices=indices).test(runner.run)
 
 
 def replay(
-    path: str, mode: str, allocator: str, index: int, check_every: int = 1
+    path: str,
+    mode: str,
+    allocator: str,
+    index: int,
+    check_every: int = 1,
+    target: FaultTarget | None = None,
+    program: ProgramOverrides | None = None,
 ) -> tuple[OomTestResult, Iteration | None]:
     """Replay one injection of the scenario at ``path``: the result and its iteration.
 
     Bad input (the file, the allocator, a module that does not parse) raises
     ``ScenarioError``; a dry run failing otherwise raises ``DryRunError``.
     """
-    scn = load_scenario(path)
+    scn = load_unit_scenario(path, program)
     if allocator not in scn.allocators():
         raise ScenarioError(f"{path} does not run with allocator {allocator!r}")
     try:
-        result = replay_scenario(scn, allocator, mode, index, check_every)
+        result = replay_scenario(scn, allocator, mode, index, check_every, target)
     except DryRunError as e:
         if input_error(e.cause):
             raise ScenarioError(f"{path}: {one_line(str(e))}") from None

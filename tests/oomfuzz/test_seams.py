@@ -51,6 +51,8 @@ def test_every_failure_class_is_judged_by_a_registered_check() -> None:
         FailureClass.MISSED_OOM,
         FailureClass.WRONG_ERROR,
         FailureClass.SPURIOUS_ERROR,
+        FailureClass.GUEST_ABORT,
+        FailureClass.GUEST_CORRUPT,
         FailureClass.ALLOC_AFTER_OOM,
         FailureClass.CLEANUP_NOT_RESTORED,
         FailureClass.LEAK,
@@ -190,9 +192,11 @@ def test_a_registered_format_is_found_loaded_and_swept(
 
 
 def test_unregistered_suffixes_are_refused_by_name(tmp_path: Path) -> None:
-    f = tmp_path / "prog.wasm"
-    f.write_bytes(b"\0asm\1\0\0\0")
-    with pytest.raises(scenario.ScenarioError, match=r"a scenario is a \.wast or \.py file"):
+    f = tmp_path / "prog.c"
+    f.write_text("int main(void) { return 0; }\n")
+    with pytest.raises(
+        scenario.ScenarioError, match=r"a scenario is a \.wast or \.py or \.wasm or \.wat file"
+    ):
         load_scenario(f)
 
 

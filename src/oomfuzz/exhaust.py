@@ -9,8 +9,11 @@ limit and runs the scenario once, fault-free as far as the hook goes.
 
 The ladder of one (scenario, allocator) unit (:func:`exhaust_scenario`):
 
+0. Every child first fills the free blocks its parent left in each pymalloc
+   size class and some malloc chunk sizes (ballast, :func:`fill_free_memory`),
+   so that the run's own allocations reach for new address space.
 1. A reference child without a limit: the address space already mapped when
-   it starts (``base``, ``VmSize``), its peak after the run (``VmPeak``; an
+   it starts (``base``, ``VmSize`` after the ballast), its peak after the run (``VmPeak``; an
    upper bound: a forked child inherits its parent's high-water mark), its
    ``ru_maxrss`` and its time (the children's deadline is derived from it).
 2. One child at ``upper`` (the peak, rounded up, plus ``min_step``), one at
@@ -18,8 +21,8 @@ The ladder of one (scenario, allocator) unit (:func:`exhaust_scenario`):
    bisection of the gaps between tried limits: gaps whose ends ended
    differently first, then gaps below the lowest fault-free limit (where
    the run meets the limit), widest first; until ``points`` limits were
-   tried or every gap is narrower than ``2 * min_step``. Each step is logged (``log``) and kept
-   (``ExhaustReport.steps``).
+   tried or every gap is narrower than ``2 * min_step``. Each step is
+   logged (``log``) and kept (``ExhaustReport.steps``).
 
 What a child at limit L ends with (``LimitStep.outcome``):
 
@@ -35,8 +38,9 @@ What a child at limit L ends with (``LimitStep.outcome``):
   finding. When even ``base`` is not a floor (the interpreter ran on memory
   already mapped at the fork) the report says no floor was reached.
 - findings, with the limit: ``host_memory_error`` (a bare ``MemoryError``
-  that passed through wasmrt), ``host_error`` (another bare Python error,
-  ``RecursionError``, ``struct.error``..., through wasmrt), ``crashed`` (the
+  raised inside wasmrt), ``host_error`` (another bare Python error raised
+  inside wasmrt: ``struct.error``, ``RuntimeError``...; see
+  :func:`classify_exception` for the exception chain), ``crashed`` (the
   child died without a verdict above the floor: a segfault, an abort),
   ``timeout`` (no verdict by the deadline; the child is killed). Their
   ``Finding``\\ s are the registered checks' (``checks.judge_lost``).

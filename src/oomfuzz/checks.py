@@ -45,6 +45,11 @@ Classes (``FailureClass``), in the order a report ranks them:
   under test, or an error in the child's own bookkeeping.
 - ``timeout``: (fork engine) the forked child did not report within its
   deadline and was killed.
+- ``host_memory_error``: (real-exhaustion sweeps, :mod:`oomfuzz.exhaust`) a
+  bare ``MemoryError`` came out of the runtime under an address-space limit
+  (a real allocation the ``try_alloc`` model does not map to ``OutOfMemory``).
+- ``host_error``: (real-exhaustion sweeps) another bare Python error
+  (``RecursionError``, ``struct.error``...) came out of the runtime under a limit.
 
 ``crashed`` and ``timeout`` rank first: they mean no verdict could be
 computed at all, and ``allow_missed_oom_errors`` never excuses them.
@@ -123,6 +128,7 @@ __all__ = [
     "describe_exc",
     "exception_chain",
     "excuse",
+    "judge_lost",
     "live_refs",
     "primary",
     "register",
@@ -145,6 +151,8 @@ class FailureClass(enum.StrEnum):
     TIMEOUT = "timeout"
     GUEST_ABORT = "guest_abort"
     GUEST_CORRUPT = "guest_corrupt"
+    HOST_MEMORY_ERROR = "host_memory_error"
+    HOST_ERROR = "host_error"
 
     def __str__(self) -> str:
         return self.value
@@ -786,6 +794,27 @@ class TracemallocLeak(RerunCheck):
         ]
 
 
+# Lost-run classes of real-exhaustion sweeps (oomfuzz.exhaust); registered last, they
+# never meet the injection checks' classes in one run.
+
+
+@register
+class HostMemoryError(Crashed):
+    """A real-exhaustion run (:mod:`oomfuzz.exhaust`) under an address-space limit
+    let a bare ``MemoryError`` out of the runtime: an allocation the ``try_alloc``
+    model does not cover (wasmrt's promise is ``OutOfMemory``, or -1 from a grow)."""
+
+    failure = FailureClass.HOST_MEMORY_ERROR
+
+
+@register
+class HostError(Crashed):
+    """A real-exhaustion run let another bare Python error (``RecursionError``,
+    ``struct.error``...) out of the runtime under an address-space limit."""
+
+    failure = FailureClass.HOST_ERROR
+
+
 FAILURE_ORDER: tuple[FailureClass, ...] = tuple(
     dict.fromkeys(c.failure for c in CHECKS if c.failure.is_failure)
 )
@@ -812,6 +841,21 @@ def classify_outcome(
         cleanup=False, leak_every=0, allow_missed_oom_errors=allow_missed_oom_errors
     )
     run = JudgedRun(-1, "transient", 0, RunOutcome(inj, exc=exc), policy, _no_reruns)
+    found: list[Finding] = []
+    for check in CHECKS:
+        if not check.reruns and check.due(run):
+            found += excuse(check, policy, _inspect(check, run))
+    return found
+
+
+def judge_lost(lost: Finding, policy: CheckPolicy | None = None) -> list[Finding]:
+    """The registered findings for a run an engine lost with ``lost`` (no verdict of its own).
+
+    Only the checks with ``judges_lost`` judge it (``crashed``, ``timeout``,
+    ``host_memory_error``, ``host_error``); a class none of them reports yields nothing.
+    """
+    policy = policy or CheckPolicy()
+    run = JudgedRun(-1, "transient", 0, None, policy, _no_reruns, lost=lost)
     found: list[Finding] = []
     for check in CHECKS:
         if not check.reruns and check.due(run):

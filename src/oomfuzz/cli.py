@@ -28,6 +28,10 @@ Invariants:
 - ``sweep --sample K --seed S`` injects at K indices per unit drawn with
   ``random.Random(S)`` (all of them when there are at most K): the same
   seed gives the same indices on every machine.
+- ``sweep --exhaust`` (``oomfuzz.exhaust``) runs each scenario × allocator
+  in forked children under a ladder of ``RLIMIT_AS`` limits instead of
+  injecting; exit 1 when a step found a stray Python error, a crash or a hang
+  (or a reference run failed). ``--json`` then writes ``{"kind": "exhaust"...}``.
 - ``fuzz`` (``oomfuzz.campaign``) exits 1 when it found and saved a
   reproducer; ``baseline --check`` (``oomfuzz.baseline``) exits 1 when the
   CI gate fails, listing one ``FAIL`` line per problem.
@@ -36,6 +40,7 @@ Invariants:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -48,12 +53,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from oomfuzz import baseline as bl
 from oomfuzz.campaign import CampaignConfig, describe, run_campaign
 from oomfuzz.engines import engine_choices
+from oomfuzz.exhaust import ExhaustOptions, ExhaustReport
 from oomfuzz.minimize import minimize
 from oomfuzz.oomtest import DryRunError, Iteration
 from oomfuzz.program import ProgramOverrides, parse_dir, parse_env
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import (
     ALLOCATORS,
+    Scenario,
     ScenarioError,
     find_scenarios,
     load_scenario,
@@ -64,9 +71,11 @@ from oomfuzz.sweep import (
     Unit,
     declared_sites,
     executor,
+    exhaust_units,
     measure_coverage,
     one_line,
     replay,
+    run_exhaust_units,
     run_units,
     sweep_units,
 )
@@ -123,6 +132,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not files:
         raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
     scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
+    if args.exhaust:
+        return _sweep_exhaust(args, scenarios, console)
     declared = declared_sites(args.paths, args.sites_root, args.exclusions)
     target, program = _target(args), _program(args)
     units = sweep_units(
@@ -176,6 +187,63 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
+
+
+def _sweep_exhaust(args: argparse.Namespace, scenarios: list[Scenario], console: Console) -> int:
+    """``sweep --exhaust``: the real-exhaustion ladder of each scenario × allocator."""
+    try:
+        options = ExhaustOptions(args.points, args.min_step * 1024, args.child_timeout)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    units = exhaust_units(scenarios, args.allocator, options)
+    start = time.monotonic()
+    reports: list[ExhaustReport] = [ExhaustReport("", "")] * len(units)
+
+    def log(line: str) -> None:
+        if args.verbose:
+            console.print(line, markup=False, highlight=False)
+
+    for i, rep in run_exhaust_units(units, executor(args.jobs), log):
+        reports[i] = rep
+        console.print(exhaust_summary(rep), markup=False, highlight=False)
+        for step in rep.findings:
+            console.print(f"  FINDING {step.describe()}", markup=False, highlight=False)
+    elapsed = time.monotonic() - start
+    findings = sum(len(r.findings) for r in reports)
+    errors = [r for r in reports if r.error]
+    points = sum(len(r.steps) for r in reports)
+    console.print(
+        f"real exhaustion: {len(reports)} units, {points} children (limits tried + references), "
+        f"{findings} finding(s), {len(errors)} error(s), {elapsed:.1f}s",
+        markup=False,
+        highlight=False,
+    )
+    for r in errors:
+        console.print(f"{r.scenario} [{r.allocator}]: {one_line(r.error or '')}", markup=False)
+    if args.json:
+        doc = {
+            "kind": "exhaust",
+            "command": "oomfuzz " + " ".join(args.argv),
+            "elapsed": elapsed,
+            "units": [r.to_dict() for r in reports],
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return EXIT_FAILURES if findings or errors else EXIT_OK
+
+
+def exhaust_summary(rep: ExhaustReport) -> str:
+    """One line per unit: base, peak, floor, the lowest fault-free limit, outcome counts."""
+    if rep.error and not rep.steps[1:]:
+        return f"{rep.scenario} [{rep.allocator}]: {one_line(rep.error)}"
+    mib = 1 << 20
+    floor = f"{rep.floor / mib:.2f}MiB" if rep.floor is not None else "not reached"
+    ok = f"{rep.ok_from / mib:.2f}MiB" if rep.ok_from is not None else "none"
+    counts = " ".join(f"{k}={v}" for k, v in sorted(rep.counts().items()))
+    return (
+        f"{rep.scenario} [{rep.allocator}]: base {rep.base / mib:.2f}MiB, "
+        f"VmPeak {rep.peak / mib:.2f}MiB, maxrss {rep.maxrss / mib:.2f}MiB, floor {floor}, "
+        f"fault-free from {ok}; {counts} ({rep.elapsed:.1f}s)"
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -400,6 +468,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="site exclusions with reasons (default: sites-exclusions.json near the PATHs)",
     )
+    ex = sw.add_argument_group(
+        "real exhaustion",
+        "--exhaust: instead of injecting, run each scenario x allocator in forked children "
+        "under a ladder of RLIMIT_AS limits bisected from the fault-free peak down to the "
+        "interpreter's floor; a bare MemoryError/RecursionError/other Python error out of "
+        "wasmrt, a crash or a hang is a finding (--mode, --engine, --sample... do not apply)",
+    )
+    ex.add_argument("--exhaust", action="store_true", help="run the real-exhaustion ladder")
+    ex.add_argument("--points", type=_positive, default=12, help="limits tried per unit")
+    ex.add_argument(
+        "--min-step", type=_positive, default=64, metavar="KIB", help="finest ladder step"
+    )
+    ex.add_argument(
+        "--child-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="deadline per child (default: 20x the reference run, at least 20s)",
+    )
+    ex.add_argument("--verbose", "-v", action="store_true", help="print every ladder step")
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="OUT", help="write the HTML report")
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")

@@ -33,6 +33,10 @@ Invariants:
 - A unit's ``max_iters`` is the unit's share of the sweep's budget
   (split evenly over its shards); with shards each unit's ``OomTest`` forks
   at most ``cpu_count // shards`` children.
+- Real-exhaustion sweeps (:mod:`oomfuzz.exhaust`) are a second kind of unit,
+  ``ExhaustUnit`` (scenario × allocator: the hook refuses nothing, so modes
+  and shards do not apply), made by :func:`exhaust_units` and fanned out by
+  :func:`run_exhaust_units` through the same executors.
 - Units cross process boundaries as themselves (frozen, picklable) and their
   reports as ``RunReport.to_dict()``; a report is the same whichever
   executor ran it.
@@ -51,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
+from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exhaust_unit
 from oomfuzz.guest import parse_accept
 from oomfuzz.inject import AllocRecord
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
@@ -86,11 +91,13 @@ __all__ = [
     "SweepProgress",
     "Unit",
     "executor",
+    "exhaust_units",
     "input_error",
     "one_line",
     "oom_test",
     "replay",
     "replay_scenario",
+    "run_exhaust_units",
     "run_unit",
     "run_units",
     "sweep_units",
@@ -435,3 +442,39 @@ def measure_coverage(
 ) -> Coverage:
     """Sites the sweep injected ÷ sites declared (``oomfuzz.sites``)."""
     return coverage(universe, report.injected_sites(), exclusions)
+
+
+# -- real-exhaustion sweeps -----------------------------------------------------------------------
+
+
+def exhaust_units(
+    scenarios: Iterable[Scenario], allocator: str, options: ExhaustOptions | None = None
+) -> list[ExhaustUnit]:
+    """The real-exhaustion units of a sweep: scenario × allocator (narrowed by directives)."""
+    options = options or ExhaustOptions()
+    return [
+        ExhaustUnit(scn.name, alloc, options)
+        for scn in scenarios
+        for alloc in _selected(allocator, ALLOCATORS)
+        if alloc in scn.allocators()
+    ]
+
+
+def run_exhaust_unit_dict(unit: ExhaustUnit) -> dict[str, object]:
+    """:func:`~oomfuzz.exhaust.run_exhaust_unit` for a worker process: the report as a dict."""
+    return run_exhaust_unit(unit).to_dict()
+
+
+def run_exhaust_units(
+    units: Sequence[ExhaustUnit], where: Executor, log: Callable[[str], None] | None = None
+) -> Iterator[tuple[int, ExhaustReport]]:
+    """Run the ladders of ``units`` on ``where``; yield ``(position, report)`` as each ends.
+
+    ``log`` gets every step as it runs for units run in this process (a worker's
+    steps are in its report).
+    """
+    if where.in_process:
+        yield from where.map(functools.partial(run_exhaust_unit, log=log), units)
+        return
+    for i, d in where.map(run_exhaust_unit_dict, units):
+        yield i, ExhaustReport.from_dict(d)

@@ -58,6 +58,8 @@ def test_every_failure_class_is_judged_by_a_registered_check() -> None:
         FailureClass.CLEANUP_NOT_RESTORED,
         FailureClass.LEAK,
         FailureClass.POST_OOM_FAILURE,
+        FailureClass.HOST_MEMORY_ERROR,
+        FailureClass.HOST_ERROR,
     )
     assert checks.MISSABLE == {
         FailureClass.MISSED_OOM,

@@ -62,7 +62,7 @@ from oomfuzz.context import (
     parse_directives,
     pool_metrics,
 )
-from oomfuzz.wast_adapter import execute_commands, parse
+from oomfuzz.wast_adapter import execute_commands, parse, pool_needs
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.trap import Trap
 
@@ -141,7 +141,8 @@ class WastFormat:
     def load(self, path: Path) -> Scenario:
         text = read_text(path)
         directives = parse_directives(text, str(path))
-        return Scenario(path, directives, text, commands=parse_script(text, str(path)))
+        commands = parse_script(text, str(path))
+        return Scenario(path, directives, text, commands=commands, pool=pool_needs(commands))
 
     def run(self, scenario: Scenario, ctx: ScenarioContext) -> None:
         execute_commands(ctx, scenario.commands or [])

@@ -142,6 +142,8 @@ class WastFormat:
         text = read_text(path)
         directives = parse_directives(text, str(path))
         commands = parse_script(text, str(path))
+        if not commands:
+            raise ScenarioError(f"{path}: empty script: no module or command to sweep")
         return Scenario(path, directives, text, commands=commands, pool=pool_needs(commands))
 
     def run(self, scenario: Scenario, ctx: ScenarioContext) -> None:
@@ -213,7 +215,10 @@ def load_scenario(path: str | Path) -> Scenario:
     if fmt is None:
         if not p.exists():
             raise ScenarioError(f"no such scenario: {p}")
-        raise ScenarioError(f"{p}: a scenario is a {' or '.join(FORMATS)} file")
+        raise ScenarioError(
+            f"{p}: a scenario is a {' or '.join(FORMATS)} file ({scenarios_hint()}), "
+            f"not {p.suffix or 'a file without a suffix'}"
+        )
     return fmt.load(p)
 
 

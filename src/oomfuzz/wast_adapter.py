@@ -58,7 +58,9 @@ def parse(text: str, source: str) -> list[Any]:
     try:
         return list(parse_wast(text, source))
     except WasmtimeError as e:
-        raise ScenarioError(f"{source}: {str(e).splitlines()[0]}") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        # The parser's message usually names the place (source:line:col) already.
+        raise ScenarioError(first if first.startswith(source) else f"{source}: {first}") from None
 
 
 #: The spec's wording for each trap code (a spec message starts with one of them and may

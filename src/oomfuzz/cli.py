@@ -88,21 +88,23 @@ class _RichProgress:
         self.shards_left = Counter((u.scenario, u.mode, u.allocator) for u in units)
         jobs = "" if where.in_process else f", {where.jobs} jobs"
         self.task = progress.add_task(f"units{jobs}", total=len(self.shards_left))
-        self.points = progress.add_task("injection points", total=None, visible=False)
+        self.points = progress.add_task("injection points", total=0, visible=False)
+        self.unit_points = 0
 
     def unit_started(self, unit: Unit) -> None:
-        self.progress.update(
+        self.unit_points = 0
+        self.progress.reset(
             self.points,
+            total=0,
+            completed=0,
             description=f"{Path(unit.scenario).name} {unit.mode}/{unit.allocator}: "
             "injection points",
-            total=None,
-            completed=0,
             visible=self.per_injection,
         )
 
     def on_total(self, n: int) -> None:
-        total = self.progress.tasks[self.points].total or 0
-        self.progress.update(self.points, total=total + n)
+        self.unit_points += n
+        self.progress.update(self.points, total=self.unit_points)
 
     def on_iteration(self, it: Iteration, ordinal: int) -> None:
         self.progress.advance(self.points, 1)

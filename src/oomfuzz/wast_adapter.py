@@ -19,15 +19,19 @@ Invariants:
   identity of the object passed in); a trap inside it is an error, as in
   the spec. ``assert_trap``/``assert_exhaustion`` and
   ``assert_uninstantiable`` need a ``Trap`` whose message matches loosely
-  (:func:`trap_matches`: the expected text is a substring of
-  ``Trap.reason``, or each of its words is a word of the reason, case
-  insensitive; wasmrt says "wasm `unreachable` instruction executed" where
-  the spec says "unreachable");
+  (:func:`trap_matches`: as the spec runner, either text contains the
+  other, or the expected text starts with the spec's wording for the trap
+  code (``TRAP_WORDING``: "uninitialized element 2"), or each of its words
+  is a word of the reason, case insensitive; wasmrt says "wasm
+  `unreachable` instruction executed" where the spec says "unreachable");
   ``assert_invalid``/``assert_malformed`` need a ``WasmtimeError`` from
   ``Module(...)``; ``assert_unlinkable`` needs a non-OOM ``WasmtimeError``
   from instantiation (so an exhausted pool, "maximum concurrent limit",
   or a store limit can be asserted with it). A failed expectation raises
   ``ExpectationFailed``.
+- :func:`pool_needs` counts, before any run, the pooling configuration a
+  script needs (instances, memories, tables, sizes), so a pooling run of a
+  spec file behaves as an on-demand one.
 - Host modules come from the linker on demand, only those a module
   imports: ``spectest`` (the spec's) and ``oomhost`` (host-side grows,
   memory/table/global access, host-created objects, and a callback into

@@ -171,6 +171,8 @@ class PythonFormat:
         mod = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(mod)
+        except SyntaxError as e:  # named once, with the place: path:line: message
+            raise ScenarioError(f"{path}:{e.lineno}: SyntaxError: {e.msg}") from None
         except Exception as e:  # noqa: BLE001 - any import failure of user code is an input error
             raise ScenarioError(f"{path}: import failed: {type(e).__name__}: {e}") from None
         fn = getattr(mod, "scenario", None)

@@ -254,11 +254,17 @@ def test_an_empty_script_is_an_input_error(tmp_path: Path) -> None:
     assert "empty script" in line and str(f) in line
 
 
-def test_a_syntax_error_names_the_file_once(tmp_path: Path) -> None:
-    f = tmp_path / "broken.wast"
-    f.write_text("(module (func)\n")
+@pytest.mark.parametrize(
+    ("name", "text", "line_no"),
+    [("broken.wast", "(module (func)\n", 1), ("broken.py", "def scenario(ctx):\n    x = (\n", 2)],
+)
+def test_a_syntax_error_names_the_file_once(
+    tmp_path: Path, name: str, text: str, line_no: int
+) -> None:
+    f = tmp_path / name
+    f.write_text(text)
     line = one_line_error(oomfuzz("sweep", str(f)))
-    assert line.count(str(f)) == 1 and f"{f}:1:" in line
+    assert line.count(f.name) == 1 and f"{f}:{line_no}:" in line
 
 
 def test_jobs_0_means_every_core(tmp_path: Path) -> None:

@@ -10,7 +10,18 @@ Invariants:
   error (missing file, unknown option or directive, malformed scenario).
   130 after Ctrl-C.
 - Bad input prints exactly one line (``oomfuzz: error: ...``) on stderr and
-  never a traceback.
+  never a traceback. Output paths (``--json``, ``--html``, ``--output``) and
+  the example database are checked before any work starts.
+- A closed standard output (``oomfuzz sweep … | head``) is not a failure:
+  output is dropped and the exit status is the command's own.
+- Every failure is reachable: the summary table lists ``TABLE_ROWS``, the
+  first ``--show N`` (0: all) are printed with their tracebacks and a
+  one-line reproducer (never wrapped), and a last line counts the rest and
+  names the JSON/HTML holding all of them.
+- Progress and summary share one vocabulary: units (scenario × mode ×
+  allocator, shards counted once, the total known before work starts) and
+  injection points.
+- ``--jobs 0`` means one worker per CPU core.
 - ``sweep --jobs N`` splits each (scenario, mode, allocator) unit into N
   index shards (index % N) and runs the shards in worker processes; results
   merge into the same report a serial sweep produces.

@@ -1,8 +1,10 @@
 """oomfuzz: the out-of-memory fault-injection harness for wasmrt.
 
 Public API: ``OomTest`` (Wasmtime's OomTest semantics with stricter checks),
-``Injector`` (the ``try_alloc`` hook), ``FailureClass``/``CheckPolicy`` (what
-an iteration must satisfy) and the report types. The ``oomfuzz`` command line
+``Injector`` (the ``try_alloc`` hook), ``FaultTarget``/``TARGETS`` (targeted
+fault plans: ``OomTest(target=TARGETS["guest"])``), ``FailureClass``/``CheckPolicy``
+(what an iteration must satisfy), ``ProgramResult`` (a guest program's run) and
+the report types. The ``oomfuzz`` command line
 (``oomfuzz.cli``) sweeps scenarios (``oomfuzz.scenario``) through the
 application layer (``oomfuzz.sweep``); ``docs/internals.md`` maps the modules.
 
@@ -11,6 +13,7 @@ Invariant: importing oomfuzz imports the user API (checks, plan, engines,
 """
 
 from oomfuzz.checks import CheckPolicy, FailureClass, Finding
+from oomfuzz.guest import ProgramResult
 from oomfuzz.inject import AllocationAfterOom, AllocRecord, Injector, Site
 from oomfuzz.oomtest import (
     DryRunError,
@@ -19,6 +22,7 @@ from oomfuzz.oomtest import (
     OomTestFailure,
     OomTestResult,
 )
+from oomfuzz.target import TARGETS, FaultTarget, parse_target
 
 __all__ = [
     "AllocRecord",
@@ -32,5 +36,9 @@ __all__ = [
     "OomTest",
     "OomTestFailure",
     "OomTestResult",
+    "ProgramResult",
     "Site",
+    "TARGETS",
+    "FaultTarget",
+    "parse_target",
 ]

@@ -8,7 +8,12 @@ and compares. The gate fails when
 - any iteration of the bounded sweep fails (or a scenario cannot run),
 - a site the baseline records as hit is no longer hit,
 - a site the baseline does not know is hit but its injected failure is not
-  handled (it failed, or it was never injected).
+  handled (it failed, or it was never injected),
+- a declared site (``oomfuzz.sites``: the static universe of the code under
+  test, ``site_roots``) is never injected by the bounded sweep and
+  ``corpus/sites-exclusions.json`` does not name it with a reason; or the
+  sweep injects at a site of that code the scan did not declare; or an
+  exclusion is stale.
 
 Invariants:
 - Site ids are line-insensitive and machine-independent:
@@ -41,6 +46,15 @@ from typing import Any
 from oomfuzz.inject import Site
 from oomfuzz.oomtest import DryRunError
 from oomfuzz.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
+from oomfuzz.sites import (
+    Coverage,
+    ExclusionError,
+    coverage,
+    exclusions_path,
+    load_exclusions,
+    package_path,
+    scan,
+)
 from oomfuzz.sweep import (
     SiteFirsts,
     Unit,
@@ -74,7 +88,7 @@ def site_id(site: Site) -> str:
             break
     else:
         if os.path.isabs(path):
-            path = "/".join(Path(path).parts[-2:])
+            path = package_path(path)
     return f"{path}:{site.function}"
 
 
@@ -111,6 +125,9 @@ class BaselineConfig:
     check_every: int = 4
     jobs: int = 1
     exclude: tuple[str, ...] = ("regressions",)
+    #: The code whose declared sites the sweep must reach (module names or paths
+    #: relative to the repository root); empty: no static coverage rule.
+    site_roots: tuple[str, ...] = ("wasmrt",)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -121,6 +138,7 @@ class BaselineConfig:
             "seed": self.seed,
             "check_every": self.check_every,
             "exclude": list(self.exclude),
+            "site_roots": list(self.site_roots),
         }
 
     @classmethod
@@ -134,6 +152,7 @@ class BaselineConfig:
             int(d["check_every"]),
             jobs,
             tuple(d.get("exclude", ())),
+            tuple(d.get("site_roots", ("wasmrt",))),
         )
 
 
@@ -143,6 +162,7 @@ class GateResult:
     sites: dict[str, SiteRow] = field(default_factory=dict)
     injections: int = 0
     regressions: int = 0
+    coverage: Coverage | None = None  # static site coverage of the bounded sweep
 
     @property
     def passed(self) -> bool:
@@ -168,12 +188,15 @@ def _units(config: BaselineConfig, root: Path) -> list[Unit]:
     )
 
 
-def sweep_sites(config: BaselineConfig, root: Path) -> tuple[dict[str, SiteRow], list[str], int]:
-    """Run the bounded sweep under ``root``: site table, problems, injection count."""
+def sweep_sites(
+    config: BaselineConfig, root: Path
+) -> tuple[dict[str, SiteRow], list[str], int, set[Site]]:
+    """Run the bounded sweep under ``root``: site table, problems, injections, injected sites."""
     done = sorted(run_units(_units(config, root), executor(config.jobs)), key=lambda r: r[0])
     reports = [rep for _, rep in done]
     sites: dict[str, SiteRow] = {}
     problems: list[str] = []
+    injected: set[Site] = set()
     injections = 0
     for rep in reports:
         injections += rep.iterations
@@ -184,12 +207,27 @@ def sweep_sites(config: BaselineConfig, root: Path) -> tuple[dict[str, SiteRow],
             text = f.text().replace(rep.scenario, name)
             problems.append(text)
         for stat in rep.sites.values():
+            if stat.injected:
+                injected.add(stat.site)
             row = sites.setdefault(site_id(stat.site), SiteRow())
             row.kinds |= stat.kinds
             row.hits += stat.hits
             row.injected += stat.injected
             row.failures += stat.failures
-    return dict(sorted(sites.items())), problems, injections
+    return dict(sorted(sites.items())), problems, injections, injected
+
+
+def static_coverage(config: BaselineConfig, root: Path, injected: set[Site]) -> Coverage | None:
+    """The bounded sweep against the declared sites of ``config.site_roots`` (None: no roots)."""
+    if not config.site_roots:
+        return None
+    roots = [str(root / r) if (root / r).exists() else r for r in config.site_roots]
+    try:
+        universe = scan(roots)
+        excluded = load_exclusions(exclusions_path(root))
+    except (ExclusionError, FileNotFoundError, SyntaxError) as e:
+        raise ScenarioError(str(e)) from None
+    return coverage(universe, injected, excluded)
 
 
 def _rel(path: str, root: Path) -> str:
@@ -242,9 +280,11 @@ def baseline_path(root: Path) -> Path:
 
 
 def update(root: Path, config: BaselineConfig, out: Path | None = None) -> GateResult:
-    """Write the baseline from a bounded sweep (refuses to record a failing sweep)."""
-    sites, problems, injections = sweep_sites(config, root)
-    result = GateResult(problems, sites, injections)
+    """Write the baseline from a bounded sweep (refuses to record one the gate would fail)."""
+    sites, problems, injections, injected = sweep_sites(config, root)
+    cov = static_coverage(config, root, injected)
+    problems += cov.problems() if cov is not None else []
+    result = GateResult(problems, sites, injections, coverage=cov)
     if problems:
         return result
     doc = {
@@ -299,7 +339,9 @@ def check(root: Path, baseline: Path | None = None, jobs: int = 1) -> GateResult
     config = BaselineConfig.from_dict(doc["sweep"], jobs=jobs)
     regressions = regression_files(root)
     problems = replay_regressions(regressions)
-    sites, sweep_problems, injections = sweep_sites(config, root)
+    sites, sweep_problems, injections, injected = sweep_sites(config, root)
     problems += sweep_problems
     problems += compare(doc["sites"], sites)
-    return GateResult(problems, sites, injections, len(regressions))
+    cov = static_coverage(config, root, injected)
+    problems += cov.problems() if cov is not None else []
+    return GateResult(problems, sites, injections, len(regressions), cov)

@@ -25,6 +25,13 @@ Classes (``FailureClass``), in the order a report ranks them:
   of the same injection beyond the tolerance.
 - ``post_oom_failure``: the fault-free rerun after the injection fails or
   gives a different result than the first fault-free run.
+- ``guest_abort``: (programs) only the guest's side was refused and the
+  guest trapped (``abort()``), or exited non-zero with nothing on stderr.
+- ``guest_corrupt``: (programs) only the guest's side was refused and the
+  guest exited 0 with output different from the fault-free run.
+  A program that reports the failure (non-zero exit with a message) or
+  absorbs it (the same result) is ``handled`` (:mod:`oomfuzz.guest`); a
+  scenario accepts guest verdicts with ``accept=`` (they become ``allowed``).
 - ``crashed``: (fork engine) the forked child running the injection died
   without sending a verdict: killed by a signal, ``os._exit`` in the code
   under test, or an error in the child's own bookkeeping.
@@ -85,6 +92,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from oomfuzz.guest import judge, program_result
 from oomfuzz.inject import AllocationAfterOom, Injector
 from wasmrt.errors import OutOfMemory
 from wasmrt.trap import Trap
@@ -125,6 +133,8 @@ class FailureClass(enum.StrEnum):
     POST_OOM_FAILURE = "post_oom_failure"
     CRASHED = "crashed"
     TIMEOUT = "timeout"
+    GUEST_ABORT = "guest_abort"
+    GUEST_CORRUPT = "guest_corrupt"
 
     def __str__(self) -> str:
         return self.value
@@ -176,6 +186,11 @@ class CheckPolicy:
     tracemalloc_repeats: int = 3
     tracemalloc_tolerance: int = 4096
     allow_missed_oom_errors: bool = False
+    #: Guest verdicts a program scenario accepts (directive ``accept=``).
+    accept_guest_abort: bool = False
+    accept_guest_corrupt: bool = False
+    #: Non-zero exit codes a program may end with, silently, after a refusal.
+    accept_exit: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.tracemalloc_repeats < 1:
@@ -404,6 +419,10 @@ class Handled(_Outcome):
 
     failure = FailureClass.HANDLED
 
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        # A program run the guest checks judge gets their (more telling) verdict.
+        return [] if guest_judged(run) else super().inspect(run)
+
     def classify(
         self, exc: BaseException | None, inj: Injector, injected: bool, non_absorbing: bool
     ) -> str | None:
@@ -488,6 +507,58 @@ class SpuriousError(_Outcome):
         if exc is None or injected:
             return None
         return f"raised {describe_exc(exc)} although nothing was injected"
+
+
+def guest_judged(run: JudgedRun) -> bool:
+    """Is ``run`` a program run whose refusals were all on the guest's side, that ended
+    without an exception (what the guest checks judge)?"""
+    out = run.outcome
+    if out is None or out.exc is not None:
+        return False
+    inj = out.injector
+    if not inj.injected or inj.injected_non_absorbing:
+        return False
+    return program_result(out.value) is not None and program_result(run.baseline) is not None
+
+
+class _GuestOutcome(RunCheck):
+    """Base of the guest checks: a program run in which only absorbing sites (the
+    guest's ``memory.grow``) were refused and that ended without an exception,
+    judged against the fault-free run by :func:`oomfuzz.guest.judge`; exactly one
+    of them fires for such a run."""
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        if not guest_judged(run):
+            return []
+        assert run.outcome is not None
+        result, fault_free = program_result(run.outcome.value), program_result(run.baseline)
+        assert result is not None and fault_free is not None
+        verdict, detail = judge(result, fault_free, run.policy.accept_exit)
+        return [Finding(self.failure, detail)] if verdict == self.failure.value else []
+
+
+@register
+class GuestHandled(_GuestOutcome):
+    """The guest absorbed the refusal (the fault-free result) or reported it (a
+    non-zero exit with a message, or an exit code the scenario accepts)."""
+
+    failure = FailureClass.HANDLED
+
+
+@register
+class GuestAbort(_GuestOutcome):
+    """The guest trapped, or exited non-zero with nothing on stderr."""
+
+    failure = FailureClass.GUEST_ABORT
+    excused_by = "accept_guest_abort"
+
+
+@register
+class GuestCorrupt(_GuestOutcome):
+    """The guest exited 0 with output different from the fault-free run."""
+
+    failure = FailureClass.GUEST_CORRUPT
+    excused_by = "accept_guest_corrupt"
 
 
 @register

@@ -26,7 +26,13 @@ Invariants:
   index shards (index % N) and runs the shards in worker processes; results
   merge into the same report a serial sweep produces.
 - Injection indices are 0-based: ``--index N`` refuses the allocation that
-  had N allocations before it.
+  had N allocations before it. With a targeted plan (``--target``,
+  ``--sites``, ``--kinds``) indices count the selected allocation points
+  only, and the plan refuses nothing else.
+- Program scenarios (``.wasm``/``.wat``) take ``--invoke``, ``--arg``,
+  ``--env K=V`` and ``--dir HOST::GUEST``, which replace their sidecar's
+  settings (write ``--arg=-v`` for an argument starting with ``-``); other
+  scenarios ignore them.
 - ``sweep --engine replay|fork|auto`` only changes how injections execute
   (``OomTest(engine=...)``), never a verdict; with ``--jobs N`` each worker
   forks at most ``cpu_count // N`` children.
@@ -59,6 +65,7 @@ from oomfuzz.campaign import CampaignConfig, describe, run_campaign
 from oomfuzz.engines import engine_choices
 from oomfuzz.minimize import minimize
 from oomfuzz.oomtest import DryRunError, Iteration
+from oomfuzz.program import ProgramOverrides, parse_dir, parse_env
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import (
     ALLOCATORS,
@@ -67,7 +74,18 @@ from oomfuzz.scenario import (
     load_scenario,
     scenarios_hint,
 )
-from oomfuzz.sweep import Executor, Unit, executor, one_line, replay, run_units, sweep_units
+from oomfuzz.sweep import (
+    Executor,
+    Unit,
+    declared_sites,
+    executor,
+    measure_coverage,
+    one_line,
+    replay,
+    run_units,
+    sweep_units,
+)
+from oomfuzz.target import KINDS, TARGETS, FaultTarget, parse_target
 
 __all__ = ["main"]
 
@@ -232,12 +250,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not files:
         raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
     scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
+    declared = declared_sites(args.paths, args.sites_root, args.exclusions)
+    target, program = _target(args), _program(args)
     units = sweep_units(
         scenarios,
         args.mode,
         args.allocator,
         _jobs(args.jobs),
         args.max_iters,
+        target=target,
+        program=program,
         max_duration=args.max_duration,
         check_every=args.check_every,
         tracemalloc_every=args.tracemalloc_every,
@@ -260,6 +282,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not where.in_process:
         report.runs.sort(key=lambda r: r.key)  # workers finish in any order
     report.elapsed = time.monotonic() - start
+    report.coverage = measure_coverage(report, *declared)
     if args.json:
         Path(args.json).write_text(report.to_json(), encoding="utf-8")
     if args.html:
@@ -284,13 +307,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     try:
-        result, it = replay(args.scenario, args.mode, args.allocator, args.index)
+        result, it = replay(
+            args.scenario,
+            args.mode,
+            args.allocator,
+            args.index,
+            target=_target(args),
+            program=_program(args),
+        )
     except DryRunError as e:
         print(str(e))
         return EXIT_FAILURES
     if it is None or args.index >= result.total:
+        what = "allocations" if _target(args) is None else "allocations of the target"
         raise ScenarioError(
-            f"index {args.index} is out of range: the scenario makes {result.total} allocations"
+            f"index {args.index} is out of range: the scenario makes {result.total} {what}"
         )
     print(
         f"verdict: {it.verdict}  ({args.scenario} mode={it.mode} allocator={args.allocator} index={it.index})"
@@ -353,6 +384,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             f"baseline check: {result.regressions} regression(s) replayed, "
             f"{len(result.sites)} sites, {result.injections} injections"
         )
+    cov = result.coverage
+    if cov is not None:  # unreached and undeclared sites are among the FAIL lines below
+        print(f"site coverage {cov.text()}")
+        for site, reason in cov.excluded:
+            print(f"  excluded: {site} — {reason}")
     for problem in result.problems:
         print(f"FAIL {problem}")
     return EXIT_OK if result.passed else EXIT_FAILURES
@@ -413,12 +449,65 @@ SHOW_HELP = (
 )
 
 
+def _target(args: argparse.Namespace) -> FaultTarget | None:
+    try:
+        return parse_target(args.target, args.sites or (), _kinds(args.kinds))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _kinds(value: str | None) -> list[str]:
+    return [k for k in (value or "").split(",") if k]
+
+
+def _program(args: argparse.Namespace) -> ProgramOverrides | None:
+    try:
+        over = ProgramOverrides(
+            args.invoke,
+            None if args.arg is None else tuple(args.arg),
+            None if args.env is None else tuple(parse_env(e) for e in args.env),
+            None if args.dir is None else tuple(parse_dir(d) for d in args.dir),
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return None if over.empty else over
+
+
+def _add_plan_options(p: argparse.ArgumentParser) -> None:
+    """The targeted-plan and program options ``sweep`` and ``replay`` share."""
+    g = p.add_argument_group("targeted fault plans (indices count the selected points)")
+    g.add_argument(
+        "--target",
+        choices=tuple(TARGETS),
+        default="all",
+        help="guest: only the guest's own memory.grow; host: only non-absorbing "
+        "allocations; absorbing: memory.grow/table.grow from wasm; all (default)",
+    )
+    g.add_argument(
+        "--sites",
+        action="append",
+        metavar="PATTERN",
+        help="only allocations whose site ('file:line in function') matches this "
+        "fnmatch pattern (repeatable)",
+    )
+    g.add_argument("--kinds", metavar="K1,K2", help=f"only these kinds ({', '.join(KINDS)})")
+    g = p.add_argument_group("program scenarios (.wasm/.wat; replace the sidecar's settings)")
+    g.add_argument("--invoke", metavar="NAME", help="the export to call (default _start)")
+    g.add_argument("--arg", action="append", metavar="ARG", help="a program argument (repeatable)")
+    g.add_argument("--env", action="append", metavar="K=V", help="an environment variable")
+    g.add_argument(
+        "--dir", action="append", metavar="HOST::GUEST", help="preopen HOST as GUEST (repeatable)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="oomfuzz", description="Out-of-memory fault injection for wasmrt.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sw = sub.add_parser("sweep", help="inject an OOM at every allocation of each scenario")
-    sw.add_argument("paths", nargs="+", metavar="PATH", help=".wast/.py files or directories")
+    sw.add_argument(
+        "paths", nargs="+", metavar="PATH", help=".wast/.py/.wasm/.wat files or directories"
+    )
     sw.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
     sw.add_argument("--allocator", choices=("ondemand", "pooling", "both"), default="both")
     sw.add_argument(
@@ -443,10 +532,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay: re-run per injection; fork: one run, a forked child per injection "
         "(POSIX); auto: fork when it pays off (default)",
     )
+    sw.add_argument(
+        "--sites-root",
+        action="append",
+        metavar="PATH|MODULE",
+        help="code whose allocation sites coverage counts (repeatable; default: wasmrt)",
+    )
+    sw.add_argument(
+        "--exclusions",
+        metavar="FILE",
+        help="site exclusions with reasons (default: sites-exclusions.json near the PATHs)",
+    )
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="OUT", help="write the HTML report")
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
     sw.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
+    _add_plan_options(sw)
     sw.set_defaults(func=cmd_sweep)
 
     for name, helptext, func in (
@@ -460,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--index", type=_positive, required=True)
         if name == "minimize":
             r.add_argument("--output", "-o", metavar="OUT", help="write the minimized scenario")
+        else:
+            _add_plan_options(r)
         r.set_defaults(func=func)
 
     fz = sub.add_parser("fuzz", help="time-boxed Hypothesis campaign on generated scenarios")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmrt
+from oomfuzz.guest import parse_accept
 
 __all__ = [
     "ALLOCATORS",
@@ -82,6 +83,7 @@ DIRECTIVES: dict[str, str] = {
     "mode": "transient | persistent | both: restricts the sweep modes",
     "allow_alloc_after_oom": "true: allocations after the OOM are not failures",
     "fork": "false: never sweep with the fork engine (each injection replays from scratch)",
+    "accept": "guest_abort,guest_corrupt,exit:N: what a program may do after a refusal of its own memory.grow (comma-separated)",
     "index": "N: the injection index a regression reproducer fails at (replayed by `oomfuzz baseline --check`)",
     **{f"limits.{k}": "Store.set_limits(...) value" for k in LIMIT_KEYS},
     "limits.trap_on_grow_failure": "true: StoreLimitsBuilder.trap_on_grow_failure",
@@ -140,6 +142,11 @@ def parse_directives(text: str, source: str = "<scenario>") -> dict[str, str]:
     for key, allowed in choices.items():
         if key in out and out[key] not in allowed:
             raise ScenarioError(f"{source}: directive {key} must be one of {', '.join(allowed)}")
+    if "accept" in out:
+        try:
+            parse_accept(out["accept"])
+        except ValueError as e:
+            raise ScenarioError(f"{source}: directive {e}") from None
     return out
 
 

@@ -327,9 +327,9 @@ class ForkSweep:
                 problem = f"the forking run raised {describe_exc(out.exc)}"
                 scrub(out.exc)
                 out.exc = None
-            elif inj.count != self.result.total:
+            elif inj.selected != self.result.total:
                 problem = (
-                    f"the forking run made {inj.count} allocations, "
+                    f"the forking run made {inj.selected} allocations, "
                     f"the dry runs {self.result.total}"
                 )
             if problem is not None:

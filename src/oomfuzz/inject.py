@@ -8,6 +8,12 @@ Invariants:
 - Allocations are numbered from 0 in the order ``try_alloc`` is called;
   "index N" always means the allocation that had N allocations before it
   (Wasmtime's ``OomOnAlloc{counter: N}``).
+- With a ``target`` (:class:`oomfuzz.target.FaultTarget`) the plan applies
+  to the selected allocation points only: they are numbered from 0 among
+  themselves (``selected``; ``fail_at`` is such a number, and
+  ``AllocRecord.point`` records it), every other allocation is granted and
+  counted in ``count`` only. Without a target every allocation is a point
+  and ``point == index``.
 - Plans: ``count`` never refuses; ``transient`` refuses allocation N only;
   ``persistent`` refuses N and every later one; ``random`` refuses each
   allocation with probability ``probability`` drawn from ``random.Random(seed)``
@@ -40,10 +46,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from wasmrt.alloc import AllocKind, install_hook
 from wasmrt.errors import OutOfMemory
+
+if TYPE_CHECKING:
+    from oomfuzz.target import FaultTarget
 
 __all__ = [
     "AllocRecord",
@@ -95,10 +104,12 @@ class AllocRecord:
     injected: bool = False
     after_oom: bool = False
     traceback: str = ""
+    point: int = -1
 
     def describe(self) -> str:
         flag = " (absorbing)" if self.absorbing else ""
-        return f"#{self.index} {self.kind} {self.size} bytes{flag} at {self.site}"
+        point = f" (selected point {self.point})" if self.point not in (-1, self.index) else ""
+        return f"#{self.index}{point} {self.kind} {self.size} bytes{flag} at {self.site}"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -111,6 +122,7 @@ class AllocRecord:
             "injected": self.injected,
             "after_oom": self.after_oom,
             "traceback": self.traceback,
+            "point": self.point,
         }
 
     @classmethod
@@ -125,6 +137,7 @@ class AllocRecord:
             injected=bool(d.get("injected", False)),
             after_oom=bool(d.get("after_oom", False)),
             traceback=str(d.get("traceback", "")),
+            point=int(d.get("point", -1)),  # type: ignore[call-overload]
         )
 
 
@@ -206,8 +219,11 @@ class Injector:
     allow_alloc_after_oom: bool = False
     alloc_succeeds_after_oom: bool = False
     panic_on_alloc_after_oom: bool = False
+    target: FaultTarget | None = None
 
     count: int = field(default=0, init=False)
+    #: Allocation points the plan applies to so far (== ``count`` without a target).
+    selected: int = field(default=0, init=False)
     records: list[AllocRecord] = field(default_factory=list, init=False)
     injected: list[AllocRecord] = field(default_factory=list, init=False)
     after_oom: list[AllocRecord] = field(default_factory=list, init=False)
@@ -236,16 +252,29 @@ class Injector:
             return self._rng.random() < self.probability
         return False
 
+    def _point(self, kind_name: str, absorbing: bool, site: Site | None) -> int:
+        """This allocation's number among the target's points, or -1 if not selected."""
+        target = self.target
+        if target is not None and not target.matches(kind_name, absorbing, site):
+            return -1
+        point = self.selected
+        self.selected = point + 1
+        return point
+
     def __call__(self, size: int, kind: AllocKind, absorbing: bool) -> None:
         index = self.count
         self.count = index + 1
-        fail = self._planned_failure(index)
+        kind_name = kind.value if isinstance(kind, AllocKind) else str(kind)
+        captured = None
+        if self.target is not None and self.target.needs_site:
+            captured = capture_site(self.stack_depth)
+        point = self._point(kind_name, absorbing, captured[0] if captured else None)
+        fail = point >= 0 and self._planned_failure(point)
         after = self.oom_raised is not None
         if not (fail or after or self.record_all):
             return
-        site, stack, frame = capture_site(self.stack_depth)
-        kind_name = kind.value if isinstance(kind, AllocKind) else str(kind)
-        rec = AllocRecord(index, int(size), kind_name, bool(absorbing), site, stack)
+        site, stack, frame = captured or capture_site(self.stack_depth)
+        rec = AllocRecord(index, int(size), kind_name, bool(absorbing), site, stack, point=point)
         if self.record_all:
             self.records.append(rec)
         if after:

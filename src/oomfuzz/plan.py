@@ -32,6 +32,10 @@ Invariants:
 - ``mode=None`` derives the mode from Wasmtime's knobs: ``persistent`` when
   ``allow_alloc_after_oom`` is set without ``alloc_succeeds_after_oom``
   (later allocations return null), else ``transient``.
+- ``target`` (:class:`~oomfuzz.target.FaultTarget`): the fault plans apply
+  to the selected allocation points only, numbered among themselves; the
+  result's ``total`` and every injection index count those points (the
+  dry runs still stabilise on the count of all allocations).
 - The schedule: ``indices`` (or every index), narrowed by ``select`` (a
   function of the last dry run's allocation records: the seam for targeted
   fault plans), then ``sample=K`` keeps K indices drawn with
@@ -71,6 +75,7 @@ from oomfuzz.checks import (
     primary,
 )
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
+from oomfuzz.target import FaultTarget
 
 __all__ = [
     "DryRunError",
@@ -389,6 +394,7 @@ class SweepOptions:
         label: str | None = None,
         indices: Iterable[int] | None = None,
         select: Selection | None = None,
+        target: FaultTarget | None = None,
         shard: tuple[int, int] | None = None,
         shard_contiguous: bool = False,
         sample: int | None = None,
@@ -443,6 +449,7 @@ class SweepOptions:
         self.label = label
         self.indices = None if indices is None else sorted(set(indices))
         self.select = select
+        self.target = target
         self.shard = shard
         self.shard_contiguous = shard_contiguous
         self.sample = sample
@@ -510,6 +517,7 @@ class SweepPlan:
             allow_alloc_after_oom=opts.allow_alloc_after_oom,
             alloc_succeeds_after_oom=opts.alloc_succeeds_after_oom,
             panic_on_alloc_after_oom=opts.panic_on_alloc_after_oom,
+            target=opts.target,
         )
 
     # -- the phases ---------------------------------------------------------------------
@@ -554,15 +562,23 @@ class SweepPlan:
                 result,
             )
         assert dry is not None
-        result.total = dry.injector.count
+        result.total = dry.injector.selected
         self.records = dry.injector.records
         for rec in self.records:
+            if rec.point < 0:
+                continue  # not a point of the target: never injected, not in the table
             stat = result.site_stat(rec.site)
             stat.hits += 1
             stat.kinds.add(rec.kind)
             stat.absorbing = stat.absorbing or rec.absorbing
         self.baseline_resources = dry.resources
         self.deterministic = not result.notes
+        target = self.options.target
+        if target is not None:
+            result.notes.append(
+                f"target {target.describe()}: {result.total} of {dry.injector.count} "
+                "allocations selected"
+            )
         self.run_seconds = (time.monotonic() - self.start) / len(result.dry_run_counts)
         announced = self._schedule()
         if self.options.on_total is not None:
@@ -577,7 +593,9 @@ class SweepPlan:
             return [rng.randrange(total) for _ in range(opts.max_iters or 0)]
         idx: Sequence[int] = opts.indices if opts.indices is not None else range(total)
         if opts.select is not None:
-            chosen = set(opts.select(self.records))
+            # A selection names allocations; a targeted plan's indices are points.
+            points = {r.index: r.point for r in self.records if r.point >= 0}
+            chosen = {points[i] for i in opts.select(self.records) if i in points}
             idx = [i for i in idx if i in chosen]
         if opts.sample is not None and len(idx) > opts.sample:
             idx = sorted(random.Random(opts.seed).sample(list(idx), opts.sample))

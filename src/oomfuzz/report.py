@@ -37,17 +37,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from oomfuzz.checks import FailureClass
+from oomfuzz.inject import Site
 from oomfuzz.plan import Iteration, OomTestResult, SiteStat
+from oomfuzz.sites import Coverage
 
 __all__ = ["FailureRecord", "RunReport", "SweepReport", "reproducer"]
 
 SCHEMA = "oomfuzz-report/1"
 
 
-def reproducer(scenario: str, mode: str, allocator: str, index: int) -> str:
+def reproducer(scenario: str, mode: str, allocator: str, index: int, options: str = "") -> str:
+    """The ``oomfuzz replay`` command line; ``options``: the unit's plan/program flags."""
+    extra = f" {options}" if options else ""
     return (
         f"oomfuzz replay {shlex.quote(scenario)} --mode {mode} "
-        f"--allocator {allocator} --index {index}"
+        f"--allocator {allocator} --index {index}{extra}"
     )
 
 
@@ -56,6 +60,8 @@ class FailureRecord:
     scenario: str
     allocator: str
     iteration: Iteration
+    #: Replay flags the unit ran with (``--target guest``, ``--arg=-v``...).
+    options: str = ""
 
     @property
     def mode(self) -> str:
@@ -71,7 +77,7 @@ class FailureRecord:
 
     @property
     def reproducer(self) -> str:
-        return reproducer(self.scenario, self.mode, self.allocator, self.index)
+        return reproducer(self.scenario, self.mode, self.allocator, self.index, self.options)
 
     @property
     def site(self) -> str:
@@ -90,12 +96,18 @@ class FailureRecord:
             "size": inj.size if inj else None,
             "site": self.site,
             "reproducer": self.reproducer,
+            "options": self.options,
             "iteration": self.iteration.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FailureRecord:
-        return cls(d["scenario"], d["allocator"], Iteration.from_dict(d["iteration"]))
+        return cls(
+            d["scenario"],
+            d["allocator"],
+            Iteration.from_dict(d["iteration"]),
+            str(d.get("options", "")),
+        )
 
     def text(self, tracebacks: bool = False) -> str:
         """The failure's detail block; the reproducer is always its own, last line."""
@@ -137,13 +149,13 @@ class RunReport:
 
     @classmethod
     def from_result(
-        cls, scenario: str, mode: str, allocator: str, result: OomTestResult
+        cls, scenario: str, mode: str, allocator: str, result: OomTestResult, options: str = ""
     ) -> RunReport:
         rep = cls(scenario, mode, allocator, total=result.total)
         for it in result.iterations:
             rep.counts[it.verdict.value] += 1
             if it.failed:
-                rep.failures.append(FailureRecord(scenario, allocator, it))
+                rep.failures.append(FailureRecord(scenario, allocator, it, options))
         rep.sites = {k: SiteStat.from_dict(v.to_dict()) for k, v in result.sites.items()}
         rep.elapsed = result.elapsed
         rep.stopped = result.stopped
@@ -222,6 +234,7 @@ class Summary:
     sites_injected: int
     sites_failing: int
     engines: dict[str, int] = field(default_factory=dict)
+    static: Coverage | None = None  # against the declared sites (oomfuzz.sites), when measured
 
     @property
     def forked(self) -> bool:
@@ -242,7 +255,23 @@ class Summary:
 
     @property
     def coverage(self) -> float:
+        """Sites injected ÷ sites declared (÷ sites hit when no universe was measured)."""
+        if self.static is not None:
+            return self.static.ratio
         return self.sites_injected / self.distinct_sites if self.distinct_sites else 1.0
+
+    def unreached_text(self) -> str:
+        """How many declared sites were never injected (listed in their own table)."""
+        cov = self.static
+        if cov is None:
+            return "-"
+        text = f"{len(cov.unreached)} (listed below)" if cov.unreached else "none"
+        return text + (f", {len(cov.excluded)} excluded" if cov.excluded else "")
+
+    def coverage_text(self) -> str:
+        if self.static is not None:
+            return self.static.text()
+        return f"{self.sites_injected}/{self.distinct_sites} hit ({self.coverage:.0%})"
 
 
 @dataclass(slots=True)
@@ -250,6 +279,8 @@ class SweepReport:
     runs: list[RunReport] = field(default_factory=list)
     elapsed: float = 0.0
     command: str = ""
+    #: Static site coverage (``oomfuzz.sites``): set by the application layer after a sweep.
+    coverage: Coverage | None = None
 
     def add(self, rep: RunReport) -> None:
         for mine in self.runs:
@@ -277,6 +308,10 @@ class SweepReport:
                     merged[k] = SiteStat.from_dict(s.to_dict())
         return sorted(merged.values(), key=lambda s: (-s.failures, -s.hits, str(s.site)))
 
+    def injected_sites(self) -> list[Site]:
+        """Every site at which the sweep injected an allocation failure."""
+        return [s.site for s in self.site_table() if s.injected]
+
     def summary(self) -> Summary:
         by_class: Counter[str] = Counter()
         handled = points = 0
@@ -299,6 +334,7 @@ class SweepReport:
             sites_injected=sum(1 for s in sites if s.injected),
             sites_failing=sum(1 for s in sites if s.failures),
             engines=dict(sorted(Counter(r.engine for r in self.runs if not r.error).items())),
+            static=self.coverage,
         )
 
     # -- JSON ------------------------------------------------------------------
@@ -319,11 +355,13 @@ class SweepReport:
                 "errors": s.errors,
                 "distinct_sites": s.distinct_sites,
                 "sites_injected": s.sites_injected,
+                "sites_declared": None if s.static is None else s.static.declared,
                 "site_coverage": round(s.coverage, 4),
                 "engines": s.engines,
             },
             "runs": [r.to_dict() for r in self.runs],
             "sites": [st.to_dict() | {"status": st.status} for st in self.site_table()],
+            "coverage": None if self.coverage is None else self.coverage.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -336,6 +374,8 @@ class SweepReport:
             raise ValueError(f"not an oomfuzz report (expected schema {SCHEMA!r})")
         rep = cls(elapsed=float(d.get("elapsed", 0.0)), command=str(d.get("command", "")))
         rep.runs = [RunReport.from_dict(r) for r in d.get("runs", [])]
+        if d.get("coverage"):
+            rep.coverage = Coverage.from_dict(d["coverage"])
         return rep
 
     # -- HTML ------------------------------------------------------------------
@@ -366,12 +406,14 @@ class SweepReport:
                 else []
             ),
             ("setup errors", s.errors),
-            ("distinct sites", s.distinct_sites),
-            ("site coverage", f"{s.sites_injected}/{s.distinct_sites} ({s.coverage:.0%})"),
+            ("distinct sites hit", s.distinct_sites),
+            ("site coverage", s.coverage_text()),
+            *((("unreached sites", s.unreached_text()),) if s.static is not None else ()),
             ("wall time", f"{self.elapsed:.1f}s"),
         ]
         out += [f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
         out.append("</table>")
+        out += self._coverage_html()
         errors = [r for r in self.runs if r.error]
         if errors:
             out.append("<h2>Setup errors</h2><ul>")
@@ -417,6 +459,42 @@ class SweepReport:
         out.append("</table></body></html>")
         return "\n".join(out)
 
+    def _coverage_html(self) -> list[str]:
+        """Every declared site no injection reached: unreached, excluded (why), undeclared."""
+        cov = self.coverage
+        if cov is None:
+            return []
+        e = html.escape
+        out = [f"<h2>Unreached sites ({len(cov.unreached)} of {cov.declared} declared)</h2>"]
+        if cov.unreached:
+            out.append("<table><tr><th>site</th><th>function</th><th>calls</th></tr>")
+            out += [
+                f"<tr class='failing'><td><code>{e(s.site.file)}:{s.site.line}</code></td>"
+                f"<td><code>{e(s.site.function)}</code></td><td>{e(s.via)}</td></tr>"
+                for s in cov.unreached
+            ]
+            out.append("</table>")
+        else:
+            out.append("<p>none: every declared site was injected or is excluded.</p>")
+        if cov.excluded:
+            out.append("<h3>Excluded</h3><table><tr><th>site</th><th>function</th>")
+            out.append("<th>reason</th></tr>")
+            out += [
+                f"<tr><td><code>{e(s.site.file)}:{s.site.line}</code></td>"
+                f"<td><code>{e(s.site.function)}</code></td><td>{e(reason)}</td></tr>"
+                for s, reason in cov.excluded
+            ]
+            out.append("</table>")
+        if cov.outside:
+            out.append("<h3>Injected but not declared (the static scan missed them)</h3><ul>")
+            out += [f"<li><code>{e(str(s))}</code></li>" for s in cov.outside]
+            out.append("</ul>")
+        if cov.stale_exclusions:
+            out.append("<h3>Stale exclusions</h3><ul>")
+            out += [f"<li><code>{e(x.id)}</code>: {e(x.reason)}</li>" for x in cov.stale_exclusions]
+            out.append("</ul>")
+        return out
+
     # -- rich ------------------------------------------------------------------
 
     def rich_tables(self, max_failures: int = 20, max_sites: int = 25) -> list[Any]:
@@ -436,14 +514,16 @@ class SweepReport:
             crashed, timeout = s.no_verdict
             colour = "red" if crashed or timeout else "green"
             summary.add_row(
-                "forked children crashed / timed out", f"[{colour}]{crashed} / {timeout}[/{colour}]"
+                "forked children crashed / timed out",
+                f"[{colour}]{crashed} / {timeout}[/{colour}]",
             )
         if s.errors:
             summary.add_row("setup errors", f"[red]{s.errors}[/red]")
-        summary.add_row("distinct sites", str(s.distinct_sites))
-        summary.add_row(
-            "site coverage", f"{s.sites_injected}/{s.distinct_sites} ({s.coverage:.0%})"
-        )
+        summary.add_row("distinct sites hit", str(s.distinct_sites))
+        colour = "green" if s.static is not None and not s.static.unreached else "yellow"
+        summary.add_row("site coverage", f"[{colour}]{escape(s.coverage_text())}[/{colour}]")
+        if s.static is not None:
+            summary.add_row("unreached sites", f"[{colour}]{s.unreached_text()}[/{colour}]")
         summary.add_row("wall time", f"{self.elapsed:.1f}s")
         tables: list[Any] = [summary]
         names = _short_names([r.scenario for r in self.runs])
@@ -489,7 +569,40 @@ class SweepReport:
                     f"[{colour}]{x.status}[/{colour}]",
                 )
             tables.append(st)
+        tables += self._coverage_tables()
         return tables
+
+    def _coverage_tables(self) -> list[Any]:
+        """Every unreached declared site (file:line, function), excluded ones with why."""
+        cov = self.coverage
+        if cov is None or not (cov.unreached or cov.excluded or cov.outside):
+            return []
+        t = Table(
+            title=f"unreached sites ({len(cov.unreached)} of {cov.declared} declared)",
+            box=box.SIMPLE,
+        )
+        t.add_column("site", overflow="fold", ratio=5)
+        t.add_column("function", overflow="fold", ratio=4)
+        t.add_column("calls", overflow="fold", ratio=2)
+        for x in cov.unreached:
+            t.add_row(
+                escape(f"{x.site.file}:{x.site.line}"),
+                escape(x.site.function),
+                escape(x.via),
+            )
+        for x, reason in cov.excluded:
+            t.add_row(
+                escape(f"{x.site.file}:{x.site.line}"),
+                escape(x.site.function),
+                f"[dim]excluded: {escape(reason)}[/dim]",
+            )
+        for site in cov.outside:
+            t.add_row(
+                escape(f"{site.file}:{site.line}"),
+                escape(site.function),
+                "[red]injected, not declared[/red]",
+            )
+        return [t]
 
 
 def _short_names(paths: list[str]) -> dict[str, str]:

@@ -62,6 +62,7 @@ from oomfuzz.context import (
     parse_directives,
     pool_metrics,
 )
+from oomfuzz.program import ProgramFormat
 from oomfuzz.wast_adapter import execute_commands, parse, pool_needs
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.trap import Trap
@@ -188,7 +189,10 @@ class PythonFormat:
 
 
 #: The scenario formats, by file suffix (the order is the order messages list them in).
-FORMATS: dict[str, ScenarioFormat] = {f.suffix: f for f in (WastFormat(), PythonFormat())}
+FORMATS: dict[str, ScenarioFormat] = {
+    f.suffix: f
+    for f in (WastFormat(), PythonFormat(), ProgramFormat(".wasm"), ProgramFormat(".wat"))
+}
 
 
 def is_scenario_file(path: Path) -> bool:

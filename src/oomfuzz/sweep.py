@@ -18,6 +18,11 @@ Seams:
 - ``Unit.select``: a :data:`~oomfuzz.plan.Selection` (a picklable callable
   over the dry run's allocation records) narrowing the injection indices, as
   :class:`SiteFirsts` does for the baseline gate.
+- ``Unit.target``: a :class:`~oomfuzz.target.FaultTarget` (``--target``,
+  ``--sites``, ``--kinds``): the fault plans apply to the selected
+  allocation points only, and injection indices count those points.
+- ``Unit.program``: :class:`~oomfuzz.program.ProgramOverrides` (``--invoke``,
+  ``--arg``, ``--env``, ``--dir``) replacing a program scenario's sidecar.
 - ``Unit.shard``/``Unit.shards``: index shards of one unit (``i % n == k``,
   or contiguous runs); their reports merge into one (``SweepReport.add``).
 
@@ -40,18 +45,40 @@ import functools
 import multiprocessing
 import os
 import random
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
+from oomfuzz.guest import parse_accept
 from oomfuzz.inject import AllocRecord
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
 from oomfuzz.plan import Selection
-from oomfuzz.report import RunReport
-from oomfuzz.scenario import ALLOCATORS, Scenario, ScenarioError, ScenarioRunner, load_scenario
+from oomfuzz.program import ProgramOverrides, apply_overrides
+from oomfuzz.report import RunReport, SweepReport
+from oomfuzz.scenario import (
+    ALLOCATORS,
+    Scenario,
+    ScenarioError,
+    ScenarioRunner,
+    load_scenario,
+)
+from oomfuzz.sites import (
+    Coverage,
+    Exclusion,
+    ExclusionError,
+    Universe,
+    coverage,
+    find_exclusions,
+    load_exclusions,
+    scan,
+)
+from oomfuzz.target import FaultTarget
 
 __all__ = [
+    "declared_sites",
+    "measure_coverage",
     "Executor",
     "InProcess",
     "ProcessPool",
@@ -98,15 +125,18 @@ def input_error(exc: BaseException | None) -> bool:
 class SiteFirsts:
     """Selection: the first allocation of every distinct (site, kind), plus ``extra``
     other indices drawn with ``random.Random(seed)`` (the baseline gate's bounded sweep:
-    every hit site is injected at least once, on every machine, in the same places)."""
+    every hit site is injected at least once, on every machine, in the same places).
+    A site is (file, line, function), as ``oomfuzz.sites`` declares it: two sites in one
+    function are two injections."""
 
     extra: int = 0
     seed: int = 0
 
     def __call__(self, records: Sequence[AllocRecord]) -> list[int]:
-        firsts: dict[tuple[str, str, str], int] = {}
+        firsts: dict[tuple[str, int, str, str], int] = {}
         for rec in records:
-            firsts.setdefault((rec.site.file, rec.site.function, rec.kind), rec.index)
+            site = rec.site
+            firsts.setdefault((site.file, site.line, site.function, rec.kind), rec.index)
         rest = sorted(set(range(len(records))) - set(firsts.values()))
         more = random.Random(self.seed).sample(rest, min(self.extra, len(rest)))
         return sorted(set(firsts.values()) | set(more))
@@ -131,6 +161,8 @@ class Unit:
     contiguous: bool = False
     engine: str = "replay"
     select: Selection | None = None
+    target: FaultTarget | None = None
+    program: ProgramOverrides | None = None
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -166,6 +198,25 @@ def sweep_units(
     return units
 
 
+def load_unit_scenario(path: str, program: ProgramOverrides | None = None) -> Scenario:
+    """The scenario at ``path``, run as ``program`` says when it is a program."""
+    scn = load_scenario(path)
+    return scn if program is None else apply_overrides(scn, program)
+
+
+def check_policy(scn: Scenario, unit: Unit) -> CheckPolicy:
+    """The checks' policy for ``unit``: its sampling, and what ``scn`` accepts."""
+    accept = parse_accept(scn.directives.get("accept", ""))
+    return CheckPolicy(
+        leak_every=unit.check_every,
+        post_oom_every=unit.check_every,
+        tracemalloc_every=unit.tracemalloc_every,
+        accept_guest_abort=accept.guest_abort,
+        accept_guest_corrupt=accept.guest_corrupt,
+        accept_exit=accept.exit_codes,
+    )
+
+
 def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> OomTest:
     """The ``OomTest`` that sweeps ``unit`` of ``scn`` (``kw``: extra ``OomTest`` options)."""
     return OomTest(
@@ -177,12 +228,9 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         fail_fast=unit.fail_fast,
         probe=runner,
         label=unit.scenario,
-        policy=CheckPolicy(
-            leak_every=unit.check_every,
-            post_oom_every=unit.check_every,
-            tracemalloc_every=unit.tracemalloc_every,
-        ),
+        policy=check_policy(scn, unit),
         select=unit.select,
+        target=unit.target,
         shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
         shard_contiguous=unit.contiguous,
         sample=unit.sample,
@@ -209,7 +257,7 @@ def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
     """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
     rep = RunReport(unit.scenario, unit.mode, unit.allocator)
     try:
-        scn = load_scenario(unit.scenario)
+        scn = load_unit_scenario(unit.scenario, unit.program)
         runner = ScenarioRunner(scn, unit.allocator)
         kw: dict[str, Any] = {}
         if progress is not None:
@@ -225,7 +273,17 @@ def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
     except ScenarioError as e:
         rep.error = f"input error: {e}"
         return rep
-    return RunReport.from_result(unit.scenario, unit.mode, unit.allocator, result)
+    return RunReport.from_result(
+        unit.scenario, unit.mode, unit.allocator, result, replay_options(unit)
+    )
+
+
+def replay_options(unit: Unit) -> str:
+    """The ``oomfuzz replay`` flags that reproduce ``unit``'s plan and program settings."""
+    flags = (unit.target.flags() if unit.target else []) + (
+        unit.program.flags() if unit.program else []
+    )
+    return " ".join(shlex.quote(f) for f in flags)
 
 
 def run_unit_dict(unit: Unit) -> dict[str, object]:
@@ -243,31 +301,43 @@ def _run_unit_here(unit: Unit, progress: SweepProgress | None) -> RunReport:
 
 
 def replay_scenario(
-    scn: Scenario, allocator: str, mode: str, index: int | None, check_every: int = 1
+    scn: Scenario,
+    allocator: str,
+    mode: str,
+    index: int | None,
+    check_every: int = 1,
+    target: FaultTarget | None = None,
 ) -> OomTestResult:
     """Re-run ``scn`` with one injection at ``index`` (``None``: only the dry runs).
 
+    With a ``target``, ``index`` counts the target's allocation points.
     Raises ``DryRunError`` if the dry runs fail.
     """
     runner = ScenarioRunner(scn, allocator)
-    unit = Unit(scn.name, mode, allocator, check_every=check_every)
+    unit = Unit(scn.name, mode, allocator, check_every=check_every, target=target)
     indices = [] if index is None else [index]
     return oom_test(scn, runner, unit, indices=indices).test(runner.run)
 
 
 def replay(
-    path: str, mode: str, allocator: str, index: int, check_every: int = 1
+    path: str,
+    mode: str,
+    allocator: str,
+    index: int,
+    check_every: int = 1,
+    target: FaultTarget | None = None,
+    program: ProgramOverrides | None = None,
 ) -> tuple[OomTestResult, Iteration | None]:
     """Replay one injection of the scenario at ``path``: the result and its iteration.
 
     Bad input (the file, the allocator, a module that does not parse) raises
     ``ScenarioError``; a dry run failing otherwise raises ``DryRunError``.
     """
-    scn = load_scenario(path)
+    scn = load_unit_scenario(path, program)
     if allocator not in scn.allocators():
         raise ScenarioError(f"{path} does not run with allocator {allocator!r}")
     try:
-        result = replay_scenario(scn, allocator, mode, index, check_every)
+        result = replay_scenario(scn, allocator, mode, index, check_every, target)
     except DryRunError as e:
         if input_error(e.cause):
             raise ScenarioError(f"{path}: {one_line(str(e))}") from None
@@ -339,3 +409,29 @@ def run_units(
         if progress is not None:
             progress.unit_done(rep)
         yield i, rep
+
+
+def declared_sites(
+    paths: Sequence[str],
+    roots: Sequence[str] | None = None,
+    exclusions: str | None = None,
+) -> tuple[Universe, list[Exclusion]]:
+    """The sites a sweep of ``paths`` is measured against, and the exclusions that apply.
+
+    ``roots``: what to scan (default: the wasmrt package). ``exclusions``: the
+    exclusions file (default: ``sites-exclusions.json`` found from ``paths``).
+    A bad root or exclusions file raises ``ScenarioError`` (before any work).
+    """
+    try:
+        universe = scan(list(roots) if roots else None)
+        found = exclusions if exclusions is not None else find_exclusions(paths)
+        return universe, load_exclusions(found) if found is not None else []
+    except (ExclusionError, FileNotFoundError, SyntaxError) as e:
+        raise ScenarioError(str(e)) from None
+
+
+def measure_coverage(
+    report: SweepReport, universe: Universe, exclusions: Sequence[Exclusion] = ()
+) -> Coverage:
+    """Sites the sweep injected ÷ sites declared (``oomfuzz.sites``)."""
+    return coverage(universe, report.injected_sites(), exclusions)

@@ -11,6 +11,9 @@ Invariants:
   ``table.grow`` return -1) passes ``absorbing=True``; the hook then knows a
   refusal there is handled by design, not missed.
 - ``OutOfMemory`` construction never calls back into the hook.
+- A fallible container asks on growth only; ``put_reserved``/``append_reserved``
+  fill room an earlier ``reserve`` was granted and never ask (reserve first,
+  change state after, so an operation stays all-or-none).
 - The host's own refusal has the hook's outcome: code that really allocates
   a large buffer (linear-memory bytes, table element lists, segment copies)
   runs inside ``with HostAlloc(size):``, which turns a ``MemoryError`` into
@@ -172,6 +175,16 @@ class TryList(list[T]):
             self.reserve(len(self) + 1)
         super().append(item)
 
+    def append_reserved(self, item: T) -> None:
+        """Append into room already granted (``reserve``/``with_capacity``); never asks.
+
+        As ``TryDict.put_reserved``: no allocation site, and ``RuntimeError`` (a
+        bug in the caller) when no reserved room is left.
+        """
+        if len(self) >= self._cap:
+            raise RuntimeError("TryList.append_reserved: no reserved room left (reserve first)")
+        super().append(item)
+
     def extend(self, items: Iterable[T]) -> None:
         items = items if isinstance(items, (list, tuple)) else list(items)
         self.reserve(len(self) + len(items))
@@ -214,15 +227,30 @@ class TryDict(dict[K, V]):
             self.reserve(len(self) + 1)
         super().__setitem__(key, value)
 
+    def put_reserved(self, key: K, value: V) -> None:
+        """Insert into room already granted (``reserve``/``with_capacity``); never asks.
+
+        For operations that stay all-or-none by reserving first and changing
+        state after: the insert itself cannot fail, and is no allocation site.
+        A new key with no room left is a bug in the caller: ``RuntimeError``,
+        never a silent, unaccounted allocation.
+        """
+        if key not in self and len(self) >= self._cap:
+            raise RuntimeError("TryDict.put_reserved: no reserved room left (reserve first)")
+        super().__setitem__(key, value)
+
     def setdefault(self, key: K, default: V) -> V:  # type: ignore[override]
         if key not in self:
             self[key] = default
         return self[key]
 
     def update(self, other: dict[K, V] | Iterable[tuple[K, V]] = (), /) -> None:  # type: ignore[override]
-        items = other.items() if isinstance(other, dict) else other
+        """Insert every pair, all or none: room for the new keys is reserved first."""
+        items = list(other.items() if isinstance(other, dict) else other)
+        new_keys = {k for k, _ in items if k not in self}
+        self.reserve(len(self) + len(new_keys))
         for k, v in items:
-            self[k] = v
+            super().__setitem__(k, v)
 
 
 def refusing_after(count: int) -> Callable[[int, AllocKind, bool], None]:

@@ -13,11 +13,12 @@ Layout (all integers little-endian)::
     checksum         32 bytes  SHA-256 of every byte before it
 
 The ``wasm`` section (the module binary) is always present; other sections
-are precomputed compile artifacts: ``compiled_variants`` (JSON: every built
-code variant's generated Python source, per-function sources and the
-constants its namespace needs) and ``python_source`` (the default variant's
-source, informational). ``deserialize_compiled`` rebuilds the
-``CompiledModule`` from ``compiled_variants`` without the code generator.
+are precomputed compile artifacts: ``compiled_variants`` (JSON: every
+code variant's generated Python source, one per function, and the constants
+its namespace needs) and ``python_source`` (the default variant's source,
+informational). ``deserialize_compiled`` rebuilds the ``CompiledModule``
+from ``compiled_variants`` without the code generator; each function's
+source is compiled by Python on its first call.
 
 Invariants:
 - Checks run in a fixed order and each raises ``WasmtimeError`` with a
@@ -301,7 +302,6 @@ def deserialize_module(
     if count > (body_end - reader.pos) // 10:
         raise WasmtimeError("serialized module is malformed: impossible section count")
     artifacts: TryDict[str, bytes] = TryDict(kind=AllocKind.MODULE)
-    artifacts.reserve(count)
     wasm: bytes | None = None
     for _ in range(count):
         name = reader.text(reader.uint("<H", "section name"), "section name")
@@ -341,24 +341,21 @@ def _show(value: object) -> str:
 #: Artifact holding every compiled variant (source + constants), as JSON.
 COMPILED_ARTIFACT = "compiled_variants"
 #: Version of the ``compiled_variants`` payload layout (2: generated code passes
-#: ``call_indirect``'s failure path the ``TableInstance``; see ``wasmrt.vm.table``).
-COMPILED_FORMAT = 2
+#: ``call_indirect``'s failure path the ``TableInstance``; see ``wasmrt.vm.table``;
+#: 3: one source per function, compiled on first use, constants named by their bits,
+#: no constant dicts).
+COMPILED_FORMAT = 3
 
 
 class _NotEncodable(Exception):
     """A compiled variant holds a constant this format cannot carry."""
 
 
-def _int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _NotEncodable(repr(value))
-    return value
-
-
 def _encode_variant(v: Any) -> dict[str, object]:
+    # Every function's source first: generating them completes ``consts``.
+    sources = [str(f) for f in v.function_sources]
     consts = getattr(v, "consts", None)
-    const_dicts = getattr(v, "const_dicts", None)
-    if not isinstance(consts, Mapping) or not isinstance(const_dicts, Mapping):
+    if not isinstance(consts, Mapping):
         raise _NotEncodable("variant without constants")
     for key in consts.values():
         if not isinstance(key, str):
@@ -366,23 +363,19 @@ def _encode_variant(v: Any) -> dict[str, object]:
     return {
         "fuel": bool(v.fuel),
         "epoch": bool(v.epoch),
-        "source": str(v.source),
-        "function_sources": [str(f) for f in v.function_sources],
+        "function_sources": sources,
         "consts": {str(k): val for k, val in consts.items()},
-        "const_dicts": {
-            str(name): [[_int(k), _int(val)] for k, val in table.items()]
-            for name, table in const_dicts.items()
-        },
     }
 
 
 def _artifacts_of(compiled: Any) -> dict[str, bytes]:
     """Artifacts worth shipping from a compiled module.
 
-    A ``CompiledModule`` ships every variant it has built (``compiled_variants``:
-    generated source plus the constants its namespace needs) and the default
-    variant's source as ``python_source``; nothing is generated here. Another
-    object ships its ``source`` string, if any, as ``python_source``.
+    A ``CompiledModule`` ships every variant it has set up (``compiled_variants``:
+    every function's generated source plus the constants its namespace needs;
+    functions not generated yet are generated here, none is compiled) and the
+    default variant's source as ``python_source``. Another object ships its
+    ``source`` string, if any, as ``python_source``.
     """
     out: dict[str, bytes] = {}
     if compiled is None:
@@ -391,7 +384,7 @@ def _artifacts_of(compiled: Any) -> dict[str, bytes]:
     if callable(built):
         variants = built()
         try:
-            payload = {
+            payload: dict[str, object] | None = {
                 "format": COMPILED_FORMAT,
                 "variants": [_encode_variant(v) for v in variants],
             }
@@ -431,50 +424,39 @@ def deserialize(data: bytes | bytearray | memoryview, config: object = None) -> 
 _MALFORMED_CODE = "serialized module is malformed: unreadable 'compiled_variants' artifact"
 
 
-def _variant_fields(
-    raw: object,
-) -> tuple[str, list[str], dict[str, str], dict[str, dict[int, int]], bool, bool]:
+def _variant_fields(raw: object) -> tuple[list[str], dict[str, str], bool, bool]:
     if not isinstance(raw, dict):
         raise WasmtimeError(_MALFORMED_CODE)
-    source = raw.get("source")
     funcs = raw.get("function_sources")
     consts = raw.get("consts")
-    tables = raw.get("const_dicts")
     fuel = raw.get("fuel")
     epoch = raw.get("epoch")
     if (
-        not isinstance(source, str)
-        or not isinstance(funcs, list)
+        not isinstance(funcs, list)
         or not all(isinstance(f, str) for f in funcs)
         or not isinstance(consts, dict)
-        or not all(isinstance(k, str) for k in consts.values())
-        or not isinstance(tables, dict)
+        or not all(_const_key(k) for k in consts.values())
         or not isinstance(fuel, bool)
         or not isinstance(epoch, bool)
     ):
         raise WasmtimeError(_MALFORMED_CODE)
-    const_dicts: dict[str, dict[int, int]] = {}
-    for name, pairs in tables.items():
-        if not isinstance(pairs, list):
-            raise WasmtimeError(_MALFORMED_CODE)
-        table: dict[int, int] = {}
-        for pair in pairs:
-            if (
-                not isinstance(pair, list)
-                or len(pair) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in pair)
-            ):
-                raise WasmtimeError(_MALFORMED_CODE)
-            table[pair[0]] = pair[1]
-        const_dicts[name] = table
-    return source, funcs, consts, const_dicts, fuel, epoch
+    return funcs, consts, fuel, epoch
+
+
+def _const_key(key: object) -> bool:
+    """``"f32:<bits>"`` or ``"f64:<bits>"``."""
+    if not isinstance(key, str):
+        return False
+    kind, _, bits = key.partition(":")
+    return kind in ("f32", "f64") and bits.isdigit()
 
 
 def load_compiled(module: ir.Module, unpacked: SerializedModule) -> Any:
     """The ``CompiledModule`` rebuilt from ``unpacked``'s artifacts, or ``None`` if it has none.
 
-    Runs no code generator: each variant's stored source is compiled and
-    bound to its stored constants (``wasmrt.compile.load_variant``).
+    Runs no code generator: each variant's stored function sources are kept
+    with its stored constants (``wasmrt.compile.load_variant``) and each is
+    compiled on its function's first use.
     """
     raw = unpacked.artifacts.get(COMPILED_ARTIFACT)
     if raw is None:
@@ -493,8 +475,8 @@ def load_compiled(module: ir.Module, unpacked: SerializedModule) -> Any:
         raise WasmtimeError(_MALFORMED_CODE)
     fields = [_variant_fields(v) for v in variants]
     try:
-        loaded = [load_variant(*f) for f in fields]
-    except SyntaxError as e:
+        loaded = [load_variant(module, *f) for f in fields]
+    except WasmtimeError as e:
         raise WasmtimeError(f"{_MALFORMED_CODE}\n\nCaused by:\n    {e}") from e
     return CompiledModule.from_variants(module, loaded)
 

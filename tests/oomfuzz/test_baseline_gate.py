@@ -15,6 +15,7 @@ import pytest
 from oomfuzz import baseline as bl
 from oomfuzz.cli import main
 from oomfuzz.inject import Site
+from oomfuzz.scenario import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT.parent / "shared" / "wasm-testsuite"
@@ -62,7 +63,8 @@ def test_update_then_check_on_a_small_corpus(tmp_path: Path) -> None:
     (corpus / "regressions").mkdir(parents=True)
     for name in ("func_call.wast", "table_set_get.wast"):
         (corpus / name).write_text((ROOT / "corpus" / name).read_text())
-    cfg = bl.BaselineConfig(allocator="ondemand", sample=2)
+    # Two scenarios reach few of wasmrt's declared sites: this test is about the other rules.
+    cfg = bl.BaselineConfig(allocator="ondemand", sample=2, site_roots=())
     assert bl.update(tmp_path, cfg).passed
     doc = json.loads((corpus / "sites-baseline.json").read_text())
     assert all(row["injected"] >= 1 for row in doc["sites"].values())  # every site injected
@@ -101,3 +103,39 @@ def test_sampled_sweep_over_spec_files_is_bounded_and_reproducible(tmp_path: Pat
         assert sum(ra["counts"].values()) == min(6, ra["total"])
         assert [s["site"] for s in ra["sites"]] == [s["site"] for s in rb["sites"]]
         assert [f["index"] for f in ra["failures"]] == [f["index"] for f in rb["failures"]]
+
+
+def test_gate_fails_on_a_declared_site_no_scenario_reaches(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "func_call.wast").write_text((ROOT / "corpus" / "func_call.wast").read_text())
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "grow.py").write_text(
+        "from wasmrt.alloc import AllocKind, try_alloc\n\n\n"
+        "def grow(n: int) -> None:\n    try_alloc(n, AllocKind.OTHER)\n"
+    )
+    cfg = bl.BaselineConfig(allocator="ondemand", sample=0, site_roots=("mypkg",))
+    refused = bl.update(tmp_path, cfg)
+    assert not refused.passed
+    assert refused.coverage is not None and refused.coverage.text() == "0/1 (0.0%)"
+    (problem,) = refused.problems
+    assert "mypkg/grow.py:5 in grow (try_alloc)" in problem
+    assert "no scenario reaches it" in problem
+    assert not (corpus / "sites-baseline.json").exists()  # nothing recorded
+    exclusions = corpus / "sites-exclusions.json"
+    rows = [{"site": "mypkg/grow.py:grow", "reason": "only a host embedding calls it"}]
+    exclusions.write_text(json.dumps({"schema": "oomfuzz-site-exclusions/1", "exclusions": rows}))
+    assert bl.update(tmp_path, cfg).passed
+    ok = bl.check(tmp_path)
+    assert ok.passed, ok.problems
+    assert ok.coverage is not None and [r for _, r in ok.coverage.excluded] == [rows[0]["reason"]]
+    rows.append({"site": "mypkg/gone.py:old", "reason": "deleted last year"})
+    exclusions.write_text(json.dumps({"schema": "oomfuzz-site-exclusions/1", "exclusions": rows}))
+    stale = bl.check(tmp_path)
+    assert any("mypkg/gone.py:old is stale" in p for p in stale.problems)
+    rows[:] = [{"site": "mypkg/grow.py:grow"}]
+    exclusions.write_text(json.dumps({"schema": "oomfuzz-site-exclusions/1", "exclusions": rows}))
+    with pytest.raises(ScenarioError, match="no reason"):
+        bl.check(tmp_path)

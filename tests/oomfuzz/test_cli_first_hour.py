@@ -240,11 +240,18 @@ def test_head_of_a_sweep_exits_0() -> None:
 # -- item 6: bad input says what is wrong, once ------------------------------------------------------
 
 
-def test_a_wasm_file_is_refused_by_its_suffix(tmp_path: Path) -> None:
+def test_a_malformed_wasm_file_is_one_line(tmp_path: Path) -> None:
     f = tmp_path / "prog.wasm"
     f.write_bytes(b"\0asm\1\0\0\0\x80\xff")
     line = one_line_error(oomfuzz("sweep", str(f)))
-    assert "codec" not in line and ".wasm" in line and "a scenario is a" in line
+    assert "codec" not in line and str(f) in line and "malformed" in line.lower()
+
+
+def test_an_unknown_suffix_is_refused_by_name(tmp_path: Path) -> None:
+    f = tmp_path / "prog.c"
+    f.write_text("int main(void) { return 0; }\n")
+    line = one_line_error(oomfuzz("sweep", str(f)))
+    assert "codec" not in line and "a scenario is a .wast or .py" in line and "not .c" in line
 
 
 def test_an_empty_script_is_an_input_error(tmp_path: Path) -> None:

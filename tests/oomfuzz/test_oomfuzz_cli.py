@@ -86,6 +86,53 @@ def test_sweep_all_handled_exits_0(
     assert "oomfuzz summary" in capsys.readouterr().out
 
 
+def test_sweep_reports_static_site_coverage_in_terminal_json_and_html(
+    scenarios: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The scenarios' own try_alloc calls are the code under test here: ok.py's two
+    # sites are reached, missed.py's three are not (only ok.py is swept).
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    argv = ["sweep", str(scenarios / "ok.py"), "--sites-root", str(scenarios)]
+    rc = main([*argv, "--json", str(out_json), "--html", str(out_html)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "site coverage" in out and "2/5 (40.0%)" in out
+    data = json.loads(out_json.read_text())
+    assert data["summary"]["sites_declared"] == 5
+    assert data["summary"]["site_coverage"] == 0.4
+    unreached = data["coverage"]["unreached"]
+    assert sorted(u["line"] for u in unreached) == [7, 9, 12]
+    assert {u["function"] for u in unreached} == {"scenario"}
+    assert all(u["file"].endswith("sub/missed.py") for u in unreached)
+    for u in unreached:  # every unreached site, by file:line, in all three outputs
+        where = f"missed.py:{u['line']}"
+        assert where in out
+        assert where in out_html.read_text()
+    assert "Unreached sites (3 of 5 declared)" in out_html.read_text()
+    # The saved report keeps the coverage: `oomfuzz report` prints the same.
+    assert main(["report", str(out_json)]) == 0
+    assert "2/5 (40.0%)" in capsys.readouterr().out
+    # An exclusion with a reason moves a site out of the unreached list.
+    ex = tmp_path / "ex.json"
+    ex.write_text(
+        json.dumps(
+            {
+                "schema": "oomfuzz-site-exclusions/1",
+                "exclusions": [{"site": "missed.py:scenario", "reason": "swept elsewhere"}],
+            }
+        )
+    )
+    assert main([*argv, "--exclusions", str(ex), "--json", str(out_json)]) == 0
+    cov = json.loads(out_json.read_text())["coverage"]
+    assert cov["unreached"] == [] and len(cov["excluded"]) == 3
+    out = capsys.readouterr().out
+    assert "unreached sites" in out and "none, 3 excluded" in out
+    assert "excluded: swept elsewhere" in out
+    ex.write_text('{"schema": "oomfuzz-site-exclusions/1", "exclusions": [{"site": "x"}]}')
+    assert main([*argv, "--exclusions", str(ex), "-q"]) == 2
+    one_line_error(capsys.readouterr().err)
+
+
 def test_sweep_with_failures_exits_1_and_reports_reproducer(
     scenarios: Path, tmp_path: Path
 ) -> None:

@@ -51,6 +51,8 @@ def test_every_failure_class_is_judged_by_a_registered_check() -> None:
         FailureClass.MISSED_OOM,
         FailureClass.WRONG_ERROR,
         FailureClass.SPURIOUS_ERROR,
+        FailureClass.GUEST_ABORT,
+        FailureClass.GUEST_CORRUPT,
         FailureClass.ALLOC_AFTER_OOM,
         FailureClass.CLEANUP_NOT_RESTORED,
         FailureClass.LEAK,
@@ -188,9 +190,11 @@ def test_a_registered_format_is_found_loaded_and_swept(
 
 
 def test_unregistered_suffixes_are_refused_by_name(tmp_path: Path) -> None:
-    f = tmp_path / "prog.wasm"
-    f.write_bytes(b"\0asm\1\0\0\0")
-    with pytest.raises(scenario.ScenarioError, match=r"a scenario is a \.wast or \.py file"):
+    f = tmp_path / "prog.c"
+    f.write_text("int main(void) { return 0; }\n")
+    with pytest.raises(
+        scenario.ScenarioError, match=r"a scenario is a \.wast or \.py or \.wasm or \.wat file"
+    ):
         load_scenario(f)
 
 
@@ -234,10 +238,11 @@ def test_site_firsts_injects_each_site_once_plus_extra() -> None:
     path = str(CORPUS / "func_call.wast")
     full = run_unit(Unit(path, "transient", "ondemand"))
     firsts = run_unit(Unit(path, "transient", "ondemand", select=SiteFirsts(extra=3, seed=1)))
-    kinds = {(s.site.file, s.site.function, k) for s in full.sites.values() for k in s.kinds}
+    # A site is (file, line, function), as oomfuzz.sites declares it.
+    kinds = {(s.site, k) for s in full.sites.values() for k in s.kinds}
     assert firsts.iterations == len(kinds) + 3 < full.iterations
-    injected = {(s.site.file, s.site.function) for s in firsts.sites.values() if s.injected}
-    assert injected == {(file, function) for file, function, _kind in kinds}
+    injected = {s.site for s in firsts.sites.values() if s.injected}
+    assert injected == {site for site, _kind in kinds}
 
 
 # -- layering inside oomfuzz -------------------------------------------------------------------

@@ -134,6 +134,36 @@ def test_trydict_asks_for_new_keys_and_stays_unchanged_when_refused() -> None:
     assert d == {"a": 2}
 
 
+def test_trydict_update_is_all_or_none() -> None:
+    d: TryDict[str, int] = TryDict.with_capacity(2)
+    d["a"] = 1
+    calls: list[int] = []
+    with install_hook(refuse), pytest.raises(OutOfMemory):
+        d.update({"a": 10, "b": 2, "c": 3})  # two new keys, room for one
+    assert d == {"a": 1}  # nothing inserted, not even the overwrite
+    with install_hook(lambda s, k, a: calls.append(s)):
+        d.update([("a", 10), ("b", 2), ("c", 3), ("d", 4)])
+    assert d == {"a": 10, "b": 2, "c": 3, "d": 4}
+    assert len(calls) == 1  # one reservation for all the new keys
+
+
+def test_reserved_inserts_never_ask_and_refuse_without_room() -> None:
+    d: TryDict[str, int] = TryDict()
+    d.reserve(2, exact=True)
+    lst: TryList[int] = TryList.with_capacity(1)
+    with install_hook(refuse):  # any request would raise OutOfMemory
+        d.put_reserved("a", 1)
+        d.put_reserved("b", 2)
+        d.put_reserved("a", 3)  # an existing key needs no room
+        lst.append_reserved(7)
+        with pytest.raises(RuntimeError, match="no reserved room"):
+            d.put_reserved("c", 4)
+        with pytest.raises(RuntimeError, match="no reserved room"):
+            lst.append_reserved(8)
+    assert d == {"a": 3, "b": 2}
+    assert lst == [7]
+
+
 def test_host_alloc_maps_the_hosts_refusal_to_out_of_memory() -> None:
     with pytest.raises(OutOfMemory) as ei:
         with HostAlloc(1 << 20):

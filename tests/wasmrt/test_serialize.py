@@ -336,3 +336,29 @@ def test_header_checks_run_before_any_code_is_loaded(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(serialize, "wasmrt_version", lambda: "0.0.0-other")
     with pytest.raises(w.WasmtimeError, match="incompatible wasmrt version"):
         w.Module.deserialize(w.Engine(), data)
+
+
+def test_deserialize_rejects_compiled_code_for_another_module() -> None:
+    import json
+
+    w = wasmrt
+    engine = w.Engine()
+    config = engine._core.config
+    unpacked = serialize.deserialize_module(w.Module(engine, SER_WAT).serialize(), config)
+    payload = json.loads(unpacked.artifacts[serialize.COMPILED_ARTIFACT])
+    del payload["variants"][0]["function_sources"][0]  # one function short
+    bad = json.dumps(payload).encode()
+    blob = serialize.serialize_module(unpacked.wasm, config, {serialize.COMPILED_ARTIFACT: bad})
+    with pytest.raises(w.WasmtimeError, match="compiled_variants"):
+        w.Module.deserialize(engine, blob)
+
+
+def test_serializing_a_lazily_compiled_module_ships_every_function() -> None:
+    w = wasmrt
+    engine = w.Engine()
+    module = w.Module(engine, SER_WAT)
+    store = w.Store(engine)
+    assert w.Instance(store, module, []).exports(store)["br"](store, 0) == 10  # one compiled
+    again = w.Module.deserialize(engine, module.serialize())
+    sources = again._core.compiled.variant().sources
+    assert len(sources) == 4 and all(s is not None and s.startswith("def f") for s in sources)

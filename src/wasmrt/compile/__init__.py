@@ -1,119 +1,230 @@
-"""The execution tier: validated ``ir.Module`` -> Python source -> code shared by all instances.
+"""The execution tier: validated ``ir.Module`` -> Python code, one function at a time, on demand.
 
 Invariants:
-- ``compile_module`` generates and ``compile()``s the module once per option
-  variant (fuel on/off x epoch on/off); variants are cached on the
-  ``CompiledModule`` and shared by every instance and store.
-- Each variant's code defines ``_make(_I, _S)``: given a ``ModuleInstance``
-  and its ``StoreCore`` it binds memories/tables/globals/functions into
-  closure variables and returns the defined functions' closures, in order.
-  Those closures follow the core calling convention of docs/internals.md.
-- Generating a variant asks ``try_alloc(len(source), AllocKind.CODE)`` before
-  the code object is built.
-- ``load_variant`` rebuilds a variant from its generated source and constants
-  without the code generator (deserialisation); ``_build_variant`` is
-  generate + ``load_variant``, so both paths build identical namespaces.
+- A ``CompiledModule`` holds one ``CompiledVariant`` per option variant
+  asked for (fuel on/off x epoch on/off), shared by every instance and
+  store. Creating either generates and compiles nothing: compile time is
+  O(module) bookkeeping, and each defined function is generated
+  (``codegen.ModuleCodegen.function_source``) and compiled
+  (``cache.function_code``), both content-addressed per process, the first time
+  any instance calls it (``binding.CodeTable``) or ``compile_all`` /
+  serialisation asks. Each function costs time linear in its own body.
+- ``variant.code(i)`` asks ``try_alloc(len(source), AllocKind.CODE)`` once
+  per variant and function, before it keeps the code, whether or not the
+  process cache already had it. If generating, the allocation or compiling
+  fails, no code is kept (at most the generated text): the next call tries
+  again.
+- A host ``MemoryError`` while compiling surfaces as ``OutOfMemory`` (the
+  outcome of a refusal at that site).
+- Each variant has one namespace that every function of the variant uses
+  as globals: the ``RUNTIME_NAMESPACE`` helpers its compiled functions name
+  (added as each function's code is taken, so setting up a variant copies
+  nothing) and the float constants they read, named by their bits; its ``factory(inst, store)`` returns the
+  instance's ``CodeTable``, the sequence of defined functions' callables
+  the vm installs (``wasmrt.vm.instance.bind_code``). Those callables follow
+  the core calling convention of docs/internals.md.
+- ``load_variant`` rebuilds a variant from stored function sources and
+  constants without the code generator (deserialisation); ``ModuleCodegen``
+  is only constructed when a function without a source is needed.
 - SIMD instructions compile to calls of ``wasmrt.compile.simd`` functions,
-  which ``RUNTIME_NAMESPACE`` binds as ``_V_<name>`` globals (so a variant
-  loaded from source needs nothing extra).
+  which ``RUNTIME_NAMESPACE`` binds as ``_V_<name>`` globals.
 - Every variant a ``CompiledModule`` holds is registered as its own
   (``backtrace.register_variant``), so ``backtrace.frames_from_traceback``
-  maps a trap's Python traceback back to wasm functions; a generated
-  variant also carries its ``linemap.LineMap`` (charged with its source), so
-  frames are precise to the instruction. A variant loaded from source has
-  none and reports function-level offsets.
+  maps a trap's Python traceback back to wasm functions (code objects are
+  named ``f<funcidx>``; the frames' globals are the variant's namespace).
+  Each variant owns a ``linemap.LineMap`` filled as its functions are
+  generated (charged with their code), so frames are precise to the
+  instruction; a function loaded from stored source has no entry and reports
+  function-level offsets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.compile.binding import CodeTable
+from wasmrt.compile.cache import cached_source, function_code, on_fresh_stack, remember_source
 from wasmrt.compile.codegen import ModuleCodegen
+from wasmrt.compile.linemap import LineMap
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
+from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.vm.backtrace import register_variant
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
-__all__ = ["CompiledModule", "CompiledVariant", "compile_module", "load_variant"]
+__all__ = ["CodeTable", "CompiledModule", "CompiledVariant", "compile_module", "load_variant"]
+
+
+def _const_value(key: str) -> float:
+    kind, bits = key.split(":")
+    return f32_from_bits(int(bits)) if kind == "f32" else f64_from_bits(int(bits))
+
+
+def _link(namespace: dict[str, Any], code: CodeType) -> None:
+    """Add the runtime helpers ``code`` (and any code nested in it) names to ``namespace``."""
+    for name in code.co_names:
+        if name not in namespace:
+            helper = RUNTIME_NAMESPACE.get(name)
+            if helper is not None:
+                namespace[name] = helper
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _link(namespace, const)
+
+
+class _Factory:
+    """``factory(inst, store) -> CodeTable``; ``__globals__`` is the variant's namespace
+    (where ``backtrace.register_variant`` records the owner)."""
+
+    __slots__ = ("__globals__", "variant")
+
+    def __init__(self, variant: CompiledVariant, namespace: dict[str, Any]) -> None:
+        self.variant = variant
+        self.__globals__ = namespace
+
+    def __call__(self, inst: Any, store: Any) -> CodeTable:
+        return CodeTable(self.variant, inst, store)
 
 
 class CompiledVariant:
-    """One option variant: its source text, the constants its namespace needs, and its factory."""
+    """One option variant of a module's code: per-function sources and code, built on demand."""
 
     __slots__ = (
-        "const_dicts",
-        "consts",
+        "_codegen",
+        "_consts",
+        "codes",
         "epoch",
         "factory",
         "fuel",
-        "function_sources",
         "line_map",
-        "source",
+        "n_imported",
+        "module",
+        "n_funcs",
+        "namespace",
+        "sources",
     )
 
     def __init__(
         self,
-        source: str,
-        function_sources: list[str],
-        factory: Callable[[Any, Any], tuple[Callable[..., Any], ...]],
+        module: ir.Module,
         fuel: bool,
         epoch: bool,
+        sources: list[str] | None = None,
         consts: dict[str, str] | None = None,
-        const_dicts: dict[str, dict[int, int]] | None = None,
     ) -> None:
-        self.source = source
-        self.function_sources = function_sources
-        self.factory = factory
+        self.module = module
         self.fuel = fuel
         self.epoch = epoch
-        self.consts = consts if consts is not None else {}
-        self.const_dicts = const_dicts if const_dicts is not None else {}
-        #: ``linemap.LineMap`` of a variant generated here (None when loaded from source).
-        self.line_map: Any = None
+        self.n_funcs = len(module.funcs)
+        #: Generated source of each defined function, or None until generated.
+        self.sources: list[str | None] = (
+            list(sources) if sources is not None else [None] * self.n_funcs
+        )
+        #: Compiled code of each defined function, or None until its first use.
+        self.codes: list[CodeType | None] = [None] * self.n_funcs
+        self.namespace: dict[str, Any] = {}
+        self._consts: dict[str, str] = {}
+        self._add_consts(consts or {})
+        self._codegen: ModuleCodegen | None = None
+        #: Instruction of each generated line, per function generated here (not loaded).
+        self.line_map = LineMap(module)
+        self.n_imported = len(module.imported("func"))
+        self.factory = _Factory(self, self.namespace)
+
+    def _add_consts(self, consts: dict[str, str]) -> None:
+        for name, key in consts.items():
+            if name not in self._consts:
+                self.namespace[name] = _const_value(key)
+                self._consts[name] = key
+
+    def _generate(self, i: int) -> str:
+        gen = self._codegen
+        if gen is None:
+            gen = self._codegen = ModuleCodegen(self.module, fuel=self.fuel, epoch=self.epoch)
+        key = gen.function_key(i)
+        fs = cached_source(key) if key is not None else None
+        if fs is None:
+            fs = gen.function_source(i)
+            if key is not None:
+                remember_source(key, fs)
+        self._add_consts(fs.consts)
+        self.line_map.add(self.n_imported + i, fs.lines_before_body, fs.line_instrs)
+        self.sources[i] = fs.text
+        return fs.text
+
+    def function_source(self, i: int) -> str:
+        """Source of defined function ``i`` (generated now if needed; not compiled)."""
+        src = self.sources[i]
+        return src if src is not None else self._generate(i)
+
+    def code(self, i: int) -> CodeType:
+        """Compiled code of defined function ``i``, generated and compiled on first use."""
+        code = self.codes[i]
+        if code is not None:
+            return code
+        size = len(self.sources[i] or "")
+        try:
+            try:
+                src = self.function_source(i)
+            except RecursionError:  # first called deep in wasm recursion: use a fresh stack
+                src = on_fresh_stack(self.function_source, i)
+            # The line map entry is charged with the code it describes.
+            size = len(src) + self.line_map.entry_bytes(self.n_imported + i)
+            try_alloc(size, AllocKind.CODE)
+            code = function_code(src)
+        except MemoryError:
+            raise OutOfMemory(size) from None
+        except SyntaxError as e:  # only a corrupted stored source gets here
+            raise WasmtimeError(f"compiled code of function {i} is malformed: {e}") from None
+        _link(self.namespace, code)
+        self.codes[i] = code
+        return code
+
+    def compile_all(self) -> None:
+        for i in range(self.n_funcs):
+            self.code(i)
+
+    @property
+    def function_sources(self) -> list[str]:
+        """Every defined function's source (generating the missing ones)."""
+        return [self.function_source(i) for i in range(self.n_funcs)]
+
+    @property
+    def source(self) -> str:
+        """The whole variant's source, for reading: every function's ``def``."""
+        return "".join(s + "\n\n" for s in self.function_sources)
+
+    @property
+    def consts(self) -> dict[str, str]:
+        """Constants of the functions generated so far (name -> ``"f32:<bits>"``/``"f64:..."``),
+        sorted by name."""
+        return dict(sorted(self._consts.items()))
 
 
 def load_variant(
-    source: str,
+    module: ir.Module,
     function_sources: list[str],
     consts: dict[str, str],
-    const_dicts: dict[str, dict[int, int]],
     fuel: bool,
     epoch: bool,
     extra_bytes: int = 0,
 ) -> CompiledVariant:
-    """Build a variant from generated ``source`` and its constants, without the code generator.
+    """A variant of ``module`` from stored sources and constants, without the code generator.
 
-    ``consts`` maps names to ``"f32:<bits>"``/``"f64:<bits>"``; ``const_dicts``
-    maps names to the int tables the code indexes. ``_build_variant`` and
-    deserialisation both come through here.
+    Each source is compiled on its function's first use, like generated ones.
     """
-    try_alloc(len(source) + extra_bytes, AllocKind.CODE)
-    ns: dict[str, Any] = dict(RUNTIME_NAMESPACE)
-    for name, key in consts.items():
-        kind, bits = key.split(":")
-        ns[name] = f32_from_bits(int(bits)) if kind == "f32" else f64_from_bits(int(bits))
-    ns.update(const_dicts)
-    code = compile(source, "<wasm module>", "exec")
-    exec(code, ns)
-    return CompiledVariant(
-        source, function_sources, ns["_make"], fuel, epoch, dict(consts), dict(const_dicts)
-    )
-
-
-def _build_variant(module: ir.Module, fuel: bool, epoch: bool) -> CompiledVariant:
-    gen = ModuleCodegen(module, fuel=fuel, epoch=epoch)
-    source, per_func = gen.generate()
-    # The line map is charged with the source it describes.
-    map_bytes = gen.line_map.size_bytes()
-    variant = load_variant(source, per_func, gen.consts, gen.const_dicts, fuel, epoch, map_bytes)
-    variant.line_map = gen.line_map
-    return variant
+    if len(function_sources) != len(module.funcs):
+        raise WasmtimeError(
+            f"compiled code has {len(function_sources)} functions, the module {len(module.funcs)}"
+        )
+    return CompiledVariant(module, fuel, epoch, function_sources, consts)
 
 
 class CompiledModule:
-    """A module compiled to Python; ``source`` is the default (no fuel, no epoch) variant."""
+    """A module compiled to Python on demand; ``source`` is the default (no fuel, no epoch)
+    variant's."""
 
     def __init__(self, module: ir.Module) -> None:
         self.module = module
@@ -124,7 +235,7 @@ class CompiledModule:
         key = (bool(fuel), bool(epoch))
         v = self._variants.get(key)
         if v is None:
-            v = _build_variant(self.module, key[0], key[1])
+            v = CompiledVariant(self.module, key[0], key[1])
             register_variant(self, v)
             self._variants[key] = v
         return v
@@ -134,7 +245,7 @@ class CompiledModule:
         return self.variant().source
 
     def built_variants(self) -> list[CompiledVariant]:
-        """The variants compiled so far (what serialisation ships)."""
+        """The variants asked for so far (what serialisation ships)."""
         return list(self._variants.values())
 
     @classmethod
@@ -152,13 +263,18 @@ class CompiledModule:
     def function_source(self, funcidx: int, fuel: bool = False, epoch: bool = False) -> str:
         """Source of one defined function (``funcidx`` in the function index space)."""
         n = len(self.module.imported("func"))
-        return self.variant(fuel, epoch).function_sources[funcidx - n]
+        return self.variant(fuel, epoch).function_source(funcidx - n)
+
+    def compile_all(self, fuel: bool = False, epoch: bool = False) -> None:
+        """Generate and compile every function of a variant now (what an eager compiler does)."""
+        self.variant(fuel, epoch).compile_all()
 
 
 def compile_module(m: ir.Module, options: object = None) -> CompiledModule:
-    """Compile ``m`` (already validated). ``options`` may carry ``consume_fuel`` /
-    ``epoch_interruption`` (e.g. an engine config) to pick the eagerly built
-    variant; anything else (e.g. a validator ``ModuleInfo``) builds the default."""
+    """Prepare ``m`` (already validated) for execution. ``options`` may carry
+    ``consume_fuel`` / ``epoch_interruption`` (e.g. an engine config) to pick the
+    variant set up now; anything else (e.g. a validator ``ModuleInfo``) sets up the
+    default. Functions are generated and compiled on their first call."""
     cm = CompiledModule(m)
     cm.variant(
         bool(getattr(options, "consume_fuel", False)),

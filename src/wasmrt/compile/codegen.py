@@ -17,11 +17,19 @@ Invariants:
   loop because that loop ends exactly where the target ends). Branches out of
   several Python loops set ``_br`` to the target's id and ``break``; after each
   such loop a check re-dispatches.
+- One function at a time: ``ModuleCodegen.function_source(i)`` costs time
+  linear in function ``i``'s body (module-wide facts are computed once per
+  ``ModuleCodegen``); the text depends only on the function's body, its
+  module's types/imports/globals and the option variant, never on which
+  other functions were generated. Names the code binds per instance follow
+  ``wasmrt.compile.cache.FREE_NAME``; float constants without a literal are
+  globals named by their bits (``_kf32_<bits>``/``_kf64_<bits>``), and a
+  ``br_table`` dispatch table is a tuple constant.
 - Tables: ``call_indirect``'s one-line check fails over to ``_cifail(T<t>, ..)``
   with the ``TableInstance``, which also resolves lazy funcref placeholders;
-  the factory materialises every table the code reads elements of
-  (``table.get``, ``table.copy`` source) when it binds, so those reads never
-  see a placeholder (``wasmrt.vm.table``).
+  code that reads elements as values (``table.get``, ``table.copy`` source)
+  reads them through ``_r<t>``, which the binder materialises before it hands
+  the list out, so those reads never see a placeholder (``wasmrt.vm.table``).
 - Call depth is not counted in generated code: ``StoreCore.invoke`` bounds it
   with the Python recursion limit (wasm->wasm calls are plain Python calls).
 - Fuel and epoch checks are emitted only in the variants that ask for them.
@@ -38,12 +46,13 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wasmrt import ir
-from wasmrt.compile.linemap import LineMap
 from wasmrt.compile.numeric import simd_global
 from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
 from wasmrt.opcodes import BY_NAME
@@ -66,6 +75,9 @@ class _Entry:
     refs: frozenset[str] = frozenset()
     cond: str | None = None
     depth: int = 0
+    #: For an integer add/sub/mul/shl still pending: ``expr`` without its final
+    #: wrap-around mask (see ``FunctionCompiler.wrapping``).
+    raw: str | None = None
 
 
 @dataclass(slots=True)
@@ -201,17 +213,23 @@ def _needs_flat(infos: list[_Info]) -> bool:
     return False
 
 
-def _float_literal(x: float, consts: dict[str, str], key: str) -> str:
+def _float_literal(x: float, consts: dict[str, str], kind: str, bits: int) -> str:
+    """A literal for ``x``, or the name of a namespace constant (NaNs, infinities, -0.0).
+
+    The name is derived from the bits alone, so every function (and every
+    module sharing a variant namespace) agrees on what it means.
+    """
     if math.isfinite(x) and not (x == 0.0 and math.copysign(1.0, x) < 0):
         r = repr(x)
         return f"({r})" if r.startswith("-") else r
-    name = f"_k{len(consts)}"
-    consts[name] = key
+    name = f"_k{kind}_{bits}"
+    consts[name] = f"{kind}:{bits}"
     return name
 
 
 class FunctionCompiler:
-    """Generates the source of one function (a nested ``def`` inside the module factory)."""
+    """Generates the source of one function: a ``def f<funcidx>(...)`` compiled on its own
+    (``wasmrt.compile.cache``), its per-instance names bound as free variables."""
 
     def __init__(
         self,
@@ -227,6 +245,8 @@ class FunctionCompiler:
         self.ftype = ftype
         self.fuel = mc.fuel
         self.epoch = mc.epoch
+        #: Namespace constants this function reads (``_float_literal``).
+        self.consts: dict[str, str] = {}
         self.lines: list[str] = []
         #: The index of the wasm instruction each line of ``lines`` was emitted for.
         self.line_instrs: list[int] = []
@@ -250,14 +270,19 @@ class FunctionCompiler:
 
     # ------------------------------------------------------------ stack
     def push(
-        self, expr: str, refs: frozenset[str] = frozenset(), cond: str | None = None, depth: int = 0
+        self,
+        expr: str,
+        refs: frozenset[str] = frozenset(),
+        cond: str | None = None,
+        depth: int = 0,
+        raw: str | None = None,
     ) -> None:
         if depth > 12:
             p = len(self.stack)
             self.stack.append(_Entry(expr, refs, cond, depth))
             self.materialize(p)
             return
-        self.stack.append(_Entry(expr, refs, cond, depth))
+        self.stack.append(_Entry(expr, refs, cond, depth, raw))
 
     def push_slot_written(self) -> str:
         """Reserve the next slot as a materialized value; returns its name."""
@@ -338,13 +363,7 @@ class FunctionCompiler:
                 info.pyloop = False
         self.nseg = 1
         self.cidx = 0
-        mem_ops = any(
-            (
-                BY_NAME.get(i.op) is not None
-                and BY_NAME[i.op].imm in ("memarg", "memarg_lane", "mem", "mem2", "memory_init")
-            )
-            for i in body
-        )
+        mem_ops = not _MEMORY_OPS.isdisjoint([i.op for i in body])
         self.uses_mem = mem_ops
         self._indent = 1
         params = ", ".join(f"l{i}" for i in range(nparams))
@@ -357,7 +376,6 @@ class FunctionCompiler:
                 prologue.append(f"    l{k} = {init}")
                 k += 1
         if mem_ops:
-            self.mc.used_mem = True
             prologue.append("    _md = M0.data; _ms = M0.size")
         self.ctls.append(_Ctl("func", -1, 0, 0, len(ft.results), False, [], 1))
         self.checks()
@@ -491,9 +509,9 @@ class FunctionCompiler:
             # fall through: structural instruction of the current construct
         if self.fuel and op not in _ZERO_COST:
             self.fuel_acc += 1
-        h = getattr(self, "op_" + op.replace(".", "_"), None)
+        h = _HANDLERS.get(op)
         if h is not None:
-            h(ins)
+            h(self, ins)
             return
         raise NotImplementedError(op)
 
@@ -718,8 +736,9 @@ class FunctionCompiler:
                 groups.setdefault(lab, []).append(i)
         first = True
         if len(labels) > 16 and groups:
-            name = self.mc.const_dict({i: lab for i, lab in enumerate(labels)})
-            self.emit(f"_bt = {name}.get({idx}, {default})")
+            # A tuple of ints is one constant of the code object: nothing to build per call.
+            table = repr(tuple(labels))
+            self.emit(f"_bt = {table}[{idx}] if {idx} < {len(labels)} else {default}")
             for lab in groups:
                 self.emit(f"{'if' if first else 'elif'} _bt == {lab}:")
                 first = False
@@ -770,9 +789,8 @@ class FunctionCompiler:
 
     def op_call(self, ins: ir.Instr) -> None:
         k = ins.imm[0]
-        ft = self.m.func_type(k)
+        ft = self.mc.func_types[k]
         if k < self.mc.n_imported_funcs:
-            self.mc.used_imports.add(k)
             self._call(f"_c{k}", ft)
         else:
             self._call(f"f{k}", ft)
@@ -780,8 +798,6 @@ class FunctionCompiler:
     def op_call_indirect(self, ins: ir.Instr) -> None:
         tyidx, tab = ins.imm
         ft = self.m.types[tyidx]
-        self.mc.used_tables.add(tab)
-        self.mc.used_types.add(tyidx)
         self.make_simple(0)
         i = self.val(self.pop())
         t = f"_t{tab}"
@@ -834,7 +850,6 @@ class FunctionCompiler:
 
     def op_global_get(self, ins: ir.Instr) -> None:
         k = ins.imm[0]
-        self.mc.used_globals.add(k)
         if self.mc.global_types[k].mutable:
             self.set_slot(len(self.stack), f"G{k}.value")
         else:
@@ -842,7 +857,6 @@ class FunctionCompiler:
 
     def op_global_set(self, ins: ir.Instr) -> None:
         k = ins.imm[0]
-        self.mc.used_globals.add(k)
         self.emit(f"G{k}.value = {self.val(self.pop())}")
 
     # ------------------------------------------------------------ tables / refs
@@ -854,21 +868,16 @@ class FunctionCompiler:
         self.push("", e.refs, cond=f"{self.val(e)} is None", depth=e.depth + 1)
 
     def op_ref_func(self, ins: ir.Instr) -> None:
-        k = ins.imm[0]
-        self.mc.used_funcs.add(k)
-        self.push(f"F{k}")
+        self.push(f"F{ins.imm[0]}")
 
     def op_table_get(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
-        self.mc.read_tables.add(t)
         self.make_simple(0)
         i = self.val(self.pop())
-        self.set_slot(len(self.stack), f"_t{t}[{i}] if {i} < len(_t{t}) else _toob()")
+        self.set_slot(len(self.stack), f"_r{t}[{i}] if {i} < len(_r{t}) else _toob()")
 
     def op_table_set(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         v = self.val(self.pop())
         self.make_simple(0)
         i = self.val(self.pop())
@@ -877,7 +886,6 @@ class FunctionCompiler:
 
     def op_table_size(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         self.set_slot(len(self.stack), f"len(_t{t})")
 
     def _bulk_fuel(self, n: str) -> None:
@@ -887,7 +895,6 @@ class FunctionCompiler:
 
     def op_table_grow(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         self.make_simple(0)
         n = self.val(self.pop())
         init = self.val(self.pop())
@@ -896,7 +903,6 @@ class FunctionCompiler:
 
     def op_table_fill(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
-        self.mc.used_tables.add(t)
         self.make_simple(0)
         n = self.val(self.pop())
         v = self.val(self.pop())
@@ -906,18 +912,15 @@ class FunctionCompiler:
 
     def op_table_copy(self, ins: ir.Instr) -> None:
         d_t, s_t = ins.imm
-        self.mc.used_tables.update((d_t, s_t))
-        self.mc.read_tables.add(s_t)
         self.make_simple(0)
         n = self.val(self.pop())
         s = self.val(self.pop())
         d = self.val(self.pop())
         self._bulk_fuel(n)
-        self.emit(f"_tcopy(_t{d_t}, _t{s_t}, {d}, {s}, {n})")
+        self.emit(f"_tcopy(_t{d_t}, _r{s_t}, {d}, {s}, {n})")
 
     def op_table_init(self, ins: ir.Instr) -> None:
         e, t = ins.imm
-        self.mc.used_tables.add(t)
         self.make_simple(0)
         n = self.val(self.pop())
         s = self.val(self.pop())
@@ -1023,13 +1026,19 @@ class FunctionCompiler:
 
     def op_f32_const(self, ins: ir.Instr) -> None:
         bits = ins.imm[0]
-        self.push(_float_literal(f32_from_bits(bits), self.mc.consts, f"f32:{bits}"))
+        self.push(_float_literal(f32_from_bits(bits), self.consts, "f32", bits))
 
     def op_f64_const(self, ins: ir.Instr) -> None:
         bits = ins.imm[0]
-        self.push(_float_literal(f64_from_bits(bits), self.mc.consts, f"f64:{bits}"))
+        self.push(_float_literal(f64_from_bits(bits), self.consts, "f64", bits))
 
     # ------------------------------------------------------------ numeric
+    def wrapping(self, op: str) -> None:
+        b = self.pop()
+        a = self.pop()
+        text, raw = wrapping_text(op, a, b, self.val)
+        self.push(text, a.refs | b.refs, depth=max(a.depth, b.depth) + 1, raw=raw)
+
     def numeric(self, op: str) -> bool:
         spec = _NUMERIC.get(op)
         if spec is None:
@@ -1048,11 +1057,21 @@ class FunctionCompiler:
             else:
                 self.push(text, a.refs, depth=a.depth + 1)
             return True
+        if op in _WRAPPING:
+            self.wrapping(op)
+            return True
         b = self.pop()
         a = self.pop()
-        text = tmpl.format(a=self.val(a), b=self.val(b))
         refs = a.refs | b.refs
         depth = max(a.depth, b.depth) + 1
+        mask = _AND_MASK.get(op)
+        if mask is not None:  # ``(x & M) & c`` is ``x & c`` when ``c`` fits in ``M``
+            if b.raw is not None and _fits(a.expr, mask):
+                a, b = b, a
+            if a.raw is not None and _fits(b.expr, mask):
+                self.push(f"({a.raw} & {b.expr})", refs, depth=depth)
+                return True
+        text = tmpl.format(a=self.val(a), b=self.val(b))
         if kind == "trap2":
             self.set_slot(len(self.stack), text)
         elif kind == "cond2":
@@ -1060,6 +1079,40 @@ class FunctionCompiler:
         else:
             self.push(text, refs, depth=depth)
         return True
+
+
+def wrapping_text(op: str, a: _Entry, b: _Entry, val: Callable[[_Entry], str]) -> tuple[str, str]:
+    """(masked, unmasked) text of integer ``op`` (add/sub/mul/shl) on ``a``, ``b``.
+
+    Arithmetic mod 2**w commutes with the mask, so add and sub read their
+    operands' unmasked text when they have one: ``((x + y) & M) + z) & M`` is
+    emitted as ``((x + y) + z) & M``. Only add/sub do (mul and shl read masked
+    operands), so an unmasked value grows by at most a few bits per level.
+    """
+    sym, w = _WRAPPING[op]
+    if sym in "+-":
+        av = a.raw if a.raw is not None else val(a)
+        bv = b.raw if b.raw is not None else val(b)
+    else:
+        av, bv = val(a), val(b)
+    if sym == "<<":
+        bv = str(int(bv) & (w - 1)) if bv.isdigit() else f"({bv} & {w - 1})"
+    raw = f"({av} {sym} {bv})"
+    return f"({raw} & {M32 if w == 32 else M64})", raw
+
+
+def _fits(text: str, mask: int) -> bool:
+    return text.isdigit() and int(text) <= mask
+
+
+#: Integer ops whose result is wrapped by a mask: op -> (Python operator, bit width).
+_WRAPPING = {
+    f"i{w}.{name}": (sym, w)
+    for w in (32, 64)
+    for name, sym in (("add", "+"), ("sub", "-"), ("mul", "*"), ("shl", "<<"))
+}
+#: ``and`` ops and their width's mask.
+_AND_MASK = {"i32.and": M32, "i64.and": M64}
 
 
 def _numeric_table() -> dict[str, tuple[str, str]]:
@@ -1172,74 +1225,105 @@ def _install_numeric() -> None:
 
 _install_numeric()
 
+#: Instruction name -> its ``FunctionCompiler`` handler (one dict lookup per instruction).
+_HANDLERS: dict[str, Callable[[FunctionCompiler, ir.Instr], None]] = {
+    name: getattr(FunctionCompiler, "op_" + name.replace(".", "_"))
+    for name in BY_NAME
+    if hasattr(FunctionCompiler, "op_" + name.replace(".", "_"))
+}
+#: Instructions that read or write linear memory (the function caches ``_md``/``_ms``).
+_MEMORY_OPS = frozenset(
+    name
+    for name, info in BY_NAME.items()
+    if info.imm in ("memarg", "memarg_lane", "mem", "mem2", "memory_init")
+)
+
+
+class ContentKey:
+    """A tuple key whose hash is computed once (bodies can be long); ``weight`` is the
+    number of instructions it holds on to."""
+
+    __slots__ = ("_hash", "parts", "weight")
+
+    def __init__(self, parts: tuple[object, ...], weight: int) -> None:
+        self.parts = parts
+        self.weight = weight
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ContentKey)
+            and self._hash == other._hash
+            and self.parts == other.parts
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSource:
+    """The generated source of one defined function, the namespace constants it reads,
+    and its line map entry (``linemap.LineMap.add``): lines before the body and the
+    wasm instruction of each body line."""
+
+    text: str
+    consts: dict[str, str]
+    lines_before_body: int
+    line_instrs: tuple[int, ...]
+
 
 class ModuleCodegen:
-    """Builds the module factory source for one option variant."""
+    """Generates defined functions' sources for one option variant, one function at a time.
+
+    Module-wide facts are computed once here (linear in the module); each
+    ``function_source`` call costs time linear in that function's body.
+    """
 
     def __init__(self, module: ir.Module, *, fuel: bool, epoch: bool) -> None:
         self.module = module
         self.fuel = fuel
         self.epoch = epoch
-        self.consts: dict[str, str] = {}
-        self.const_dicts: dict[str, dict[int, int]] = {}
-        self.used_imports: set[int] = set()
-        self.used_tables: set[int] = set()
-        #: Tables whose elements the code reads as values (``table.get``, ``table.copy``
-        #: source): ``_make`` materialises their lazy placeholders (``wasmrt.vm.table``).
-        self.read_tables: set[int] = set()
-        self.used_globals: set[int] = set()
-        self.used_funcs: set[int] = set()
-        self.used_types: set[int] = set()
-        self.used_mem = False
         self.n_imported_funcs = len(module.imported("func"))
+        self.func_types = [module.types[t] for t in module.all_func_type_idxs()]
         self.force_flat = FORCE_FLAT
         self.global_types = module.all_globals()
-        self.line_map = LineMap(module)
+        self._context: str | None = None
 
-    def const_dict(self, d: dict[int, int]) -> str:
-        name = f"_d{len(self.const_dicts)}"
-        self.const_dicts[name] = d
-        return name
+    @property
+    def context(self) -> str:
+        """Digest of everything besides a function's own body that its source depends on."""
+        if self._context is None:
+            facts = (
+                self.fuel,
+                self.epoch,
+                self.force_flat,
+                self.n_imported_funcs,
+                self.module.types,
+                self.module.all_func_type_idxs(),
+                [g.mutable for g in self.global_types],
+            )
+            self._context = hashlib.sha256(repr(facts).encode()).hexdigest()
+        return self._context
 
-    def function_source(self, i: int) -> list[str]:
-        m = self.module
-        fidx = self.n_imported_funcs + i
-        func = m.funcs[i]
-        fc = FunctionCompiler(self, fidx, func, m.types[func.type_idx])
-        out = fc.compile()
-        self.line_map.add(fidx, fc.lines_before_body, fc.line_instrs)
-        return out
+    def function_key(self, i: int) -> ContentKey | None:
+        """Content key of defined function ``i``'s source (None if its body is not hashable)."""
+        func = self.module.funcs[i]
+        try:
+            body = tuple(func.body)
+            return ContentKey((self.context, func.type_idx, tuple(func.locals), body), len(body))
+        except TypeError:
+            return None
 
-    def generate(self) -> tuple[str, list[str]]:
-        """Return (factory source, per-function sources)."""
-        m = self.module
-        bodies = [self.function_source(i) for i in range(len(m.funcs))]
-        head = ["def _make(_I, _S):"]
-        if self.epoch:
-            head.append("    _E = _S.engine")
-        if self.used_mem:
-            head.append("    M0 = _I.mems[0]")
-        for t in sorted(self.used_tables):
-            head.append(f"    T{t} = _I.tables[{t}]; _t{t} = T{t}.elements")
-            if t in self.read_tables:
-                head.append(f"    T{t}.materialize()")
-        for g in sorted(self.used_globals):
-            if self.global_types[g].mutable:
-                head.append(f"    G{g} = _I.globals[{g}]")
-            else:
-                head.append(f"    _gv{g} = _I.globals[{g}].value")
-        for k in sorted(self.used_funcs):
-            head.append(f"    F{k} = _I.funcs[{k}]")
-        for k in sorted(self.used_imports):
-            head.append(f"    _c{k} = _I.funcs[{k}].bind_caller(_I)")
-        for ty in sorted(self.used_types):
-            head.append(f"    _ty{ty} = _I.types[{ty}]")
-        body_lines: list[str] = []
-        per_func: list[str] = []
-        for b in bodies:
-            per_func.append("\n".join(b))
-            body_lines.extend("    " + line for line in b)
-        n0 = self.n_imported_funcs
-        ret = ", ".join(f"f{n0 + i}" for i in range(len(m.funcs)))
-        tail = [f"    return ({ret}{',' if len(m.funcs) == 1 else ''})"]
-        return "\n".join(head + body_lines + tail) + "\n", per_func
+    def function_source(self, i: int) -> FunctionSource:
+        """Source of defined function ``i`` (``def f<funcidx>(...)``), generated now."""
+        func = self.module.funcs[i]
+        fc = FunctionCompiler(
+            self, self.n_imported_funcs + i, func, self.module.types[func.type_idx]
+        )
+        text = "\n".join(fc.compile())
+        return FunctionSource(text, fc.consts, fc.lines_before_body, tuple(fc.line_instrs))
+
+    def generate(self) -> list[FunctionSource]:
+        """Every defined function's source, in order."""
+        return [self.function_source(i) for i in range(len(self.module.funcs))]

@@ -19,6 +19,8 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE
 from wasmrt.binary import encode_expr
@@ -52,11 +54,16 @@ class LineMap:
     def __init__(self, module: ir.Module) -> None:
         self._module = module
         self._n_imported = len(module.imported("func"))
-        self._funcs: dict[int, tuple[int, list[int]]] = {}
+        self._funcs: dict[int, tuple[int, Sequence[int]]] = {}
         self._offsets: dict[int, list[int]] = {}
 
-    def add(self, func_index: int, lines_before_body: int, line_instrs: list[int]) -> None:
+    def add(self, func_index: int, lines_before_body: int, line_instrs: Sequence[int]) -> None:
         self._funcs[func_index] = (lines_before_body, line_instrs)
+
+    def entry_bytes(self, func_index: int) -> int:
+        """What one function's entry holds: a slot per generated line (0 if absent)."""
+        entry = self._funcs.get(func_index)
+        return SLOT_SIZE * len(entry[1]) if entry is not None else 0
 
     def size_bytes(self) -> int:
         """What the recorded lists hold: a slot per generated line."""

@@ -192,10 +192,8 @@ class Linker:
             for n, _ in defs:
                 if (module, n) in self._defs:
                     raise LinkError(f"import of `{module}::{n}` defined twice")
-        self._defs.reserve(len(self._defs) + len(defs))
         try_alloc(_DEF_COST * len(defs), AllocKind.LINKER)
-        for n, d in defs:
-            self._defs[(module, n)] = d
+        self._defs.update(((module, n), d) for n, d in defs)
 
     def define_module(self, store: Any, name: str, module: Module) -> None:
         """Define ``module`` under ``name`` following the WASI command/reactor rules.
@@ -278,9 +276,7 @@ class Linker:
             seen.add(key)
             stubs.append((imp.module, imp.name, self._default_stub(core, m, imp)))
         try_alloc(_DEF_COST * len(stubs), AllocKind.LINKER)
-        self._defs.reserve(len(self._defs) + len(stubs))
-        for mod, name, d in stubs:
-            self._defs[(mod, name)] = d
+        self._defs.update(((mod, name), d) for mod, name, d in stubs)
 
     @staticmethod
     def _default_stub(core: Any, m: ir.Module, imp: ir.Import) -> _Def:

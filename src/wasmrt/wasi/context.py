@@ -135,9 +135,9 @@ class WasiCtx:
         try_alloc(DESCRIPTOR_COST * (3 + len(spec.preopens)), AllocKind.WASI)
         # No allocation can fail from here on: the spec's descriptors move in.
         for i, s in enumerate(spec.stdio):
-            self.table[i] = StdioDesc(i, s)
+            self.table.put_reserved(i, StdioDesc(i, s))
         for n, p in enumerate(spec.preopens):
-            self.table[3 + n] = DirDesc(p.fd, p.guest_path, p.dir_perms, p.file_perms)
+            self.table.put_reserved(3 + n, DirDesc(p.fd, p.guest_path, p.dir_perms, p.file_perms))
         spec.stdio = [StdioSpec("null"), StdioSpec("null"), StdioSpec("null")]
         spec.preopens = []
 
@@ -160,7 +160,7 @@ class WasiCtx:
 
     def insert(self, fd: int, desc: Descriptor) -> None:
         """Add ``desc`` as ``fd`` (after ``reserve``: allocates nothing more)."""
-        self.table[fd] = desc
+        self.table.put_reserved(fd, desc)
 
     def remove(self, fd: int) -> Descriptor:
         desc = self.table.pop(fd, None)
@@ -175,7 +175,7 @@ class WasiCtx:
         if src == dst:
             return
         del self.table[src]
-        self.table[dst] = desc
+        self.table.put_reserved(dst, desc)  # dst is open: its entry is reused
         old.close()
 
     def close(self) -> None:

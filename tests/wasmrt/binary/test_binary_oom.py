@@ -82,7 +82,8 @@ def test_fail_nth_allocation(corpus: list[SuiteModule], wast: str, nth: int) -> 
                 continue
         break
     assert hook.calls == n, "the last run must grant every allocation it asked for"
-    assert n >= 3, "building a module asked for (almost) no allocation"
+    # Functions compile on their first call, so building asks only for the module itself.
+    assert n >= 2, "building a module asked for (almost) no allocation"
     # The module that finally built under the hook is the one a fault-free build gives.
     assert shape(built) == shape(load(data))
 

@@ -392,12 +392,14 @@ def test_traps_have_codes() -> None:
     assert store.call(inst.exports["load"], [65528]) == 0
 
 
-def test_compile_asks_try_alloc_for_code() -> None:
+def test_first_call_asks_try_alloc_for_code() -> None:
     from wasmrt.alloc import AllocKind, install_hook
 
     kinds: list[AllocKind] = []
     with install_hook(lambda size, kind, absorbing: kinds.append(kind)):
         cm = wat_to_compiled(FUEL)
-    assert AllocKind.CODE in kinds
-    store = StoreCore()
-    instantiate(store, cm, [])
+        store = StoreCore()
+        inst = instantiate(store, cm, [])
+        assert AllocKind.CODE not in kinds  # functions compile on their first call
+        assert store.call(inst.exports["add"], []) == 3
+    assert kinds.count(AllocKind.CODE) == 1

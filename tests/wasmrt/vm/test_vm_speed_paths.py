@@ -103,6 +103,7 @@ def test_code_is_bound_on_first_use_only() -> None:
     assert inst.factory is not None  # nothing compiled per instance yet
     assert store.call(inst.exports["call"], [1]) == 2
     assert inst.factory is None
+    assert store.call(inst.exports["call"], [0]) == 1  # f0's first call compiles and installs it
     first = inst.funcs[0].call
     assert store.call(inst.exports["call"], [0]) == 1 and inst.funcs[0].call is first
 

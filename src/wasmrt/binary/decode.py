@@ -13,6 +13,10 @@ Invariants:
   ``[ref.func x, end]`` expressions); the typed ``select`` decodes to
   ``Instr("select_t", (types,))``, the untyped one to ``Instr("select")``.
 - Instr objects are immutable and may be shared between bodies and modules.
+- Runs of small custom sections take a fast path (one tight loop, no per-section
+  context); equal small ones share one ``CustomSection`` object, so a module
+  of millions of identical custom sections costs a list slot for each.
+  Custom sections are treated as read-only.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ EXTERN_KINDS: tuple[ir.ExternKind, ...] = ("func", "table", "memory", "global")
 
 _MODULE = AllocKind.MODULE
 _MAX_U32 = 0xFFFFFFFF
+#: Distinct small custom sections remembered for sharing (bounds the cache, not the module).
+_CUSTOM_CACHE_LIMIT = 4096
 
 # Immediate-kind codes for the dispatch in the instruction loop.
 _K_ILLEGAL = -1
@@ -144,7 +150,16 @@ def _err(reason: str, pos: int) -> MalformedError:
 
 
 class _Decoder:
-    __slots__ = ("data", "pos", "end", "m", "uses_data_idx", "func_count", "code_count")
+    __slots__ = (
+        "data",
+        "pos",
+        "end",
+        "m",
+        "uses_data_idx",
+        "func_count",
+        "code_count",
+        "custom_cache",
+    )
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -154,6 +169,7 @@ class _Decoder:
         self.uses_data_idx = False
         self.func_count: int | None = None
         self.code_count: int | None = None
+        self.custom_cache: dict[int, dict[bytes, ir.CustomSection]] = {}
 
     # -- primitive reads on self.pos / self.end ------------------------------
 
@@ -258,6 +274,11 @@ class _Decoder:
         m = self.m
         while pos < n:
             sid = data[pos]
+            if sid == 0:
+                nxt = self.small_customs(pos, last_id)
+                if nxt != pos:
+                    pos = nxt
+                    continue
             self.end = n
             self.pos = pos + 1
             if sid > 12:
@@ -486,6 +507,41 @@ class _Decoder:
         self.m.customs.append(ir.CustomSection(nm, payload, after))
         if nm == "name":
             self.m.names = _parse_names(payload)
+
+    def small_customs(self, pos: int, after: int) -> int:
+        """Decode the run of simple custom sections at ``pos``; return where it stops.
+
+        Simple: size and name length one LEB byte each, a valid UTF-8 name
+        other than ``name``. Anything else (including every malformation) is
+        left to the general path, which decodes or reports it.
+        """
+        data = self.data
+        n = len(data)
+        customs = self.m.customs
+        cache = self.custom_cache.setdefault(after, {})
+        append = customs.append
+        while pos + 2 < n and data[pos] == 0:
+            size = data[pos + 1]
+            end = pos + 2 + size
+            key = data[pos + 1 : end]  # size, name length, name, payload
+            sec = cache.get(key)
+            if sec is None:
+                name_len = data[pos + 2]
+                if size >= 0x80 or name_len >= size or end > n:
+                    break
+                try:
+                    nm = data[pos + 3 : pos + 3 + name_len].decode("utf-8")
+                except UnicodeDecodeError:
+                    break
+                if nm == "name":
+                    break
+                sec = ir.CustomSection(nm, data[pos + 3 + name_len : end], after)
+                if len(cache) < _CUSTOM_CACHE_LIMIT:
+                    cache[key] = sec
+            try_alloc(len(sec.data) + 64, _MODULE)
+            append(sec)
+            pos = end
+        return pos
 
     # -- instructions ------------------------------------------------------------
 

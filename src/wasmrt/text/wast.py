@@ -251,6 +251,7 @@ class _Reader:
             raw = b" ".join(parts)
             text = raw.decode("utf-8", "surrogateescape")
             return WastModule(line, "quote", name, text, None, raw, fname, node)
+        node.release()  # parsed again, field by field, when the caller asks
         return WastModule(line, "text", name, node.source_text(), None, None, fname, node)
 
     def action(self, node: Node | None, parent: SList) -> Action:
@@ -416,7 +417,12 @@ def parse_wast(text: str | bytes, filename: str = "") -> list[Command]:
         whole.items = [Atom(WORD, "module", nodes[0].pos, src), *nodes]
         whole.end = len(text)
         return [ModuleCommand(reader.line(whole), reader.module(whole, whole))]
-    return [reader.command(node) for node in nodes]
+    commands = []
+    for node in nodes:
+        commands.append(reader.command(node))
+        if isinstance(node, SList):
+            node.release()  # one command's nodes alive at a time
+    return commands
 
 
 _MODULE_FIELDS = frozenset(

@@ -18,6 +18,11 @@ Invariants:
   the module names nothing).
 - Parsing asks ``try_alloc`` once per module, for the text's size
   (``AllocKind.TEXT``).
+- Nothing recurses on the input's nesting: instructions (flat and folded)
+  are parsed by ``_run`` over an explicit frame stack, ``module quote`` is
+  unwrapped in a loop (at most ``MAX_QUOTE_DEPTH`` levels). Each module
+  field's nodes are released once the field is parsed, and label and type
+  lookups are O(1), so time and memory stay linear in the text.
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ _SIMD_SHAPES = {
     "f64x2": (2, 64, True),
 }
 _BLOCK_OPS = frozenset(("block", "loop", "if"))
+#: ``(module quote ...)`` levels accepted inside one another (each re-reads its text).
+MAX_QUOTE_DEPTH = 32
+# Tags of the instruction parser's frames (``_ModuleParser._run``): a sequence
+# of instructions; a flat block's body; a folded block awaiting its end; a
+# folded ``if`` reading conditions; a folded ``if`` in a ``then``/``else``
+# body; a folded plain instruction reading its operands.
+_SEQ, _FLAT, _F_END, _F_COND, _F_BODY, _F_OPS = range(6)
 _CONST_BITS = {"i32": 32, "i64": 64}
 
 
@@ -122,14 +134,29 @@ def _name(atom: Node | None, parent: SList) -> str:
 
 
 class _Func:
-    """Per-body state: locals, the label stack and the output list."""
+    """Per-body state: locals, the label stack and the output list.
 
-    __slots__ = ("labels", "local_ids", "out")
+    ``label_at`` maps each label name in scope to the stack positions where it
+    is bound (innermost last), so resolving ``br $l`` costs O(1) at any depth.
+    """
+
+    __slots__ = ("label_at", "labels", "local_ids", "out")
 
     def __init__(self, local_ids: dict[str, int]) -> None:
         self.local_ids = local_ids
         self.labels: list[str | None] = []
+        self.label_at: dict[str, list[int]] = {}
         self.out: list[ir.Instr] = []
+
+    def push_label(self, label: str | None) -> None:
+        if label is not None:
+            self.label_at.setdefault(label, []).append(len(self.labels))
+        self.labels.append(label)
+
+    def pop_label(self) -> None:
+        label = self.labels.pop()
+        if label is not None:
+            self.label_at[label].pop()
 
 
 class _ModuleParser:
@@ -143,6 +170,8 @@ class _ModuleParser:
         self.uses_data_count = False
         self._next = dict.fromkeys(self.spaces, 0)
         self.n_explicit_types = 0
+        #: First index of each function type in ``m.types`` (reuse in O(1)).
+        self.type_first: dict[ir.FuncType, int] = {}
 
     # ------------------------------------------------------------ pass 1
 
@@ -155,39 +184,40 @@ class _ModuleParser:
             if h is None or not isinstance(f, SList):
                 raise _unexpected(f, parent, "a module field")
             kinds.append(h)
-            items = f.items
             if h == "type":
                 self._type_def(f)
             elif h == "import":
                 if first_def is not None:
                     raise f.error(f"import after {first_def}")
-                desc = items[3] if len(items) > 3 else None
+                desc = f.child(3)
                 dk = _head(desc)
                 if dk not in ("func", "table", "memory", "global") or not isinstance(desc, SList):
                     raise _unexpected(desc, f, "an import description")
                 self.spaces[dk].add(desc.items[1] if _is_id(_at(desc, 1)) else None)  # type: ignore[arg-type]
             elif h in ("func", "table", "memory", "global"):
-                ident = items[1] if _is_id(_at(f, 1)) else None
-                i = 2 if ident is not None else 1
-                while _head(_at(f, i)) == "export":
-                    i += 1
-                if _head(_at(f, i)) == "import":
+                rest = f.iter_items(1)
+                nxt = next(rest, None)
+                ident = nxt if _is_id(nxt) else None
+                if ident is not None:
+                    nxt = next(rest, None)
+                while _head(nxt) == "export":
+                    nxt = next(rest, None)
+                if _head(nxt) == "import":
                     if first_def is not None:
                         raise f.error(f"import after {first_def}")
                 elif first_def is None:
                     first_def = _SPACE_NAMES[h]
                 self.spaces[h].add(ident)  # type: ignore[arg-type]
-                if h == "table" and _head(_at(f, len(items) - 1)) == "elem":
+                if h == "table" and _head(f.items[-1]) == "elem":
                     self.spaces["elem"].add(None)
-                elif h == "memory" and _head(_at(f, len(items) - 1)) == "data":
+                elif h == "memory" and _head(f.items[-1]) == "data":
                     self.spaces["data"].add(None)
             elif h in ("elem", "data"):
-                ident = items[1] if _is_id(_at(f, 1)) else None
-                self.spaces[h].add(ident)  # type: ignore[arg-type]
-            elif h in ("export", "start"):
-                pass
-            else:
-                raise items[0].error(f"unknown operator {h}, expected a module field")
+                ident = f.child(1)
+                self.spaces[h].add(ident if _is_id(ident) else None)  # type: ignore[arg-type]
+            elif h not in ("export", "start"):
+                raise f.items[0].error(f"unknown operator {h}, expected a module field")
+            f.release()  # one field's nodes alive at a time (rebuilt in pass 2)
         self.n_explicit_types = len(self.m.types)
         # pass 2
         m = self.m
@@ -215,6 +245,7 @@ class _ModuleParser:
                 self._elem(f)
             elif h == "data":
                 self._data(f)
+            f.release()
         if self.uses_data_count:
             m.data_count = len(m.datas)
         if self.module_name is not None or self.func_names or self.local_names:
@@ -241,7 +272,9 @@ class _ModuleParser:
             if ident.text in self.type_ids:
                 raise ident.error("duplicate type")
             self.type_ids[ident.text] = len(self.m.types)
-        self.m.types.append(ir.FuncType(tuple(params), tuple(results)))
+        ft = ir.FuncType(tuple(params), tuple(results))
+        self.type_first.setdefault(ft, len(self.m.types))
+        self.m.types.append(ft)
 
     def _valtype(self, node: Node | None, parent: SList) -> str:
         if isinstance(node, Atom) and node.kind == WORD and node.text in _VALTYPES:
@@ -324,11 +357,11 @@ class _ModuleParser:
             return idx, ft, i
         if block and not params and len(results) <= 1:
             return None, ft, i
-        try:
-            return types.index(ft), ft, i
-        except ValueError:
+        idx = self.type_first.get(ft)
+        if idx is None:
+            idx = self.type_first[ft] = len(types)
             types.append(ft)
-            return len(types) - 1, ft, i
+        return idx, ft, i
 
     # ------------------------------------------------------------ indices
 
@@ -679,24 +712,187 @@ class _ModuleParser:
 
     def _instrs(self, parent: SList, i: int, ctx: _Func) -> int:
         """Parse instructions from ``parent.items[i:]``; stop at the end or at ``end``/``else``."""
-        items = parent.items
+        return self._run([[_SEQ, parent, i, None, None]], ctx)
+
+    def _folded(self, node: SList, ctx: _Func) -> None:
+        """Parse one folded instruction ``node`` (with everything nested in it)."""
+        stack: list[list[Any]] = []
+        self._enter_folded(node, ctx, stack)
+        self._run(stack, ctx)
+
+    def _run(self, stack: list[list[Any]], ctx: _Func) -> int:
+        """Run the instruction frames on ``stack`` until it is empty.
+
+        Nesting lives on this explicit stack, never on the Python stack, so
+        depth is bounded by memory only. A frame is ``[tag, node, index, a, b]``
+        (see ``_SEQ`` ...); a sequence frame that stops hands its position to
+        the frame below it as ``ret``.
+        """
+        out = ctx.out
+        ret = 0
+        while stack:
+            fr = stack[-1]
+            tag = fr[0]
+            if tag <= _FLAT:
+                node = fr[1]
+                items = node.items
+                n = len(items)
+                i = fr[2]
+                descended = False
+                while i < n:
+                    it = items[i]
+                    if isinstance(it, SList):
+                        fr[2] = i + 1
+                        self._enter_folded(it, ctx, stack)
+                        descended = True
+                        break
+                    if it.kind != WORD:
+                        raise it.error(f"unknown operator {it.text}")
+                    op = it.text
+                    if op in _BLOCK_OPS:
+                        label, i = self._label_def(node, i + 1)
+                        bt, i = self._blocktype(node, i)
+                        ctx.push_label(label)
+                        out.append(ir.Instr(op, (bt,)))
+                        fr[2] = i
+                        stack.append([_FLAT, node, i, op, False])
+                        descended = True
+                        break
+                    if op == "end" or op == "else":
+                        break
+                    i = self._plain(node, i + 1, op, it, ctx)
+                if descended:
+                    continue
+                if tag == _SEQ:
+                    stack.pop()
+                    ret = i
+                    continue
+                self._end_flat(fr, i, ctx, stack)
+            elif tag == _F_END:
+                node = fr[1]
+                if ret < len(node.items):
+                    raise _unexpected(node.items[ret], node)
+                self._close(stack, ctx)
+            elif tag == _F_COND:
+                self._if_conditions(fr, ctx, stack)
+            elif tag == _F_BODY:
+                self._after_if_body(fr, ret, ctx, stack)
+            else:  # _F_OPS: the operands of a folded plain instruction, then itself
+                node = fr[1]
+                items = node.items
+                i = fr[2]
+                if i < len(items):
+                    sub = items[i]
+                    if not isinstance(sub, SList):
+                        raise _unexpected(sub, node, "a folded instruction")
+                    fr[2] = i + 1
+                    self._enter_folded(sub, ctx, stack)
+                    continue
+                if fr[3] is not None:
+                    out.append(fr[3])
+                stack.pop()
+                node.release()
+        return ret
+
+    def _close(self, stack: list[list[Any]], ctx: _Func) -> None:
+        """End the folded block of the top frame: its label goes, ``end`` is emitted."""
+        ctx.pop_label()
+        ctx.out.append(ir.Instr("end"))
+        stack.pop()[1].release()
+
+    def _end_flat(self, fr: list[Any], i: int, ctx: _Func, stack: list[list[Any]]) -> None:
+        """The body of a flat block stopped at ``i``: ``else`` (of an ``if``) or ``end``."""
+        node = fr[1]
+        nxt = _at(node, i)
+        if fr[3] == "if" and not fr[4] and _kw(nxt, "else"):
+            ctx.out.append(ir.Instr("else"))
+            fr[4] = True
+            fr[2] = self._check_end_label(node, i + 1, ctx)
+            return
+        if not _kw(nxt, "end"):
+            raise _unexpected(nxt, node, "end")
+        i = self._check_end_label(node, i + 1, ctx)
+        ctx.pop_label()
+        ctx.out.append(ir.Instr("end"))
+        stack.pop()
+        stack[-1][2] = i  # the enclosing frame reads the same list
+
+    def _enter_folded(self, node: SList, ctx: _Func, stack: list[list[Any]]) -> None:
+        """Start folded instruction ``node``: emit what precedes its nested parts, push frames."""
+        items = node.items
+        first = items[0] if items else None
+        if not isinstance(first, Atom) or first.kind != WORD:
+            raise _unexpected(first, node, "an instruction")
+        op = first.text
+        out = ctx.out
+        if op == "block" or op == "loop":
+            label, i = self._label_def(node, 1)
+            bt, i = self._blocktype(node, i)
+            ctx.push_label(label)
+            out.append(ir.Instr(op, (bt,)))
+            stack.append([_F_END, node, 0, None, None])
+            stack.append([_SEQ, node, i, None, None])
+            return
+        if op == "if":
+            label, i = self._label_def(node, 1)
+            bt, i = self._blocktype(node, i)
+            stack.append([_F_COND, node, i, (label, bt), None])
+            return
+        if op in ("end", "else", "then"):
+            raise first.error(f"unexpected token {op}")
+        mark = len(out)
+        i = self._plain(node, 1, op, first, ctx)
+        instr = out.pop() if len(out) > mark else None
+        if i < len(items):
+            stack.append([_F_OPS, node, i, instr, None])
+            return
+        if instr is not None:
+            out.append(instr)
+        node.release()
+
+    def _if_conditions(self, fr: list[Any], ctx: _Func, stack: list[list[Any]]) -> None:
+        """Folded ``if``: its condition operands one by one, then ``(then ...)``."""
+        node = fr[1]
+        items = node.items
         n = len(items)
-        while i < n:
-            it = items[i]
-            if isinstance(it, SList):
-                self._folded(it, ctx)
-                i += 1
-                continue
-            if it.kind != WORD:
-                raise it.error(f"unknown operator {it.text}")
-            op = it.text
-            if op in _BLOCK_OPS:
-                i = self._flat_block(parent, i, ctx)
-            elif op == "end" or op == "else":
-                return i
-            else:
-                i = self._plain(parent, i + 1, op, it, ctx)
-        return i
+        i = fr[2]
+        if i < n and isinstance(items[i], SList) and _head(items[i]) != "then":
+            fr[2] = i + 1
+            self._enter_folded(items[i], ctx, stack)  # type: ignore[arg-type]
+            return
+        label, bt = fr[3]
+        ctx.push_label(label)
+        then = _at(node, i)
+        if _head(then) != "then":
+            raise _unexpected(then, node, "(then ...)")
+        assert isinstance(then, SList)
+        ctx.out.append(ir.Instr("if", (bt,)))
+        fr[0] = _F_BODY
+        fr[2] = i + 1
+        fr[3] = then
+        fr[4] = False
+        stack.append([_SEQ, then, 1, None, None])
+
+    def _after_if_body(self, fr: list[Any], ret: int, ctx: _Func, stack: list[list[Any]]) -> None:
+        """A folded ``if``'s ``(then ...)`` or ``(else ...)`` body stopped at ``ret``."""
+        body = fr[3]
+        if ret < len(body.items):
+            raise _unexpected(body.items[ret], body)
+        body.release()
+        node = fr[1]
+        i = fr[2]
+        els = _at(node, i)
+        if not fr[4] and _head(els) == "else":
+            assert isinstance(els, SList)
+            ctx.out.append(ir.Instr("else"))
+            fr[2] = i + 1
+            fr[3] = els
+            fr[4] = True
+            stack.append([_SEQ, els, 1, None, None])
+            return
+        if i < len(node.items):
+            raise _unexpected(node.items[i], node)
+        self._close(stack, ctx)
 
     def _label_def(self, parent: SList, i: int) -> tuple[str | None, int]:
         node = _at(parent, i)
@@ -719,95 +915,13 @@ class _ModuleParser:
             return tidx, i
         return (ft.results[0] if ft.results else None), i
 
-    def _flat_block(self, parent: SList, i: int, ctx: _Func) -> int:
-        op = parent.items[i].text  # type: ignore[union-attr]
-        label, i = self._label_def(parent, i + 1)
-        bt, i = self._blocktype(parent, i)
-        ctx.labels.append(label)
-        out = ctx.out
-        out.append(ir.Instr(op, (bt,)))
-        i = self._instrs(parent, i, ctx)
-        node = _at(parent, i)
-        if op == "if" and _kw(node, "else"):
-            out.append(ir.Instr("else"))
-            i = self._check_end_label(parent, i + 1, ctx)
-            i = self._instrs(parent, i, ctx)
-            node = _at(parent, i)
-        if not _kw(node, "end"):
-            raise _unexpected(node, parent, "end")
-        i = self._check_end_label(parent, i + 1, ctx)
-        ctx.labels.pop()
-        out.append(ir.Instr("end"))
-        return i
-
-    def _folded(self, node: SList, ctx: _Func) -> None:
-        items = node.items
-        first = items[0] if items else None
-        if not isinstance(first, Atom) or first.kind != WORD:
-            raise _unexpected(first, node, "an instruction")
-        op = first.text
-        out = ctx.out
-        if op in ("block", "loop"):
-            label, i = self._label_def(node, 1)
-            bt, i = self._blocktype(node, i)
-            ctx.labels.append(label)
-            out.append(ir.Instr(op, (bt,)))
-            i = self._instrs(node, i, ctx)
-            if i < len(items):
-                raise _unexpected(items[i], node)
-            ctx.labels.pop()
-            out.append(ir.Instr("end"))
-            return
-        if op == "if":
-            label, i = self._label_def(node, 1)
-            bt, i = self._blocktype(node, i)
-            n = len(items)
-            while i < n and isinstance(items[i], SList) and _head(items[i]) != "then":
-                self._folded(items[i], ctx)  # type: ignore[arg-type]
-                i += 1
-            ctx.labels.append(label)
-            then = _at(node, i)
-            if _head(then) != "then":
-                raise _unexpected(then, node, "(then ...)")
-            assert isinstance(then, SList)
-            out.append(ir.Instr("if", (bt,)))
-            j = self._instrs(then, 1, ctx)
-            if j < len(then.items):
-                raise _unexpected(then.items[j], then)
-            i += 1
-            els = _at(node, i)
-            if _head(els) == "else":
-                assert isinstance(els, SList)
-                out.append(ir.Instr("else"))
-                j = self._instrs(els, 1, ctx)
-                if j < len(els.items):
-                    raise _unexpected(els.items[j], els)
-                i += 1
-            if i < n:
-                raise _unexpected(items[i], node)
-            ctx.labels.pop()
-            out.append(ir.Instr("end"))
-            return
-        if op in ("end", "else", "then"):
-            raise first.error(f"unexpected token {op}")
-        mark = len(out)
-        i = self._plain(node, 1, op, first, ctx)
-        instr = out.pop() if len(out) > mark else None
-        for sub in items[i:]:
-            if not isinstance(sub, SList):
-                raise _unexpected(sub, node, "a folded instruction")
-            self._folded(sub, ctx)
-        if instr is not None:
-            out.append(instr)
-
     def _label_ref(self, node: Node | None, parent: SList, ctx: _Func) -> int:
         if _is_id(node):
             assert isinstance(node, Atom)
-            labels = ctx.labels
-            for depth in range(len(labels)):
-                if labels[-1 - depth] == node.text:
-                    return depth
-            raise node.error(f"unknown label {node.text}")
+            at = ctx.label_at.get(node.text)
+            if not at:
+                raise node.error(f"unknown label {node.text}")
+            return len(ctx.labels) - 1 - at[-1]
         return _u32(node, parent, "a label")
 
     def _local(self, node: Node | None, parent: SList, ctx: _Func) -> int:
@@ -1063,7 +1177,7 @@ def _top(text: str | bytes, name: str = "") -> tuple[list[Node], Source]:
         except UnicodeDecodeError as e:
             raise WatParseError("malformed UTF-8 encoding", 0, 0, name) from e
     src = Source(text, name)
-    return read_sexprs(src), src
+    return read_sexprs(src, keyword_heads=True), src
 
 
 def _module_node(nodes: list[Node], src: Source) -> SList | None:
@@ -1117,24 +1231,39 @@ def quote_text(node: SList, i: int) -> str:
 
 
 def parse_module_text(text: str | bytes, name: str = "") -> ir.Module | bytes:
-    """Parse a WAT text: an IR module, or the raw bytes of a ``(module binary ...)``."""
-    nodes, src = _top(text, name)
-    node = _module_node(nodes, src)
-    if node is None:
-        root = SList(0, src)
-        root.items = nodes
-        root.end = len(src.text)
-        return module_from_fields(nodes, root)
-    mname, kind, i = module_kind(node)
-    if kind == "binary":
-        return strings_payload(node, i)
-    if kind == "quote":
-        inner = parse_module_text(quote_text(node, i), name)
-        if isinstance(inner, ir.Module) and mname is not None:
-            inner.names = inner.names or ir.NameMap()
-            inner.names.module = inner.names.module or mname
-        return inner
-    return module_from_fields(node.items[i:], node, mname)
+    """Parse a WAT text: an IR module, or the raw bytes of a ``(module binary ...)``.
+
+    ``(module quote ...)`` is unwrapped in a loop (not recursion); each level
+    re-reads its text, so at most ``MAX_QUOTE_DEPTH`` levels are accepted
+    (keeping the work linear in the input). The innermost module name wins.
+    """
+    quote_names: list[str] = []
+    depth = 0
+    while True:
+        nodes, src = _top(text, name)
+        node = _module_node(nodes, src)
+        if node is None:
+            root = SList(0, src)
+            root.items = nodes
+            root.end = len(src.text)
+            result: ir.Module | bytes = module_from_fields(nodes, root)
+            break
+        mname, kind, i = module_kind(node)
+        if kind == "binary":
+            return strings_payload(node, i)
+        if kind != "quote":
+            result = module_from_fields(node.items[i:], node, mname)
+            break
+        depth += 1
+        if depth > MAX_QUOTE_DEPTH:
+            raise node.error(f"module quote nested deeper than {MAX_QUOTE_DEPTH} levels")
+        if mname is not None:
+            quote_names.append(mname)
+        text = quote_text(node, i)
+    if quote_names and isinstance(result, ir.Module):
+        result.names = result.names or ir.NameMap()
+        result.names.module = result.names.module or quote_names[-1]
+    return result
 
 
 def parse_wat(text: str | bytes, name: str = "") -> ir.Module:

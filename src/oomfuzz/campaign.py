@@ -171,7 +171,11 @@ def _failure_type(verdict: str, site: str) -> type[CampaignFailure]:
 
 
 def open_database(spec: str | None) -> ExampleDatabase | None:
-    """``None``, a directory path, or ``redis://HOST:PORT[/DB]`` (needs the ``redis`` package)."""
+    """``None``, a directory path, or ``redis://HOST:PORT[/DB]`` (needs the ``redis`` package).
+
+    A redis server is pinged first: ``ScenarioError`` (one line, naming the URL) when it
+    cannot be reached.
+    """
     if spec is None:
         return None
     if spec.startswith(("redis://", "rediss://")):
@@ -182,9 +186,13 @@ def open_database(spec: str | None) -> ExampleDatabase | None:
             from hypothesis.extra.redis import RedisExampleDatabase
         except ImportError as e:
             raise ScenarioError(
-                f"a redis database needs the 'redis' package ({e}); pip install redis"
+                f"{spec}: a redis database needs the 'redis' package ({e}); pip install redis"
             ) from None
-        client = redis.Redis.from_url(spec)
+        try:
+            client = redis.Redis.from_url(spec, socket_connect_timeout=5)
+            client.ping()  # fail here, in one line, rather than inside the first example
+        except (redis.exceptions.RedisError, ValueError) as e:
+            raise ScenarioError(f"cannot use the example database {spec}: {e}") from None
         return RedisExampleDatabase(client, key_prefix=b"oomfuzz-campaign:")
     return DirectoryBasedExampleDatabase(spec)
 
@@ -429,7 +437,11 @@ def _worker_dict(config: CampaignConfig, worker: int) -> dict[str, object]:
 
 
 def run_campaign(config: CampaignConfig) -> CampaignResult:
-    """Run a time-boxed campaign (``jobs`` worker processes share the database)."""
+    """Run a time-boxed campaign (``jobs`` worker processes share the database).
+
+    An unusable database raises ``ScenarioError`` before any work starts.
+    """
+    open_database(config.database)
     if config.jobs <= 1:
         return _worker(config, 0)
     total = CampaignResult()

@@ -10,7 +10,18 @@ Invariants:
   error (missing file, unknown option or directive, malformed scenario).
   130 after Ctrl-C.
 - Bad input prints exactly one line (``oomfuzz: error: ...``) on stderr and
-  never a traceback.
+  never a traceback. Output paths (``--json``, ``--html``, ``--output``) and
+  the example database are checked before any work starts.
+- A closed standard output (``oomfuzz sweep … | head``) is not a failure:
+  output is dropped and the exit status is the command's own.
+- Every failure is reachable: the summary table lists ``TABLE_ROWS``, the
+  first ``--show N`` (0: all) are printed with their tracebacks and a
+  one-line reproducer (never wrapped), and a last line counts the rest and
+  names the JSON/HTML holding all of them.
+- Progress and summary share one vocabulary: units (scenario × mode ×
+  allocator, shards counted once, the total known before work starts) and
+  injection points.
+- ``--jobs 0`` means one worker per CPU core.
 - ``sweep --jobs N`` splits each (scenario, mode, allocator) unit into N
   index shards (index % N) and runs the shards in worker processes; results
   merge into the same report a serial sweep produces.
@@ -40,11 +51,14 @@ Invariants:
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -84,6 +98,10 @@ from oomfuzz.target import KINDS, TARGETS, FaultTarget, parse_target
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: Failures listed in the summary's failures table (the rest: a count and where they are).
+TABLE_ROWS = 20
+#: Failures printed as detail blocks by default (``--show``).
+SHOW = 10
 
 
 class UsageError(Exception):
@@ -96,31 +114,137 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _RichProgress:
-    """Draws a sweep's progress: per injection in this process, per unit across workers."""
+    """Draws a sweep's progress in the summary's words: units (scenario × mode × allocator)
+    done of a total fixed before any work starts, and, in this process, the injection
+    points of the unit running now (its total is known once its dry run is done)."""
 
     def __init__(self, progress: Progress, units: list[Unit], where: Executor) -> None:
         self.progress = progress
         self.per_injection = where.in_process
-        if self.per_injection:
-            self.task = progress.add_task("injections", total=0)
-        else:
-            self.task = progress.add_task(f"work units ({where.jobs} jobs)", total=len(units))
+        # Shards of one unit (--jobs N) count as one unit, as in the summary.
+        self.shards_left = Counter((u.scenario, u.mode, u.allocator) for u in units)
+        jobs = "" if where.in_process else f", {where.jobs} jobs"
+        self.task = progress.add_task(f"units{jobs}", total=len(self.shards_left))
+        self.points = progress.add_task("injection points", total=0, visible=False)
+        self.unit_points = 0
 
     def unit_started(self, unit: Unit) -> None:
-        self.progress.update(
-            self.task, description=f"{Path(unit.scenario).name} {unit.mode}/{unit.allocator}"
+        self.unit_points = 0
+        self.progress.reset(
+            self.points,
+            total=0,
+            completed=0,
+            description=f"{Path(unit.scenario).name} {unit.mode}/{unit.allocator}: "
+            "injection points",
+            visible=self.per_injection,
         )
 
     def on_total(self, n: int) -> None:
-        total = self.progress.tasks[self.task].total or 0
-        self.progress.update(self.task, total=total + n)
+        self.unit_points += n
+        self.progress.update(self.points, total=self.unit_points)
 
     def on_iteration(self, it: Iteration, ordinal: int) -> None:
-        self.progress.advance(self.task, 1)
+        self.progress.advance(self.points, 1)
 
     def unit_done(self, report: RunReport) -> None:
-        if not self.per_injection:
+        self.shards_left[report.key] -= 1
+        if self.shards_left[report.key] == 0:
             self.progress.advance(self.task)
+
+
+class _PipeSafe(io.TextIOBase):
+    """Standard output that a closed pipe (``oomfuzz sweep … | head``) cannot fail.
+
+    After the reader goes away, writes are dropped and the file descriptor is
+    pointed at /dev/null (so the interpreter's final flush is quiet): the
+    command finishes and exits with its own status, not as "failures found".
+    """
+
+    def __init__(self, stream: io.TextIOBase | Any) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def _closed_pipe(self) -> None:
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # not a real file descriptor (captured output): dropping writes is enough
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._closed_pipe()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._closed_pipe()
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.stream, "encoding", "utf-8"))
+
+    def writable(self) -> bool:
+        return True
+
+
+def _jobs(n: int) -> int:
+    """``--jobs``: 0 means one worker per CPU core."""
+    return n if n > 0 else (os.cpu_count() or 1)
+
+
+def _check_output(path: str | None, option: str) -> None:
+    """Refuse an output path that cannot be written, before any work starts."""
+    if path is None:
+        return
+    p = Path(path)
+    parent = p.parent
+    if p.is_dir():
+        raise ScenarioError(f"{option} {path}: is a directory")
+    if not parent.is_dir():
+        raise ScenarioError(f"{option} {path}: no such directory: {parent}")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ScenarioError(f"{option} {path}: not writable")
+
+
+def _print_failures(
+    console: Console, report: SweepReport, show: int, saved: list[str], table_rows: int
+) -> None:
+    """Detail blocks (with tracebacks) for the first ``show`` failures (0: all), then
+    how many were left out of the table and the details, and where all of them are."""
+    failures = report.failures
+    detailed = failures if show == 0 else failures[:show]
+    for f in detailed:
+        # soft_wrap: the reproducer stays one line that can be copy-pasted from any log.
+        console.print(f.text(tracebacks=True), markup=False, highlight=False, soft_wrap=True)
+    n = len(failures)
+    if len(detailed) < n or table_rows < n:
+        where = (
+            f"all {n}, with tracebacks, are in {' and '.join(saved)}"
+            if saved
+            else "--json OUT or --html OUT keeps all of them"
+        )
+        console.print(
+            f"{n} failures: {min(table_rows, n)} in the table, {len(detailed)} in detail above; "
+            f"--show 0 prints every one; {where}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # -- commands -------------------------------------------------------------------------
@@ -128,6 +252,8 @@ class _RichProgress:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     console = Console(stderr=False, quiet=args.quiet)
+    _check_output(args.json, "--json")
+    _check_output(args.html, "--html")
     files = find_scenarios(args.paths)
     if not files:
         raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
@@ -140,7 +266,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         scenarios,
         args.mode,
         args.allocator,
-        max(1, args.jobs),
+        _jobs(args.jobs),
         args.max_iters,
         target=target,
         program=program,
@@ -159,7 +285,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    where = executor(args.jobs)
+    where = executor(_jobs(args.jobs))
     with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
         for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
             report.add(rep)
@@ -167,14 +293,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         report.runs.sort(key=lambda r: r.key)  # workers finish in any order
     report.elapsed = time.monotonic() - start
     report.coverage = measure_coverage(report, *declared)
-    for table in report.rich_tables():
-        console.print(table)
-    for f in report.failures[:10]:
-        console.print(f.text(), markup=False, highlight=False)
     if args.json:
         Path(args.json).write_text(report.to_json(), encoding="utf-8")
     if args.html:
         Path(args.html).write_text(report.to_html(), encoding="utf-8")
+    for table in report.rich_tables(max_failures=TABLE_ROWS):
+        console.print(table)
+    saved = [p for p in (args.json, args.html) if p]
+    _print_failures(console, report, args.show, saved, TABLE_ROWS)
     input_errors = [r for r in report.runs if r.error and r.error.startswith("input error")]
     for r in report.runs:
         if r.error:
@@ -283,6 +409,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_minimize(args: argparse.Namespace) -> int:
+    _check_output(args.output, "--output")
     text = minimize(args.scenario, args.mode, args.allocator, args.index, log=print)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -296,7 +423,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         seed=args.seed,
         database=args.database,
         regressions=Path(args.regressions) if args.regressions else None,
-        jobs=max(1, args.jobs),
+        jobs=_jobs(args.jobs),
         max_funcs=args.max_funcs,
     )
     result = run_campaign(config)
@@ -310,7 +437,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     out = Path(args.baseline) if args.baseline else None
     if args.update:
         config = bl.BaselineConfig(
-            sample=args.sample, seed=args.seed, jobs=max(1, args.jobs), mode=args.mode
+            sample=args.sample, seed=args.seed, jobs=_jobs(args.jobs), mode=args.mode
         )
         result = bl.update(root, config, out)
         verb = "wrote" if result.passed else "refused to write"
@@ -319,7 +446,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             f"{result.injections} injections"
         )
     else:
-        result = bl.check(root, out, jobs=max(1, args.jobs))
+        result = bl.check(root, out, jobs=_jobs(args.jobs))
         print(
             f"baseline check: {result.regressions} regression(s) replayed, "
             f"{len(result.sites)} sites, {result.injections} injections"
@@ -335,19 +462,26 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    _check_output(args.html, "--html")
     try:
         text = Path(args.report).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError(f"no such report: {args.report}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{args.report}: not an oomfuzz JSON report (not text)") from None
     try:
         report = SweepReport.from_json(text)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
+        raise ScenarioError(
+            f"{args.report}: not an oomfuzz JSON report (not JSON: {e.msg} at line {e.lineno} "
+            f"column {e.colno}); write one with oomfuzz sweep --json OUT"
+        ) from None
+    except (ValueError, KeyError, TypeError) as e:
         raise ScenarioError(f"{args.report}: {one_line(str(e))}") from None
     console = Console()
-    for table in report.rich_tables():
+    for table in report.rich_tables(max_failures=TABLE_ROWS):
         console.print(table)
-    for f in report.failures:
-        console.print(f.text(), markup=False, highlight=False)
+    _print_failures(console, report, args.show, [args.report], TABLE_ROWS)
     if args.html:
         Path(args.html).write_text(report.to_html(), encoding="utf-8")
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
@@ -374,6 +508,12 @@ def _seconds(value: str) -> float:
     if s < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return s
+
+
+SHOW_HELP = (
+    f"print the first N failures in detail, with tracebacks (default {SHOW}; 0: all); "
+    "the rest are counted and are all in the JSON/HTML report"
+)
 
 
 def _target(args: argparse.Namespace) -> FaultTarget | None:
@@ -437,7 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
     sw.add_argument("--allocator", choices=("ondemand", "pooling", "both"), default="both")
-    sw.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
+    sw.add_argument(
+        "--jobs", "-j", type=_positive, default=1, help="worker processes (0: one per CPU core)"
+    )
     sw.add_argument("--max-iters", type=_positive, default=None, help="per scenario/mode/allocator")
     sw.add_argument("--max-duration", type=_seconds, default=None, help="seconds per unit")
     sw.add_argument("--check-every", type=_positive, default=1, help="leak/post-OOM check sampling")
@@ -491,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="OUT", help="write the HTML report")
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
+    sw.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
     _add_plan_options(sw)
     sw.set_defaults(func=cmd_sweep)
 
@@ -511,7 +654,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     fz = sub.add_parser("fuzz", help="time-boxed Hypothesis campaign on generated scenarios")
     fz.add_argument("--time", type=_seconds, required=True, metavar="SECONDS")
-    fz.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
+    fz.add_argument(
+        "--jobs", "-j", type=_positive, default=1, help="worker processes (0: one per CPU core)"
+    )
     fz.add_argument(
         "--database", metavar="PATH|redis://HOST:PORT", help="shared Hypothesis example database"
     )
@@ -531,7 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--check", action="store_true", help="replay regressions, compare sites")
     bl.add_argument("--root", default=".", help="project root (holding corpus/)")
     bl.add_argument("--baseline", metavar="FILE", help="baseline file (default: under --root)")
-    bl.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
+    bl.add_argument(
+        "--jobs", "-j", type=_positive, default=1, help="worker processes (0: one per CPU core)"
+    )
     bl.add_argument("--sample", type=_positive, default=4, help="--update: extra indices per unit")
     bl.add_argument("--seed", type=int, default=0, help="--update: sample seed")
     bl.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
@@ -540,12 +687,22 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="print a saved JSON report (and convert it to HTML)")
     rp.add_argument("report", metavar="OUT.json")
     rp.add_argument("--html", metavar="OUT.html")
+    rp.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
     rp.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    stdout = sys.stdout
+    sys.stdout = _PipeSafe(stdout)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv

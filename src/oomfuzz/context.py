@@ -47,6 +47,7 @@ __all__ = [
     "pool_changes",
     "pool_metrics",
     "pool_state",
+    "pool_size",
 ]
 
 ALLOCATORS = ("ondemand", "pooling")
@@ -211,6 +212,14 @@ class CountingAllocator:
         }
 
 
+def pool_size(needs: dict[str, int]) -> dict[str, int]:
+    """``SMALL_POOL`` grown to ``needs`` (a scenario's counted needs; never shrunk)."""
+    out = dict(SMALL_POOL)
+    for key, value in needs.items():
+        out[key] = max(out.get(key, 0), value)
+    return out
+
+
 def pool_metrics(engine: Any) -> dict[str, object]:
     try:
         metrics = engine.pooling_allocator_metrics()
@@ -267,6 +276,10 @@ class Scenario:
     commands: list[Any] | None = None
     func: Callable[[ScenarioContext], object] | None = None
     format: str = ""
+    #: The pooling configuration the scenario needs (``PoolingAllocationConfig`` setter
+    #: names), as its format counted it; a pooling run gets at least this, at least
+    #: ``SMALL_POOL``, and exactly what a directive sets.
+    pool: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.format:
@@ -335,7 +348,7 @@ class ScenarioContext:
         if self.allocator == "pooling":
             pool = wasmrt.PoolingAllocationConfig()
             for key, value in {
-                **SMALL_POOL,
+                **pool_size(self.scenario.pool),
                 **{k: int(d[k]) for k in POOLING_KEYS if k in d},
             }.items():
                 getattr(pool, key)(value)

@@ -109,7 +109,8 @@ class FailureRecord:
             str(d.get("options", "")),
         )
 
-    def text(self) -> str:
+    def text(self, tracebacks: bool = False) -> str:
+        """The failure's detail block; the reproducer is always its own, last line."""
         it = self.iteration
         inj = it.injected
         lines = [
@@ -119,6 +120,12 @@ class FailureRecord:
         if inj is not None:
             lines.append(f"  allocation: {inj.kind}, {inj.size} bytes at {inj.site}")
         lines.extend(f"  {f.cls}: {f.detail}" for f in it.findings if f.cls.is_failure)
+        if tracebacks and inj is not None and inj.traceback:
+            lines.append("  allocation traceback (most recent call last):")
+            lines.extend("    " + ln for ln in inj.traceback.rstrip().splitlines())
+        if tracebacks and it.exc_traceback:
+            lines.append("  exception raised by the scenario:")
+            lines.extend("    " + ln for ln in it.exc_traceback.rstrip().splitlines())
         lines.append(f"  reproduce: {self.reproducer}")
         return "\n".join(lines)
 
@@ -340,7 +347,7 @@ class SweepReport:
             "elapsed": round(self.elapsed, 3),
             "summary": {
                 "scenarios": s.scenarios,
-                "runs": s.runs,
+                "units": s.runs,
                 "injection_points": s.injection_points,
                 "handled": s.handled,
                 "failures": s.failures,
@@ -388,15 +395,21 @@ class SweepReport:
         ]
         rows = [
             ("scenarios", s.scenarios),
-            ("runs (scenario × mode × allocator)", s.runs),
+            ("units (scenario × mode × allocator)", s.runs),
+            ("engine (units)", s.engines_text()),
             ("injection points", s.injection_points),
             ("handled", s.handled),
             *((f"failures: {k}", v) for k, v in s.failures_by_class.items()),
+            *(
+                [("forked children crashed / timed out", "{} / {}".format(*s.no_verdict))]
+                if s.forked
+                else []
+            ),
             ("setup errors", s.errors),
             ("distinct sites hit", s.distinct_sites),
             ("site coverage", s.coverage_text()),
             *((("unreached sites", s.unreached_text()),) if s.static is not None else ()),
-            ("engine (units)", s.engines_text()),
+            ("wall time", f"{self.elapsed:.1f}s"),
         ]
         out += [f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
         out.append("</table>")

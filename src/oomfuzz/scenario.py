@@ -66,7 +66,7 @@ from oomfuzz.context import (
 )
 from oomfuzz.program import ProgramFormat
 from oomfuzz.runstate import long_lived
-from oomfuzz.wast_adapter import execute_commands, parse
+from oomfuzz.wast_adapter import execute_commands, parse, pool_needs
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.trap import Trap
 
@@ -145,7 +145,10 @@ class WastFormat:
     def load(self, path: Path) -> Scenario:
         text = read_text(path)
         directives = parse_directives(text, str(path))
-        return Scenario(path, directives, text, commands=parse_script(text, str(path)))
+        commands = parse_script(text, str(path))
+        if not commands:
+            raise ScenarioError(f"{path}: empty script: no module or command to sweep")
+        return Scenario(path, directives, text, commands=commands, pool=pool_needs(commands))
 
     def run(self, scenario: Scenario, ctx: ScenarioContext) -> None:
         execute_commands(ctx, scenario.commands or [])
@@ -172,6 +175,8 @@ class PythonFormat:
         mod = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(mod)
+        except SyntaxError as e:  # named once, with the place: path:line: message
+            raise ScenarioError(f"{path}:{e.lineno}: SyntaxError: {e.msg}") from None
         except Exception as e:  # noqa: BLE001 - any import failure of user code is an input error
             raise ScenarioError(f"{path}: import failed: {type(e).__name__}: {e}") from None
         fn = getattr(mod, "scenario", None)
@@ -219,7 +224,10 @@ def load_scenario(path: str | Path) -> Scenario:
     if fmt is None:
         if not p.exists():
             raise ScenarioError(f"no such scenario: {p}")
-        raise ScenarioError(f"{p}: a scenario is a {' or '.join(FORMATS)} file")
+        raise ScenarioError(
+            f"{p}: a scenario is a {' or '.join(FORMATS)} file ({scenarios_hint()}), "
+            f"not {p.suffix or 'a file without a suffix'}"
+        )
     return fmt.load(p)
 
 

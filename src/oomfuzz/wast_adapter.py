@@ -19,15 +19,19 @@ Invariants:
   identity of the object passed in); a trap inside it is an error, as in
   the spec. ``assert_trap``/``assert_exhaustion`` and
   ``assert_uninstantiable`` need a ``Trap`` whose message matches loosely
-  (:func:`trap_matches`: the expected text is a substring of
-  ``Trap.reason``, or each of its words is a word of the reason, case
-  insensitive; wasmrt says "wasm `unreachable` instruction executed" where
-  the spec says "unreachable");
+  (:func:`trap_matches`: as the spec runner, either text contains the
+  other, or the expected text starts with the spec's wording for the trap
+  code (``TRAP_WORDING``: "uninitialized element 2"), or each of its words
+  is a word of the reason, case insensitive; wasmrt says "wasm
+  `unreachable` instruction executed" where the spec says "unreachable");
   ``assert_invalid``/``assert_malformed`` need a ``WasmtimeError`` from
   ``Module(...)``; ``assert_unlinkable`` needs a non-OOM ``WasmtimeError``
   from instantiation (so an exhausted pool, "maximum concurrent limit",
   or a store limit can be asserted with it). A failed expectation raises
   ``ExpectationFailed``.
+- :func:`pool_needs` counts, before any run, the pooling configuration a
+  script needs (instances, memories, tables, sizes), so a pooling run of a
+  spec file behaves as an on-demand one.
 - Host modules come from the linker on demand, only those a module
   imports: ``spectest`` (the spec's) and ``oomhost`` (host-side grows,
   memory/table/global access, host-created objects, and a callback into
@@ -48,10 +52,10 @@ from oomfuzz.context import ScenarioContext, ScenarioError, api
 from oomfuzz.runstate import RunState, current_run, describe, may_refuse, refusals
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.text.wast import parse_wast
-from wasmrt.trap import Trap
+from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm import values
 
-__all__ = ["execute_commands", "parse", "trap_matches"]
+__all__ = ["TRAP_WORDING", "execute_commands", "parse", "pool_needs", "trap_matches"]
 
 _MASK = {"i32": (1 << 32) - 1, "i64": (1 << 64) - 1}
 
@@ -60,14 +64,98 @@ def parse(text: str, source: str) -> list[Any]:
     try:
         return list(parse_wast(text, source))
     except WasmtimeError as e:
-        raise ScenarioError(f"{source}: {str(e).splitlines()[0]}") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        # The parser's message usually names the place (source:line:col) already.
+        raise ScenarioError(first if first.startswith(source) else f"{source}: {first}") from None
+
+
+#: The spec's wording for each trap code (a spec message starts with one of them and may
+#: name a detail, "uninitialized element 2"), as the spec runner accepts them.
+TRAP_WORDING: dict[TrapCode, tuple[str, ...]] = {
+    TrapCode.MEMORY_OUT_OF_BOUNDS: ("out of bounds memory access",),
+    TrapCode.TABLE_OUT_OF_BOUNDS: ("undefined element", "out of bounds table access"),
+    TrapCode.INDIRECT_CALL_TO_NULL: ("uninitialized element",),
+    TrapCode.BAD_SIGNATURE: ("indirect call type mismatch",),
+    TrapCode.INTEGER_OVERFLOW: ("integer overflow",),
+    TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
+    TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
+    TrapCode.UNREACHABLE: ("unreachable",),
+    TrapCode.STACK_OVERFLOW: ("call stack exhausted",),
+}
+
+
+#: Commands whose module a run instantiates (or tries to) and so takes pool slots for.
+_INSTANTIATING = ("ModuleCommand", "AssertTrap", "AssertUninstantiable", "AssertUnlinkable")
+#: What the ``spectest`` host module creates in a store: one memory, one table.
+_SPECTEST = {"total_core_instances": 1, "total_memories": 1, "total_tables": 1}
+_WASM_PAGE = 65536
+_MAX_PAGES = 65536
+
+
+def pool_needs(commands: list[Any]) -> dict[str, int]:
+    """The pooling configuration a script needs so every module it instantiates fits.
+
+    Counted before any run, from the modules themselves: instances (one per
+    instantiating command), defined memories and tables (summed, and the most
+    any one module defines), the largest table size a module declares, and the
+    largest memory it may grow to (its declared maximum, or 4 GiB when it has
+    none, as on-demand engines allow). A pooling run then behaves as an
+    on-demand one: the spec's expectations hold under both allocators. A
+    module that does not parse is skipped here (the run reports it).
+    """
+    need = {k: 0 for k in ("total_core_instances", "total_memories", "total_tables")}
+    per_module = {"max_memories_per_module": 0, "max_tables_per_module": 0}
+    max_pages = 0
+    table_elements = 0
+    spectest = False
+    for cmd in commands:
+        wm = getattr(cmd, "module", None)
+        if type(cmd).__name__ not in _INSTANTIATING or wm is None:
+            continue
+        try:
+            m = wm.parse()
+        except (WasmtimeError, ValueError, IndexError, RecursionError):
+            continue  # not a module a run can instantiate: nothing to reserve
+        spectest = spectest or any(i.module == "spectest" for i in m.imports)
+        need["total_core_instances"] += 1
+        need["total_memories"] += len(m.mems)
+        need["total_tables"] += len(m.tables)
+        per_module["max_memories_per_module"] = max(
+            per_module["max_memories_per_module"], len(m.mems)
+        )
+        per_module["max_tables_per_module"] = max(
+            per_module["max_tables_per_module"], len(m.tables)
+        )
+        for mt in m.mems:
+            max_pages = max(max_pages, _MAX_PAGES if mt.limits.max is None else mt.limits.max)
+        for tt in m.tables:
+            table_elements = max(table_elements, tt.limits.min, tt.limits.max or 0)
+    if spectest:
+        for k, v in _SPECTEST.items():
+            need[k] += v
+    return {
+        **need,
+        **per_module,
+        "max_memory_size": min(max_pages, _MAX_PAGES) * _WASM_PAGE,
+        "table_elements": table_elements,
+    }
 
 
 def trap_matches(expected: str, trap: Trap) -> bool:
-    """Does ``trap`` loosely match a script's expected trap message?"""
+    """Does ``trap`` loosely match a script's expected trap message?
+
+    Accepted as the spec runner does: either text contains the other, the
+    expected message starts with the spec's wording for the trap's code
+    (:data:`TRAP_WORDING`), or every word of the expected text is a word of
+    the reason (case insensitive).
+    """
     want = expected.strip().lower()
     reason = trap.reason.lower()
-    if not want or want in reason:
+    if not want or want in reason or (reason and reason in want):
+        return True
+    if trap.trap_code is not None and any(
+        want.startswith(w) for w in TRAP_WORDING.get(trap.trap_code, ())
+    ):
         return True
     words = set(re.findall(r"[a-z0-9]+", reason))
     return all(w in words for w in re.findall(r"[a-z0-9]+", want))

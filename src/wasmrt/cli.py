@@ -8,7 +8,8 @@ Invariants:
 - ``run`` follows ``wasmtime run``: options first, then the module, then the
   program's arguments; ``--dir HOST::GUEST`` preopens, ``--env K=V`` sets
   the environment (only what is given), stdio is inherited.
-- Errors print as one line on stderr, never as a traceback.
+- Errors print as one line on stderr, never as a traceback. Ctrl-C stops a
+  guest that never terminates: ``wasmrt: interrupted``, exit status 130.
 """
 
 from __future__ import annotations
@@ -195,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"wasmrt: error: {first}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C stops a guest that never terminates: one line, the shell's 128 + SIGINT.
+        print("wasmrt: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

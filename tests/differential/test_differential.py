@@ -340,13 +340,21 @@ def test_robustness_long(shard: int) -> None:
 # Saved regressions
 
 
+def _or_skip(params: list[object], reason: str) -> list[object]:
+    """``params``, or one skipped case saying why there is nothing to run (pytest's own
+    reason for an empty parametrization names no cause)."""
+    return params or [pytest.param(None, id="none", marks=pytest.mark.skip(reason=reason))]
+
+
 def _regression_params() -> list[object]:
     params: list[object] = []
     for path in h.regression_files():
         reason = h.regression_header(path).get("xfail")
         marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
         params.append(pytest.param(path, id=path.stem, marks=marks))
-    return params
+    return _or_skip(
+        params, f"no saved differential regression in {h.REGRESSIONS_DIR} (none found yet)"
+    )
 
 
 @pytest.mark.parametrize("path", _regression_params())
@@ -366,7 +374,9 @@ def _robust_params() -> list[object]:
             else []
         )
         params.append(pytest.param(path, id=path.stem, marks=marks))
-    return params
+    return _or_skip(
+        params, f"no saved robustness regression in {h.REGRESSIONS_DIR / 'robust'} (none found yet)"
+    )
 
 
 @pytest.mark.parametrize("path", _robust_params())
@@ -374,7 +384,13 @@ def test_robustness_regression_replay(path: Path) -> None:
     assert h.check_validation(path.read_bytes()).problem is None
 
 
-@pytest.mark.parametrize("path", [p for p in h.regression_files()[:1]])
+@pytest.mark.parametrize(
+    "path",
+    _or_skip(
+        list(h.regression_files()[:1]),
+        f"no saved differential regression in {h.REGRESSIONS_DIR} to run the predicate on",
+    ),
+)
 def test_shrink_predicate_script(path: Path, tmp_path: Path) -> None:
     """The predicate wasm-tools shrink runs: exit 0 for the same signature, else 1."""
     wasm = tmp_path / "m.wasm"

@@ -19,6 +19,7 @@ from oomfuzz.oomtest import (
     OomTestFailure,
     OomTestResult,
 )
+from oomfuzz.state import Registration, operation, state, track
 
 __all__ = [
     "AllocRecord",
@@ -32,5 +33,9 @@ __all__ = [
     "OomTest",
     "OomTestFailure",
     "OomTestResult",
+    "Registration",
     "Site",
+    "operation",
+    "state",
+    "track",
 ]

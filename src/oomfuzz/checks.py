@@ -86,6 +86,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomfuzz.inject import AllocationAfterOom, Injector
+from oomfuzz.state import RunState, reachable_from, referrer_chain
 from wasmrt.errors import OutOfMemory
 from wasmrt.trap import Trap
 
@@ -120,6 +121,7 @@ class FailureClass(enum.StrEnum):
     WRONG_ERROR = "wrong_error"
     SPURIOUS_ERROR = "spurious_error"
     ALLOC_AFTER_OOM = "alloc_after_oom"
+    NOT_ATOMIC = "not_atomic"
     CLEANUP_NOT_RESTORED = "cleanup_not_restored"
     LEAK = "leak"
     POST_OOM_FAILURE = "post_oom_failure"
@@ -170,6 +172,7 @@ class CheckPolicy:
     """
 
     cleanup: bool = True
+    atomicity: bool = True
     leak_every: int = 1
     post_oom_every: int = 1
     tracemalloc_every: int = 0
@@ -206,6 +209,12 @@ class RunOutcome:
     resources: dict[str, object] | None = None
     refs: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
     lost: Finding | None = None
+    #: The run's recording (:class:`oomfuzz.state.RunState`) until the run is finished.
+    state: RunState | None = None
+    #: Operations that failed and left state changed (``not_atomic``).
+    violations: list[str] = field(default_factory=list)
+    #: Objects declared to outlive the run: what they keep alive is not a leak.
+    long_lived: list[weakref.ref[Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -515,6 +524,25 @@ class AllocAfterOom(RunCheck):
 
 
 @register
+class NotAtomic(RunCheck):
+    """An operation that failed (``OutOfMemory``, a limiter refusal, an absorbed refusal:
+    ``memory.grow``/``table.grow`` returning -1) left observable state changed: the
+    run's recording (:mod:`oomfuzz.state`) compared its snapshot after the failure
+    with the one before the operation (the runtime's grows, each WAST command that
+    builds state, every ``oomfuzz.operation`` block)."""
+
+    failure = FailureClass.NOT_ATOMIC
+    knob = "atomicity"
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        out = run.outcome
+        if out is None or not out.violations:
+            return []
+        more = f" (+{len(out.violations) - 3} more)" if len(out.violations) > 3 else ""
+        return [Finding(self.failure, "; ".join(out.violations[:3]) + more)]
+
+
+@register
 class CleanupNotRestored(RunCheck):
     """A resource snapshot (pooling metrics, store counts, slots) taken after the
     run differs from the fault-free baseline."""
@@ -539,10 +567,25 @@ class Leak(RunCheck):
 
     def inspect(self, run: JudgedRun) -> list[Finding]:
         out = run.outcome
-        alive = live_refs(out.refs) if out is not None and out.refs else []
+        if out is None or not out.refs or not live_refs(out.refs):
+            return []
+        kept = reachable_from(out.long_lived) if out.long_lived else set()
+        alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
         if not alive:
             return []
-        return [Finding(self.failure, f"still alive after gc.collect(): {', '.join(alive)}")]
+        labels = list(dict.fromkeys(label for label, _ in alive))
+        chains = []
+        for label in labels[:3]:
+            obj = next(r() for lb, r in alive if lb == label)
+            if obj is not None:
+                chains.append(f"{label} kept by {referrer_chain(obj)}")
+            del obj
+        return [
+            Finding(
+                self.failure,
+                f"still alive after gc.collect(): {', '.join(labels)}; " + "; ".join(chains),
+            )
+        ]
 
 
 @register

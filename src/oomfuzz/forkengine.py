@@ -82,6 +82,7 @@ from typing import NoReturn
 from oomfuzz.checks import FailureClass, Finding, RunOutcome, describe_exc
 from oomfuzz.inject import InjectMode, Injector
 from oomfuzz.plan import Iteration, Job, OomTestResult, SweepPlan, drive, finish_outcome, scrub
+from oomfuzz.state import recording
 
 __all__ = [
     "ChildCrashed",
@@ -314,7 +315,7 @@ class ForkSweep:
             if self.probe is not None:
                 self.probe.before_run()
             try:
-                with inj.installed():
+                with inj.installed(), recording() as out.state:
                     out.value = self.fn()
             except BaseException as e:  # noqa: BLE001 - in a child this is the injected run's outcome, classified in _child_main; in the parent it is checked below (KeyboardInterrupt re-raised)
                 if self.child is None and isinstance(e, KeyboardInterrupt):

@@ -71,6 +71,7 @@ from oomfuzz.checks import (
     primary,
 )
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
+from oomfuzz.state import recording
 
 __all__ = [
     "DryRunError",
@@ -312,6 +313,11 @@ def finish_outcome(out: RunOutcome, probe: Probe | None) -> RunOutcome:
     if probe is not None:
         out.resources = probe.resources()
         out.refs = probe.refs()
+    rs, out.state = out.state, None
+    if rs is not None:
+        out.violations = [v.describe() for v in rs.violations]
+        out.refs = [*out.refs, *rs.finish()]
+        out.long_lived = rs.long_lived
     return out
 
 
@@ -321,7 +327,7 @@ def execute(fn: Callable[[], object], inj: Injector, probe: Probe | None = None)
     if probe is not None:
         probe.before_run()
     try:
-        with inj.installed():
+        with inj.installed(), recording() as out.state:
             out.value = fn()
     except KeyboardInterrupt:
         raise
@@ -338,7 +344,7 @@ async def execute_async(
     if probe is not None:
         probe.before_run()
     try:
-        with inj.installed():
+        with inj.installed(), recording() as out.state:
             out.value = await fn()
     except KeyboardInterrupt:
         raise

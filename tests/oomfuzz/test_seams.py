@@ -52,6 +52,7 @@ def test_every_failure_class_is_judged_by_a_registered_check() -> None:
         FailureClass.WRONG_ERROR,
         FailureClass.SPURIOUS_ERROR,
         FailureClass.ALLOC_AFTER_OOM,
+        FailureClass.NOT_ATOMIC,
         FailureClass.CLEANUP_NOT_RESTORED,
         FailureClass.LEAK,
         FailureClass.POST_OOM_FAILURE,

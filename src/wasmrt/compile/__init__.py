@@ -30,6 +30,7 @@ from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.compile.codegen import ModuleCodegen
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
+from wasmrt.observe import created
 from wasmrt.vm.backtrace import register_variant
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
@@ -100,6 +101,7 @@ class CompiledModule:
         self.module = module
         self.module_key: Any = self
         self._variants: dict[tuple[bool, bool], CompiledVariant] = {}
+        created(self)
 
     def variant(self, fuel: bool = False, epoch: bool = False) -> CompiledVariant:
         key = (bool(fuel), bool(epoch))

@@ -48,6 +48,7 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import LinkError, WasmtimeError
+from wasmrt.observe import created
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.allocator.base import InstanceAllocator
 from wasmrt.vm.func import FuncInstance, WasmFunction, intern_functype
@@ -165,6 +166,7 @@ class ModuleInstance:
         self.n_imported_funcs = 0
         #: The variant factory still to run (``bind_code``), or None.
         self.factory: Callable[[Any, Any], Sequence[Callable[..., Any]]] | None = None
+        created(self)
 
     def __repr__(self) -> str:
         return f"ModuleInstance(funcs={len(self.funcs)}, exports={list(self.exports)})"

@@ -54,6 +54,7 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
+from wasmrt.observe import created, current_observer
 
 __all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
 
@@ -177,6 +178,7 @@ class LinearMemory:
             self.data = reserve_buffer(reserve, min_bytes)
         self.size = min_bytes
         self.pages = lim.min
+        created(self)
 
     def __repr__(self) -> str:
         return f"LinearMemory(pages={self.pages}, max_pages={self.max_pages})"
@@ -204,6 +206,12 @@ class LinearMemory:
         From the embedder (``from_wasm=False``) a refusal raises ``GrowRefused``
         and a refused ``try_alloc`` raises ``OutOfMemory``.
         """
+        obs = current_observer()
+        if obs is None:
+            return self._grow(delta, from_wasm)
+        return obs.operation("memory.grow", self, lambda: self._grow(delta, from_wasm))
+
+    def _grow(self, delta: int, from_wasm: bool) -> int:
         old = self.pages
         if delta == 0:
             return old

@@ -54,6 +54,7 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
 from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
+from wasmrt.observe import created
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.allocator.on_demand import OnDemandInstanceAllocator
 from wasmrt.vm.backtrace import attach_frames
@@ -187,6 +188,7 @@ class StoreCore:
             _raise_base_limit()
         if _PENDING and not _NEEDS:
             _drain()
+        created(self)
 
     def __repr__(self) -> str:
         return f"StoreCore(instances={len(self.instances)}, closed={self.closed})"

@@ -2,7 +2,11 @@
 
 Public API: ``OomTest`` (Wasmtime's OomTest semantics with stricter checks),
 ``Injector`` (the ``try_alloc`` hook), ``FailureClass``/``CheckPolicy`` (what
-an iteration must satisfy) and the report types. The ``oomfuzz`` command line
+an iteration must satisfy) and the report types; for testing an embedding:
+``state``/``track``/``operation`` (what a failed operation must leave
+unchanged, what must not leak), ``cleanup`` (benign regions that may
+allocate after an OOM), ``Lifecycle``/``Step`` (the long-lived form) and
+``Probe`` (counters and weak references the checks compare). The ``oomfuzz`` command line
 (``oomfuzz.cli``) sweeps scenarios (``oomfuzz.scenario``) through the
 application layer (``oomfuzz.sweep``); ``docs/internals.md`` maps the modules.
 
@@ -11,13 +15,15 @@ Invariant: importing oomfuzz imports the user API (checks, plan, engines,
 """
 
 from oomfuzz.checks import CheckPolicy, FailureClass, Finding
-from oomfuzz.inject import AllocationAfterOom, AllocRecord, Injector, Site
+from oomfuzz.inject import AllocationAfterOom, AllocRecord, Injector, Site, cleanup
+from oomfuzz.lifecycle import Lifecycle, Step
 from oomfuzz.oomtest import (
     DryRunError,
     Iteration,
     OomTest,
     OomTestFailure,
     OomTestResult,
+    Probe,
 )
 from oomfuzz.state import Registration, operation, state, track
 
@@ -30,11 +36,15 @@ __all__ = [
     "Finding",
     "Injector",
     "Iteration",
+    "Lifecycle",
     "OomTest",
     "OomTestFailure",
     "OomTestResult",
+    "Probe",
     "Registration",
     "Site",
+    "Step",
+    "cleanup",
     "operation",
     "state",
     "track",

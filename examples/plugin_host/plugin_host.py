@@ -112,14 +112,16 @@ class PluginHost:
     # -- state views (for oomfuzz.state and a Probe) -------------------------------------
 
     def snapshot(self) -> dict[str, object]:
-        """What a failed operation must leave unchanged (plain, comparable data)."""
+        """What a failed operation must leave unchanged (plain, comparable data).
+
+        The module cache and the idle pool are not in it: a failed load may
+        leave a (valid) compiled module cached or a new store pooled.
+        """
         return {
             "plugins": sorted(self.plugins),
-            "modules": sorted(self.modules),
             "kv": sorted(self.kv.items()),
             "log": len(self.log),
             "quota used": self.used,
-            "idle stores": len(self._idle),
         }
 
     def stats(self) -> dict[str, object]:

@@ -14,7 +14,7 @@ Each public entry point once:
 from __future__ import annotations
 
 import pytest
-from conftest import new_host
+from host_support import new_host
 from plugin_host import PluginHost
 from plugins import COUNTER, KV
 
@@ -72,12 +72,10 @@ def test_lifecycle_with_oomtest() -> None:
     steps = [
         oomfuzz.Step("load a", lambda h: h.load("a", COUNTER)),
         oomfuzz.Step("load kv", lambda h: h.load("kv", KV)),
-        oomfuzz.Step("bump", lambda h: h.call("a", "bump")),
+        oomfuzz.Step("bump", lambda h: h.call_with_rollback("a", "bump")),
         oomfuzz.Step("put", lambda h: h.call("kv", "put", 3)),
         oomfuzz.Step("get", lambda h: h.call("kv", "get", 3)),
     ]
-    result = oomfuzz.OomTest(mode="both").test(
-        oomfuzz.Lifecycle(setup, steps, PluginHost.close)
-    )
+    result = oomfuzz.OomTest().test(oomfuzz.Lifecycle(setup, steps, PluginHost.close))
     assert result.passed
     assert result.total > 0

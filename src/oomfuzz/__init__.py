@@ -25,7 +25,7 @@ from oomfuzz.oomtest import (
     OomTestResult,
     Probe,
 )
-from oomfuzz.state import Registration, operation, state, track
+from oomfuzz.runstate import Registration, operation, state, track
 
 __all__ = [
     "AllocRecord",

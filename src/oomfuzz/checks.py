@@ -86,7 +86,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomfuzz.inject import AllocationAfterOom, Injector
-from oomfuzz.state import RunState, reachable_from, referrer_chain
+from oomfuzz.runstate import RunState, reachable_from, referrer_chain
 from wasmrt.errors import OutOfMemory
 from wasmrt.trap import Trap
 
@@ -209,7 +209,7 @@ class RunOutcome:
     resources: dict[str, object] | None = None
     refs: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
     lost: Finding | None = None
-    #: The run's recording (:class:`oomfuzz.state.RunState`) until the run is finished.
+    #: The run's recording (:class:`oomfuzz.runstate.RunState`) until the run is finished.
     state: RunState | None = None
     #: Operations that failed and left state changed (``not_atomic``).
     violations: list[str] = field(default_factory=list)
@@ -527,7 +527,7 @@ class AllocAfterOom(RunCheck):
 class NotAtomic(RunCheck):
     """An operation that failed (``OutOfMemory``, a limiter refusal, an absorbed refusal:
     ``memory.grow``/``table.grow`` returning -1) left observable state changed: the
-    run's recording (:mod:`oomfuzz.state`) compared its snapshot after the failure
+    run's recording (:mod:`oomfuzz.runstate`) compared its snapshot after the failure
     with the one before the operation (the runtime's grows, each WAST command that
     builds state, every ``oomfuzz.operation`` block)."""
 
@@ -580,6 +580,7 @@ class Leak(RunCheck):
             if obj is not None:
                 chains.append(f"{label} kept by {referrer_chain(obj)}")
             del obj
+        chains.sort(key=lambda c: c.count(" -> "))  # the culprit is nearest its root
         return [
             Finding(
                 self.failure,

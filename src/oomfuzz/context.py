@@ -49,7 +49,9 @@ __all__ = [
     "ScenarioContext",
     "ScenarioError",
     "parse_directives",
+    "pool_changes",
     "pool_metrics",
+    "pool_state",
 ]
 
 ALLOCATORS = ("ondemand", "pooling")
@@ -223,6 +225,30 @@ def pool_metrics(engine: Any) -> dict[str, object]:
     }
 
 
+def pool_state(engine: Any) -> dict[str, Any] | None:
+    """The pooling allocator's slot state (occupancy, warm lists, decommit queue, broken
+    invariants) of ``engine``, or ``None`` when it does not pool."""
+    allocator = getattr(engine.ptr(), "allocator", None)
+    pool = allocator.as_pooling() if allocator is not None else None
+    if pool is None:
+        return None
+    state: dict[str, Any] = pool.slot_state()
+    return state
+
+
+def pool_changes(start: dict[str, Any], now: dict[str, Any]) -> dict[str, object]:
+    """What a run changed in one engine's pool: slots it kept, broken invariants."""
+    kept = {
+        kind: sorted(set(now[f"{kind}_slots_used"]) - set(start[f"{kind}_slots_used"]))
+        for kind in ("memory", "table")
+    }
+    return {
+        "pool.memory_slots_kept": len(kept["memory"]),
+        "pool.table_slots_kept": len(kept["table"]),
+        "pool.problems": [p for p in now["problems"] if p not in start["problems"]],
+    }
+
+
 # -- scenarios --------------------------------------------------------------------
 
 
@@ -281,6 +307,8 @@ class ScenarioContext:
     engines: list[Any] = field(default_factory=list)
     counters: list[CountingAllocator] = field(default_factory=list)
     tracked: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
+    #: Each pooling engine of the run with its slot state when the run began using it.
+    pool_starts: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
     #: What the scenario's ``setup_unit(ctx)`` built for this work unit (``None``: none).
     unit: Any = None
 
@@ -332,13 +360,20 @@ class ScenarioContext:
             core.allocator = CountingAllocator(core.allocator)
         self.counters.append(core.allocator)
         self.engines.append(engine)
+        self.note_pool(engine)
         return engine
+
+    def note_pool(self, engine: Any) -> None:
+        start = pool_state(engine)
+        if start is not None:
+            self.pool_starts.append((engine, start))
 
     def engine(self) -> Any:
         if self.shared_engine is not None:
             if self.shared_engine not in self.engines:
                 self.engines.append(self.shared_engine)
                 self.counters.append(self.shared_engine.ptr().allocator)
+                self.note_pool(self.shared_engine)
             return self.shared_engine
         return self.new_engine()
 

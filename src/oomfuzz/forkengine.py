@@ -82,7 +82,7 @@ from typing import NoReturn
 from oomfuzz.checks import FailureClass, Finding, RunOutcome, describe_exc
 from oomfuzz.inject import InjectMode, Injector
 from oomfuzz.plan import Iteration, Job, OomTestResult, SweepPlan, drive, finish_outcome, scrub
-from oomfuzz.state import recording
+from oomfuzz.runstate import recording
 
 __all__ = [
     "ChildCrashed",

@@ -56,7 +56,7 @@ from typing import Generic, TypeVar
 
 from oomfuzz.checks import FailureClass, describe_exc, exception_chain
 from oomfuzz.inject import Injector, cleanup
-from oomfuzz.state import operation
+from oomfuzz.runstate import operation
 from wasmrt.alloc import current_hook
 
 __all__ = ["FORM_FRESH", "FORM_LONG_LIVED", "Lifecycle", "Step"]

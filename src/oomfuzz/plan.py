@@ -71,7 +71,7 @@ from oomfuzz.checks import (
     primary,
 )
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
-from oomfuzz.state import recording
+from oomfuzz.runstate import recording
 
 __all__ = [
     "DryRunError",

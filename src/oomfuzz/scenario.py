@@ -72,10 +72,12 @@ from oomfuzz.context import (
     ScenarioContext,
     ScenarioError,
     parse_directives,
+    pool_changes,
     pool_metrics,
+    pool_state,
 )
 from oomfuzz.lifecycle import Lifecycle, Step
-from oomfuzz.state import long_lived
+from oomfuzz.runstate import long_lived
 from oomfuzz.wast_adapter import execute_commands, parse
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.trap import Trap
@@ -372,16 +374,37 @@ class ScenarioRunner:
         if self.allocator == "pooling":
             for k in ("pool.core_instances", "pool.memories", "pool.tables"):
                 totals.setdefault(k, 0)
-        return dict(totals)
+        out: dict[str, object] = dict(totals)
+        if self.allocator == "pooling":
+            out.update(self._pool_changes(ctx))
+        return out
+
+    @staticmethod
+    def _pool_changes(ctx: ScenarioContext) -> dict[str, object]:
+        """Slots kept and invariants broken in each pooling engine, during this run."""
+        kept = {"pool.memory_slots_kept": 0, "pool.table_slots_kept": 0}
+        problems: list[str] = []
+        for engine, start in ctx.pool_starts:
+            now = pool_state(engine)
+            if now is None:
+                continue
+            changes = pool_changes(start, now)
+            for k in kept:
+                kept[k] += int(changes[k])  # type: ignore[call-overload]
+            problems += changes["pool.problems"]  # type: ignore[arg-type]
+        ctx.pool_starts = []
+        return {**kept, "pool.problems": problems}
 
     def refs(self) -> list[tuple[str, weakref.ref[Any]]]:
         ctx = self._last
         if ctx is None:
             return []
         refs = ctx.tracked
-        # The run is over: drop the strong references the context still holds.
+        # The run is over: drop the strong references the context still holds
+        # (its engines and their allocators keep compiled modules alive).
         ctx.engines = [e for e in ctx.engines if e is self.shared_engine]
         ctx.tracked = []
+        self._last = None
         return refs
 
     # The function under test ----------------------------------------------
@@ -391,6 +414,8 @@ class ScenarioRunner:
             self.scenario, self.allocator, shared_engine=self.shared_engine, unit=self.unit
         )
         self._last = ctx
+        if self.shared_engine is not None:
+            long_lived(self.shared_engine)  # what it keeps (pool affinity, caches) is no leak
         if self.unit is not None:
             long_lived(self.unit)  # outlives the run: what it keeps is not a leak
         try:

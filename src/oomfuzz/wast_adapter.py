@@ -44,6 +44,7 @@ from typing import Any
 
 from oomfuzz.checks import ExpectationFailed, exception_chain
 from oomfuzz.context import ScenarioContext, ScenarioError, api
+from oomfuzz.runstate import RunState, current_run, describe, refusals
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.text.wast import parse_wast
 from wasmrt.trap import Trap
@@ -286,14 +287,41 @@ def _show(v: Any) -> str:
     return type(v).__name__
 
 
+#: Commands whose effects are the runtime's alone (no guest code runs before they can
+#: fail), so a failure must leave the store and linker as they were (``not_atomic``).
+#: Actions run guest code, whose own writes before a failure are legitimate; the
+#: runtime operations inside them (grows) are observed one by one instead.
+STATE_COMMANDS = frozenset({"ModuleCommand", "Register", "AssertUnlinkable"})
+
+
 def execute_commands(ctx: ScenarioContext, commands: list[Any]) -> None:
     script = _Script(ctx)
     try:
         for cmd in commands:
-            ctx.record(script.run(cmd))
+            rec = current_run()
+            if rec is None or type(cmd).__name__ not in STATE_COMMANDS:
+                ctx.record(script.run(cmd))
+            else:
+                ctx.record(_atomic(script, rec, cmd))
     finally:
         script.instances.clear()
         script.current = None
+
+
+def _atomic(script: _Script, rec: RunState, cmd: Any) -> str:
+    """Run ``cmd``; if it fails for lack of memory, the store and linker must be unchanged."""
+
+    def snapshot() -> dict[str, object]:
+        return rec.snapshot({"store": describe(script.store), "linker": describe(script.linker)})
+
+    before = snapshot()
+    refused = refusals()
+    try:
+        return script.run(cmd)
+    except BaseException as e:
+        where = f"{script.ctx.scenario.path}:{cmd.line}"
+        rec.check(f"{type(cmd).__name__} (line {cmd.line})", before, snapshot, e, refused, where)
+        raise
 
 
 # -- host modules -----------------------------------------------------------------------

@@ -71,6 +71,31 @@ class ModuleAffinityIndexAllocator:
         """Warm slots, least recently freed first (for tests and diagnostics)."""
         return list(self._warm)
 
+    def used_slots(self) -> list[int]:
+        """The slots handed out, lowest first."""
+        return [i for i, s in enumerate(self._state) if s == _USED]
+
+    def problems(self) -> list[str]:
+        """Broken invariants of the free structures (empty when consistent; diagnostics)."""
+        out: list[str] = []
+        warm_state = {i for i, s in enumerate(self._state) if s == _WARM}
+        if set(self._warm) != warm_state:
+            out.append(
+                f"warm list {sorted(self._warm)} != slots in the warm state {sorted(warm_state)}"
+            )
+        for affinity, slots in self._affine.items():
+            for slot in slots:
+                if slot not in self._warm or self._affinity[slot] != affinity:
+                    out.append(f"slot {slot} listed warm for an affinity it does not hold")
+        cold = [i for i, s in enumerate(self._state) if s == _COLD]
+        if any(i < self._next_cold for i in cold):
+            out.append(f"cold slots {cold} below the next cold slot {self._next_cold}")
+        if any(s == _COLD for s in self._state[: self._next_cold]) or any(
+            s != _COLD for s in self._state[self._next_cold :]
+        ):
+            out.append("a slot past the next cold slot was used")
+        return sorted(set(out))
+
     def alloc(self, affinity: Hashable | None = None) -> int | None:
         slot = self._pick_affine(affinity)
         if slot is None:

@@ -739,6 +739,49 @@ class PoolingInstanceAllocator:
                 and self._table_index.is_empty()
             )
 
+    def slot_state(self) -> dict[str, object]:
+        """Slot occupancy and bookkeeping as plain data, for diagnostics and OOM testing.
+
+        ``*_slots_used``: slots handed out and not yet queued for decommit;
+        ``decommit_queue``: the pending (kind, slot) entries; ``problems``:
+        broken invariants (a tenant without a used slot, a slot queued twice or
+        queued while free, inconsistent warm/cold/affinity lists).
+        """
+        with self._lock:
+            queued = list(self._decommit_queue)
+            problems = [f"memory index: {p}" for p in self._memory_index.problems()]
+            problems += [f"table index: {p}" for p in self._table_index.problems()]
+            if len(set(queued)) != len(queued):
+                problems.append(f"a slot queued for decommit twice: {queued}")
+            for kind, index, slots in (
+                ("memory", self._memory_index, self._memory_slots),
+                ("table", self._table_index, self._table_slots),
+            ):
+                pending = {slot for k, slot in queued if k == kind}
+                for slot in pending:
+                    if not index.is_used(slot):
+                        problems.append(f"{kind} slot {slot} queued for decommit but free")
+                for slot, st in slots.items():
+                    if st.tenant is not None and (not index.is_used(slot) or slot in pending):
+                        problems.append(f"{kind} slot {slot} has a tenant but is not in use")
+                used = [s for s in index.used_slots() if s not in pending]
+                for slot in used:
+                    held = slots.get(slot)
+                    if held is None or held.tenant is None:
+                        problems.append(f"{kind} slot {slot} in use without a tenant")
+            return {
+                "memory_slots_used": [
+                    s for s in self._memory_index.used_slots() if ("memory", s) not in queued
+                ],
+                "table_slots_used": [
+                    s for s in self._table_index.used_slots() if ("table", s) not in queued
+                ],
+                "warm_memory_slots": self._memory_index.warm_slots(),
+                "warm_table_slots": self._table_index.warm_slots(),
+                "decommit_queue": queued,
+                "problems": sorted(set(problems)),
+            }
+
     def _unused_memory_bytes_resident(self) -> int:
         with self._lock:
             return sum(

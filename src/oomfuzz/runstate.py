@@ -70,6 +70,7 @@ __all__ = [
     "recording",
     "reachable_from",
     "referrer_chain",
+    "refusals",
     "state",
     "track",
 ]
@@ -105,7 +106,20 @@ class _Provider:
 @dataclass(eq=False, slots=True)
 class _Tracked:
     label: str
-    ref: weakref.ref[Any]
+    ref: Callable[[], Any]
+    #: Whether ``ref`` is weak (only then can the object be watched for a leak).
+    weak: bool = True
+
+
+def _tracked(obj: object, label: str) -> _Tracked:
+    """Watch ``obj`` weakly; a wrapper that cannot be weakly referenced is watched through
+    its vm object; anything else is held (for snapshots) until the run ends."""
+    for target in (obj, _core_of(obj)):
+        try:
+            return _Tracked(label, weakref.ref(target))
+        except TypeError:
+            continue
+    return _Tracked(label, lambda: obj, weak=False)
 
 
 @dataclass(eq=False)
@@ -282,11 +296,11 @@ class RunState:
         try:
             self.created.append(_Tracked(type(obj).__name__, weakref.ref(obj)))
         except TypeError:
-            pass  # not weak-referenceable: cannot be watched
+            pass  # not weak-referenceable: cannot be watched (the vm's classes all are)
 
     def operation(self, name: str, subject: object, run: Callable[[], R]) -> R:
         before = {name: describe(subject)}
-        refused = _refusals()
+        refused = refusals()
         try:
             result = run()
         except BaseException as e:
@@ -346,7 +360,11 @@ class RunState:
         """End the run: drop the providers (their closures may hold the run's objects) and
         return weak references to what must be gone now (tracked objects first)."""
         self.providers = []
-        refs = [(t.label, t.ref) for t in (*self.tracked, *self.created)]
+        refs = [
+            (t.label, t.ref)
+            for t in (*self.tracked, *self.created)
+            if isinstance(t.ref, weakref.ref)
+        ]
         self.tracked = []
         self.created = []
         return refs
@@ -400,7 +418,8 @@ def recording(run: RunState | None = None) -> Iterator[RunState]:
         _CURRENT.reset(token)
 
 
-def _refusals() -> int:
+def refusals() -> int:
+    """How many allocations the installed injector has refused so far."""
     inj = current_hook()
     injected = getattr(inj, "injected", None)
     return len(injected) if isinstance(injected, list) else 0
@@ -418,13 +437,13 @@ def _failure_cause(exc: BaseException | None, refused_before: int) -> str | None
     for e in chain:
         if isinstance(e, MEMORY_FAILURES):
             return f"{type(e).__name__}"
-    if _refusals() > refused_before:
+    if refusals() > refused_before:
         return f"{type(exc).__name__} after a refused allocation"
     return None
 
 
 def _caller_site() -> str:
-    """``file:line (function)`` of the first frame outside oomfuzz.state and wasmrt."""
+    """``file:line (function)`` of the first frame outside this module and wasmrt."""
     frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
         fname = frame.f_code.co_filename
@@ -462,7 +481,7 @@ def track(obj: R, label: str | None = None) -> R:
 
     Outside any run the object is long-lived: snapshotted, never a leak.
     """
-    item = _Tracked(label or type(obj).__qualname__, weakref.ref(obj))
+    item = _tracked(obj, label or type(obj).__qualname__)
     run = _CURRENT.get()
     if run is not None:
         run.tracked.append(item)
@@ -490,7 +509,7 @@ def operation(name: str) -> Iterator[None]:
             yield
             return
     before = run.snapshot()
-    refused = _refusals()
+    refused = refusals()
     where = _caller_site()
     try:
         yield
@@ -540,9 +559,16 @@ def _edge(ref: Any, child: Any) -> str:
     if isinstance(ref, types.CellType):
         return "(closure cell)"
     if isinstance(ref, types.FunctionType):
-        if ref.__defaults__ and any(d is child for d in ref.__defaults__):
-            return f"{ref.__qualname__} (default argument)"
-        return f"{ref.__qualname__} (closure)"
+        for attr, what in (
+            ("__defaults__", "default arguments"),
+            ("__kwdefaults__", "keyword defaults"),
+            ("__closure__", "closure"),
+            ("__globals__", "globals"),
+            ("__dict__", "attributes"),
+        ):
+            if getattr(ref, attr, None) is child:
+                return f"({what})"
+        return ""
     if isinstance(ref, types.FrameType):
         for k, v in ref.f_locals.items():
             if v is child:
@@ -562,7 +588,7 @@ def _describe_ref(ref: Any, mods: dict[int, str]) -> str:
         code = ref.f_code
         return f"frame {code.co_name} ({code.co_filename}:{ref.f_lineno})"
     if isinstance(ref, types.FunctionType):
-        return f"function {ref.__module__}.{ref.__qualname__}"
+        return f"function {ref.__qualname__}"
     if isinstance(ref, types.CellType):
         return "closure cell"
     return type(ref).__qualname__
@@ -575,6 +601,19 @@ def referrer_chain(obj: object, *, budget: int = 400, ignore: tuple[int, ...] = 
     Breadth-first over ``gc.get_referrers``; the search's own containers and
     this module's frames are skipped; ``budget`` bounds the objects visited.
     """
+    # Frozen objects (the fork engine freezes the heap before forking) are invisible to
+    # gc.get_referrers: thaw them for the search (this runs only when a leak was found).
+    frozen = gc.get_freeze_count() > 0
+    if frozen:
+        gc.unfreeze()
+    try:
+        return _search_referrers(obj, budget, ignore)
+    finally:
+        if frozen:
+            gc.freeze()
+
+
+def _search_referrers(obj: object, budget: int, ignore: tuple[int, ...]) -> str:
     mods = _module_dicts()
     frame = sys._getframe()
     queue: list[tuple[Any, _Node]] = [(obj, _Node(id(obj), None, type(obj).__qualname__))]
@@ -627,7 +666,9 @@ def _format_chain(node: _Node) -> str:
         else:
             label = cur.extra[0] if cur.extra else ""
             parts.append(
-                f"{label}{cur.edge}" if cur.edge.startswith("[") else f"{label} {cur.edge}".strip()
+                f"{label}{cur.edge}"
+                if cur.edge.startswith(("[", "."))
+                else f"{label} {cur.edge}".strip()
             )
         cur = cur.parent
     return " -> ".join(parts)

@@ -170,6 +170,21 @@ def test_teardown_failing_on_the_oom_is_retried() -> None:
         lc()
     assert inj.reported == []  # the retry succeeded: nothing to report
 
+    class MarksFirst(Host):
+        def close(self) -> None:
+            if closed:
+                raise RuntimeError("closed twice")
+            closed.append(1)  # marked closed before the step that can fail
+            _alloc(1)
+
+    closed.clear()
+    lc2 = Lifecycle(MarksFirst, [Step("load a", lambda h: h.load("a"))], MarksFirst.close)
+    inj = Injector(mode="transient", fail_at=4)
+    with inj.installed(), pytest.raises(OutOfMemory):
+        lc2()
+    assert [c for c, _ in inj.reported] == ["post_oom_failure"]
+    assert "retrying it raised builtins.RuntimeError: closed twice" in inj.reported[0][1]
+
 
 # -- the marker: fixtures rebuilt per run, probe from a fixture ---------------------------------
 

@@ -41,6 +41,11 @@ Invariants:
 - The continuation's results are compared only when every fault-free run of
   this lifecycle gave the same results (like the post-OOM check); its
   exceptions are always findings.
+- ``check_rerun`` (the ``oom`` marker's test body): the first fault-free run
+  re-runs its steps once more on the same state, under an uncounted
+  fault-free hook; if that raises or differs, the steps are not re-runnable,
+  so retrying a failed one proves nothing: the continuation then only tears
+  down, and ``no_retry`` says why (the plugin warns).
 - The continuation's exceptions are formatted and their frames cleared: a
   traceback must not keep the state alive and fake a leak.
 - Outside a sweep (no injector installed) a ``Lifecycle`` just runs.
@@ -117,6 +122,7 @@ class Lifecycle(Generic[S]):
         *,
         label: str | None = None,
         atomic_steps: bool = True,
+        check_rerun: bool = False,
     ) -> None:
         if not steps:
             raise ValueError("a Lifecycle needs at least one step")
@@ -130,6 +136,9 @@ class Lifecycle(Generic[S]):
         #: The steps' results in the first fault-free run (``None`` until one completed).
         self.baseline: list[object] | None = None
         self.deterministic = True
+        self.check_rerun = check_rerun
+        #: Why retrying a failed step is not judged ("" while it is).
+        self.no_retry = ""
 
     # -- one run -------------------------------------------------------------------
 
@@ -148,10 +157,33 @@ class Lifecycle(Generic[S]):
                 else:
                     self._teardown_after_failure(state)
                 raise
+        first_clean = inj is not None and inj.mode == "count" and not inj.injected
+        if first_clean and self.check_rerun and self.baseline is None:
+            assert inj is not None
+            self._calibrate(inj, state, results)
         self._finish(inj, state)
-        if inj is not None and inj.mode == "count" and not inj.injected:
+        if first_clean:
             self._learn(results)
         return results
+
+    def _calibrate(self, inj: Injector, state: S, results: list[object]) -> None:
+        """Re-run the steps once on the same state, fault-free and uncounted: if that
+        fails or differs, the steps are not re-runnable and a retry proves nothing."""
+        with self._fault_free(inj):
+            for step, expected in zip(self.steps, results, strict=True):
+                try:
+                    again = step(state)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:  # noqa: BLE001 - recorded: the retry check goes off
+                    self.no_retry = f"re-running step {step.name!r} raised {_forget(e)}"
+                    return
+                if again != expected:
+                    self.no_retry = (
+                        f"re-running step {step.name!r} gave {_short(again)}, "
+                        f"not {_short(expected)}"
+                    )
+                    return
 
     def _operation(self, step: Step[S]) -> contextlib.AbstractContextManager[None]:
         return operation(f"step {step.name!r}") if self.atomic_steps else contextlib.nullcontext()
@@ -193,8 +225,9 @@ class Lifecycle(Generic[S]):
         what = f"after the OOM in step {failed + 1} {self.steps[failed].name!r}"
         got: list[object] = []
         problem = ""
+        rest = [] if self.no_retry else self.steps[failed:]
         with self._fault_free(inj):
-            for step in self.steps[failed:]:
+            for step in rest:
                 try:
                     got.append(step(state))
                 except KeyboardInterrupt:
@@ -214,7 +247,7 @@ class Lifecycle(Generic[S]):
             self._report(inj, problem)
             return
         expected = self.baseline[failed:] if self.baseline is not None else None
-        if expected is not None and self.deterministic and got != expected:
+        if expected is not None and rest and self.deterministic and got != expected:
             names = [s.name for s in self.steps[failed:]]
             diffs = [
                 f"step {n!r} gave {_short(g)}, fault-free run gave {_short(x)}"

@@ -305,10 +305,24 @@ def _sweep_marked(item: pytest.Function) -> Any:
         fixtures.on_setup = run_probe.attach
     body = Step("test body", lambda values: fn(**{n: values[n] for n in names}))
     lifecycle = Lifecycle(
-        fixtures.setup, [body], fixtures.teardown, label=item.nodeid, atomic_steps=False
+        fixtures.setup,
+        [body],
+        fixtures.teardown,
+        label=item.nodeid,
+        atomic_steps=False,
+        check_rerun=True,
     )
     opts["label"] = lifecycle.__qualname__
-    return _oomtest_for(item.config, item, **opts).test(lifecycle)
+    result = _oomtest_for(item.config, item, **opts).test(lifecycle)
+    if lifecycle.no_retry:
+        note = (
+            f"long-lived form: the test body cannot run twice on the same fixtures "
+            f"({lifecycle.no_retry}); a failed run is not retried on its fixtures, so "
+            "left-over state is not checked (make the body re-runnable to check it)"
+        )
+        result.notes.append(note)
+        item.warn(pytest.PytestWarning(f"oomfuzz: {note}"))
+    return result
 
 
 @pytest.hookimpl(tryfirst=True)

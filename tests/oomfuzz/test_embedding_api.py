@@ -364,3 +364,44 @@ def test_minimize_keeps_only_the_steps_the_failure_needs(tmp_path: Path) -> None
     assert load_scenario(out).directives["steps"] == "load_a"
     again = run_unit(Unit(str(out), "transient", "ondemand"))
     assert again.failures and again.error is None
+
+
+NOT_RERUNNABLE = """
+import pytest
+from wasmrt.alloc import AllocKind, try_alloc
+
+class Host:
+    def __init__(self):
+        self.loaded = set()
+    def load(self, name):
+        if name in self.loaded:
+            raise KeyError(name + " already loaded")
+        try_alloc(8, AllocKind.OTHER)
+        self.loaded.add(name)
+    def call(self, name):
+        try_alloc(8, AllocKind.OTHER)
+        return 1
+
+@pytest.fixture
+def host():
+    return Host()
+
+@pytest.mark.oom
+def test_load_then_call(host):
+    host.load("a")
+    assert host.call("a") == 1
+"""
+
+
+def test_marker_body_that_cannot_run_twice_is_no_false_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "test_user_once.py").write_text(NOT_RERUNNABLE)
+    rc = pytest.main(
+        [str(tmp_path / "test_user_once.py"), "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--rootdir", str(tmp_path), "-c", os.devnull],
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "cannot run twice on the same fixtures" in out
+    assert "re-running step 'test body' raised builtins.KeyError" in out

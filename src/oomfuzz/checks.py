@@ -356,11 +356,33 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
 
 
 def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
-    """Labels of the objects still alive after (only if needed) a full collection."""
-    if not any(r() is not None for _, r in refs):
-        return []
-    gc.collect()
+    """Labels of the objects still alive after (only if needed) a collection.
+
+    The run's internal objects often die in reference cycles (an instance and its
+    function space), so a collection is usually needed: the young generations first
+    (cheap, and where a run's objects mostly are), a full collection only if some
+    object survives those.
+    """
+    for generation in (None, 1, 2):
+        if generation is not None:
+            gc.collect(generation)
+        if not any(r() is not None for _, r in refs):
+            return []
     return [label for label, r in refs if r() is not None]
+
+
+def _foreign_stores(refs: Sequence[tuple[str, weakref.ref[Any]]]) -> list[weakref.ref[Any]]:
+    """Weak references to the live stores that survivors belong to but the run did not create."""
+    own = {id(r()) for label, r in refs if label == "StoreCore" and r() is not None}
+    out: list[weakref.ref[Any]] = []
+    for _, r in refs:
+        store = getattr(r(), "store", None)
+        if store is not None and id(store) not in own:
+            try:
+                out.append(weakref.ref(store))
+            except TypeError:
+                continue
+    return out
 
 
 # -- the checks (registration order = judging order = verdict ranking) --------------------
@@ -560,7 +582,14 @@ class CleanupNotRestored(RunCheck):
 
 @register
 class Leak(RunCheck):
-    """A weakref to a store/instance of the run is alive after ``gc.collect()``."""
+    """An object of the run is alive after a collection: a store or instance the
+    scenario tracked, an object ``oomfuzz.track`` named, or an internal object the
+    run created (store core, module instance, memory, table, compiled module). Each
+    survivor is reported with the chain of referrers keeping it alive, the
+    culprit's first. Survivors reachable from what outlives the run are excused:
+    objects declared long-lived (a shared engine, objects tracked outside any run)
+    and stores the run did not create (a long-lived store owns what the run put in
+    it until it closes)."""
 
     failure = FailureClass.LEAK
     knob = "leak_every"
@@ -569,7 +598,8 @@ class Leak(RunCheck):
         out = run.outcome
         if out is None or not out.refs or not live_refs(out.refs):
             return []
-        kept = reachable_from(out.long_lived) if out.long_lived else set()
+        roots = [*out.long_lived, *_foreign_stores(out.refs)]
+        kept = reachable_from(roots) if roots else set()
         alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
         if not alive:
             return []

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmrt
+from oomfuzz import runstate
 
 __all__ = [
     "ALLOCATORS",
@@ -383,6 +384,9 @@ class ScenarioContext:
         store = api("Store")(engine)
         self.stores.append(store)
         self.track(store, "Store")
+        # The run's stores are state every operation must restore (oomfuzz.operation, the
+        # WAST state commands): their counts, fuel, instances' memories/tables/globals.
+        runstate.track(store, "Store")
         d = self.directives
         if "fuel" in d:
             store.set_fuel(int(d["fuel"]))

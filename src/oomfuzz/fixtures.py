@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable
+from types import GeneratorType
 from typing import Any
 
 import pytest
@@ -103,7 +104,7 @@ class FreshFixtures:
 
     def setup(self) -> dict[str, Any]:
         values: dict[str, Any] = dict(self.item.funcargs)
-        finishers: list[Generator[Any, None, None]] = []
+        finishers: list[GeneratorType[Any, Any, Any]] = []
         try:
             for name in self.names:
                 fd = _fixturedef(self.item, name)
@@ -128,7 +129,7 @@ class FreshFixtures:
         _finish(finishers)
 
 
-def _finish(finishers: list[Generator[Any, None, None]]) -> None:
+def _finish(finishers: list[GeneratorType[Any, Any, Any]]) -> None:
     """Run each ``yield`` fixture's teardown, last set up first."""
     while finishers:
         gen = finishers.pop()

@@ -303,7 +303,9 @@ def _sweep_marked(item: pytest.Function) -> Any:
     if isinstance(probe_name, str):
         opts["probe"] = run_probe = RunProbe(probe_name)
         fixtures.on_setup = run_probe.attach
-    body = Step("test body", lambda values: fn(**{n: values[n] for n in names}))
+    body: Step[dict[str, Any]] = Step(
+        "test body", lambda values: fn(**{n: values[n] for n in names})
+    )
     lifecycle = Lifecycle(
         fixtures.setup,
         [body],

@@ -230,6 +230,13 @@ def _describer(obj: Any) -> Callable[[Any], tuple[object, ...]] | None:
     return _DESCRIBERS.get(type(obj).__name__)
 
 
+def _describe_sized(obj: Any) -> object:
+    """``describe`` without a memory's contents (its sizes only)."""
+    if type(obj).__name__ == "LinearMemory":
+        return ("memory", int(obj.pages), int(obj.size), None)
+    return describe(obj)
+
+
 def describe(obj: Any) -> object:
     """Comparable state of a wasmrt object (public wrapper or vm object), else ``None``."""
     core = _core_of(obj)
@@ -299,15 +306,18 @@ class RunState:
             pass  # not weak-referenceable: cannot be watched (the vm's classes all are)
 
     def operation(self, name: str, subject: object, run: Callable[[], R]) -> R:
-        before = {name: describe(subject)}
+        # A memory's bytes are digested only while the injector may still refuse: a
+        # grow's cost is then the digest, otherwise two size comparisons.
+        view = _describe_sized if not may_refuse() else describe
+        before = {name: view(subject)}
         refused = refusals()
         try:
             result = run()
         except BaseException as e:
-            self._judge(name, before, lambda: {name: describe(subject)}, e, refused)
+            self._judge(name, before, lambda: {name: view(subject)}, e, refused)
             raise
         if result == -1:
-            self._judge(name, before, lambda: {name: describe(subject)}, None, refused)
+            self._judge(name, before, lambda: {name: view(subject)}, None, refused)
         return result
 
     # snapshots --------------------------------------------------------------------
@@ -360,6 +370,9 @@ class RunState:
         """End the run: drop the providers (their closures may hold the run's objects) and
         return weak references to what must be gone now (tracked objects first)."""
         self.providers = []
+        for t in _AMBIENT_TRACKED:  # tracked outside any run: long-lived
+            if isinstance(t.ref, weakref.ref):
+                self.long_lived.append(t.ref)
         refs = [
             (t.label, t.ref)
             for t in (*self.tracked, *self.created)
@@ -416,6 +429,19 @@ def recording(run: RunState | None = None) -> Iterator[RunState]:
             yield run
     finally:
         _CURRENT.reset(token)
+
+
+def may_refuse() -> bool:
+    """Whether the installed injector may still refuse an allocation in this run.
+
+    A fault-free (``count``) plan may be a forking run whose children refuse, and an
+    unknown hook may refuse anything: both answer yes.
+    """
+    inj = current_hook()
+    mode = getattr(inj, "mode", None)
+    if mode == "transient":
+        return int(getattr(inj, "count", 0)) <= int(getattr(inj, "fail_at", -1))
+    return True
 
 
 def refusals() -> int:

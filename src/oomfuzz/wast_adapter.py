@@ -107,6 +107,9 @@ class _Script:
         self.externrefs: dict[int, ExternRef] = {}
         self.defined_hosts: set[str] = set()
         self.mode = ctx.directives.get("instantiate", "linker")
+        #: Called once the harness's host modules are in the linker, just before the
+        #: runtime instantiates (the atomicity check re-takes its "before" there).
+        self.settled: Callable[[], None] | None = None
 
     # -- values -------------------------------------------------------------------
 
@@ -164,11 +167,13 @@ class _Script:
         for imp in module.imports:
             host = imp.module
             if host in ("spectest", "oomhost") and host not in self.defined_hosts:
-                self.defined_hosts.add(host)
                 (define_spectest if host == "spectest" else define_oomhost)(self)
+                self.defined_hosts.add(host)  # only once complete: a failed one is redone
 
     def instantiate(self, module: Any) -> Any:
         self.ensure_hosts(module)
+        if self.settled is not None:
+            self.settled()
         if self.mode == "pre":
             inst = self.linker.instantiate_pre(module).instantiate(self.store)
         elif self.mode == "instance":
@@ -309,19 +314,43 @@ def execute_commands(ctx: ScenarioContext, commands: list[Any]) -> None:
 
 
 def _atomic(script: _Script, rec: RunState, cmd: Any) -> str:
-    """Run ``cmd``; if it fails for lack of memory, the store and linker must be unchanged."""
+    """Run ``cmd``; if it fails for lack of memory, the store and linker must be unchanged.
+
+    A module's compilation touches neither, and the harness's own host definitions (made
+    on demand inside the command) are set-up, not the runtime's operation: the state to
+    restore is the one taken once they are in place (``_Script.settled``), and a failure
+    before that point is not judged.
+    """
 
     def snapshot() -> dict[str, object]:
-        return rec.snapshot({"store": describe(script.store), "linker": describe(script.linker)})
+        # The store is tracked (``ScenarioContext.store``), so it is in every snapshot.
+        return rec.snapshot({"linker": describe(script.linker)})
 
-    before = snapshot()
-    refused = refusals()
+    before = _Before(snapshot(), refusals(), type(cmd).__name__ == "Register")
+
+    def settled() -> None:
+        before.state, before.refused, before.settled = snapshot(), refusals(), True
+
+    script.settled = settled
     try:
         return script.run(cmd)
     except BaseException as e:
-        where = f"{script.ctx.scenario.path}:{cmd.line}"
-        rec.check(f"{type(cmd).__name__} (line {cmd.line})", before, snapshot, e, refused, where)
+        if before.settled:
+            where = f"{script.ctx.scenario.path}:{cmd.line}"
+            name = f"{type(cmd).__name__} (line {cmd.line})"
+            rec.check(name, before.state, snapshot, e, before.refused, where)
         raise
+    finally:
+        script.settled = None
+
+
+@dataclass(slots=True)
+class _Before:
+    """The snapshot a state command is judged against."""
+
+    state: dict[str, object]
+    refused: int
+    settled: bool
 
 
 # -- host modules -----------------------------------------------------------------------

@@ -17,7 +17,11 @@ Invariants:
 - ``operation(name, subject, run)`` wraps one fallible operation on
   ``subject`` (``memory.grow``, ``table.grow``): it must call ``run()``
   exactly once and return its result or let its exception out unchanged.
-  The operation failed when ``run()`` raised or returned -1.
+  The operation failed when ``run()`` raised or returned -1. The callers
+  of an observed operation go through this module (``grow_memory``,
+  ``grow_table``: generated code and the embedder API), so the methods and
+  their allocation sites are unchanged, and a replaced method is observed
+  too.
 - The runtime imports no testing tool: the observer is handed in by
   :func:`install_observer`.
 """
@@ -27,13 +31,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "OBSERVED_KINDS",
     "Observer",
     "created",
     "current_observer",
+    "grow_memory",
+    "grow_table",
     "install_observer",
 ]
 
@@ -67,6 +73,30 @@ def created(obj: object) -> None:
     obs = _OBSERVER.get()
     if obs is not None:
         obs.created(obj)
+
+
+def grow_memory(memory: Any, delta: int, from_wasm: bool) -> int:
+    """``memory.grow(delta, from_wasm=...)``, observed as ``memory.grow`` when observing.
+
+    Callers (generated code, the embedder API) grow through here rather than in the
+    method, so the operation stays observed whatever ``grow`` is bound to.
+    """
+    obs = _OBSERVER.get()
+    if obs is None:
+        return int(memory.grow(delta, from_wasm=from_wasm))
+    return obs.operation(
+        "memory.grow", memory, lambda: int(memory.grow(delta, from_wasm=from_wasm))
+    )
+
+
+def grow_table(table: Any, delta: int, init: Any, from_wasm: bool) -> int:
+    """``table.grow(delta, init, from_wasm=...)``, observed as ``table.grow`` when observing."""
+    obs = _OBSERVER.get()
+    if obs is None:
+        return int(table.grow(delta, init, from_wasm=from_wasm))
+    return obs.operation(
+        "table.grow", table, lambda: int(table.grow(delta, init, from_wasm=from_wasm))
+    )
 
 
 @contextmanager

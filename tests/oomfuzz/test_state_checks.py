@@ -95,7 +95,9 @@ def test_the_unbroken_runtime_gives_no_finding(tmp_path: Path, allocator: str, t
 def test_table_grow_that_appends_before_asking_is_not_atomic(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def appends_first(self: TableInstance, delta: int, init: Any, from_wasm: bool) -> int:
+    def appends_first(
+        self: TableInstance, delta: int, init: Any, *, from_wasm: bool = False
+    ) -> int:
         old = len(self.elements)
         if old + delta > self.max:
             return -1
@@ -108,7 +110,7 @@ def test_table_grow_that_appends_before_asking_is_not_atomic(
             raise
         return old
 
-    monkeypatch.setattr(TableInstance, "_grow", appends_first)
+    monkeypatch.setattr(TableInstance, "grow", appends_first)
     res = sweep(tmp_path, GROW_TABLE, engine="fork")
     bad = failures_of(res, FailureClass.NOT_ATOMIC)
     assert bad, "the half-done table.grow went unnoticed"
@@ -149,11 +151,13 @@ def test_atomicity_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.Monke
     path.write_text(GROW_TABLE)
     runner = ScenarioRunner(load_scenario(path), "ondemand")
 
-    def grows_then_fails(self: TableInstance, delta: int, init: Any, from_wasm: bool) -> int:
+    def grows_then_fails(
+        self: TableInstance, delta: int, init: Any, *, from_wasm: bool = False
+    ) -> int:
         self.elements.extend([init] * delta)
         return -1
 
-    monkeypatch.setattr(TableInstance, "_grow", grows_then_fails)
+    monkeypatch.setattr(TableInstance, "grow", grows_then_fails)
     policy = oomfuzz.CheckPolicy(atomicity=False)
     res = OomTest(raise_on_failure=False, probe=runner, policy=policy).test(runner.run)
     assert not failures_of(res, FailureClass.NOT_ATOMIC)
@@ -360,3 +364,61 @@ def test_a_slot_queued_twice_breaks_the_pool_invariants(
     assert "pool.problems: baseline [], now ['memory slot 0 queued for decommit but free']" in (
         detail_of(it, FailureClass.CLEANUP_NOT_RESTORED)
     )
+
+
+# -- a .py scenario: a host function that writes half its result, then fails ------------------
+
+HOST_SCENARIO = '''\
+import oomfuzz
+from wasmrt.alloc import AllocKind, try_alloc
+
+WAT = """(module
+  (import "host" "get" (func $get (param i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (call $get (i32.const 64))))"""
+
+
+def scenario(ctx):
+    api = ctx.api
+    store = ctx.store()
+    linker = api("Linker")(store.engine)
+    value = b"0123456789abcdef"
+
+    def get(caller, ptr):
+        with oomfuzz.operation("host get"):
+            mem = caller.get("memory")
+            mem.write(caller, value[:8], ptr)  # half of the result ...
+            {WRITE}
+            mem.write(caller, value[8:], ptr + 8)
+
+    fty = api("FuncType")([api("ValType").i32()], [])
+    linker.define_func("host", "get", fty, get, access_caller=True)
+    inst = linker.instantiate(store, api("Module")(store.engine, WAT))
+    inst.exports(store)["run"](store)
+    return bytes(inst.exports(store)["memory"].read(store, 64, 80))
+'''
+
+
+@pytest.mark.parametrize(
+    ("write", "atomic"),
+    [
+        ("try_alloc(8, AllocKind.CALL)  # ... then the rest's buffer fails", False),
+        ("pass", True),
+    ],
+)
+def test_a_py_scenario_host_function_that_fails_half_way(
+    tmp_path: Path, write: str, atomic: bool
+) -> None:
+    path = tmp_path / "host_get.py"
+    path.write_text(HOST_SCENARIO.replace("{WRITE}", write))
+    runner = ScenarioRunner(load_scenario(path), "ondemand")
+    res = OomTest(raise_on_failure=False, mode="both", probe=runner).test(runner.run)
+    bad = failures_of(res, FailureClass.NOT_ATOMIC)
+    if atomic:
+        assert res.passed, [it.detail for it in res.failures]
+        return
+    assert bad, "the half-written result went unnoticed"
+    detail = detail_of(bad[0], FailureClass.NOT_ATOMIC)
+    assert "host get failed (OutOfMemory)" in detail
+    assert "host_get.py:" in detail and "(get)" in detail
+    assert "tracked Store" in detail and "memory.contents" in detail

@@ -883,7 +883,7 @@ class FunctionCompiler:
         n = self.val(self.pop())
         init = self.val(self.pop())
         self._bulk_fuel(n)
-        self.set_slot(len(self.stack), f"T{t}.grow({n}, {init}, from_wasm=True) & {M32}")
+        self.set_slot(len(self.stack), f"_grow_table(T{t}, {n}, {init}, True) & {M32}")
 
     def op_table_fill(self, ins: ir.Instr) -> None:
         t = ins.imm[0]
@@ -975,7 +975,7 @@ class FunctionCompiler:
 
     def op_memory_grow(self, ins: ir.Instr) -> None:
         n = self.val(self.pop())
-        self.set_slot(len(self.stack), f"M0.grow({n}, from_wasm=True) & {M32}")
+        self.set_slot(len(self.stack), f"_grow_memory(M0, {n}, True) & {M32}")
         self.reload_mem()
 
     def op_memory_fill(self, ins: ir.Instr) -> None:

@@ -29,6 +29,7 @@ import struct
 from typing import Any
 
 from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_OPS
+from wasmrt.observe import grow_memory, grow_table
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.table import LazyFuncRef
 from wasmrt.vm.values import (
@@ -400,6 +401,8 @@ def table_init(dst: list, seg: Any, d: int, s: int, n: int) -> None:
 
 #: Names generated code sees as globals.
 RUNTIME_NAMESPACE: dict[str, Any] = {
+    "_grow_memory": grow_memory,
+    "_grow_table": grow_table,
     "_oob": trap_oob,
     "_toob": trap_toob,
     "_unreachable": trap_unreachable,

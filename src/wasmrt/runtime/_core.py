@@ -20,6 +20,7 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.errors import GrowRefused, WasmtimeError
+from wasmrt.observe import grow_memory, grow_table
 from wasmrt.runtime.types import MemoryTypeInfo
 from wasmrt.vm import (
     FuncInstance,
@@ -138,7 +139,7 @@ def table_limiter_maximum(table: TableInstance) -> int | None:
 def memory_grow(mem: LinearMemory, delta: int) -> int:
     """Grow from the embedder; the old size in pages, or -1 when refused/failed."""
     try:
-        return int(mem.grow(delta, from_wasm=False))
+        return grow_memory(mem, delta, False)
     except WasmtimeError as e:
         if _is_refusal(e):
             return -1
@@ -166,7 +167,7 @@ def table_get(table: TableInstance, idx: int) -> Any:
 def table_grow(table: TableInstance, delta: int, init: Any) -> int:
     """Grow from the embedder; the old size, or -1 when refused/failed."""
     try:
-        return int(table.grow(delta, init, from_wasm=False))
+        return grow_table(table, delta, init, False)
     except WasmtimeError as e:
         if _is_refusal(e):
             return -1

@@ -54,7 +54,7 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
-from wasmrt.observe import created, current_observer
+from wasmrt.observe import created
 
 __all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
 
@@ -206,12 +206,6 @@ class LinearMemory:
         From the embedder (``from_wasm=False``) a refusal raises ``GrowRefused``
         and a refused ``try_alloc`` raises ``OutOfMemory``.
         """
-        obs = current_observer()
-        if obs is None:
-            return self._grow(delta, from_wasm)
-        return obs.operation("memory.grow", self, lambda: self._grow(delta, from_wasm))
-
-    def _grow(self, delta: int, from_wasm: bool) -> int:
         old = self.pages
         if delta == 0:
             return old

@@ -31,7 +31,7 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, HostAlloc, try_alloc
 from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
-from wasmrt.observe import created, current_observer
+from wasmrt.observe import created
 
 __all__ = ["LazyFuncRef", "TableInstance"]
 
@@ -137,12 +137,6 @@ class TableInstance:
 
     def grow(self, delta: int, init: Any, *, from_wasm: bool = False) -> int:
         """Grow by ``delta`` elements set to ``init``; the old size, or -1."""
-        obs = current_observer()
-        if obs is None:
-            return self._grow(delta, init, from_wasm)
-        return obs.operation("table.grow", self, lambda: self._grow(delta, init, from_wasm))
-
-    def _grow(self, delta: int, init: Any, from_wasm: bool) -> int:
         old = len(self.elements)
         if delta == 0:
             return old

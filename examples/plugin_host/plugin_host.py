@@ -51,6 +51,10 @@ BUGS: dict[str, str] = {
     "(post_oom_failure, long-lived form)",
     "quota_leak": "load takes a quota unit and does not give it back on failure "
     "(post_oom_failure, long-lived form)",
+    "cache_placeholder": "the module cache reserves its entry before compiling "
+    "(post_oom_failure, long-lived form)",
+    "pool_closed_store": "a failed load closes its store but still returns it to the pool "
+    "(post_oom_failure, long-lived form)",
     "retry_call": "call retries a call that failed with OutOfMemory (alloc_after_oom)",
     "retry_queue": "a failed load is queued for a later retry in a module-level queue "
     "that keeps the host alive (leak)",
@@ -198,9 +202,13 @@ class PluginHost:
     # -- the compiled-module cache ---------------------------------------------------------
 
     def module(self, name: str, wat: str) -> Module:
-        cached = self.modules.get(name)
-        if cached is not None:
+        if name in self.modules:
+            cached = self.modules[name]
+            if cached is None:
+                raise PluginError(f"module {name!r} is still being compiled")
             return cached
+        if "cache_placeholder" in self.bugs:
+            self.modules[name] = None  # type: ignore[assignment]  # BUG: reserved, never undone
         module = Module(self.engine, wat)
         self.modules[name] = module
         return module
@@ -235,6 +243,8 @@ class PluginHost:
             RETRY_QUEUE.append((self, name, wat))  # BUG: never drained, keeps the host alive
         if "pool_drop" in self.bugs:
             return  # BUG: the store is neither returned to the pool nor closed
+        if "pool_closed_store" in self.bugs:
+            store.close()  # BUG: closed as "possibly dirty", then pooled anyway
         self._checkin(store)
 
     def call(self, name: str, export: str, *args: int) -> object:

@@ -6,8 +6,9 @@ run on it (a subprocess: the suite's failure is what a user sees); the clean
 host's suite runs in ``./dev test`` itself (``testpaths`` includes
 ``examples``), so it must report nothing. Issue 20's six points:
 1 ``half_write`` -> not_atomic; 2 ``early_linker`` -> post_oom_failure
-(long-lived form); 3 ``early_register``/``quota_leak`` -> post_oom_failure
-(long-lived form); 4 ``retry_call`` -> alloc_after_oom (with missed_oom: the retry
+(long-lived form); 3 ``early_register``/``quota_leak``/``cache_placeholder``/
+``pool_closed_store`` (registry entry, quota counter, cache entry, a dead store
+back in the pool) -> post_oom_failure (long-lived form); 4 ``retry_call`` -> alloc_after_oom (with missed_oom: the retry
 succeeds) although the host's
 rollback is in a benign region (and the rollback without the region is
 flagged, with it not); 5 ``retry_queue`` -> leak of the tracked host with its
@@ -39,6 +40,8 @@ CASES = [
     ("early_linker", "test_load_call_and_store", ["post_oom_failure", "long-lived form"]),
     ("early_register", "test_load_call_and_store", ["post_oom_failure", "long-lived form"]),
     ("quota_leak", "test_load_call_and_store", ["post_oom_failure", "quota of 3"]),
+    ("cache_placeholder", "test_load_call_and_store", ["post_oom_failure", "still being compiled"]),
+    ("pool_closed_store", "test_load_call_and_store", ["post_oom_failure", "long-lived form"]),
     ("retry_call", "test_failed_call_rolls_back", ["alloc_after_oom"]),
     ("retry_queue", "test_load_call_and_store", ["leak", "PluginHost kept by", "RETRY_QUEUE"]),
     ("pool_drop", "test_pool_accounts_for_every_store", ["cleanup_not_restored", "stores.open"]),

@@ -64,7 +64,7 @@ from oomfuzz.inject import Injector, cleanup
 from oomfuzz.runstate import operation
 from wasmrt.alloc import current_hook
 
-__all__ = ["FORM_FRESH", "FORM_LONG_LIVED", "Lifecycle", "Step"]
+__all__ = ["FORM_FRESH", "FORM_LONG_LIVED", "Lifecycle", "Step", "as_step"]
 
 S = TypeVar("S")
 
@@ -83,7 +83,8 @@ class Step(Generic[S]):
         return self.fn(state)
 
 
-def _as_step(s: Step[S] | Callable[[S], object]) -> Step[S]:
+def as_step(s: Step[S] | Callable[[S], object]) -> Step[S]:
+    """``s`` as a :class:`Step` (a plain function is named by its ``__name__``)."""
     if isinstance(s, Step):
         return s
     return Step(getattr(s, "__name__", None) or repr(s), s)
@@ -127,7 +128,7 @@ class Lifecycle(Generic[S]):
         if not steps:
             raise ValueError("a Lifecycle needs at least one step")
         self.setup = setup
-        self.steps: list[Step[S]] = [_as_step(s) for s in steps]
+        self.steps: list[Step[S]] = [as_step(s) for s in steps]
         self.teardown = teardown
         self.atomic_steps = atomic_steps
         name = label or getattr(setup, "__qualname__", None) or "lifecycle"

@@ -76,7 +76,7 @@ from oomfuzz.context import (
     pool_metrics,
     pool_state,
 )
-from oomfuzz.lifecycle import Lifecycle, Step
+from oomfuzz.lifecycle import Lifecycle, Step, as_step
 from oomfuzz.runstate import long_lived
 from oomfuzz.wast_adapter import execute_commands, parse
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -195,7 +195,7 @@ class PythonFormat:
                 )
             lifecycle = LifecycleScenario(mod, str(path))
             fn, names = lifecycle, lifecycle.names
-            lifecycle.select(directives.get("steps"))
+            lifecycle.selection(directives.get("steps"))
         return Scenario(
             path,
             directives,
@@ -240,20 +240,15 @@ class LifecycleScenario:
     def __init__(self, mod: ModuleType, label: str) -> None:
         self.mod = mod
         self.label = label
-        self.steps: list[Step[Any]] = [
-            s if isinstance(s, Step) else Step(getattr(s, "__name__", repr(s)), s)
-            for s in mod.steps
-        ]
+        self.steps: list[Step[Any]] = [as_step(s) for s in mod.steps]
         self.names = tuple(s.name for s in self.steps)
         self.ctx: ScenarioContext | None = None
         self._lifecycles: dict[tuple[str, ...], Lifecycle[Any]] = {}
-        self.selected = self.names
 
-    def select(self, names: str | None) -> None:
-        """Keep only the steps named in ``names`` (``a,b``; ``None``: all)."""
+    def selection(self, names: str | None) -> tuple[str, ...]:
+        """The steps a ``steps=a,b`` directive keeps, in file order (``None``: all)."""
         if names is None:
-            self.selected = self.names
-            return
+            return self.names
         wanted = tuple(n for n in names.split(",") if n)
         unknown = [n for n in wanted if n not in self.names]
         if unknown or not wanted:
@@ -261,7 +256,7 @@ class LifecycleScenario:
                 f"{self.label}: directive steps names no step of {', '.join(self.names)}"
                 + (f" ({', '.join(unknown)})" if unknown else "")
             )
-        self.selected = tuple(n for n in self.names if n in wanted)
+        return tuple(n for n in self.names if n in wanted)
 
     def lifecycle(self, names: tuple[str, ...]) -> Lifecycle[Any]:
         lc = self._lifecycles.get(names)
@@ -279,10 +274,7 @@ class LifecycleScenario:
 
     def __call__(self, ctx: ScenarioContext) -> list[object]:
         self.ctx = ctx
-        names = self.selected
-        wanted = ctx.directives.get("steps")
-        if wanted is not None:
-            names = tuple(n for n in self.names if n in wanted.split(","))
+        names = self.selection(ctx.directives.get("steps"))
         try:
             return self.lifecycle(names)()
         finally:

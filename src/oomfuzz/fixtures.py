@@ -12,8 +12,11 @@ run's fixture value.
 Invariants:
 - Rebuilt: fixtures defined by the user's test code (not pytest's, a
   plugin's or oomfuzz's own), without params, not asking for ``request``,
-  not async, whose dependencies are rebuilt or provided by pytest. Every
-  other fixture keeps the value pytest set up once.
+  not async, and not needed by a fixture pytest keeps; their other
+  dependencies come from pytest. Every other fixture keeps the value pytest
+  set up once. pytest itself does not build a rebuilt function-scoped
+  fixture (the plugin's ``pytest_fixture_setup`` gives it a
+  :class:`Deferred` placeholder), so nothing is built outside the runs.
 - Setup failing half-way finishes the ``yield`` fixtures it already started
   (inside ``oomfuzz.cleanup()``: they may allocate after an OOM) and
   re-raises the original exception unchanged.
@@ -37,7 +40,7 @@ import pytest
 from oomfuzz.inject import cleanup
 from oomfuzz.lifecycle import FORM_FRESH, FORM_LONG_LIVED
 
-__all__ = ["FORMS", "FreshFixtures", "RunProbe", "rebuildable_fixtures"]
+__all__ = ["FORMS", "Deferred", "FreshFixtures", "RunProbe", "rebuildable_fixtures"]
 
 FORMS = (FORM_LONG_LIVED, FORM_FRESH)
 _NOT_USER = ("_pytest", "pytest", "xdist", "oomfuzz", "pluggy")
@@ -63,34 +66,66 @@ def _user_function(fd: Any) -> bool:
     return "request" not in params and "self" not in params
 
 
+_REBUILT = pytest.StashKey[list[str]]()
+
+
 def rebuildable_fixtures(item: pytest.Function, extra: tuple[str, ...] = ()) -> list[str]:
-    """The fixtures of ``item`` (and ``extra`` ones) rebuildable per run, in dependency order."""
-    ok: dict[str, bool] = {}
+    """The fixtures of ``item`` (and ``extra`` ones) rebuildable per run, in dependency order.
 
-    def check(name: str, seen: frozenset[str]) -> bool:
-        if name in ok:
-            return ok[name]
+    Decided from the fixture definitions alone (so pytest's setup and the sweep
+    agree), once per item: user fixture functions, minus every fixture that a
+    fixture kept by pytest depends on (that one must see pytest's value).
+    """
+    if _REBUILT in item.stash:
+        return item.stash[_REBUILT]
+    closure: list[str] = []
+
+    def collect(name: str) -> None:
+        if name in closure:
+            return
         fd = _fixturedef(item, name)
-        good = fd is not None and name not in seen and _user_function(fd)
-        if good:
-            for arg in fd.argnames:
-                if not check(arg, seen | {name}) and arg not in item.funcargs:
-                    good = False
-        ok[name] = good
-        return good
+        if fd is None:
+            return
+        closure.append(name)
+        for arg in fd.argnames:
+            collect(arg)
 
+    for name in (*item.fixturenames, *extra):
+        collect(name)
+    rebuilt = {n for n in closure if _user_function(_fixturedef(item, n))}
+    changed = True
+    while changed:
+        changed = False
+        for name in closure:
+            if name in rebuilt:
+                continue
+            for arg in _fixturedef(item, name).argnames:
+                if arg in rebuilt:
+                    rebuilt.discard(arg)
+                    changed = True
     order: list[str] = []
 
     def visit(name: str) -> None:
-        if name in order or not check(name, frozenset()):
+        if name in order or name not in rebuilt:
             return
         for arg in _fixturedef(item, name).argnames:
             visit(arg)
         order.append(name)
 
-    for name in (*item.fixturenames, *extra):
+    for name in closure:
         visit(name)
+    item.stash[_REBUILT] = order
     return order
+
+
+class Deferred:
+    """What pytest gets for a fixture the long-lived form builds inside every run."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<fixture {self.name!r}: built by oomfuzz inside each run>"
 
 
 class FreshFixtures:
@@ -103,12 +138,14 @@ class FreshFixtures:
         self.on_setup: Callable[[dict[str, Any]], None] | None = None
 
     def setup(self) -> dict[str, Any]:
-        values: dict[str, Any] = dict(self.item.funcargs)
+        values: dict[str, Any] = {
+            k: v for k, v in self.item.funcargs.items() if not isinstance(v, Deferred)
+        }
         finishers: list[GeneratorType[Any, Any, Any]] = []
         try:
             for name in self.names:
                 fd = _fixturedef(self.item, name)
-                made = fd.func(**{a: values[a] for a in fd.argnames})
+                made = fd.func(**{a: self._value(values, a) for a in fd.argnames})
                 if inspect.isgenerator(made):
                     values[name] = next(made)
                     finishers.append(made)
@@ -122,6 +159,11 @@ class FreshFixtures:
         if self.on_setup is not None:
             self.on_setup(values)
         return values
+
+    def _value(self, values: dict[str, Any], name: str) -> Any:
+        if name not in values:  # a dependency only a fixture the marker names needs
+            values[name] = self.item._request.getfixturevalue(name)
+        return values[name]
 
     def teardown(self, values: dict[str, Any]) -> None:
         finishers = values.pop("__oomfuzz_finishers__", [])

@@ -49,7 +49,7 @@ from typing import Any
 
 import pytest
 
-from oomfuzz.fixtures import FORMS, FreshFixtures, RunProbe, rebuildable_fixtures
+from oomfuzz.fixtures import FORMS, Deferred, FreshFixtures, RunProbe, rebuildable_fixtures
 from oomfuzz.lifecycle import FORM_FRESH, FORM_LONG_LIVED, Lifecycle, Step
 from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
 from oomfuzz.report import RunReport
@@ -282,6 +282,32 @@ def _form(item: pytest.Function, rebuild: list[str], is_async: bool) -> str:
     return str(form)
 
 
+def _long_lived_fixtures(item: pytest.Function) -> list[str]:
+    """The fixtures the long-lived form rebuilds for ``item`` ([] in the fresh form)."""
+    marker = item.get_closest_marker("oom")
+    if marker is None:
+        return []
+    probe_name = marker.kwargs.get("probe")
+    named = (probe_name,) if isinstance(probe_name, str) else ()
+    rebuild = rebuildable_fixtures(item, named)
+    is_async = inspect.iscoroutinefunction(item.obj)
+    return rebuild if _form(item, rebuild, is_async) == FORM_LONG_LIVED else []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> object | None:
+    """A function-scoped fixture the long-lived form rebuilds inside every run is not
+    also built once by pytest: it gets a placeholder."""
+    item = request.node
+    if not isinstance(item, pytest.Function) or fixturedef.scope != "function":
+        return None
+    if fixturedef.argname not in _long_lived_fixtures(item):
+        return None
+    value = Deferred(fixturedef.argname)
+    fixturedef.cached_result = (value, fixturedef.cache_key(request), None)
+    return value
+
+
 def _sweep_marked(item: pytest.Function) -> Any:
     """Sweep an ``oom``-marked test in its form; the ``OomTestResult``."""
     fn = item.obj
@@ -300,9 +326,11 @@ def _sweep_marked(item: pytest.Function) -> Any:
             return asyncio.run(test.test_async(lambda: fn(**kwargs)))
         return test.test(lambda: fn(**kwargs))
     fixtures = FreshFixtures(item, rebuild)
-    if isinstance(probe_name, str):
+    if isinstance(probe_name, str) and probe_name in rebuild:
         opts["probe"] = run_probe = RunProbe(probe_name)
         fixtures.on_setup = run_probe.attach
+    elif isinstance(probe_name, str):
+        opts["probe"] = item._request.getfixturevalue(probe_name)
     body: Step[dict[str, Any]] = Step(
         "test body", lambda values: fn(**{n: values[n] for n in names})
     )

@@ -18,11 +18,19 @@ Classes (``FailureClass``), in the order a report ranks them:
   sees through context: Python users write ``except OutOfMemory``.
 - ``spurious_error``: an error although nothing was injected.
 - ``alloc_after_oom``: strict mode saw an allocation after the injected OOM.
+- ``not_atomic``: an operation that failed for lack of memory (``OutOfMemory``,
+  a limiter refusal, -1 from ``memory.grow``/``table.grow``) left observable
+  state changed (:mod:`oomfuzz.runstate` records the operations and their
+  snapshots: the runtime's grows, WAST state commands, host API calls,
+  ``oomfuzz.operation`` blocks).
 - ``cleanup_not_restored``: a resource snapshot (pooling metrics, store
-  counts, slots) taken after the run differs from the fault-free baseline.
-- ``leak``: a weakref to a store/instance of the run is alive after
-  ``gc.collect()``, or tracemalloc shows retained growth across repeated runs
-  of the same injection beyond the tolerance.
+  counts, pool slot occupancy and bookkeeping) taken after the run differs
+  from the fault-free baseline.
+- ``leak``: an object of the run (a tracked store/instance, an object given to
+  ``oomfuzz.track``, an internal vm object the run created) is alive after a
+  collection, reported with the chain of referrers keeping it alive; or
+  tracemalloc shows retained growth across repeated runs of the same injection
+  beyond the tolerance.
 - ``post_oom_failure``: the fault-free rerun after the injection fails or
   gives a different result than the first fault-free run.
 - ``crashed``: (fork engine) the forked child running the injection died
@@ -161,8 +169,8 @@ class Finding:
 class CheckPolicy:
     """Which checks run, and how often (every k-th iteration; 0 disables).
 
-    ``leak_every``: weakref liveness (a ``gc.collect()`` only when a ref is
-    still alive). ``post_oom_every``: a fault-free rerun compared with the
+    ``atomicity``: the ``not_atomic`` check. ``leak_every``: weakref liveness
+    (a collection only when a ref is still alive). ``post_oom_every``: a fault-free rerun compared with the
     baseline. ``tracemalloc_every``: rerun the same injection once as a
     warm-up (ignored), then ``tracemalloc_repeats`` times; a leak only if
     every measured run retained more than ``tracemalloc_tolerance`` bytes

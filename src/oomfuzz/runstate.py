@@ -309,15 +309,28 @@ class RunState:
         # A memory's bytes are digested only while the injector may still refuse: a
         # grow's cost is then the digest, otherwise two size comparisons.
         view = _describe_sized if not may_refuse() else describe
-        before = {name: view(subject)}
+        return self.judged(name, None, lambda: {name: view(subject)}, run)
+
+    def judged(
+        self,
+        name: str,
+        where: str | None,
+        snapshot: Callable[[], dict[str, object]],
+        run: Callable[[], R],
+    ) -> R:
+        """Run one operation (failing: an exception or -1), judged against ``snapshot()``.
+
+        ``where`` names the operation's site (``None``: its caller's frame, found only
+        when a violation is recorded)."""
+        before = snapshot()
         refused = refusals()
         try:
             result = run()
         except BaseException as e:
-            self._judge(name, before, lambda: {name: view(subject)}, e, refused)
+            self._judge(name, before, snapshot, e, refused, where)
             raise
         if result == -1:
-            self._judge(name, before, lambda: {name: view(subject)}, None, refused)
+            self._judge(name, before, snapshot, None, refused, where)
         return result
 
     # snapshots --------------------------------------------------------------------
@@ -528,14 +541,12 @@ def untrack_all() -> None:
 def operation(name: str) -> Iterator[None]:
     """One operation: if it fails by OOM or a limiter refusal, state must be as before.
 
-    Outside a recorded run (and with nothing registered) it only runs the block.
+    Outside a recorded run it only runs the block (there is no one to report to).
     """
     run = _CURRENT.get()
     if run is None:
-        run = RunState()  # ambient registrations still apply
-        if not _AMBIENT_PROVIDERS and not _AMBIENT_TRACKED:
-            yield
-            return
+        yield
+        return
     before = run.snapshot()
     refused = refusals()
     where = _caller_site()
@@ -579,10 +590,13 @@ def _edge(ref: Any, child: Any) -> str:
             if v is child:
                 return f"[{k!r}]"
         return "(dict key)"
-    if isinstance(ref, list | tuple):
+    if isinstance(ref, tuple):
         for i, v in enumerate(ref):
             if v is child:
                 return f"[{i}]"
+    if isinstance(ref, list | tuple | set | frozenset):
+        # No list index: it depends on how many runs filled the list before, and the
+        # chain must read the same whichever engine ran the injection.
         return "(item)"
     if isinstance(ref, types.CellType):
         return "(closure cell)"

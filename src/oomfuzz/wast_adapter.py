@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from oomfuzz.checks import ExpectationFailed, exception_chain
 from oomfuzz.context import ScenarioContext, ScenarioError, api
-from oomfuzz.runstate import RunState, current_run, describe, refusals
+from oomfuzz.runstate import RunState, current_run, describe, may_refuse, refusals
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.text.wast import parse_wast
 from wasmrt.trap import Trap
@@ -304,7 +305,7 @@ def execute_commands(ctx: ScenarioContext, commands: list[Any]) -> None:
     try:
         for cmd in commands:
             rec = current_run()
-            if rec is None or type(cmd).__name__ not in STATE_COMMANDS:
+            if rec is None or type(cmd).__name__ not in STATE_COMMANDS or not may_refuse():
                 ctx.record(script.run(cmd))
             else:
                 ctx.record(_atomic(script, rec, cmd))
@@ -410,13 +411,21 @@ def define_oomhost(s: _Script) -> None:
             raise Trap(f"oomhost: the calling instance exports no {name!r}")
         return item
 
-    def guarded(op: Callable[[], int]) -> int:
+    def refusing(op: Callable[[], int]) -> int:
         try:
             return op()
         except OutOfMemory:
             raise
         except WasmtimeError:
             return -1  # a refused/failed host-side grow, as the instruction would report
+
+    def guarded(op: Callable[[], int]) -> int:
+        """One embedder API call on the store: failing (OOM or -1), it must change nothing."""
+        rec = current_run()
+        if rec is None or not may_refuse():
+            return refusing(op)
+        name = f"oomhost.{sys._getframe(1).f_code.co_name}"
+        return rec.judged(name, str(s.ctx.scenario.path), rec.snapshot, lambda: refusing(op))
 
     def grow_memory(caller: Any, delta: int) -> int:
         return guarded(lambda: export(caller, "memory").grow(caller, delta))

@@ -272,7 +272,7 @@ def test_an_internal_instance_kept_on_an_error_path_is_a_leak_naming_the_stash(
     detail = detail_of(bad[0], FailureClass.LEAK)
     assert "ModuleInstance" in detail
     assert (
-        f"ModuleInstance kept by module {__name__}['STASH'] -> list[0] -> ModuleInstance"
+        f"ModuleInstance kept by module {__name__}['STASH'] -> list (item) -> ModuleInstance"
         in (
             detail.split("; ")[1]  # the first chain given is the culprit's
         )

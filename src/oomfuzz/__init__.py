@@ -4,7 +4,11 @@ Public API: ``OomTest`` (Wasmtime's OomTest semantics with stricter checks),
 ``Injector`` (the ``try_alloc`` hook), ``FaultTarget``/``TARGETS`` (targeted
 fault plans: ``OomTest(target=TARGETS["guest"])``), ``FailureClass``/``CheckPolicy``
 (what an iteration must satisfy), ``ProgramResult`` (a guest program's run) and
-the report types. The ``oomfuzz`` command line
+the report types; for testing an embedding:
+``state``/``track``/``operation`` (what a failed operation must leave
+unchanged, what must not leak), ``cleanup`` (benign regions that may
+allocate after an OOM), ``Lifecycle``/``Step`` (the long-lived form) and
+``Probe`` (counters and weak references the checks compare). The ``oomfuzz`` command line
 (``oomfuzz.cli``) sweeps scenarios (``oomfuzz.scenario``) through the
 application layer (``oomfuzz.sweep``); ``docs/internals.md`` maps the modules.
 
@@ -14,13 +18,15 @@ Invariant: importing oomfuzz imports the user API (checks, plan, engines,
 
 from oomfuzz.checks import CheckPolicy, FailureClass, Finding
 from oomfuzz.guest import ProgramResult
-from oomfuzz.inject import AllocationAfterOom, AllocRecord, Injector, Site
+from oomfuzz.inject import AllocationAfterOom, AllocRecord, Injector, Site, cleanup
+from oomfuzz.lifecycle import Lifecycle, Step
 from oomfuzz.oomtest import (
     DryRunError,
     Iteration,
     OomTest,
     OomTestFailure,
     OomTestResult,
+    Probe,
 )
 from oomfuzz.runstate import Registration, operation, state, track
 from oomfuzz.target import TARGETS, FaultTarget, parse_target
@@ -34,6 +40,7 @@ __all__ = [
     "Finding",
     "Injector",
     "Iteration",
+    "Lifecycle",
     "OomTest",
     "OomTestFailure",
     "OomTestResult",
@@ -43,6 +50,9 @@ __all__ = [
     "FaultTarget",
     "parse_target",
     "Registration",
+    "Probe",
+    "Step",
+    "cleanup",
     "operation",
     "state",
     "track",

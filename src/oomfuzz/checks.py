@@ -815,6 +815,20 @@ class HostError(Crashed):
     failure = FailureClass.HOST_ERROR
 
 
+@register
+class LongLivedState(RunCheck):
+    """The long-lived form (:class:`oomfuzz.Lifecycle`): after the injected failure the
+    same state, run on fault-free (the failed step retried, the later steps, teardown),
+    raised or gave other results than the fault-free run. The lifecycle reports it on
+    the run's injector (``Injector.reported``); the detail names the form. Registered
+    last so the verdict ranking is unchanged (its class is ``post_oom_failure``)."""
+
+    failure = FailureClass.POST_OOM_FAILURE
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        return [Finding(FailureClass(cls), detail) for cls, detail in run.injector.reported]
+
+
 FAILURE_ORDER: tuple[FailureClass, ...] = tuple(
     dict.fromkeys(c.failure for c in CHECKS if c.failure.is_failure)
 )

@@ -13,6 +13,13 @@ one or more comment lines anywhere in the file::
 
 are documented in ``corpus/README.md`` (``DIRECTIVES`` lists every key).
 
+A ``.py`` scenario may define ``setup_unit(ctx)``: it runs once per work
+unit (scenario × mode × allocator), outside any injection, and what it
+returns is ``ctx.unit`` in every run of that unit (a long-lived object: an
+engine, a compiled module, a host), so no module-level dict keyed by engine
+is needed. It is never failed; state that must be failed too belongs in a
+lifecycle's ``setup`` (built inside every run).
+
 Invariants:
 - Input problems (missing file, unknown directive, unparsable script)
   raise :class:`ScenarioError` with a one-line message.
@@ -88,6 +95,7 @@ DIRECTIVES: dict[str, str] = {
     "fork": "false: never sweep with the fork engine (each injection replays from scratch)",
     "accept": "guest_abort,guest_corrupt,exit:N: what a program may do after a refusal of its own memory.grow (comma-separated)",
     "index": "N: the injection index a regression reproducer fails at (replayed by `oomfuzz baseline --check`)",
+    "steps": "NAME,NAME...: a lifecycle .py scenario runs only these of its steps, in its order (what `oomfuzz minimize` writes)",
     **{f"limits.{k}": "Store.set_limits(...) value" for k in LIMIT_KEYS},
     "limits.trap_on_grow_failure": "true: StoreLimitsBuilder.trap_on_grow_failure",
     **{k: "PoolingAllocationConfig setter (pooling runs only)" for k in POOLING_KEYS},
@@ -280,6 +288,11 @@ class Scenario:
     #: names), as its format counted it; a pooling run gets at least this, at least
     #: ``SMALL_POOL``, and exactly what a directive sets.
     pool: dict[str, int] = field(default_factory=dict)
+    #: A ``.py`` scenario's ``setup_unit(ctx)``: builds, once per work unit and outside
+    #: any injection, what every run of the unit gets as ``ctx.unit``.
+    unit_setup: Callable[[ScenarioContext], object] | None = None
+    #: A lifecycle ``.py`` scenario's step names, in order (empty for other scenarios).
+    step_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.format:
@@ -317,6 +330,8 @@ class ScenarioContext:
     tracked: list[tuple[str, weakref.ref[Any]]] = field(default_factory=list)
     #: Each pooling engine of the run with its slot state when the run began using it.
     pool_starts: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    #: What the scenario's ``setup_unit(ctx)`` built for this work unit (``None``: none).
+    unit: Any = None
 
     @property
     def directives(self) -> dict[str, str]:

@@ -27,6 +27,13 @@ Invariants:
   ``except Exception`` in the code under test cannot swallow it).
   What such an allocation gets follows the plan (transient: granted,
   persistent: refused), or is granted when ``alloc_succeeds_after_oom``.
+- Benign regions (:func:`cleanup`, SQLite's benign-malloc and SpiderMonkey's
+  OOM-unsafe regions): an allocation after OOM made while a ``with
+  cleanup():`` block runs (in the same thread or task, at any call depth) is
+  granted and counted in ``benign``, never in ``after_oom``; allocations
+  after OOM outside every such block stay findings. Before the OOM a region
+  changes nothing (its allocations are counted and may be refused), so
+  cleanup code on the fault-free path is still swept.
 - Site capture is cheap: a walk over ``sys._getframe`` to the first frame
   outside ``wasmrt/alloc.py`` plus ``stack_depth`` caller frames as
   (file, line, function) triples. A full formatted traceback is built only
@@ -44,6 +51,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
@@ -60,6 +68,8 @@ __all__ = [
     "InjectMode",
     "Injector",
     "Site",
+    "cleanup",
+    "in_cleanup",
 ]
 
 InjectMode = Literal["count", "transient", "persistent", "random"]
@@ -156,6 +166,33 @@ class AllocationAfterOom(BaseException):  # noqa: N818 - mirrors Wasmtime's pani
         self.record = record
 
 
+#: How many ``cleanup()`` blocks enclose the running code (per thread / asyncio task).
+_CLEANUP_DEPTH: ContextVar[int] = ContextVar("oomfuzz_cleanup_depth", default=0)
+
+
+@contextmanager
+def cleanup() -> Iterator[None]:
+    """Mark the block as cleanup/rollback code that may allocate after an OOM.
+
+    Inside it, allocations made after the injected OOM are granted and not
+    reported as ``alloc_after_oom`` (they are counted in ``Injector.benign``);
+    everywhere else strict mode stays strict. Use it around a ``finally`` or
+    ``except`` block that must release or roll back after a failure, not
+    around a retry: a retry that allocates after an OOM is a real finding.
+    Nested blocks and calls into wasm from the block are covered too.
+    """
+    token = _CLEANUP_DEPTH.set(_CLEANUP_DEPTH.get() + 1)
+    try:
+        yield
+    finally:
+        _CLEANUP_DEPTH.reset(token)
+
+
+def in_cleanup() -> bool:
+    """Is the running code inside a ``cleanup()`` block?"""
+    return _CLEANUP_DEPTH.get() > 0
+
+
 @functools.lru_cache(maxsize=4096)
 def short_path(filename: str) -> str:
     """A stable, readable path: relative to ``src/``, site-packages or the cwd."""
@@ -228,6 +265,11 @@ class Injector:
     injected: list[AllocRecord] = field(default_factory=list, init=False)
     after_oom: list[AllocRecord] = field(default_factory=list, init=False)
     oom_raised: AllocRecord | None = field(default=None, init=False)
+    #: Allocations after OOM inside ``cleanup()`` blocks (granted, not findings).
+    benign: int = field(default=0, init=False)
+    #: Problems that code driving the run found on the run's behalf (the long-lived
+    #: form's fault-free continuation, :mod:`oomfuzz.lifecycle`): (class, detail).
+    reported: list[tuple[str, str]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         if self.mode not in INJECT_MODES:
@@ -271,6 +313,9 @@ class Injector:
         point = self._point(kind_name, absorbing, captured[0] if captured else None)
         fail = point >= 0 and self._planned_failure(point)
         after = self.oom_raised is not None
+        if after and _CLEANUP_DEPTH.get():
+            self.benign += 1
+            return
         if not (fail or after or self.record_all):
             return
         site, stack, frame = captured or capture_site(self.stack_depth)

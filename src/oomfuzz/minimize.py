@@ -23,13 +23,18 @@ Invariants:
 - Never more than ``budget`` candidate evaluations (a candidate text seen
   before is answered from a cache and not counted); the best text so far
   is returned when the budget runs out.
-- Only ``.wast`` scenarios are minimized: a ``.py`` scenario is code, so
-  :func:`minimize` raises ``ScenarioError`` with a one-line message (the CLI
-  exits 2).
+- A ``.wast`` scenario is shrunk as text. A lifecycle ``.py`` scenario
+  (``setup``/``steps``/``teardown``) is shrunk by its steps: drop steps
+  (one at a time, to a fixed point) while the same class at the same site
+  persists, and return the file with a ``# oomfuzz: steps=...`` directive
+  naming the steps kept. Any other ``.py`` scenario is code:
+  :func:`minimize` raises ``ScenarioError`` with a one-line message (the
+  CLI exits 2).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from collections.abc import Callable
@@ -274,11 +279,14 @@ def minimize(
     log: Callable[[str], object] = lambda s: None,
 ) -> str:
     """Return the smallest scenario text found that keeps the failure; see the module doc."""
-    if Path(path).suffix == ".py":
-        raise ScenarioError(
-            f"{path}: a Python scenario cannot be minimized (only .wast scenarios are shrunk)"
-        )
     scn = load_scenario(path)
+    if Path(path).suffix == ".py":
+        if not scn.step_names:
+            raise ScenarioError(
+                f"{path}: a Python scenario cannot be minimized (only .wast scenarios and "
+                "lifecycle .py scenarios, with setup() and steps, are shrunk)"
+            )
+        return _minimize_steps(scn, mode, allocator, index, budget, log)
     if scn.commands is None:
         raise ScenarioError(f"{path}: only .wast scenarios can be minimized")
     _, it = replay(path, mode, allocator, index)
@@ -345,6 +353,83 @@ def minimize(
     log(f"minimized in {oracle.evaluations} evaluations; reproduce at --index {final}")
     wat = _as_wat(text)
     return text if wat is None else f"{text}\n;; modules as printed by wasmrt:\n{wat}"
+
+
+def _target(path: str, mode: str, allocator: str, index: int) -> tuple[FailureClass, str]:
+    _, it = replay(path, mode, allocator, index)
+    if it is None or not it.failed or it.injected is None:
+        raise ScenarioError(
+            f"{path}: index {index} does not fail ({it.verdict if it else 'out of range'})"
+        )
+    return it.verdict, str(it.injected.site)
+
+
+def _reproduces(
+    scn: Scenario, allocator: str, mode: str, cls: FailureClass, site: str
+) -> int | None:
+    """The first index at ``site`` (of at most ``MAX_PROBES``) failing with ``cls``, or None."""
+    try:
+        runner = ScenarioRunner(scn, allocator)
+    except ScenarioError:
+        return None
+    dry = execute(runner.run, Injector(mode="count", record_all=True), runner)
+    if dry.exc is not None:
+        return None
+    indices = [r.index for r in dry.injector.records if str(r.site) == site]
+    for index in indices[:MAX_PROBES]:
+        try:
+            res = replay_scenario(scn, allocator, mode, index)
+        except DryRunError:
+            return None
+        if res.iterations and res.iterations[0].verdict is cls:
+            return index
+    return None
+
+
+def _minimize_steps(
+    scn: Scenario,
+    mode: str,
+    allocator: str,
+    index: int,
+    budget: int,
+    log: Callable[[str], object],
+) -> str:
+    """Drop steps of a lifecycle scenario while the failure persists; see the module doc."""
+    cls, site = _target(str(scn.path), mode, allocator, index)
+    log(f"target: {cls} at {site}")
+    kept = list(scn.step_names)
+    if "steps" in scn.directives:
+        kept = [n for n in kept if n in scn.directives["steps"].split(",")]
+    evaluations = 0
+    found: int | None = index
+    changed = True
+    while changed and evaluations < budget:
+        changed = False
+        for name in reversed(list(kept)):
+            if len(kept) == 1 or evaluations >= budget:
+                break
+            trial = [n for n in kept if n != name]
+            evaluations += 1
+            directives = {**scn.directives, "steps": ",".join(trial)}
+            at = _reproduces(
+                dataclasses.replace(scn, directives=directives), allocator, mode, cls, site
+            )
+            if at is not None:
+                kept, found, changed = trial, at, True
+                log(f"dropped step {name!r}; {len(kept)} left")
+    log(f"minimized in {evaluations} evaluations; reproduce at --index {found}")
+    return _with_steps(scn.text, kept)
+
+
+def _with_steps(text: str, kept: list[str]) -> str:
+    """``text`` with its ``steps=`` directive set to ``kept`` (added on top if absent)."""
+    value = "steps=" + ",".join(kept)
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^\s*#\s*oomfuzz:", line) and re.search(r"\bsteps=\S*", line):
+            lines[i] = re.sub(r"\bsteps=\S*", value, line)
+            return "\n".join(lines) + "\n"
+    return f"# oomfuzz: {value}\n{text}"
 
 
 def _as_wat(text: str) -> str | None:

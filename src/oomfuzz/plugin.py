@@ -49,6 +49,8 @@ from typing import Any
 
 import pytest
 
+from oomfuzz.fixtures import FORMS, Deferred, FreshFixtures, RunProbe, rebuildable_fixtures
+from oomfuzz.lifecycle import FORM_FRESH, FORM_LONG_LIVED, Lifecycle, Step
 from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
 from oomfuzz.report import RunReport
 from oomfuzz.scenario import FORMATS, ScenarioError, is_scenario_file, load_scenario
@@ -218,7 +220,12 @@ class OomScenarioItem(pytest.Item):
 # -- the oom marker and the oom_test fixture ------------------------------------------------
 
 
-def _oomtest_for(config: pytest.Config, node: pytest.Item, **extra: Any) -> OomTest:
+def _oomtest_for(
+    config: pytest.Config,
+    node: pytest.Item,
+    resolve: Any = None,
+    **extra: Any,
+) -> OomTest:
     options: dict[str, Any] = {
         "max_iters": config.getoption("oom_max_iters"),
         "max_duration": config.getoption("oom_max_duration"),
@@ -229,6 +236,10 @@ def _oomtest_for(config: pytest.Config, node: pytest.Item, **extra: Any) -> OomT
     marker = node.get_closest_marker("oom")
     if marker is not None:
         options.update(marker.kwargs)
+    options.pop("form", None)  # the marker's choice of form, not an OomTest knob
+    if isinstance(options.get("probe"), str) and "probe" not in extra:
+        # probe="fixture_name": the Probe comes from a fixture.
+        options["probe"] = resolve(options["probe"]) if resolve is not None else None
     options.update(extra)
     options.setdefault("label", node.nodeid)
     return OomTest(**options)
@@ -240,7 +251,9 @@ def oom_test(request: pytest.FixtureRequest) -> OomTest:
     item = request.node
     assert isinstance(item, pytest.Item)
     counted = _Counted(item)
-    return _oomtest_for(request.config, item, on_iteration=counted.on_iteration)
+    return _oomtest_for(
+        request.config, item, request.getfixturevalue, on_iteration=counted.on_iteration
+    )
 
 
 class _Counted:
@@ -257,20 +270,104 @@ class _Counted:
         self.item.user_properties[self.slot] = (PROPERTY, self.n)
 
 
+def _form(item: pytest.Function, rebuild: list[str], is_async: bool) -> str:
+    marker = item.get_closest_marker("oom")
+    form = marker.kwargs.get("form") if marker is not None else None
+    if form is not None and form not in FORMS:
+        raise pytest.UsageError(f"{item.nodeid}: oom(form=...) must be one of {', '.join(FORMS)}")
+    if form == FORM_LONG_LIVED and is_async:
+        raise pytest.UsageError(f"{item.nodeid}: the long-lived form needs a sync test")
+    if form is None:
+        return FORM_LONG_LIVED if rebuild and not is_async else FORM_FRESH
+    return str(form)
+
+
+def _long_lived_fixtures(item: pytest.Function) -> list[str]:
+    """The fixtures the long-lived form rebuilds for ``item`` ([] in the fresh form)."""
+    marker = item.get_closest_marker("oom")
+    if marker is None:
+        return []
+    probe_name = marker.kwargs.get("probe")
+    named = (probe_name,) if isinstance(probe_name, str) else ()
+    rebuild = rebuildable_fixtures(item, named)
+    is_async = inspect.iscoroutinefunction(item.obj)
+    return rebuild if _form(item, rebuild, is_async) == FORM_LONG_LIVED else []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> object | None:
+    """A function-scoped fixture the long-lived form rebuilds inside every run is not
+    also built once by pytest: it gets a placeholder."""
+    item = request.node
+    if not isinstance(item, pytest.Function) or fixturedef.scope != "function":
+        return None
+    if fixturedef.argname not in _long_lived_fixtures(item):
+        return None
+    value = Deferred(fixturedef.argname)
+    fixturedef.cached_result = (value, fixturedef.cache_key(request), None)
+    return value
+
+
+def _sweep_marked(item: pytest.Function) -> Any:
+    """Sweep an ``oom``-marked test in its form; the ``OomTestResult``."""
+    fn = item.obj
+    names = item._fixtureinfo.argnames
+    is_async = inspect.iscoroutinefunction(fn)
+    marker = item.get_closest_marker("oom")
+    probe_name = marker.kwargs.get("probe") if marker is not None else None
+    named = (probe_name,) if isinstance(probe_name, str) else ()
+    rebuild = rebuildable_fixtures(item, named)
+    form = _form(item, rebuild, is_async)
+    opts: dict[str, Any] = {"raise_on_failure": False, "fail_fast": True}
+    if form == FORM_FRESH:
+        kwargs = {name: item.funcargs[name] for name in names}
+        test = _oomtest_for(item.config, item, item._request.getfixturevalue, **opts)
+        if is_async:
+            return asyncio.run(test.test_async(lambda: fn(**kwargs)))
+        return test.test(lambda: fn(**kwargs))
+    fixtures = FreshFixtures(item, rebuild)
+    if isinstance(probe_name, str) and probe_name in rebuild:
+        opts["probe"] = run_probe = RunProbe(probe_name)
+        fixtures.on_setup = run_probe.attach
+    elif isinstance(probe_name, str):
+        opts["probe"] = item._request.getfixturevalue(probe_name)
+    body: Step[dict[str, Any]] = Step(
+        "test body", lambda values: fn(**{n: values[n] for n in names})
+    )
+    lifecycle = Lifecycle(
+        fixtures.setup,
+        [body],
+        fixtures.teardown,
+        label=item.nodeid,
+        atomic_steps=False,
+        check_rerun=True,
+    )
+    opts["label"] = lifecycle.__qualname__
+    result = _oomtest_for(item.config, item, **opts).test(lifecycle)
+    if lifecycle.no_retry:
+        note = (
+            f"long-lived form: the test body cannot run twice on the same fixtures "
+            f"({lifecycle.no_retry}); a failed run is not retried on its fixtures, so "
+            "left-over state is not checked (make the body re-runnable to check it)"
+        )
+        result.notes.append(note)
+        item.warn(pytest.PytestWarning(f"oomfuzz: {note}"))
+    return result
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run an ``oom``-marked test function under ``OomTest.test``."""
+    """Run an ``oom``-marked test function under ``OomTest.test``.
+
+    Form: ``long-lived`` (default when the test uses fixtures oomfuzz can
+    rebuild: its fixtures are built fresh inside every run, the body is the
+    step, see :class:`oomfuzz.Lifecycle`) or ``fresh`` (``oom(form="fresh")``,
+    and async tests: fixtures set up once by pytest, the body swept alone).
+    """
     if pyfuncitem.get_closest_marker("oom") is None:
         return None
-    fn = pyfuncitem.obj
-    names = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    test = _oomtest_for(pyfuncitem.config, pyfuncitem, raise_on_failure=False, fail_fast=True)
     try:
-        if inspect.iscoroutinefunction(fn):
-            result = asyncio.run(test.test_async(lambda: fn(**kwargs)))
-        else:
-            result = test.test(lambda: fn(**kwargs))
+        result = _sweep_marked(pyfuncitem)
     except OomTestFailure as e:  # a DryRunError: the test fails without any injection
         pytest.fail(str(e), pytrace=False)
     pyfuncitem.user_properties.append((PROPERTY, len(result.iterations)))

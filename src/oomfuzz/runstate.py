@@ -399,7 +399,9 @@ class RunState:
 def reachable_from(roots: list[weakref.ref[Any]], limit: int = 200_000) -> set[int]:
     """Ids of the objects reachable from the live ``roots`` (bounded by ``limit``)."""
     todo = [r() for r in roots]
-    seen: set[int] = set()
+    # A module's globals belong to no object: a long-lived object holding any function
+    # would otherwise "own" every module-level container (and what leaks into one).
+    seen: set[int] = set(_module_dicts())
     while todo and len(seen) < limit:
         obj = todo.pop()
         if obj is None or id(obj) in seen or isinstance(obj, type | types.ModuleType):

@@ -12,7 +12,16 @@ scenario file in a directory walk (``discover``), load it into a
   (module, register, invoke, get, assert_*), each checked against its own
   expectation.
 - ``.py`` (:class:`PythonFormat`): a file defining ``scenario(ctx)`` that
-  uses the :class:`~oomfuzz.context.ScenarioContext` helpers.
+  uses the :class:`~oomfuzz.context.ScenarioContext` helpers, or a
+  *lifecycle* scenario defining ``setup(ctx) -> state``, a module-level
+  ``steps = [step(state), ...]`` and optionally ``teardown(state)``: each
+  run is then an :class:`oomfuzz.Lifecycle` (the long-lived form: the state
+  is built inside the run, a failed step is retried on the same state
+  fault-free, then the rest of the steps and teardown run, and must behave
+  as in the fault-free run). The ``steps=a,b`` directive keeps only some
+  steps. Either kind may define ``setup_unit(ctx)`` (per-unit setup, see
+  :mod:`oomfuzz.context`). The file's directory is on ``sys.path`` while it
+  is imported, so it imports the modules beside it as a script would.
 
 A new format (``.wasm``/``.wat`` programs, say) is one class with
 ``suffix``, ``pattern``, ``discover``, ``load`` and ``run``, added to
@@ -43,9 +52,12 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import struct
+import sys
 import weakref
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from oomfuzz.checks import ExpectationFailed
@@ -64,6 +76,7 @@ from oomfuzz.context import (
     pool_metrics,
     pool_state,
 )
+from oomfuzz.lifecycle import Lifecycle, Step, as_step
 from oomfuzz.program import ProgramFormat
 from oomfuzz.runstate import long_lived
 from oomfuzz.wast_adapter import execute_commands, parse, pool_needs
@@ -154,41 +167,124 @@ class WastFormat:
         execute_commands(ctx, scenario.commands or [])
 
 
+_LIFECYCLE_RE = re.compile(r"^def setup\(.*^steps\s*[:=]", re.M | re.S)
+
+
 class PythonFormat:
-    """Python files defining ``scenario(ctx)``."""
+    """Python files defining ``scenario(ctx)``, or ``setup(ctx)`` + ``steps`` (a lifecycle)."""
 
     suffix = ".py"
-    pattern = "*.py with scenario()"
+    pattern = "*.py with scenario() or setup() and steps"
 
     def discover(self, path: Path) -> bool:
         try:
-            return "def scenario(" in path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return False
+        return "def scenario(" in text or _LIFECYCLE_RE.search(text) is not None
 
     def load(self, path: Path) -> Scenario:
         text = read_text(path)
         directives = parse_directives(text, str(path))
-        spec = importlib.util.spec_from_file_location(f"oomfuzz_scenario_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            raise ScenarioError(f"cannot import {path}")
-        mod = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(mod)
-        except SyntaxError as e:  # named once, with the place: path:line: message
-            raise ScenarioError(f"{path}:{e.lineno}: SyntaxError: {e.msg}") from None
-        except Exception as e:  # noqa: BLE001 - any import failure of user code is an input error
-            raise ScenarioError(f"{path}: import failed: {type(e).__name__}: {e}") from None
+        mod = _import(path)
+        unit_setup = getattr(mod, "setup_unit", None)
+        if unit_setup is not None and not callable(unit_setup):
+            raise ScenarioError(f"{path}: setup_unit must be a function of ctx")
         fn = getattr(mod, "scenario", None)
+        names: tuple[str, ...] = ()
         if not callable(fn):
-            raise ScenarioError(f"{path}: defines no scenario(ctx) function")
-        return Scenario(path, directives, text, func=fn, format=self.suffix)
+            if not callable(getattr(mod, "setup", None)) or not getattr(mod, "steps", None):
+                raise ScenarioError(
+                    f"{path}: defines no scenario(ctx) function (nor setup(ctx) and steps)"
+                )
+            lifecycle = LifecycleScenario(mod, str(path))
+            fn, names = lifecycle, lifecycle.names
+            lifecycle.selection(directives.get("steps"))
+        return Scenario(
+            path,
+            directives,
+            text,
+            func=fn,
+            format=self.suffix,
+            unit_setup=unit_setup,
+            step_names=names,
+        )
 
     def run(self, scenario: Scenario, ctx: ScenarioContext) -> None:
         assert scenario.func is not None
         value = scenario.func(ctx)
         if value is not None:
             ctx.record(value)
+
+
+def _import(path: Path) -> ModuleType:
+    """Import a ``.py`` scenario with its directory on ``sys.path`` (as a script runs)."""
+    spec = importlib.util.spec_from_file_location(f"oomfuzz_scenario_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ScenarioError(f"cannot import {path}")
+    mod = importlib.util.module_from_spec(spec)
+    here = str(path.resolve().parent)
+    added = here not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    try:
+        spec.loader.exec_module(mod)
+    except SyntaxError as e:  # named once, with the place: path:line: message
+        raise ScenarioError(f"{path}:{e.lineno}: SyntaxError: {e.msg}") from None
+    except Exception as e:  # noqa: BLE001 - any import failure of user code is an input error
+        raise ScenarioError(f"{path}: import failed: {type(e).__name__}: {e}") from None
+    finally:
+        if added:
+            sys.path.remove(here)
+    return mod
+
+
+class LifecycleScenario:
+    """A lifecycle ``.py`` scenario as a scenario function: one :class:`Lifecycle` per
+    step selection (each keeps its own fault-free results), run with the run's ctx."""
+
+    def __init__(self, mod: ModuleType, label: str) -> None:
+        self.mod = mod
+        self.label = label
+        self.steps: list[Step[Any]] = [as_step(s) for s in mod.steps]
+        self.names = tuple(s.name for s in self.steps)
+        self.ctx: ScenarioContext | None = None
+        self._lifecycles: dict[tuple[str, ...], Lifecycle[Any]] = {}
+
+    def selection(self, names: str | None) -> tuple[str, ...]:
+        """The steps a ``steps=a,b`` directive keeps, in file order (``None``: all)."""
+        if names is None:
+            return self.names
+        wanted = tuple(n for n in names.split(",") if n)
+        unknown = [n for n in wanted if n not in self.names]
+        if unknown or not wanted:
+            raise ScenarioError(
+                f"{self.label}: directive steps names no step of {', '.join(self.names)}"
+                + (f" ({', '.join(unknown)})" if unknown else "")
+            )
+        return tuple(n for n in self.names if n in wanted)
+
+    def lifecycle(self, names: tuple[str, ...]) -> Lifecycle[Any]:
+        lc = self._lifecycles.get(names)
+        if lc is None:
+            steps = [s for s in self.steps if s.name in names]
+            lc = Lifecycle(
+                self._setup, steps, getattr(self.mod, "teardown", None), label=self.label
+            )
+            self._lifecycles[names] = lc
+        return lc
+
+    def _setup(self) -> object:
+        assert self.ctx is not None
+        return self.mod.setup(self.ctx)
+
+    def __call__(self, ctx: ScenarioContext) -> list[object]:
+        self.ctx = ctx
+        names = self.selection(ctx.directives.get("steps"))
+        try:
+            return self.lifecycle(names)()
+        finally:
+            self.ctx = None
 
 
 #: The scenario formats, by file suffix (the order is the order messages list them in).
@@ -251,6 +347,11 @@ class ScenarioRunner:
         self._last: ScenarioContext | None = None
         if scenario.directives.get("engine") == "shared":
             self.shared_engine = ScenarioContext(scenario, allocator).new_engine()
+        #: What ``setup_unit(ctx)`` built (outside any injection), ``ctx.unit`` in each run.
+        self.unit: Any = None
+        if scenario.unit_setup is not None:
+            unit_ctx = ScenarioContext(scenario, allocator, shared_engine=self.shared_engine)
+            self.unit = scenario.unit_setup(unit_ctx)
 
     @property
     def oomfuzz_fork(self) -> bool:
@@ -313,10 +414,14 @@ class ScenarioRunner:
     # The function under test ----------------------------------------------
 
     def run(self) -> list[str]:
-        ctx = ScenarioContext(self.scenario, self.allocator, shared_engine=self.shared_engine)
+        ctx = ScenarioContext(
+            self.scenario, self.allocator, shared_engine=self.shared_engine, unit=self.unit
+        )
         self._last = ctx
         if self.shared_engine is not None:
             long_lived(self.shared_engine)  # what it keeps (pool affinity, caches) is no leak
+        if self.unit is not None:
+            long_lived(self.unit)  # outlives the run: what it keeps is not a leak
         try:
             FORMATS[self.scenario.format].run(self.scenario, ctx)
         finally:

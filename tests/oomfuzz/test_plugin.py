@@ -40,7 +40,8 @@ def _subset(tmp_path: Path) -> Path:
 
 def test_project_config_keeps_corpus_out_of_the_suite() -> None:
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert cfg["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
+    # The suite and the examples' own tests; never the corpus (the plugin sweeps that).
+    assert cfg["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests", "examples"]
     eps = cfg["project"]["entry-points"]["pytest11"]
     assert eps == {"oomfuzz": "oomfuzz.plugin"}
 

@@ -327,10 +327,10 @@ class RunState:
         try:
             result = run()
         except BaseException as e:
-            self._judge(name, before, snapshot, e, refused, where)
+            self.check(name, before, snapshot, e, refused, where)
             raise
         if result == -1:
-            self._judge(name, before, snapshot, None, refused, where)
+            self.check(name, before, snapshot, None, refused, where)
         return result
 
     # snapshots --------------------------------------------------------------------
@@ -358,17 +358,6 @@ class RunState:
         where: str | None = None,
     ) -> None:
         """Judge one finished operation (``exc``: how it failed; ``None``: it returned -1)."""
-        self._judge(name, before, after, exc, refused_before, where)
-
-    def _judge(
-        self,
-        name: str,
-        before: dict[str, object],
-        after: Callable[[], dict[str, object]],
-        exc: BaseException | None,
-        refused_before: int,
-        where: str | None = None,
-    ) -> None:
         cause = _failure_cause(exc, refused_before)
         if cause is None:
             return

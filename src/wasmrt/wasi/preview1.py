@@ -640,37 +640,30 @@ def _path(mem: GuestMemory, ptr: int, size: int) -> str:
         raise WasiErrno(Errno.ILSEQ) from None
 
 
-def path_create_directory(ctx: WasiCtx, mem: GuestMemory, fd: int, ptr: int, size: int) -> None:
+def _path_op(
+    ctx: WasiCtx, mem: GuestMemory, fd: int, ptr: int, size: int, op: Callable[..., None]
+) -> None:
+    """``op(name, dir_fd=...)`` on a path resolved inside ``fd`` (no symlink followed last)."""
     d = _dir(ctx, fd)
     path = _path(mem, ptr, size)
     d.require(2)
     with resolve(d.fd, path, False) as r:
         try:
-            os.mkdir(r.name, dir_fd=r.dir_fd)
+            op(r.name, dir_fd=r.dir_fd)
         except OSError as e:
             raise _os(e) from None
+
+
+def path_create_directory(ctx: WasiCtx, mem: GuestMemory, fd: int, ptr: int, size: int) -> None:
+    _path_op(ctx, mem, fd, ptr, size, os.mkdir)
 
 
 def path_remove_directory(ctx: WasiCtx, mem: GuestMemory, fd: int, ptr: int, size: int) -> None:
-    d = _dir(ctx, fd)
-    path = _path(mem, ptr, size)
-    d.require(2)
-    with resolve(d.fd, path, False) as r:
-        try:
-            os.rmdir(r.name, dir_fd=r.dir_fd)
-        except OSError as e:
-            raise _os(e) from None
+    _path_op(ctx, mem, fd, ptr, size, os.rmdir)
 
 
 def path_unlink_file(ctx: WasiCtx, mem: GuestMemory, fd: int, ptr: int, size: int) -> None:
-    d = _dir(ctx, fd)
-    path = _path(mem, ptr, size)
-    d.require(2)
-    with resolve(d.fd, path, False) as r:
-        try:
-            os.unlink(r.name, dir_fd=r.dir_fd)
-        except OSError as e:
-            raise _os(e) from None
+    _path_op(ctx, mem, fd, ptr, size, os.unlink)
 
 
 def path_filestat_get(

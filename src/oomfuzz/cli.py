@@ -117,6 +117,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sample=args.sample,
         seed=args.seed,
         engine=args.engine,
+        run_timeout=args.run_timeout,
     )
     report = SweepReport(command="oomfuzz " + " ".join(args.argv))
     start = time.monotonic()
@@ -283,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
     sw.add_argument("--max-iters", type=_positive, default=None, help="per scenario/mode/allocator")
     sw.add_argument("--max-duration", type=_seconds, default=None, help="seconds per unit")
+    sw.add_argument(
+        "--run-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="deadline of every run (default: 60 s for a dry run, then "
+        "max(10 s, 20 x the slowest dry run)); a run past it is a `timeout` finding",
+    )
     sw.add_argument("--check-every", type=_positive, default=1, help="leak/post-OOM check sampling")
     sw.add_argument("--tracemalloc-every", type=_positive, default=0, help="0 disables")
     sw.add_argument(

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
+from oomfuzz.deadline import RunTimeout
 from oomfuzz.inject import AllocRecord
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
 from oomfuzz.plan import Selection
@@ -85,8 +86,8 @@ def input_error(exc: BaseException | None) -> bool:
     """Is a dry-run failure caused by bad input rather than by the runtime?"""
     if exc is None:
         return False
-    if isinstance(exc, ScenarioError):
-        return True
+    if isinstance(exc, ScenarioError | RunTimeout):
+        return True  # a dry run that never ends is a setup problem (the remedy: fuel=N)
     names = {"MalformedError", "WatParseError", "InvalidModuleError"}
     return type(exc).__name__ in names
 
@@ -131,6 +132,7 @@ class Unit:
     contiguous: bool = False
     engine: str = "replay"
     select: Selection | None = None
+    run_timeout: float | None = None
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -188,6 +190,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         sample=unit.sample,
         seed=unit.seed,
         engine=unit.engine,
+        run_timeout=unit.run_timeout,
         fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
         **kw,
     )

@@ -24,7 +24,17 @@ Classes (``FailureClass``), in the order a report ranks them:
   ``gc.collect()``, or tracemalloc shows retained growth across repeated runs
   of the same injection beyond the tolerance.
 - ``post_oom_failure``: the fault-free rerun after the injection fails or
-  gives a different result than the first fault-free run.
+  gives a different result than the first fault-free run. The rerun uses a
+  new store on the injected run's engine and compiled modules when the
+  scenario offers them (``Injector.reuse``), so a damaged engine or module
+  shows up too.
+- ``retry_failure``: retry and continue. The injection is run again; when
+  its ``OutOfMemory`` leaves a scenario step, the step is retried fault-free
+  on the *same* store, linker and engine and the script goes on. The
+  continued run must finish and give exactly the fault-free results; where
+  the refusal hit while guest code ran (its side effects before the OOM are
+  legitimately visible), only an error that is not a wasm-level outcome
+  counts.
 - ``crashed``: (fork engine) the forked child running the injection died
   without sending a verdict: killed by a signal, ``os._exit`` in the code
   under test, or an error in the child's own bookkeeping.
@@ -123,6 +133,7 @@ class FailureClass(enum.StrEnum):
     CLEANUP_NOT_RESTORED = "cleanup_not_restored"
     LEAK = "leak"
     POST_OOM_FAILURE = "post_oom_failure"
+    RETRY_FAILURE = "retry_failure"
     CRASHED = "crashed"
     TIMEOUT = "timeout"
 
@@ -164,7 +175,8 @@ class CheckPolicy:
     baseline. ``tracemalloc_every``: rerun the same injection once as a
     warm-up (ignored), then ``tracemalloc_repeats`` times; a leak only if
     every measured run retained more than ``tracemalloc_tolerance`` bytes
-    (see the module docstring). ``allow_missed_oom_errors``: the findings of
+    (see the module docstring). ``retry_every``: retry the failed step on the
+    same store and continue (``retry_failure``). ``allow_missed_oom_errors``: the findings of
     the checks it excuses (``missed_oom``, ``wrong_error``,
     ``spurious_error``) become ``allowed`` (Wasmtime's knob of that name).
     """
@@ -175,6 +187,7 @@ class CheckPolicy:
     tracemalloc_every: int = 0
     tracemalloc_repeats: int = 3
     tracemalloc_tolerance: int = 4096
+    retry_every: int = 1
     allow_missed_oom_errors: bool = False
 
     def __post_init__(self) -> None:
@@ -557,7 +570,11 @@ class PostOomFailure(RerunCheck):
         return run.deterministic and super().due(run)
 
     def judge(self, run: JudgedRun) -> Checking:
-        rerun = yield run.fault_plan("count", -1)
+        plan = run.fault_plan("count", -1)
+        plan.reuse = True  # a new store on the injected run's engine and modules, if offered
+        rerun = yield plan
+        if rerun.lost is not None:
+            return [Finding(self.failure, f"fault-free rerun: {rerun.lost.detail}")]
         if rerun.exc is not None:
             return [Finding(self.failure, f"fault-free rerun raised {describe_exc(rerun.exc)}")]
         if rerun.value != run.baseline:
@@ -569,6 +586,50 @@ class PostOomFailure(RerunCheck):
                 )
             ]
         return []
+
+
+@register
+class RetryFailure(RerunCheck):
+    """Retry and continue: after the injected ``OutOfMemory`` the failed step is retried
+    fault-free on the same store, linker and engine, and every later result must
+    equal the fault-free run's (Wasmtime's promise: a store stays usable after an
+    OOM). Judged only where the run reached a step boundary with the OOM (scenarios
+    opt in through steps; every WAST command is one) and the dry runs agreed."""
+
+    failure = FailureClass.RETRY_FAILURE
+    knob = "retry_every"
+
+    def due(self, run: JudgedRun) -> bool:
+        return run.deterministic and super().due(run)
+
+    def judge(self, run: JudgedRun) -> Checking:
+        plan = run.fault_plan(run.mode, run.index)
+        plan.retry = True
+        out = yield plan
+        step = plan.retried
+        if not step:
+            return []  # the OOM never reached a step boundary (or nothing was refused)
+        where = f"after retrying {step} on the same store"
+        if out.lost is not None:
+            return [Finding(self.failure, f"{where}: {out.lost.detail}{_where(plan)}")]
+        if out.exc is not None:
+            if plan.in_guest and isinstance(out.exc, WASM_LEVEL):
+                return []  # the failed attempt ran guest code: its side effects may show
+            return [Finding(self.failure, f"{where}: {describe_exc(out.exc)}{_where(plan)}")]
+        if out.value != run.baseline and not plan.in_guest:
+            diff = _first_difference(out.value, run.baseline)
+            return [Finding(self.failure, f"{where}: {diff}{_where(plan)}")]
+        return []
+
+
+def _first_difference(got: object, want: object) -> str:
+    """Where two runs' results part (both lists of step outcomes, usually)."""
+    if isinstance(got, list) and isinstance(want, list):
+        for i, (g, w) in enumerate(zip(got, want, strict=False)):
+            if g != w:
+                return f"result {i} is {_short(g)}, the fault-free run's {_short(w)}"
+        return f"{len(got)} results, the fault-free run has {len(want)}"
+    return f"gave {_short(got)}, the fault-free run {_short(want)}"
 
 
 @register

@@ -27,6 +27,14 @@ Invariants:
   for refused (injected) allocations.
 - Records never hold frames or objects of the code under test, so keeping
   them cannot keep a store alive.
+- Retry and continue (``retry``): the scenario calls :meth:`Injector.begin_retry`
+  at the step boundary an injected ``OutOfMemory`` reached; from then on the
+  injector refuses nothing (persistent and random plans too) and nothing is
+  "after OOM": the run retries the failed step fault-free and continues.
+  ``in_guest`` says whether the first refusal happened with wasm code on the
+  stack (the failed step may then have run guest code with side effects).
+- ``reuse`` asks the scenario to run on the objects (engine, compiled
+  modules) the previous run kept; the injector only carries the request.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from typing import Literal
 
 from wasmrt.alloc import AllocKind, install_hook
 from wasmrt.errors import OutOfMemory
+from wasmrt.vm.backtrace import OWNER_KEY
 
 __all__ = [
     "AllocRecord",
@@ -190,6 +199,15 @@ def capture_site(
     return site, tuple(stack), frame
 
 
+def _guest_running(frame: FrameType | None) -> bool:
+    """Is wasm code (a generated function, ``wasmrt.vm.backtrace``'s contract) on the stack?"""
+    while frame is not None:
+        if OWNER_KEY in frame.f_globals:
+            return True
+        frame = frame.f_back
+    return False
+
+
 @dataclass(eq=False)
 class Injector:
     """A fault plan for one run, and the record of what the run allocated.
@@ -206,12 +224,17 @@ class Injector:
     allow_alloc_after_oom: bool = False
     alloc_succeeds_after_oom: bool = False
     panic_on_alloc_after_oom: bool = False
+    retry: bool = False
+    reuse: bool = False
 
     count: int = field(default=0, init=False)
     records: list[AllocRecord] = field(default_factory=list, init=False)
     injected: list[AllocRecord] = field(default_factory=list, init=False)
     after_oom: list[AllocRecord] = field(default_factory=list, init=False)
     oom_raised: AllocRecord | None = field(default=None, init=False)
+    #: The step retried fault-free after the OOM (``""``: no retry happened).
+    retried: str = field(default="", init=False)
+    in_guest: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.mode not in INJECT_MODES:
@@ -227,6 +250,8 @@ class Injector:
     # -- the hook ---------------------------------------------------------
 
     def _planned_failure(self, index: int) -> bool:
+        if self.retried:
+            return False
         mode = self.mode
         if mode == "transient":
             return index == self.fail_at
@@ -240,7 +265,7 @@ class Injector:
         index = self.count
         self.count = index + 1
         fail = self._planned_failure(index)
-        after = self.oom_raised is not None
+        after = self.oom_raised is not None and not self.retried
         if not (fail or after or self.record_all):
             return
         site, stack, frame = capture_site(self.stack_depth)
@@ -264,9 +289,15 @@ class Injector:
         self.injected.append(rec)
         if not absorbing and self.oom_raised is None:
             self.oom_raised = rec
+            if self.retry:
+                self.in_guest = _guest_running(frame)
         raise OutOfMemory(size)
 
     # -- queries ------------------------------------------------------------
+
+    def begin_retry(self, step: str) -> None:
+        """The OOM reached ``step``'s boundary: from now on refuse nothing (see the module doc)."""
+        self.retried = step or "<step>"
 
     @property
     def first_injection(self) -> AllocRecord | None:

@@ -56,9 +56,11 @@ from oomfuzz.context import (
     POOLING_KEYS,
     SMALL_POOL,
     CountingAllocator,
+    Kept,
     Scenario,
     ScenarioContext,
     ScenarioError,
+    active_injector,
     parse_directives,
     pool_metrics,
 )
@@ -234,6 +236,8 @@ class ScenarioRunner:
         self.allocator = allocator
         self.shared_engine: Any = None
         self._last: ScenarioContext | None = None
+        #: The engine and modules of the last run, for a run that asks to reuse them.
+        self._kept: Kept | None = None
         if scenario.directives.get("engine") == "shared":
             self.shared_engine = ScenarioContext(scenario, allocator).new_engine()
 
@@ -277,12 +281,18 @@ class ScenarioRunner:
     # The function under test ----------------------------------------------
 
     def run(self) -> list[str]:
-        ctx = ScenarioContext(self.scenario, self.allocator, shared_engine=self.shared_engine)
+        inj = active_injector()
+        reuse = self._kept if inj is not None and inj.reuse else None
+        self._kept = None
+        ctx = ScenarioContext(
+            self.scenario, self.allocator, shared_engine=self.shared_engine, reuse=reuse
+        )
         self._last = ctx
         try:
             FORMATS[self.scenario.format].run(self.scenario, ctx)
         finally:
             ctx.close()
+            self._kept = ctx.kept()
         return ctx.outcomes
 
 

@@ -182,6 +182,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         policy=CheckPolicy(
             leak_every=unit.check_every,
             post_oom_every=unit.check_every,
+            retry_every=unit.check_every,
             tracemalloc_every=unit.tracemalloc_every,
         ),
         select=unit.select,

@@ -157,14 +157,15 @@ class _Script:
     # -- modules ------------------------------------------------------------------
 
     def compile(self, wm: Any) -> Any:
-        return api("Module")(self.engine, wm.to_bytes())
+        return self.ctx.module(self.engine, wm.to_bytes())
 
     def ensure_hosts(self, module: Any) -> None:
         for imp in module.imports:
             host = imp.module
             if host in ("spectest", "oomhost") and host not in self.defined_hosts:
-                self.defined_hosts.add(host)
                 (define_spectest if host == "spectest" else define_oomhost)(self)
+                # Only once all of it is defined: a retried step defines it again.
+                self.defined_hosts.add(host)
 
     def instantiate(self, module: Any) -> Any:
         self.ensure_hosts(module)
@@ -269,6 +270,12 @@ class _Script:
         raise ScenarioError(f"line {line}: unsupported WAST command {kind}")
 
 
+def _kind(cmd: Any) -> str:
+    name = type(cmd).__name__
+    field = getattr(getattr(cmd, "action", None), "field", None)
+    return f"{name} {field!r}" if field is not None else name
+
+
 def _expect(ok: bool, message: str) -> None:
     if not ok:
         raise ExpectationFailed(message)
@@ -287,10 +294,11 @@ def _show(v: Any) -> str:
 
 
 def execute_commands(ctx: ScenarioContext, commands: list[Any]) -> None:
-    script = _Script(ctx)
+    """Run the script; each command (and the setup) is a step (``ScenarioContext.step``)."""
+    script = ctx.step(_Script, ctx, label="setup (engine, store, linker)")
     try:
         for cmd in commands:
-            ctx.record(script.run(cmd))
+            ctx.record(ctx.step(script.run, cmd, label=f"line {cmd.line} ({_kind(cmd)})"))
     finally:
         script.instances.clear()
         script.current = None

@@ -112,7 +112,7 @@ def test_the_post_oom_rerun_reuses_the_engine_and_module(tmp_path: Path) -> None
     assert again.count < fresh.count
 
 
-PY_SCENARIO = '''
+PY_SCENARIO = """
 # oomfuzz: allocator=ondemand
 WAT = '(module (func (export "f") (result i32) (i32.const 41)))'
 
@@ -125,7 +125,7 @@ def scenario(ctx):
     inst = ctx.step(linker.instantiate, store, module)
     ctx.track(inst, "Instance")
     ctx.record(ctx.step(lambda: inst.exports(store)["f"](store) + 1, label="call f"))
-'''
+"""
 
 
 def test_python_scenarios_opt_in_with_steps(tmp_path: Path) -> None:

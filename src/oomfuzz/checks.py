@@ -89,6 +89,7 @@ from __future__ import annotations
 import enum
 import gc
 import os
+import threading
 import tracemalloc
 import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -175,7 +176,10 @@ class CheckPolicy:
     baseline. ``tracemalloc_every``: rerun the same injection once as a
     warm-up (ignored), then ``tracemalloc_repeats`` times; a leak only if
     every measured run retained more than ``tracemalloc_tolerance`` bytes
-    (see the module docstring). ``retry_every``: retry the failed step on the
+    (see the module docstring). ``tracemalloc_sample``: the cheap, default-on
+    form of that check, on the last ``K`` scheduled injections of a sweep
+    (evenly spread when ``K`` > 1) while ``tracemalloc_every`` is 0.
+    ``retry_every``: retry the failed step on the
     same store and continue (``retry_failure``). ``allow_missed_oom_errors``: the findings of
     the checks it excuses (``missed_oom``, ``wrong_error``,
     ``spurious_error``) become ``allowed`` (Wasmtime's knob of that name).
@@ -187,6 +191,7 @@ class CheckPolicy:
     tracemalloc_every: int = 0
     tracemalloc_repeats: int = 3
     tracemalloc_tolerance: int = 4096
+    tracemalloc_sample: int = 1
     retry_every: int = 1
     allow_missed_oom_errors: bool = False
 
@@ -240,6 +245,8 @@ class JudgedRun:
     baseline_resources: dict[str, object] | None = None
     deterministic: bool = True
     lost: Finding | None = None
+    #: How many injections the sweep scheduled (``ordinal`` counts within them).
+    scheduled: int = 0
 
     @property
     def injector(self) -> Injector:
@@ -632,6 +639,9 @@ def _first_difference(got: object, want: object) -> str:
     return f"gave {_short(got)}, the fault-free run {_short(want)}"
 
 
+_TRACEMALLOC_LOCK = threading.Lock()
+
+
 @register
 class TracemallocLeak(RerunCheck):
     """Re-run the injection: a warm-up, then ``tracemalloc_repeats`` measured runs.
@@ -649,6 +659,9 @@ class TracemallocLeak(RerunCheck):
 
     def judge(self, run: JudgedRun) -> Checking:
         pol = run.policy
+        # tracemalloc is per process: one measurement at a time (a thread executor
+        # runs units side by side), and only its starter stops it.
+        _TRACEMALLOC_LOCK.acquire()
         started = not tracemalloc.is_tracing()
         if started:
             tracemalloc.start(1)
@@ -678,6 +691,7 @@ class TracemallocLeak(RerunCheck):
         finally:
             if started:
                 tracemalloc.stop()
+            _TRACEMALLOC_LOCK.release()
         if min(growths) <= pol.tracemalloc_tolerance:
             return []
         stats = prev.compare_to(first, "lineno")
@@ -692,6 +706,25 @@ class TracemallocLeak(RerunCheck):
                 f"{frame.filename}:{frame.lineno}",
             )
         ]
+
+
+@register
+class SampledTracemallocLeak(TracemallocLeak):
+    """The cheap, default-on form of the tracemalloc check: the same measurement
+    (a warm-up, then every measured re-run must retain memory) on only
+    ``tracemalloc_sample`` injections of a sweep (default 1): the last ones scheduled,
+    which run the longest prefix of the code under test before their OOM, so an
+    error path's leak and most of the run's allocations are in what is measured.
+    Off while the full check (``tracemalloc_every``) runs. Its cost is measured in
+    BENCHMARKS.md ("Sweep cost of the checks")."""
+
+    knob = "tracemalloc_sample"
+
+    def due(self, run: JudgedRun) -> bool:
+        k, n = run.policy.tracemalloc_sample, run.scheduled
+        if run.lost is not None or run.policy.tracemalloc_every > 0 or k <= 0 or n <= 0:
+            return False
+        return run.ordinal in {n - 1 - (i * n) // k for i in range(min(k, n))}
 
 
 FAILURE_ORDER: tuple[FailureClass, ...] = tuple(

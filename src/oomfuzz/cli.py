@@ -114,6 +114,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         max_duration=args.max_duration,
         check_every=args.check_every,
         tracemalloc_every=args.tracemalloc_every,
+        tracemalloc_sample=args.tracemalloc_sample,
         sample=args.sample,
         seed=args.seed,
         engine=args.engine,
@@ -294,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--check-every", type=_positive, default=1, help="leak/post-OOM check sampling")
     sw.add_argument("--tracemalloc-every", type=_positive, default=0, help="0 disables")
+    sw.add_argument(
+        "--tracemalloc-sample",
+        type=_positive,
+        default=1,
+        metavar="K",
+        help="the cheap tracemalloc check on the last K injections of each unit "
+        "(default 1; 0 disables; off with --tracemalloc-every)",
+    )
     sw.add_argument(
         "--sample",
         type=_positive,

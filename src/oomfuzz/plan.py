@@ -736,6 +736,7 @@ class SweepPlan:
             baseline_resources=self.baseline_resources,
             deterministic=self.deterministic,
             lost=out.lost,
+            scheduled=len(self.jobs),
         )
         findings: list[Finding] = []
         for check in CHECKS:

@@ -126,6 +126,7 @@ class Unit:
     max_duration: float | None = None
     check_every: int = 1
     tracemalloc_every: int = 0
+    tracemalloc_sample: int = 1
     fail_fast: bool = False
     sample: int | None = None
     seed: int = 0
@@ -184,6 +185,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
             post_oom_every=unit.check_every,
             retry_every=unit.check_every,
             tracemalloc_every=unit.tracemalloc_every,
+            tracemalloc_sample=unit.tracemalloc_sample,
         ),
         select=unit.select,
         shard=(unit.shard, unit.shards) if unit.shards > 1 else None,

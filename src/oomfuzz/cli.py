@@ -111,7 +111,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.allocator,
         max(1, args.jobs),
         args.max_iters,
-        max_duration=args.max_duration,
+        until=None if args.max_duration is None else time.time() + args.max_duration,
         check_every=args.check_every,
         tracemalloc_every=args.tracemalloc_every,
         tracemalloc_sample=args.tracemalloc_sample,
@@ -128,7 +128,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    where = executor(args.jobs)
+    where = executor(args.jobs, units[0].until if units else None)
     with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
         for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
             report.add(rep)
@@ -284,7 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--allocator", choices=("ondemand", "pooling", "both"), default="both")
     sw.add_argument("--jobs", "-j", type=_positive, default=1, help="worker processes")
     sw.add_argument("--max-iters", type=_positive, default=None, help="per scenario/mode/allocator")
-    sw.add_argument("--max-duration", type=_seconds, default=None, help="seconds per unit")
+    sw.add_argument(
+        "--max-duration",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the whole sweep's budget: no run starts after it (a started run ends at its deadline)",
+    )
     sw.add_argument(
         "--run-timeout",
         type=_seconds,

@@ -31,6 +31,13 @@ Invariants:
 - Units cross process boundaries as themselves (frozen, picklable) and their
   reports as ``RunReport.to_dict()``; a report is the same whichever
   executor ran it.
+- ``Unit.until`` (a ``time.time()`` instant) is the whole sweep's budget
+  (``sweep --max-duration``): a unit started after it runs nothing
+  (``stopped`` says so), one started before gets what is left as its
+  ``max_duration``. A :class:`ProcessPool` given the same instant never
+  waits for a worker more than ``grace`` seconds past it: it kills the
+  workers and reports the units they had not finished as errors
+  (:class:`WorkerLost`), so a worker that never returns cannot hang the sweep.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import functools
 import multiprocessing
 import os
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -59,6 +67,7 @@ __all__ = [
     "SiteFirsts",
     "SweepProgress",
     "Unit",
+    "WorkerLost",
     "executor",
     "input_error",
     "one_line",
@@ -134,6 +143,7 @@ class Unit:
     engine: str = "replay"
     select: Selection | None = None
     run_timeout: float | None = None
+    until: float | None = None
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -169,11 +179,19 @@ def sweep_units(
     return units
 
 
+def _budget(unit: Unit) -> float | None:
+    """The unit's ``max_duration``: its own, or what is left of the sweep's budget."""
+    if unit.until is None:
+        return unit.max_duration
+    left = unit.until - time.time()
+    return left if unit.max_duration is None else min(unit.max_duration, left)
+
+
 def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> OomTest:
     """The ``OomTest`` that sweeps ``unit`` of ``scn`` (``kw``: extra ``OomTest`` options)."""
     return OomTest(
         max_iters=unit.max_iters,
-        max_duration=unit.max_duration,
+        max_duration=_budget(unit),
         allow_alloc_after_oom=scn.directives.get("allow_alloc_after_oom") == "true",
         mode=unit.mode,
         raise_on_failure=False,
@@ -214,6 +232,10 @@ class SweepProgress(Protocol):
 def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
     """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
     rep = RunReport(unit.scenario, unit.mode, unit.allocator)
+    left = _budget(unit)
+    if unit.until is not None and left is not None and left <= 0:
+        rep.stopped = "max_duration (the sweep's budget was spent before this unit)"
+        return rep
     try:
         scn = load_scenario(unit.scenario)
         runner = ScenarioRunner(scn, unit.allocator)
@@ -284,11 +306,22 @@ def replay(
 # -- executors ---------------------------------------------------------------------------------
 
 
+class WorkerLost(Exception):  # noqa: N818 - names the event
+    """Raised by :meth:`ProcessPool.map` after it killed workers that never returned:
+    ``positions`` are the items they had not finished."""
+
+    def __init__(self, positions: list[int], reason: str) -> None:
+        super().__init__(reason)
+        self.positions = positions
+        self.reason = reason
+
+
 class Executor(Protocol):
     """Where the tasks of a sweep run.
 
     ``map`` calls ``fn`` on every item and yields ``(position, result)`` as
-    results arrive. ``in_process``: ``fn`` runs in this process, so it may be
+    results arrive; it may end with :class:`WorkerLost` naming the items whose
+    workers it had to kill. ``in_process``: ``fn`` runs in this process, so it may be
     any callable and may report progress; otherwise ``fn`` and the items
     must be picklable (a module-level function, frozen data).
     """
@@ -310,25 +343,76 @@ class InProcess:
             yield i, fn(item)
 
 
+#: Seconds a ProcessPool waits past the sweep's budget before it kills its workers
+#: (a started run ends at its own deadline, well within this, unless its worker is stuck).
+WORKER_GRACE = 120.0
+
+
 class ProcessPool:
-    """Run tasks in ``jobs`` spawned local worker processes."""
+    """Run tasks in ``jobs`` spawned local worker processes (see the module docstring
+    for ``until``/``grace``)."""
 
     in_process = False
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, until: float | None = None, grace: float = WORKER_GRACE) -> None:
         self.jobs = jobs
+        self.until = until
+        self.grace = grace
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx) as pool:
+        pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+        try:
             futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-            for fut in cf.as_completed(futures):
-                yield futures[fut], fut.result()
+            pending = set(futures)
+            while pending:
+                wait = None if self.until is None else self.until + self.grace - time.time()
+                done, pending = cf.wait(
+                    pending,
+                    timeout=None if wait is None else max(0.0, wait),
+                    return_when=cf.FIRST_COMPLETED,
+                )
+                for fut in done:
+                    yield futures[fut], fut.result()
+                if pending and not done:
+                    _kill_workers(pool)
+                    raise WorkerLost(
+                        sorted(futures[f] for f in pending),
+                        f"worker did not return within {self.grace:g}s past the sweep's "
+                        "budget (killed)",
+                    )
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def executor(jobs: int) -> Executor:
-    """The local executor for ``jobs`` worker processes (``<= 1``: in this process)."""
-    return InProcess() if jobs <= 1 else ProcessPool(jobs)
+def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Kill a process pool's workers (``kill_workers`` where Python has it)."""
+    kill = getattr(pool, "kill_workers", None)
+    if kill is not None:
+        kill()
+        return
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        proc.kill()
+
+
+def executor(jobs: int, until: float | None = None) -> Executor:
+    """The local executor for ``jobs`` worker processes (``<= 1``: in this process);
+    ``until``: the sweep's budget, past which a ProcessPool stops waiting for workers."""
+    return InProcess() if jobs <= 1 else ProcessPool(jobs, until)
+
+
+def _reports(
+    dicts: Iterator[tuple[int, dict[str, object]]], units: Sequence[Unit]
+) -> Iterator[tuple[int, RunReport]]:
+    """Reports from a worker pool; units whose worker was killed become errors."""
+    try:
+        for i, d in dicts:
+            yield i, RunReport.from_dict(d)
+    except WorkerLost as lost:
+        for i in lost.positions:
+            rep = RunReport(units[i].scenario, units[i].mode, units[i].allocator)
+            rep.error = f"worker lost: {lost.reason}"
+            yield i, rep
 
 
 def run_units(
@@ -340,7 +424,7 @@ def run_units(
             functools.partial(_run_unit_here, progress=progress), units
         )
     else:
-        results = ((i, RunReport.from_dict(d)) for i, d in where.map(run_unit_dict, units))
+        results = _reports(where.map(run_unit_dict, units), units)
     for i, rep in results:
         if progress is not None:
             progress.unit_done(rep)

@@ -14,7 +14,7 @@ from oomfuzz.checks import FailureClass
 from oomfuzz.cli import main
 from oomfuzz.deadline import RunTimeout, deadline
 from oomfuzz.oomtest import DryRunError, OomTest
-from oomfuzz.sweep import Unit, run_unit
+from oomfuzz.sweep import ProcessPool, Unit, WorkerLost, run_unit
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory
 
@@ -100,3 +100,20 @@ def test_a_finished_run_leaves_no_timer_behind() -> None:
     time.sleep(0.4)  # a stray alarm would raise here
     with deadline(None):
         time.sleep(0.01)
+
+
+def test_a_worker_that_never_returns_does_not_hang_the_pool() -> None:
+    pool = ProcessPool(2, until=time.time() + 0.5, grace=1.0)
+    got: list[tuple[int, object]] = []
+    with pytest.raises(WorkerLost) as lost:
+        for item in pool.map(time.sleep, [0.0, 3600.0]):
+            got.append(item)
+    assert got == [(0, None)]
+    assert lost.value.positions == [1]
+
+
+def test_max_duration_is_the_whole_sweeps_budget(tmp_path: Path) -> None:
+    spent = Unit(str(LOOP), "persistent", "ondemand", until=time.time() - 1)
+    rep = run_unit(spent)
+    assert rep.error is None and rep.iterations == 0
+    assert "budget was spent" in rep.stopped

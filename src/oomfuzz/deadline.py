@@ -34,6 +34,7 @@ import signal
 import sys
 import sysconfig
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,6 +142,7 @@ class Deadline:
         self.fired: list[RunTimeout] = []
         self._previous: Any = None
         self._outer: tuple[float, float] = (0.0, 0.0)
+        self._began = 0.0
         self._guard: threading.Thread | None = None
         self._done = threading.Event()
         self._target = 0
@@ -153,6 +155,7 @@ class Deadline:
         self._armed = True
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
             self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+            self._began = time.monotonic()
             self._outer = signal.setitimer(signal.ITIMER_REAL, seconds, max(1.0, seconds))
         else:
             self._target = threading.get_ident()
@@ -166,8 +169,9 @@ class Deadline:
         if self._guard is None:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous)
-            if self._outer[0] > 0:  # an enclosing timer was running: give back what is left
-                signal.setitimer(signal.ITIMER_REAL, *self._outer)
+            if self._outer[0] > 0:  # an enclosing timer (pytest-timeout...): what is left of it
+                left = self._outer[0] - (time.monotonic() - self._began)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), self._outer[1])
             return
         self._done.set()
         self._guard.join()

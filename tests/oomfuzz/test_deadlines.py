@@ -117,3 +117,13 @@ def test_max_duration_is_the_whole_sweeps_budget(tmp_path: Path) -> None:
     rep = run_unit(spent)
     assert rep.error is None and rep.iterations == 0
     assert "budget was spent" in rep.stopped
+
+
+def test_an_enclosing_deadline_survives_an_inner_one() -> None:
+    with pytest.raises(RunTimeout) as stopped:
+        with deadline(0.8):
+            with deadline(5.0):
+                pass
+            while True:
+                pass
+    assert stopped.value.seconds == 0.8

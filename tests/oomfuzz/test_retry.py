@@ -28,11 +28,19 @@ TWO_MODULES = """\
 
 
 def sweep(
-    path: Path, allocator: str = "ondemand", mode: str = "transient", **policy: int
+    path: Path,
+    allocator: str = "ondemand",
+    mode: str = "transient",
+    engine: str = "replay",
+    **policy: int,
 ) -> OomTestResult:
     runner = ScenarioRunner(load_scenario(path), allocator)
     return OomTest(
-        raise_on_failure=False, probe=runner, mode=mode, policy=CheckPolicy(**policy)
+        raise_on_failure=False,
+        probe=runner,
+        mode=mode,
+        engine=engine,
+        policy=CheckPolicy(**policy),
     ).test(runner.run)
 
 
@@ -50,12 +58,14 @@ def test_the_unbroken_runtime_survives_retry_and_continue(tmp_path: Path) -> Non
             assert res.passed, [it.detail for it in res.failures]
 
 
+@pytest.mark.parametrize("engine", ["replay", "fork"])
 def test_a_store_count_left_after_a_failed_instantiate_is_a_retry_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     seeded.failed_instantiate_keeps_store_count(monkeypatch)
     path = script(tmp_path, TWO_MODULES)
-    res = sweep(path)
+    res = sweep(path, engine=engine)
+    assert res.engine == engine
     assert res.failures, "the seeded bug went unnoticed"
     assert {it.verdict for it in res.failures} == {FailureClass.RETRY_FAILURE}
     it = res.failures[0]

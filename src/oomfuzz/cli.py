@@ -306,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=1,
         metavar="K",
-        help="the cheap tracemalloc check on the last K injections of each unit "
-        "(default 1; 0 disables; off with --tracemalloc-every)",
+        help="the cheap tracemalloc check on the last K injections of each scenario's "
+        "first unit (default 1; 0 disables; off with --tracemalloc-every)",
     )
     sw.add_argument(
         "--sample",

@@ -161,12 +161,17 @@ def sweep_units(
     """The work units of a sweep: scenario × mode × allocator × shard, in that order.
 
     Modes and allocators are narrowed by each scenario's directives; a
-    ``max_iters`` budget is split evenly over the shards of a unit.
+    ``max_iters`` budget is split evenly over the shards of a unit. The cheap
+    tracemalloc check (``tracemalloc_sample``, default 1) goes to the first unit
+    of each scenario only: once per scenario keeps its cost a small share of the
+    sweep (BENCHMARKS.md, "Sweep cost of the checks").
     """
     units: list[Unit] = []
     shards = max(1, shards)
     per = None if max_iters is None else -(-max_iters // shards)
+    sampled = int(unit_options.pop("tracemalloc_sample", 1))
     for scn in scenarios:
+        first = True
         modes = _selected(mode, MODES)
         if scn.modes() is not None:
             modes = tuple(m for m in modes if m in (scn.modes() or ()))
@@ -175,7 +180,20 @@ def sweep_units(
                 continue
             for m in modes:
                 for k in range(shards):
-                    units.append(Unit(scn.name, m, alloc, k, shards, per, **unit_options))
+                    sample = sampled if first else 0
+                    first = False
+                    units.append(
+                        Unit(
+                            scn.name,
+                            m,
+                            alloc,
+                            k,
+                            shards,
+                            per,
+                            tracemalloc_sample=sample,
+                            **unit_options,
+                        )
+                    )
     return units
 
 

@@ -4,8 +4,14 @@ under tracemalloc, so a leak on the OOM error path is found without
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import seeded
+
 from oomfuzz.checks import CheckPolicy, FailureClass
 from oomfuzz.oomtest import OomTest
+from oomfuzz.scenario import load_scenario
+from oomfuzz.sweep import sweep_units
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory
 
@@ -53,3 +59,12 @@ def test_a_clean_function_passes_the_sampled_check() -> None:
         return 6
 
     assert OomTest(raise_on_failure=False).test(clean).passed
+
+
+def test_a_sweep_gives_the_sampled_check_to_each_scenarios_first_unit(tmp_path: Path) -> None:
+    a = load_scenario(seeded.write_script(tmp_path, name="a.wast"))
+    b = load_scenario(seeded.write_script(tmp_path, name="b.wast"))
+    units = sweep_units([a, b], "both", "both", shards=2, tracemalloc_sample=2)
+    firsts = [u for u in units if u.tracemalloc_sample]
+    assert [(u.scenario, u.tracemalloc_sample) for u in firsts] == [(a.name, 2), (b.name, 2)]
+    assert units[0] is firsts[0] and len(units) == 16

@@ -247,6 +247,8 @@ class JudgedRun:
     lost: Finding | None = None
     #: How many injections the sweep scheduled (``ordinal`` counts within them).
     scheduled: int = 0
+    #: The scenario step the injected run's ``OutOfMemory`` left (``""``: none).
+    oom_step: str = ""
 
     @property
     def injector(self) -> Injector:
@@ -600,14 +602,16 @@ class RetryFailure(RerunCheck):
     """Retry and continue: after the injected ``OutOfMemory`` the failed step is retried
     fault-free on the same store, linker and engine, and every later result must
     equal the fault-free run's (Wasmtime's promise: a store stays usable after an
-    OOM). Judged only where the run reached a step boundary with the OOM (scenarios
-    opt in through steps; every WAST command is one) and the dry runs agreed."""
+    OOM). Judged only where the injected run's ``OutOfMemory`` left a scenario step
+    (``JudgedRun.oom_step``: scenarios opt in through steps, every WAST command is
+    one), so nothing is re-run for a function without steps, and where the dry runs
+    agreed."""
 
     failure = FailureClass.RETRY_FAILURE
     knob = "retry_every"
 
     def due(self, run: JudgedRun) -> bool:
-        return run.deterministic and super().due(run)
+        return bool(run.oom_step) and run.deterministic and super().due(run)
 
     def judge(self, run: JudgedRun) -> Checking:
         plan = run.fault_plan(run.mode, run.index)

@@ -358,9 +358,13 @@ class ScenarioContext:
             return fn(*args)
         except OutOfMemory:
             inj = active_injector()
-            if inj is None or not inj.retry or inj.retried:
+            if inj is None or inj.retried:
                 raise
-            inj.begin_retry(label or getattr(fn, "__qualname__", "step"))
+            name = label or getattr(fn, "__qualname__", "step")
+            inj.oom_step = inj.oom_step or name
+            if not inj.retry:
+                raise
+            inj.begin_retry(name)
         return fn(*args)
 
     def module(self, engine: Any, source: object) -> Any:

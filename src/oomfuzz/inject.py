@@ -232,7 +232,9 @@ class Injector:
     injected: list[AllocRecord] = field(default_factory=list, init=False)
     after_oom: list[AllocRecord] = field(default_factory=list, init=False)
     oom_raised: AllocRecord | None = field(default=None, init=False)
-    #: The step retried fault-free after the OOM (``""``: no retry happened).
+    #: The scenario step an ``OutOfMemory`` first left (``""``: none did), and the
+    #: step retried fault-free after it (``""``: no retry happened).
+    oom_step: str = field(default="", init=False)
     retried: str = field(default="", init=False)
     in_guest: bool = field(default=False, init=False)
 

@@ -737,6 +737,7 @@ class SweepPlan:
             deterministic=self.deterministic,
             lost=out.lost,
             scheduled=len(self.jobs),
+            oom_step=out.injector.oom_step,
         )
         findings: list[Finding] = []
         for check in CHECKS:

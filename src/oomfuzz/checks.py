@@ -28,13 +28,14 @@ Classes (``FailureClass``), in the order a report ranks them:
   new store on the injected run's engine and compiled modules when the
   scenario offers them (``Injector.reuse``), so a damaged engine or module
   shows up too.
-- ``retry_failure``: retry and continue. The injection is run again; when
-  its ``OutOfMemory`` leaves a scenario step, the step is retried fault-free
-  on the *same* store, linker and engine and the script goes on. The
-  continued run must finish and give exactly the fault-free results; where
-  the refusal hit while guest code ran (its side effects before the OOM are
-  legitimately visible), only an error that is not a wasm-level outcome
-  counts.
+- ``retry_failure``: retry and continue. When the injected run's
+  ``OutOfMemory`` leaves a scenario step, the step is retried fault-free on
+  the *same* store, linker and engine and the script goes on (the run still
+  ends with that ``OutOfMemory``, so the other checks judge it as before).
+  The continuation must finish and give exactly the fault-free results;
+  where the refusal hit while guest code ran (its side effects before the
+  OOM are legitimately visible), only an error that is not a wasm-level
+  outcome counts.
 - ``crashed``: (fork engine) the forked child running the injection died
   without sending a verdict: killed by a signal, ``os._exit`` in the code
   under test, or an error in the child's own bookkeeping.
@@ -247,8 +248,6 @@ class JudgedRun:
     lost: Finding | None = None
     #: How many injections the sweep scheduled (``ordinal`` counts within them).
     scheduled: int = 0
-    #: The scenario step the injected run's ``OutOfMemory`` left (``""``: none).
-    oom_step: str = ""
 
     @property
     def injector(self) -> Injector:
@@ -598,38 +597,31 @@ class PostOomFailure(RerunCheck):
 
 
 @register
-class RetryFailure(RerunCheck):
-    """Retry and continue: after the injected ``OutOfMemory`` the failed step is retried
-    fault-free on the same store, linker and engine, and every later result must
-    equal the fault-free run's (Wasmtime's promise: a store stays usable after an
-    OOM). Judged only where the injected run's ``OutOfMemory`` left a scenario step
-    (``JudgedRun.oom_step``: scenarios opt in through steps, every WAST command is
-    one), so nothing is re-run for a function without steps, and where the dry runs
-    agreed."""
+class RetryFailure(RunCheck):
+    """Retry and continue: in the injected run, the step the ``OutOfMemory`` left was
+    retried fault-free on the same store, linker and engine and the script went on
+    (``Injector.retried``; the plan asks for it with ``Injector.retry`` where
+    ``retry_every`` is due and the dry runs agreed); the continuation must end
+    normally with exactly the fault-free results (Wasmtime's promise: a store stays
+    usable after an OOM). Where the refusal hit while guest code ran, only an error
+    that is not a wasm-level outcome counts. Scenarios opt in through steps (every
+    WAST command is one); a run without steps is not judged."""
 
     failure = FailureClass.RETRY_FAILURE
     knob = "retry_every"
 
-    def due(self, run: JudgedRun) -> bool:
-        return bool(run.oom_step) and run.deterministic and super().due(run)
-
-    def judge(self, run: JudgedRun) -> Checking:
-        plan = run.fault_plan(run.mode, run.index)
-        plan.retry = True
-        out = yield plan
-        step = plan.retried
-        if not step:
-            return []  # the OOM never reached a step boundary (or nothing was refused)
-        where = f"after retrying {step} on the same store"
-        if out.lost is not None:
-            return [Finding(self.failure, f"{where}: {out.lost.detail}{_where(plan)}")]
-        if out.exc is not None:
-            if plan.in_guest and isinstance(out.exc, WASM_LEVEL):
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        inj = run.injector
+        if not inj.retried:
+            return []
+        where = f"after retrying {inj.retried} on the same store"
+        if inj.continued_error:
+            if inj.in_guest and inj.continued_wasm_level:
                 return []  # the failed attempt ran guest code: its side effects may show
-            return [Finding(self.failure, f"{where}: {describe_exc(out.exc)}{_where(plan)}")]
-        if out.value != run.baseline and not plan.in_guest:
-            diff = _first_difference(out.value, run.baseline)
-            return [Finding(self.failure, f"{where}: {diff}{_where(plan)}")]
+            return [Finding(self.failure, f"{where}: {inj.continued_error}{_where(inj)}")]
+        if inj.continued != run.baseline and not inj.in_guest:
+            diff = _first_difference(inj.continued, run.baseline)
+            return [Finding(self.failure, f"{where}: {diff}{_where(inj)}")]
         return []
 
 

@@ -24,8 +24,9 @@ Invariants:
 - Steps (:meth:`ScenarioContext.step`) are where a run may retry: when the
   installed injector asks for retry-and-continue and an ``OutOfMemory``
   leaves a step, the step is run again, fault-free, on the same objects,
-  and the scenario continues; otherwise the ``OutOfMemory`` propagates
-  unchanged. The WAST runner makes each command a step.
+  and the scenario continues (the runner re-raises that ``OutOfMemory`` at
+  the end); otherwise the ``OutOfMemory`` propagates unchanged. The WAST
+  runner makes each command a step.
 - A run may start from what an earlier run kept (:class:`Kept`: its first
   engine and the modules compiled on it), when the injector asks for
   ``reuse``: :meth:`ScenarioContext.engine` hands out that engine first and
@@ -356,15 +357,11 @@ class ScenarioContext:
         when the injector asks for retry-and-continue (see the module docstring)."""
         try:
             return fn(*args)
-        except OutOfMemory:
+        except OutOfMemory as oom:
             inj = active_injector()
-            if inj is None or inj.retried:
+            if inj is None or not inj.retry or inj.retried:
                 raise
-            name = label or getattr(fn, "__qualname__", "step")
-            inj.oom_step = inj.oom_step or name
-            if not inj.retry:
-                raise
-            inj.begin_retry(name)
+            inj.begin_retry(label or getattr(fn, "__qualname__", "step"), oom)
         return fn(*args)
 
     def module(self, engine: Any, source: object) -> Any:

@@ -520,6 +520,7 @@ class ForkSweep:
         inj.forking = False
         inj.mode = job.mode
         inj.fail_at = job.index
+        inj.retry = self.plan.retries(job.ordinal)
         sys.stdout = io.StringIO()
         sys.stderr = io.StringIO()
         with contextlib.suppress(ValueError, OSError):

@@ -30,9 +30,12 @@ Invariants:
 - Retry and continue (``retry``): the scenario calls :meth:`Injector.begin_retry`
   at the step boundary an injected ``OutOfMemory`` reached; from then on the
   injector refuses nothing (persistent and random plans too) and nothing is
-  "after OOM": the run retries the failed step fault-free and continues.
-  ``in_guest`` says whether the first refusal happened with wasm code on the
-  stack (the failed step may then have run guest code with side effects).
+  "after OOM": the run retries the failed step fault-free and continues,
+  and the scenario runner records how the continuation went (``continued``,
+  ``continued_error``) before it re-raises that ``OutOfMemory``
+  (``retry_oom``, held only until then). ``in_guest`` says whether the first
+  refusal happened with wasm code on the stack (the failed step may then
+  have run guest code with side effects).
 - ``reuse`` asks the scenario to run on the objects (engine, compiled
   modules) the previous run kept; the injector only carries the request.
 """
@@ -232,10 +235,15 @@ class Injector:
     injected: list[AllocRecord] = field(default_factory=list, init=False)
     after_oom: list[AllocRecord] = field(default_factory=list, init=False)
     oom_raised: AllocRecord | None = field(default=None, init=False)
-    #: The scenario step an ``OutOfMemory`` first left (``""``: none did), and the
-    #: step retried fault-free after it (``""``: no retry happened).
-    oom_step: str = field(default="", init=False)
+    #: The step retried fault-free after the OOM (``""``: no retry happened), the
+    #: ``OutOfMemory`` it caught (until the run re-raises it) and the continuation:
+    #: its results, and the error that ended it (``""``: none) and whether that
+    #: error is a wasm-level outcome (a trap, a failed expectation).
     retried: str = field(default="", init=False)
+    retry_oom: BaseException | None = field(default=None, init=False)
+    continued: object = field(default=None, init=False)
+    continued_error: str = field(default="", init=False)
+    continued_wasm_level: bool = field(default=False, init=False)
     in_guest: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -297,9 +305,10 @@ class Injector:
 
     # -- queries ------------------------------------------------------------
 
-    def begin_retry(self, step: str) -> None:
-        """The OOM reached ``step``'s boundary: from now on refuse nothing (see the module doc)."""
+    def begin_retry(self, step: str, oom: BaseException) -> None:
+        """``oom`` reached ``step``'s boundary: from now on refuse nothing (see the module doc)."""
         self.retried = step or "<step>"
+        self.retry_oom = oom
 
     @property
     def first_injection(self) -> AllocRecord | None:

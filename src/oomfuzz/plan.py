@@ -564,6 +564,16 @@ class SweepPlan:
             panic_on_alloc_after_oom=opts.panic_on_alloc_after_oom,
         )
 
+    def injection(self, job: Job) -> Injector:
+        """The fault plan of ``job``'s injected run (retrying at step boundaries when due)."""
+        inj = self.fault_plan(job.mode, job.index)
+        inj.retry = self.retries(job.ordinal)
+        return inj
+
+    def retries(self, ordinal: int) -> bool:
+        """Does the injected run of this ordinal retry and continue (``retry_failure``)?"""
+        return self.deterministic and CheckPolicy.due(self.options.policy.retry_every, ordinal)
+
     # -- the phases ---------------------------------------------------------------------
 
     def steps(self) -> Steps:
@@ -709,7 +719,7 @@ class SweepPlan:
                 break
             # The outcome is passed straight in, so nothing here keeps it alive
             # while the checks re-run the code under test.
-            it = yield from self.verdict(job, (yield self.fault_plan(job.mode, job.index)))
+            it = yield from self.verdict(job, (yield self.injection(job)))
             self.record(it)
             self.notify(it, job.ordinal + 1)
             if it.failed and opts.fail_fast:
@@ -737,7 +747,6 @@ class SweepPlan:
             deterministic=self.deterministic,
             lost=out.lost,
             scheduled=len(self.jobs),
-            oom_step=out.injector.oom_step,
         )
         findings: list[Finding] = []
         for check in CHECKS:

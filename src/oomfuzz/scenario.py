@@ -48,7 +48,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Protocol
 
-from oomfuzz.checks import ExpectationFailed
+from oomfuzz.checks import WASM_LEVEL, ExpectationFailed, describe_exc
 from oomfuzz.context import (
     ALLOCATORS,
     DIRECTIVES,
@@ -289,10 +289,21 @@ class ScenarioRunner:
         )
         self._last = ctx
         try:
-            FORMATS[self.scenario.format].run(self.scenario, ctx)
+            try:
+                FORMATS[self.scenario.format].run(self.scenario, ctx)
+            except Exception as e:  # noqa: BLE001 - re-raised unless it ended a retried run's continuation
+                if inj is None or inj.retry_oom is None or e is inj.retry_oom:
+                    raise
+                inj.continued_error = describe_exc(e)
+                inj.continued_wasm_level = isinstance(e, WASM_LEVEL)
         finally:
             ctx.close()
             self._kept = ctx.kept()
+        if inj is not None and inj.retry_oom is not None:
+            # Retry and continue: the run went on after its OOM; it still ends with it.
+            inj.continued = list(ctx.outcomes)
+            oom, inj.retry_oom = inj.retry_oom, None
+            raise oom
         return ctx.outcomes
 
 

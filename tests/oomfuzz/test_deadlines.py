@@ -55,7 +55,8 @@ def test_a_dry_run_that_never_ends_is_a_setup_error_naming_fuel(
     rc = main(["sweep", str(NEVER_ENDS), "--allocator", "ondemand", "--max-duration", "2", "-q"])
     assert rc == 2  # a setup problem, like bad input
     err = capsys.readouterr().err
-    assert "the dry run (no injection) did not finish within 2s (--max-duration 2s)" in err
+    assert "the dry run (no injection) did not finish within" in err
+    assert "(--max-duration " in err  # the sweep's budget was the limit
     assert "fuel=N" in err
 
 

@@ -57,14 +57,17 @@ from wasmrt.runtime.limits import (
     StoreLimitsBuilder,
 )
 from wasmrt.trap import Frame, Trap, TrapCode
+from wasmrt.wasi import DirPerms, FilePerms, WasiConfig
 
 __all__ = [
     "AllocKind",
     "Caller",
     "Config",
+    "DirPerms",
     "Engine",
     "ExitTrap",
     "ExportType",
+    "FilePerms",
     "Frame",
     "Func",
     "FuncType",
@@ -101,6 +104,7 @@ __all__ = [
     "TrapCode",
     "Val",
     "ValType",
+    "WasiConfig",
     "WasmtimeError",
     "WatParseError",
     "install_hook",

@@ -62,6 +62,7 @@ class AllocKind(enum.Enum):
     CALL = "call"  # host-call argument and result buffers
     TEXT = "text"  # text-format parsing
     LIST = "list"  # growth of internal lists and maps
+    WASI = "wasi"  # WASI state made for a guest: descriptors, buffers, listings, paths
     OTHER = "other"
 
 

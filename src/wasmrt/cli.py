@@ -3,22 +3,29 @@
 Invariants:
 - Exit codes: 0 success; 1 the module is malformed or invalid, or the call
   trapped or failed; 2 usage or input error (unknown option, unreadable file).
+  ``run`` of a WASI program exits with the code the program passed to
+  ``proc_exit`` (0 when ``_start`` returns).
+- ``run`` follows ``wasmtime run``: options first, then the module, then the
+  program's arguments; ``--dir HOST::GUEST`` preopens, ``--env K=V`` sets
+  the environment (only what is given), stdio is inherited.
 - Errors print as one line on stderr, never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-import wasmrt
 from wasmrt.binary import decode_module
 from wasmrt.errors import WasmtimeError
+from wasmrt.runtime import Engine, ExitTrap, Func, Linker, Module, Store
 from wasmrt.text import wat2wasm
 from wasmrt.text.printer import print_module
 from wasmrt.trap import Trap
 from wasmrt.validate import validate_module
+from wasmrt.wasi import WasiConfig
 
 
 def _read_module_bytes(path: str) -> bytes:
@@ -59,22 +66,69 @@ def _parse_arg(text: str) -> int | float:
         raise WasmtimeError(f"argument `{text}` is neither an integer nor a float") from None
 
 
+def _wasi_config(args: argparse.Namespace) -> WasiConfig:
+    """The WASI configuration of a ``run``: argv, ``--env``, ``--dir`` and inherited stdio."""
+    config = WasiConfig()
+    config.argv = [args.file, *args.args]
+    env: list[tuple[str, str]] = []
+    for item in args.env:
+        name, eq, value = item.partition("=")
+        if not eq:
+            value = os.environ.get(name, "")
+        env.append((name, value))
+    config.env = env
+    for item in args.dir:
+        host, sep, guest = item.partition("::")
+        config.preopen_dir(host, guest if sep else host)
+    config.inherit_stdin()
+    config.inherit_stdout()
+    config.inherit_stderr()
+    return config
+
+
+def _split_invoke(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The export to call and its arguments (``--invoke`` may also follow the file)."""
+    rest = list(args.args)
+    if args.invoke is None and rest[:1] == ["--invoke"]:
+        if len(rest) < 2:
+            raise WasmtimeError("`--invoke` needs an export name")
+        return rest[1], rest[2:]
+    return args.invoke, rest
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    engine = wasmrt.Engine()
-    store = wasmrt.Store(engine)
-    module = wasmrt.Module(engine, _read_module_bytes(args.file))
-    linker = wasmrt.Linker(engine)
+    invoke, params = _split_invoke(args)
+    engine = Engine()
+    module = Module(engine, _read_module_bytes(args.file))
+    linker = Linker(engine)
+    linker.define_wasi()
     linker.define_unknown_imports_as_traps(module)
+    with Store(engine) as store:
+        if invoke is None:
+            args.args = params
+        store.set_wasi(_wasi_config(args))
+        try:
+            return _run_instance(linker, store, module, invoke, params)
+        except ExitTrap as e:
+            sys.stdout.flush()
+            return e.code
+
+
+def _run_instance(
+    linker: Linker, store: Store, module: Module, invoke: str | None, params: list[str]
+) -> int:
     instance = linker.instantiate(store, module)
-    if args.invoke is None:
-        return 0
-    name, *params = args.invoke
     exports = instance.exports(store)
-    if name not in exports:
-        raise WasmtimeError(f"module has no export named `{name}`")
-    func = exports[name]
-    if not isinstance(func, wasmrt.Func):
-        raise WasmtimeError(f"export `{name}` is not a function")
+    if invoke is None:
+        start = exports.get("_start")
+        if isinstance(start, Func):
+            start(store)
+        return 0
+    if invoke not in exports:
+        raise WasmtimeError(f"module has no export named `{invoke}`")
+    func = exports[invoke]
+    if not isinstance(func, Func):
+        raise WasmtimeError(f"export `{invoke}` is not a function")
     result = func(store, *[_parse_arg(a) for a in params])
     if result is not None:
         print(result)
@@ -97,14 +151,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--folded", action="store_true")
     p.set_defaults(func=_cmd_print)
-    p = sub.add_parser("run", help="instantiate a module and optionally call an export")
-    p.add_argument("file")
-    p.add_argument(
-        "--invoke",
-        nargs="+",
-        metavar=("NAME", "ARG"),
-        help="export to call, followed by its arguments (ints or floats)",
+    p = sub.add_parser(
+        "run",
+        help="run a WASI program (its `_start`) or call an export, like `wasmtime run`",
+        description="Options go before the module; everything after it is passed to the "
+        "program (or, with --invoke, to the export).",
     )
+    p.add_argument(
+        "--invoke", metavar="NAME", help="call this export with the arguments after the module"
+    )
+    p.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        metavar="HOST[::GUEST]",
+        help="preopen the host directory HOST as GUEST (default: the same path)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VAL]",
+        help="set an environment variable for the program (without `=`: inherit it)",
+    )
+    p.add_argument("file")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
     p.set_defaults(func=_cmd_run)
     return parser
 

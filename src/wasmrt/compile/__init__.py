@@ -18,7 +18,10 @@ Invariants:
   loaded from source needs nothing extra).
 - Every variant a ``CompiledModule`` holds is registered as its own
   (``backtrace.register_variant``), so ``backtrace.frames_from_traceback``
-  maps a trap's Python traceback back to wasm functions.
+  maps a trap's Python traceback back to wasm functions; a generated
+  variant also carries its ``linemap.LineMap`` (charged with its source), so
+  frames are precise to the instruction. A variant loaded from source has
+  none and reports function-level offsets.
 """
 
 from __future__ import annotations
@@ -39,7 +42,16 @@ __all__ = ["CompiledModule", "CompiledVariant", "compile_module", "load_variant"
 class CompiledVariant:
     """One option variant: its source text, the constants its namespace needs, and its factory."""
 
-    __slots__ = ("const_dicts", "consts", "epoch", "factory", "fuel", "function_sources", "source")
+    __slots__ = (
+        "const_dicts",
+        "consts",
+        "epoch",
+        "factory",
+        "fuel",
+        "function_sources",
+        "line_map",
+        "source",
+    )
 
     def __init__(
         self,
@@ -58,6 +70,8 @@ class CompiledVariant:
         self.epoch = epoch
         self.consts = consts if consts is not None else {}
         self.const_dicts = const_dicts if const_dicts is not None else {}
+        #: ``linemap.LineMap`` of a variant generated here (None when loaded from source).
+        self.line_map: Any = None
 
 
 def load_variant(
@@ -67,6 +81,7 @@ def load_variant(
     const_dicts: dict[str, dict[int, int]],
     fuel: bool,
     epoch: bool,
+    extra_bytes: int = 0,
 ) -> CompiledVariant:
     """Build a variant from generated ``source`` and its constants, without the code generator.
 
@@ -74,7 +89,7 @@ def load_variant(
     maps names to the int tables the code indexes. ``_build_variant`` and
     deserialisation both come through here.
     """
-    try_alloc(len(source), AllocKind.CODE)
+    try_alloc(len(source) + extra_bytes, AllocKind.CODE)
     ns: dict[str, Any] = dict(RUNTIME_NAMESPACE)
     for name, key in consts.items():
         kind, bits = key.split(":")
@@ -90,7 +105,11 @@ def load_variant(
 def _build_variant(module: ir.Module, fuel: bool, epoch: bool) -> CompiledVariant:
     gen = ModuleCodegen(module, fuel=fuel, epoch=epoch)
     source, per_func = gen.generate()
-    return load_variant(source, per_func, gen.consts, gen.const_dicts, fuel, epoch)
+    # The line map is charged with the source it describes.
+    map_bytes = gen.line_map.size_bytes()
+    variant = load_variant(source, per_func, gen.consts, gen.const_dicts, fuel, epoch, map_bytes)
+    variant.line_map = gen.line_map
+    return variant
 
 
 class CompiledModule:

@@ -43,6 +43,7 @@ import re
 from dataclasses import dataclass, field
 
 from wasmrt import ir
+from wasmrt.compile.linemap import LineMap
 from wasmrt.compile.numeric import simd_global
 from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
 from wasmrt.opcodes import BY_NAME
@@ -227,6 +228,11 @@ class FunctionCompiler:
         self.fuel = mc.fuel
         self.epoch = mc.epoch
         self.lines: list[str] = []
+        #: The index of the wasm instruction each line of ``lines`` was emitted for.
+        self.line_instrs: list[int] = []
+        self.cur_instr = 0
+        #: Lines of the generated function before ``lines`` (``def`` and prologue).
+        self.lines_before_body = 1
         self.stack: list[_Entry] = []
         self.ctls: list[_Ctl] = []
         self.uses_br = False
@@ -236,6 +242,7 @@ class FunctionCompiler:
     # ------------------------------------------------------------ emission
     def emit(self, text: str) -> None:
         self.lines.append("    " * self.indent + text)
+        self.line_instrs.extend([self.cur_instr] * (text.count("\n") + 1))
 
     @property
     def indent(self) -> int:
@@ -360,7 +367,8 @@ class FunctionCompiler:
             self.emit("    if _pc == 0:")
             self._indent = 3
             self.seg_mark = len(self.lines)
-        for ins in body:
+        for n, ins in enumerate(body):
+            self.cur_instr = n
             self.step(ins)
             if not self.ctls:
                 break
@@ -371,6 +379,7 @@ class FunctionCompiler:
         out = header + prologue + self.lines
         if len(out) == 1:
             out.append("    pass")
+        self.lines_before_body = len(header) + len(prologue)
         return out
 
     # ------------------------------------------------------------ control
@@ -1185,6 +1194,7 @@ class ModuleCodegen:
         self.n_imported_funcs = len(module.imported("func"))
         self.force_flat = FORCE_FLAT
         self.global_types = module.all_globals()
+        self.line_map = LineMap(module)
 
     def const_dict(self, d: dict[int, int]) -> str:
         name = f"_d{len(self.const_dicts)}"
@@ -1195,7 +1205,10 @@ class ModuleCodegen:
         m = self.module
         fidx = self.n_imported_funcs + i
         func = m.funcs[i]
-        return FunctionCompiler(self, fidx, func, m.types[func.type_idx]).compile()
+        fc = FunctionCompiler(self, fidx, func, m.types[func.type_idx])
+        out = fc.compile()
+        self.line_map.add(fidx, fc.lines_before_body, fc.line_instrs)
+        return out
 
     def generate(self) -> tuple[str, list[str]]:
         """Return (factory source, per-function sources)."""

@@ -40,7 +40,24 @@ def new_store(engine_core: Any) -> StoreCore:
 
 
 def close_store(core: StoreCore) -> None:
-    core.close()
+    """Release the store's wasm state, then its WASI context (if any)."""
+    wasi, core.wasi = core.wasi, None
+    try:
+        core.close()
+    finally:
+        if wasi is not None:
+            wasi.close()
+
+
+def wasi_context(core: StoreCore) -> Any:
+    """The store's opaque WASI context, or ``None``."""
+    return core.wasi
+
+
+def swap_wasi(core: StoreCore, ctx: Any) -> Any:
+    """Install ``ctx`` as the store's WASI context; returns the previous one."""
+    old, core.wasi = core.wasi, ctx
+    return old
 
 
 def store_consumes_fuel(core: StoreCore) -> bool:

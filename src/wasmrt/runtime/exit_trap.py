@@ -1,8 +1,9 @@
 """``ExitTrap``: wasmtime-py's WASI ``proc_exit`` error.
 
 Invariants:
-- A ``WasmtimeError`` subclass carrying ``code: int``; wasmrt has no WASI,
-  so it is only raised by embedders that model ``proc_exit`` themselves.
+- A ``WasmtimeError`` subclass carrying ``code: int``, raised by
+  ``wasmrt.wasi``'s ``proc_exit`` (code in ``[0, 126)``); it is the guest's
+  outcome, not a runtime failure.
 """
 
 from __future__ import annotations

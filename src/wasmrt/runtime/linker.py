@@ -44,6 +44,7 @@ from wasmrt.runtime.instance_pre import InstancePre
 from wasmrt.runtime.limits import require_sync, run_async
 from wasmrt.runtime.module import Module, ModuleCore
 from wasmrt.runtime.types import FuncType, MemoryTypeInfo
+from wasmrt.runtime.wasi_hook import provider as wasi_provider
 
 __all__ = ["Linker"]
 
@@ -153,6 +154,27 @@ class Linker:
         self._insert(
             module, name, _Def(functype=fty, callable=func, access_caller=bool(access_caller))
         )
+
+    def define_wasi(self) -> None:
+        """Define every ``wasi_snapshot_preview1`` function (all or none).
+
+        They are store-independent: each call uses the WASI context of the
+        calling store (``Store.set_wasi``).
+        """
+        wasi_provider().define(self)
+
+    def define_funcs(
+        self, module: str, funcs: list[tuple[str, FuncType, Callable[..., Any]]]
+    ) -> None:
+        """wasmrt addition: ``define_func(..., access_caller=True)`` for many, all or none."""
+        _check_str(module)
+        defs = []
+        for name, ty, fn in funcs:
+            _check_str(name)
+            if not isinstance(ty, FuncType):
+                raise TypeError("expected a FuncType")
+            defs.append((name, _Def(functype=ty.ptr(), callable=fn, access_caller=True)))
+        self._define_all(module, defs)
 
     def define_instance(self, store: Any, name: str, instance: Instance) -> None:
         if not isinstance(instance, Instance):

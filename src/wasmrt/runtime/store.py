@@ -34,6 +34,7 @@ from wasmrt.runtime import _core
 from wasmrt.runtime._managed import Managed
 from wasmrt.runtime.engine import Engine
 from wasmrt.runtime.limits import AsyncLimiterAdapter, ResourceLimiterAsync, StoreLimits
+from wasmrt.runtime.wasi_hook import provider as wasi_provider
 
 if TYPE_CHECKING:
     from wasmrt.runtime.caller import Caller
@@ -77,6 +78,18 @@ class Store(Managed[Any]):
     def gc(self) -> None:
         """Collect unreferenced ``externref``s (Python's GC owns them here)."""
         self._context()
+
+    def set_wasi(self, wasi: Any) -> None:
+        """Give this store the WASI context ``wasi`` (a ``WasiConfig``) describes.
+
+        The config is consumed (later use raises ``ValueError``), as in
+        wasmtime-py; a previous context is closed.
+        """
+        core = self._context()
+        ctx = wasi_provider().context_for(wasi)
+        old = _core.swap_wasi(core, ctx)
+        if old is not None:
+            old.close()
 
     # Fuel and epochs -----------------------------------------------------
 

@@ -14,9 +14,14 @@ Invariants:
   of ``Trap.frames``); Python frames that are not generated wasm functions
   (runtime helpers, host functions, the vm, the embedder) are skipped, and a
   frame whose module was garbage-collected is dropped.
-- Precision is per function: ``module_offset`` is the byte offset of the
-  function's body (its locals vector, just after the body size) in the binary
-  and ``func_offset`` is 0. Offsets are computed from our encoding of the
+- Precision is per instruction, as in Wasmtime: ``func_offset`` is the
+  offset of the instruction a frame stopped at (the trapping one, or the
+  call) from the start of the function's body (its locals vector, just after
+  the body size), found from the frame's line through the variant's line map
+  (``LINES_KEY``, a ``wasmrt.compile.linemap.LineMap``), and ``module_offset``
+  is the body's offset plus ``func_offset``. A variant without a line map
+  (loaded from serialized source) reports the body's offset and
+  ``func_offset`` 0. Offsets are computed from our encoding of the
   IR (``encode_module``), which equals the original binary when the original
   is canonically encoded (minimal LEB128s), as every tool emits; they are
   computed once per module, on its first trap, and cached on the module.
@@ -36,6 +41,7 @@ from wasmrt.binary import encode_module
 from wasmrt.trap import Frame, Trap
 
 __all__ = [
+    "LINES_KEY",
     "OWNER_KEY",
     "attach_frames",
     "body_offsets",
@@ -46,6 +52,9 @@ __all__ = [
 #: The global (in each variant's namespace) pointing back at the owning module.
 OWNER_KEY = "__wasmrt_module__"
 
+#: The global (in each variant's namespace) holding its line map, or None.
+LINES_KEY = "__wasmrt_lines__"
+
 #: Attribute of a ``CompiledModule`` caching its body offsets (a plain attribute,
 #: not a ``WeakKeyDictionary``: its removal callback is Python code the collector
 #: could run deep in wasm recursion, see ``wasmrt.vm.deferred``).
@@ -55,6 +64,7 @@ _OFFSETS_ATTR = "_wasmrt_body_offsets"
 def register_variant(compiled: Any, variant: Any) -> None:
     """Record ``compiled`` (a ``CompiledModule``) as the owner of ``variant``'s code."""
     variant.factory.__globals__[OWNER_KEY] = weakref.ref(compiled)
+    variant.factory.__globals__[LINES_KEY] = getattr(variant, "line_map", None)
 
 
 def _leb(data: bytes, pos: int) -> tuple[int, int]:
@@ -95,42 +105,45 @@ def _offsets(compiled: Any) -> list[int]:
     return offs
 
 
-def _frame(compiled: Any, func_index: int) -> Frame:
+def _frame(compiled: Any, func_index: int, line_map: Any, rel_line: int) -> Frame:
     m: ir.Module = compiled.module
     names = m.names
     defined = func_index - len(m.imported("func"))
     offs = _offsets(compiled)
     offset = offs[defined] if 0 <= defined < len(offs) else 0
+    func_offset = line_map.func_offset(func_index, rel_line) if line_map is not None else None
     return Frame(
         func_index,
         names.functions.get(func_index) if names is not None else None,
         names.module if names is not None else None,
-        offset,
-        0,
+        offset + (func_offset or 0),
+        func_offset or 0,
     )
 
 
 def frames_from_traceback(tb: TracebackType | None) -> list[Frame]:
     """The wasm frames of traceback ``tb``, innermost first."""
-    found: list[tuple[Any, int]] = []
+    found: list[tuple[Any, int, Any, int]] = []
     while tb is not None:
         frame = tb.tb_frame
         ref = frame.f_globals.get(OWNER_KEY)
         if ref is not None:
-            name = frame.f_code.co_name
+            code = frame.f_code
+            name = code.co_name
             if name[:1] == "f" and name[1:].isdigit():
                 compiled = ref()
                 if compiled is not None:
-                    found.append((compiled, int(name[1:])))
+                    rel = tb.tb_lineno - code.co_firstlineno
+                    found.append((compiled, int(name[1:]), frame.f_globals.get(LINES_KEY), rel))
         tb = tb.tb_next
     found.reverse()
-    memo: dict[tuple[int, int], Frame] = {}
+    memo: dict[tuple[int, int, int, int], Frame] = {}
     out = []
-    for c, k in found:
-        key = (id(c), k)
+    for c, k, lines, rel in found:
+        key = (id(c), k, id(lines), rel)
         fr = memo.get(key)
         if fr is None:
-            fr = memo[key] = _frame(c, k)
+            fr = memo[key] = _frame(c, k, lines, rel)
         out.append(fr)
     return out
 

@@ -563,7 +563,9 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
                     mem.data[off : off + len(data)] = data
                 inst.datas[i] = b""
         if m.start is not None:
-            store.call(funcs[m.start], [])
+            # Called as this instance's own code calls it, so a host start function's
+            # Caller sees this instance's exports.
+            store.call(_Bound(funcs[m.start].bind_caller(inst)), [])
     except BaseException:
         # DeallocateOnDrop: release what was acquired, restore counts, re-raise unchanged.
         deallocate_module(allocator, inst)
@@ -574,3 +576,12 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
 
 
 __all__ += ["PAGE_SIZE", "check_import", "eval_const"]
+
+
+class _Bound:
+    """A callable in ``store.call``'s shape (``.call``), e.g. a function bound to its caller."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Any) -> None:
+        self.call = call

@@ -181,6 +181,8 @@ class StoreCore:
         self.instances: list[Any] = []
         self.host_objects: list[Any] = []
         self.closed = False
+        #: The runtime's opaque WASI context slot (``wasmrt.runtime.wasi_hook``).
+        self.wasi: Any = None
         if limiter is not None:
             self.set_limiter(limiter)
         if not _BASE_DONE[0]:

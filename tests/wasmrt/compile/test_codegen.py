@@ -310,11 +310,13 @@ def test_trap_frames_map_back_to_wasm_functions() -> None:
     assert [f.func_index for f in frames] == [1, 2, 3]  # innermost first; import is 0
     assert [f.func_name for f in frames] == ["inner", "middle", None]
     assert {f.module_name for f in frames} == {"mod"}
-    assert [f.module_offset for f in frames] == [offs[0], offs[1], offs[2]]
-    assert all(f.func_offset == 0 for f in frames)
+    # Per instruction: the body's offset plus the stopped instruction's offset in the body,
+    # i.e. wasm-tools' own bytes there are i32.div_u in inner and the calls outside.
+    assert [f.module_offset - f.func_offset for f in frames] == [offs[0], offs[1], offs[2]]
+    assert [data[f.module_offset] for f in frames] == [0x6E, 0x10, 0x10]
     trap = attach_frames(ei.value)
     assert trap.frames == frames
-    assert f"0x{offs[0]:x} - mod!inner" in trap.message
+    assert f"0x{frames[0].module_offset:x} - mod!inner" in trap.message
     assert trap.message.endswith("wasm trap: integer divide by zero\n")  # as wasmtime-py
     # through a host function that re-enters wasm: every wasm frame, the host's skipped
     with pytest.raises(Trap) as ei:

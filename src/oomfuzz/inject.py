@@ -308,7 +308,12 @@ class Injector:
     def begin_retry(self, step: str, oom: BaseException) -> None:
         """``oom`` reached ``step``'s boundary: from now on refuse nothing (see the module doc)."""
         self.retried = step or "<step>"
-        self.retry_oom = oom
+        # Its traceback's frames (the failed attempt's, whose locals hold the run's
+        # objects) must not outlive the attempt: the continuation may take long, and a
+        # frame kept alive keeps its store alive for the leak check.
+        if oom.__traceback__ is not None:
+            traceback.clear_frames(oom.__traceback__)
+        self.retry_oom = oom.with_traceback(None)
 
     @property
     def first_injection(self) -> AllocRecord | None:

@@ -32,7 +32,10 @@ Classes (``FailureClass``), in the order a report ranks them:
   tracemalloc shows retained growth across repeated runs of the same injection
   beyond the tolerance.
 - ``post_oom_failure``: the fault-free rerun after the injection fails or
-  gives a different result than the first fault-free run.
+  gives a different result than the first fault-free run. The rerun uses a
+  new store on the injected run's engine and compiled modules when the
+  scenario offers them (``Injector.reuse``), so a damaged engine or module
+  shows up too.
 - ``guest_abort``: (programs) only the guest's side was refused and the
   guest trapped (``abort()``), or exited non-zero with nothing on stderr.
 - ``guest_corrupt``: (programs) only the guest's side was refused and the
@@ -40,6 +43,14 @@ Classes (``FailureClass``), in the order a report ranks them:
   A program that reports the failure (non-zero exit with a message) or
   absorbs it (the same result) is ``handled`` (:mod:`oomfuzz.guest`); a
   scenario accepts guest verdicts with ``accept=`` (they become ``allowed``).
+- ``retry_failure``: retry and continue. When the injected run's
+  ``OutOfMemory`` leaves a scenario step, the step is retried fault-free on
+  the *same* store, linker and engine and the script goes on (the run still
+  ends with that ``OutOfMemory``, so the other checks judge it as before).
+  The continuation must finish and give exactly the fault-free results;
+  where the refusal hit while guest code ran (its side effects before the
+  OOM are legitimately visible), only an error that is not a wasm-level
+  outcome counts.
 - ``crashed``: (fork engine) the forked child running the injection died
   without sending a verdict: killed by a signal, ``os._exit`` in the code
   under test, or an error in the child's own bookkeeping.
@@ -99,6 +110,7 @@ from __future__ import annotations
 import enum
 import gc
 import os
+import threading
 import tracemalloc
 import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -147,6 +159,7 @@ class FailureClass(enum.StrEnum):
     CLEANUP_NOT_RESTORED = "cleanup_not_restored"
     LEAK = "leak"
     POST_OOM_FAILURE = "post_oom_failure"
+    RETRY_FAILURE = "retry_failure"
     CRASHED = "crashed"
     TIMEOUT = "timeout"
     GUEST_ABORT = "guest_abort"
@@ -192,7 +205,11 @@ class CheckPolicy:
     baseline. ``tracemalloc_every``: rerun the same injection once as a
     warm-up (ignored), then ``tracemalloc_repeats`` times; a leak only if
     every measured run retained more than ``tracemalloc_tolerance`` bytes
-    (see the module docstring). ``allow_missed_oom_errors``: the findings of
+    (see the module docstring). ``tracemalloc_sample``: the cheap, default-on
+    form of that check, on the last ``K`` scheduled injections of a sweep
+    (evenly spread when ``K`` > 1) while ``tracemalloc_every`` is 0.
+    ``retry_every``: retry the failed step on the
+    same store and continue (``retry_failure``). ``allow_missed_oom_errors``: the findings of
     the checks it excuses (``missed_oom``, ``wrong_error``,
     ``spurious_error``) become ``allowed`` (Wasmtime's knob of that name).
     """
@@ -204,6 +221,8 @@ class CheckPolicy:
     tracemalloc_every: int = 0
     tracemalloc_repeats: int = 3
     tracemalloc_tolerance: int = 4096
+    tracemalloc_sample: int = 1
+    retry_every: int = 1
     allow_missed_oom_errors: bool = False
     #: Guest verdicts a program scenario accepts (directive ``accept=``).
     accept_guest_abort: bool = False
@@ -267,6 +286,8 @@ class JudgedRun:
     baseline_resources: dict[str, object] | None = None
     deterministic: bool = True
     lost: Finding | None = None
+    #: How many injections the sweep scheduled (``ordinal`` counts within them).
+    scheduled: int = 0
 
     @property
     def injector(self) -> Injector:
@@ -718,7 +739,11 @@ class PostOomFailure(RerunCheck):
         return run.deterministic and super().due(run)
 
     def judge(self, run: JudgedRun) -> Checking:
-        rerun = yield run.fault_plan("count", -1)
+        plan = run.fault_plan("count", -1)
+        plan.reuse = True  # a new store on the injected run's engine and modules, if offered
+        rerun = yield plan
+        if rerun.lost is not None:
+            return [Finding(self.failure, f"fault-free rerun: {rerun.lost.detail}")]
         if rerun.exc is not None:
             return [Finding(self.failure, f"fault-free rerun raised {describe_exc(rerun.exc)}")]
         if rerun.value != run.baseline:
@@ -730,6 +755,48 @@ class PostOomFailure(RerunCheck):
                 )
             ]
         return []
+
+
+@register
+class RetryFailure(RunCheck):
+    """Retry and continue: in the injected run, the step the ``OutOfMemory`` left was
+    retried fault-free on the same store, linker and engine and the script went on
+    (``Injector.retried``; the plan asks for it with ``Injector.retry`` where
+    ``retry_every`` is due and the dry runs agreed); the continuation must end
+    normally with exactly the fault-free results (Wasmtime's promise: a store stays
+    usable after an OOM). Where the refusal hit while guest code ran, only an error
+    that is not a wasm-level outcome counts. Scenarios opt in through steps (every
+    WAST command is one); a run without steps is not judged."""
+
+    failure = FailureClass.RETRY_FAILURE
+    knob = "retry_every"
+
+    def inspect(self, run: JudgedRun) -> list[Finding]:
+        inj = run.injector
+        if not inj.retried:
+            return []
+        where = f"after retrying {inj.retried} on the same store"
+        if inj.continued_error:
+            if inj.in_guest and inj.continued_wasm_level:
+                return []  # the failed attempt ran guest code: its side effects may show
+            return [Finding(self.failure, f"{where}: {inj.continued_error}{_where(inj)}")]
+        if inj.continued != run.baseline and not inj.in_guest:
+            diff = _first_difference(inj.continued, run.baseline)
+            return [Finding(self.failure, f"{where}: {diff}{_where(inj)}")]
+        return []
+
+
+def _first_difference(got: object, want: object) -> str:
+    """Where two runs' results part (both lists of step outcomes, usually)."""
+    if isinstance(got, list) and isinstance(want, list):
+        for i, (g, w) in enumerate(zip(got, want, strict=False)):
+            if g != w:
+                return f"result {i} is {_short(g)}, the fault-free run's {_short(w)}"
+        return f"{len(got)} results, the fault-free run has {len(want)}"
+    return f"gave {_short(got)}, the fault-free run {_short(want)}"
+
+
+_TRACEMALLOC_LOCK = threading.Lock()
 
 
 @register
@@ -749,6 +816,9 @@ class TracemallocLeak(RerunCheck):
 
     def judge(self, run: JudgedRun) -> Checking:
         pol = run.policy
+        # tracemalloc is per process: one measurement at a time (a thread executor
+        # runs units side by side), and only its starter stops it.
+        _TRACEMALLOC_LOCK.acquire()
         started = not tracemalloc.is_tracing()
         if started:
             tracemalloc.start(1)
@@ -778,6 +848,7 @@ class TracemallocLeak(RerunCheck):
         finally:
             if started:
                 tracemalloc.stop()
+            _TRACEMALLOC_LOCK.release()
         if min(growths) <= pol.tracemalloc_tolerance:
             return []
         stats = prev.compare_to(first, "lineno")
@@ -792,6 +863,25 @@ class TracemallocLeak(RerunCheck):
                 f"{frame.filename}:{frame.lineno}",
             )
         ]
+
+
+@register
+class SampledTracemallocLeak(TracemallocLeak):
+    """The cheap, default-on form of the tracemalloc check: the same measurement
+    (a warm-up, then every measured re-run must retain memory) on only
+    ``tracemalloc_sample`` injections of a sweep (default 1): the last ones scheduled,
+    which run the longest prefix of the code under test before their OOM, so an
+    error path's leak and most of the run's allocations are in what is measured.
+    Off while the full check (``tracemalloc_every``) runs. Its cost is measured in
+    BENCHMARKS.md ("Sweep cost of the checks")."""
+
+    knob = "tracemalloc_sample"
+
+    def due(self, run: JudgedRun) -> bool:
+        k, n = run.policy.tracemalloc_sample, run.scheduled
+        if run.lost is not None or run.policy.tracemalloc_every > 0 or k <= 0 or n <= 0:
+            return False
+        return run.ordinal in {n - 1 - (i * n) // k for i in range(min(k, n))}
 
 
 # Lost-run classes of real-exhaustion sweeps (oomfuzz.exhaust); registered last, they

@@ -270,12 +270,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.max_iters,
         target=target,
         program=program,
-        max_duration=args.max_duration,
+        until=None if args.max_duration is None else time.time() + args.max_duration,
         check_every=args.check_every,
         tracemalloc_every=args.tracemalloc_every,
+        tracemalloc_sample=args.tracemalloc_sample,
         sample=args.sample,
         seed=args.seed,
         engine=args.engine,
+        run_timeout=args.run_timeout,
     )
     report = SweepReport(command="oomfuzz " + " ".join(args.argv))
     start = time.monotonic()
@@ -285,7 +287,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    where = executor(_jobs(args.jobs))
+    where = executor(_jobs(args.jobs), units[0].until if units else None)
     with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
         for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
             report.add(rep)
@@ -581,9 +583,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", "-j", type=_positive, default=1, help="worker processes (0: one per CPU core)"
     )
     sw.add_argument("--max-iters", type=_positive, default=None, help="per scenario/mode/allocator")
-    sw.add_argument("--max-duration", type=_seconds, default=None, help="seconds per unit")
+    sw.add_argument(
+        "--max-duration",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the whole sweep's budget: no run starts after it (a started run ends at its deadline)",
+    )
+    sw.add_argument(
+        "--run-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="deadline of every run (default: 60 s for a dry run, then "
+        "max(10 s, 20 x the slowest dry run)); a run past it is a `timeout` finding",
+    )
     sw.add_argument("--check-every", type=_positive, default=1, help="leak/post-OOM check sampling")
     sw.add_argument("--tracemalloc-every", type=_positive, default=0, help="0 disables")
+    sw.add_argument(
+        "--tracemalloc-sample",
+        type=_positive,
+        default=1,
+        metavar="K",
+        help="the cheap tracemalloc check on the last K injections of each scenario's "
+        "first unit (default 1; 0 disables; off with --tracemalloc-every)",
+    )
     sw.add_argument(
         "--sample",
         type=_positive,

@@ -28,6 +28,18 @@ Invariants:
 - Cleanup accounting wraps the engine's instance allocator in a
   :class:`CountingAllocator`, so live instances/memories/tables are checked
   for both allocators, plus the pooling metrics when pooling.
+- Steps (:meth:`ScenarioContext.step`) are where a run may retry: when the
+  installed injector asks for retry-and-continue and an ``OutOfMemory``
+  leaves a step, the step is run again, fault-free, on the same objects,
+  and the scenario continues (the runner re-raises that ``OutOfMemory`` at
+  the end); otherwise the ``OutOfMemory`` propagates unchanged. The WAST
+  runner makes each command a step.
+- A run may start from what an earlier run kept (:class:`Kept`: its first
+  engine and the modules compiled on it), when the injector asks for
+  ``reuse``: :meth:`ScenarioContext.engine` hands out that engine first and
+  :meth:`ScenarioContext.module` returns its modules instead of compiling
+  (what an embedder does after an OOM: a new store, the same engine and
+  module). Stores are never kept.
 """
 
 from __future__ import annotations
@@ -42,11 +54,15 @@ from typing import Any
 import wasmrt
 from oomfuzz import runstate
 from oomfuzz.guest import parse_accept
+from oomfuzz.inject import Injector
+from wasmrt.alloc import current_hook
+from wasmrt.errors import OutOfMemory
 
 __all__ = [
     "ALLOCATORS",
     "DIRECTIVES",
     "CountingAllocator",
+    "Kept",
     "Scenario",
     "ScenarioContext",
     "ScenarioError",
@@ -317,12 +333,29 @@ class Scenario:
 
 
 @dataclass(eq=False)
+class Kept:
+    """What a run leaves for a later run on the same objects: an engine and its modules."""
+
+    engine: Any
+    modules: dict[object, Any] = field(default_factory=dict)
+
+
+def active_injector() -> Injector | None:
+    """The oomfuzz injector installed for this run, if any."""
+    hook = current_hook()
+    return hook if isinstance(hook, Injector) else None
+
+
+@dataclass(eq=False)
 class ScenarioContext:
     """What a scenario run uses: engine/store factories, tracking, outcomes."""
 
     scenario: Scenario
     allocator: str
     shared_engine: Any = None
+    reuse: Kept | None = None
+    #: Modules this run compiled through :meth:`module`, by source (kept for a later run).
+    modules: dict[object, Any] = field(default_factory=dict)
     outcomes: list[str] = field(default_factory=list)
     stores: list[Any] = field(default_factory=list)
     engines: list[Any] = field(default_factory=list)
@@ -389,7 +422,43 @@ class ScenarioContext:
         if start is not None:
             self.pool_starts.append((engine, start))
 
+    def step(self, fn: Callable[..., Any], *args: Any, label: str = "") -> Any:
+        """``fn(*args)``; retried fault-free on the same objects after an ``OutOfMemory``
+        when the injector asks for retry-and-continue (see the module docstring)."""
+        try:
+            return fn(*args)
+        except OutOfMemory as oom:
+            inj = active_injector()
+            if inj is None or not inj.retry or inj.retried:
+                raise
+            inj.begin_retry(label or getattr(fn, "__qualname__", "step"), oom)
+        return fn(*args)
+
+    def module(self, engine: Any, source: object) -> Any:
+        """``Module(engine, source)``, or the same module object a kept run compiled."""
+        reuse = self.reuse
+        if reuse is not None and engine is reuse.engine and source in reuse.modules:
+            module = reuse.modules[source]
+        else:
+            module = api("Module")(engine, source)
+        if engine is self.first_engine():
+            self.modules[source] = module
+        return module
+
+    def first_engine(self) -> Any:
+        return self.engines[0] if self.engines else None
+
+    def kept(self) -> Kept | None:
+        """What a later run may reuse: this run's first engine and its modules."""
+        engine = self.first_engine()
+        return None if engine is None else Kept(engine, dict(self.modules))
+
     def engine(self) -> Any:
+        reuse = self.reuse
+        if reuse is not None and self.shared_engine is None and not self.engines:
+            self.engines.append(reuse.engine)
+            self.counters.append(reuse.engine.ptr().allocator)
+            return reuse.engine
         if self.shared_engine is not None:
             if self.shared_engine not in self.engines:
                 self.engines.append(self.shared_engine)

@@ -68,7 +68,7 @@ class ReplayEngine:
         return None
 
     def run(self, plan: SweepPlan, *, when_cheaper: bool = False) -> OomTestResult:
-        result: OomTestResult = drive(plan.steps(), plan.fn, plan.probe)
+        result: OomTestResult = drive(plan.steps(), plan.fn, plan.probe, plan.run_limit)
         return result
 
 

@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from oomfuzz.checks import FailureClass, Finding, RunOutcome, describe_exc
+from oomfuzz.deadline import Deadline
 from oomfuzz.inject import InjectMode, Injector
 from oomfuzz.plan import Iteration, Job, OomTestResult, SweepPlan, drive, finish_outcome, scrub
 from oomfuzz.runstate import recording
@@ -237,6 +238,8 @@ class ForkSweep:
         self.emitted = 0
         self.fork_error: str | None = None
         self.child: _Job | None = None
+        #: A child's deadline for the rest of its injected run (armed in ``_enter_child``).
+        self.child_deadline = Deadline(None)
         self._warm: set[str] = set()
 
     # -- the parent -------------------------------------------------------------
@@ -244,7 +247,7 @@ class ForkSweep:
     def run(self) -> OomTestResult:
         plan, result = self.plan, self.result
         result.engine = "fork"
-        drive(plan.dry_runs(), self.fn, self.probe)
+        drive(plan.dry_runs(), self.fn, self.probe, plan.run_limit)
         run_time = plan.run_seconds
         self.jobs = plan.jobs
         self.timeout = self.options.fork_timeout or self._default_timeout(run_time)
@@ -267,13 +270,17 @@ class ForkSweep:
         return plan.finish(plan.truncated or None)
 
     def _default_timeout(self, run_time: float) -> float:
+        """The parent's backstop: a child runs the rest of its injection and every
+        re-run of the checks, each under its own deadline (``plan.run_limit()``),
+        which names where a stuck run was; SIGKILL only if all of that fails."""
         pol = self.options.policy
         runs = (
-            1
+            2
             + (pol.post_oom_every > 0)
             + (pol.tracemalloc_repeats + 1) * (pol.tracemalloc_every > 0)
         )
-        return max(MIN_TIMEOUT, 20.0 * run_time * runs)
+        per_run = self.plan.run_limit() or 20.0 * run_time
+        return max(MIN_TIMEOUT, per_run * runs + 30.0)
 
     def _worth_forking(self, run_time: float) -> bool:
         """``auto``: fork only if it should beat replaying the schedule's prefixes.
@@ -294,7 +301,7 @@ class ForkSweep:
 
     def _replay_rest(self) -> OomTestResult:
         """Replay the schedule on the dry runs already made (``on_total`` was announced)."""
-        result: OomTestResult = drive(self.plan.replay(), self.fn, self.probe)
+        result: OomTestResult = drive(self.plan.replay(), self.fn, self.probe, self.plan.run_limit)
         return result
 
     def _forking_run(self) -> str | None:
@@ -514,10 +521,16 @@ class ForkSweep:
         inj.forking = False
         inj.mode = job.mode
         inj.fail_at = job.index
+        inj.retry = self.plan.retries(job.ordinal)
         sys.stdout = io.StringIO()
         sys.stderr = io.StringIO()
         with contextlib.suppress(ValueError, OSError):
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # The rest of the injected run gets a run's deadline; it stops the run
+        # inside the code under test and names where it was (the parent's
+        # SIGKILL deadline is only the backstop).
+        self.child_deadline = Deadline(self.plan.run_limit())
+        self.child_deadline.start()
 
     def _child_main(self, out: RunOutcome) -> NoReturn:
         """Classify the injected run, send the verdict, exit. Never returns."""
@@ -526,9 +539,14 @@ class ForkSweep:
         status = 0
         payload = b""
         try:
+            self.child_deadline.stop()
+            out.exc = self.child_deadline.translate(out.exc)
             finish_outcome(out, self.probe)
             it = drive(
-                self.plan.verdict(Job(job.ordinal, job.index, job.mode), out), self.fn, self.probe
+                self.plan.verdict(Job(job.ordinal, job.index, job.mode), out),
+                self.fn,
+                self.probe,
+                self.plan.run_limit,
             )
             del out
             payload = json.dumps({"iteration": it.to_dict()}).encode() + b"\n"

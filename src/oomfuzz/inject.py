@@ -40,6 +40,17 @@ Invariants:
   for refused (injected) allocations.
 - Records never hold frames or objects of the code under test, so keeping
   them cannot keep a store alive.
+- Retry and continue (``retry``): the scenario calls :meth:`Injector.begin_retry`
+  at the step boundary an injected ``OutOfMemory`` reached; from then on the
+  injector refuses nothing (persistent and random plans too) and nothing is
+  "after OOM": the run retries the failed step fault-free and continues,
+  and the scenario runner records how the continuation went (``continued``,
+  ``continued_error``) before it re-raises that ``OutOfMemory``
+  (``retry_oom``, held only until then). ``in_guest`` says whether the first
+  refusal happened with wasm code on the stack (the failed step may then
+  have run guest code with side effects).
+- ``reuse`` asks the scenario to run on the objects (engine, compiled
+  modules) the previous run kept; the injector only carries the request.
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ from typing import TYPE_CHECKING, Literal
 
 from wasmrt.alloc import AllocKind, install_hook
 from wasmrt.errors import OutOfMemory
+from wasmrt.vm.backtrace import OWNER_KEY
 
 if TYPE_CHECKING:
     from oomfuzz.target import FaultTarget
@@ -240,6 +252,15 @@ def capture_site(
     return site, tuple(stack), frame
 
 
+def _guest_running(frame: FrameType | None) -> bool:
+    """Is wasm code (a generated function, ``wasmrt.vm.backtrace``'s contract) on the stack?"""
+    while frame is not None:
+        if OWNER_KEY in frame.f_globals:
+            return True
+        frame = frame.f_back
+    return False
+
+
 @dataclass(eq=False)
 class Injector:
     """A fault plan for one run, and the record of what the run allocated.
@@ -257,6 +278,8 @@ class Injector:
     alloc_succeeds_after_oom: bool = False
     panic_on_alloc_after_oom: bool = False
     target: FaultTarget | None = None
+    retry: bool = False
+    reuse: bool = False
 
     count: int = field(default=0, init=False)
     #: Allocation points the plan applies to so far (== ``count`` without a target).
@@ -270,6 +293,16 @@ class Injector:
     #: Problems that code driving the run found on the run's behalf (the long-lived
     #: form's fault-free continuation, :mod:`oomfuzz.lifecycle`): (class, detail).
     reported: list[tuple[str, str]] = field(default_factory=list, init=False)
+    #: The step retried fault-free after the OOM (``""``: no retry happened), the
+    #: ``OutOfMemory`` it caught (until the run re-raises it) and the continuation:
+    #: its results, and the error that ended it (``""``: none) and whether that
+    #: error is a wasm-level outcome (a trap, a failed expectation).
+    retried: str = field(default="", init=False)
+    retry_oom: BaseException | None = field(default=None, init=False)
+    continued: object = field(default=None, init=False)
+    continued_error: str = field(default="", init=False)
+    continued_wasm_level: bool = field(default=False, init=False)
+    in_guest: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.mode not in INJECT_MODES:
@@ -285,6 +318,8 @@ class Injector:
     # -- the hook ---------------------------------------------------------
 
     def _planned_failure(self, index: int) -> bool:
+        if self.retried:
+            return False
         mode = self.mode
         if mode == "transient":
             return index == self.fail_at
@@ -312,7 +347,7 @@ class Injector:
             captured = capture_site(self.stack_depth)
         point = self._point(kind_name, absorbing, captured[0] if captured else None)
         fail = point >= 0 and self._planned_failure(point)
-        after = self.oom_raised is not None
+        after = self.oom_raised is not None and not self.retried
         if after and _CLEANUP_DEPTH.get():
             self.benign += 1
             return
@@ -338,9 +373,21 @@ class Injector:
         self.injected.append(rec)
         if not absorbing and self.oom_raised is None:
             self.oom_raised = rec
+            if self.retry:
+                self.in_guest = _guest_running(frame)
         raise OutOfMemory(size)
 
     # -- queries ------------------------------------------------------------
+
+    def begin_retry(self, step: str, oom: BaseException) -> None:
+        """``oom`` reached ``step``'s boundary: from now on refuse nothing (see the module doc)."""
+        self.retried = step or "<step>"
+        # Its traceback's frames (the failed attempt's, whose locals hold the run's
+        # objects) must not outlive the attempt: the continuation may take long, and a
+        # frame kept alive keeps its store alive for the leak check.
+        if oom.__traceback__ is not None:
+            traceback.clear_frames(oom.__traceback__)
+        self.retry_oom = oom.with_traceback(None)
 
     @property
     def first_injection(self) -> AllocRecord | None:

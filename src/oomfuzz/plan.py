@@ -48,6 +48,16 @@ Invariants:
   :class:`OomTestFailure` for it.
 - The post-OOM check is off when the dry runs' results differ (noted in
   ``OomTestResult.notes``), decided once, after the dry runs.
+- Every run has a deadline (:mod:`oomfuzz.deadline`), in every engine:
+  ``run_timeout`` seconds when given; otherwise a dry run gets
+  ``DRY_RUN_TIMEOUT`` (capped at what is left of ``max_duration``) and every
+  later run ``max(MIN_RUN_TIMEOUT, RUN_TIMEOUT_FACTOR x`` the slowest dry
+  run``)`` (:meth:`SweepPlan.run_limit`). A run past it is stopped inside
+  the code under test and becomes ``RunOutcome.lost = Finding(TIMEOUT, where
+  it was)``; the sweep goes on. A dry run past it raises
+  :class:`DryRunError` naming the remedy (a fuel budget). ``max_duration``
+  is the sweep's budget: no run starts after it; a run already started ends
+  or meets its own deadline.
 """
 
 from __future__ import annotations
@@ -74,6 +84,7 @@ from oomfuzz.checks import (
     excuse,
     primary,
 )
+from oomfuzz.deadline import RunTimeout, deadline
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
 from oomfuzz.runstate import recording
 from oomfuzz.target import FaultTarget
@@ -98,6 +109,16 @@ __all__ = [
 ]
 
 MAX_DRY_RUNS = 10
+#: Deadline of a dry run when ``run_timeout`` is not given (seconds).
+DRY_RUN_TIMEOUT = 60.0
+#: Floor of the derived per-run deadline, and its multiple of the slowest dry run.
+MIN_RUN_TIMEOUT = 10.0
+RUN_TIMEOUT_FACTOR = 20.0
+#: What a scenario whose dry run never ends needs (the setup error names it).
+FUEL_REMEDY = (
+    "a guest that may never stop needs a fuel budget: add `;; oomfuzz: fuel=N` to the "
+    "scenario (or raise the deadline: --run-timeout SECONDS, OomTest(run_timeout=...))"
+)
 SWEEP_MODES = ("transient", "persistent")
 
 #: A (sub-)plan: yields fault plans, receives each run's outcome, returns ``T``.
@@ -312,7 +333,17 @@ def scrub(exc: BaseException) -> str:
 
 
 def finish_outcome(out: RunOutcome, probe: Probe | None) -> RunOutcome:
-    """Scrub the run's exception and take the probe's snapshot of what it left."""
+    """Scrub the run's exception and take the probe's snapshot of what it left.
+
+    A run stopped at its deadline (``RunTimeout``) is *lost*: ``lost`` is a
+    ``timeout`` finding naming where it was, ``exc_text`` the stuck stack.
+    """
+    if isinstance(out.exc, RunTimeout):
+        stopped = out.exc
+        out.exc = None
+        scrub(stopped)
+        out.lost = Finding(FailureClass.TIMEOUT, str(stopped))
+        out.exc_text = stopped.stack
     if out.exc is not None:
         out.exc_text = scrub(out.exc)
     if probe is not None:
@@ -326,13 +357,19 @@ def finish_outcome(out: RunOutcome, probe: Probe | None) -> RunOutcome:
     return out
 
 
-def execute(fn: Callable[[], object], inj: Injector, probe: Probe | None = None) -> RunOutcome:
-    """Run ``fn`` once under ``inj``; never raises except ``KeyboardInterrupt``."""
+def execute(
+    fn: Callable[[], object],
+    inj: Injector,
+    probe: Probe | None = None,
+    limit: float | None = None,
+) -> RunOutcome:
+    """Run ``fn`` once under ``inj`` within ``limit`` seconds (``None``: no deadline);
+    never raises except ``KeyboardInterrupt``."""
     out = RunOutcome(inj)
     if probe is not None:
         probe.before_run()
     try:
-        with inj.installed(), recording() as out.state:
+        with deadline(limit), inj.installed(), recording() as out.state:
             out.value = fn()
     except KeyboardInterrupt:
         raise
@@ -358,12 +395,18 @@ async def execute_async(
     return finish_outcome(out, probe)
 
 
-def drive(steps: Steps, fn: Callable[[], object], probe: Probe | None) -> Any:
-    """Execute a (sub-)plan synchronously and return its value."""
+def drive(
+    steps: Steps,
+    fn: Callable[[], object],
+    probe: Probe | None,
+    limit: Callable[[], float | None] | None = None,
+) -> Any:
+    """Execute a (sub-)plan synchronously and return its value; ``limit()`` is the
+    deadline of the next run (``SweepPlan.run_limit``)."""
     try:
         inj = next(steps)
         while True:
-            inj = steps.send(execute(fn, inj, probe))
+            inj = steps.send(execute(fn, inj, probe, None if limit is None else limit()))
     except StopIteration as stop:
         return stop.value
 
@@ -410,6 +453,7 @@ class SweepOptions:
         engine: str = "replay",
         fork_jobs: int | None = None,
         fork_timeout: float | None = None,
+        run_timeout: float | None = None,
     ) -> None:
         if mode is None:
             mode = (
@@ -432,6 +476,8 @@ class SweepOptions:
             raise ValueError("fork_jobs must be >= 1")
         if fork_timeout is not None and fork_timeout <= 0:
             raise ValueError("fork_timeout must be > 0")
+        if run_timeout is not None and run_timeout <= 0:
+            raise ValueError("run_timeout must be > 0")
         if sample is not None and sample < 0:
             raise ValueError("sample must be >= 0")
         self.max_iters = max_iters
@@ -465,6 +511,7 @@ class SweepOptions:
         self.engine = engine
         self.fork_jobs = fork_jobs
         self.fork_timeout = fork_timeout
+        self.run_timeout = run_timeout
 
     def label_for(self, fn: object) -> str:
         return self.label or getattr(fn, "__qualname__", None) or repr(fn)
@@ -502,6 +549,11 @@ class SweepPlan:
         self.jobs: list[Job] = []
         #: Why the schedule stops short (``max_iters=N``), or "".
         self.truncated = ""
+        #: Wall time of the slowest dry run so far (the derived deadline's base).
+        self.slowest_run = 0.0
+        self.counted = False
+        #: The deadline :meth:`run_limit` gave the last run.
+        self.last_limit = 0.0
 
     # -- fault plans ---------------------------------------------------------------
 
@@ -526,6 +578,16 @@ class SweepPlan:
             target=opts.target,
         )
 
+    def injection(self, job: Job) -> Injector:
+        """The fault plan of ``job``'s injected run (retrying at step boundaries when due)."""
+        inj = self.fault_plan(job.mode, job.index)
+        inj.retry = self.retries(job.ordinal)
+        return inj
+
+    def retries(self, ordinal: int) -> bool:
+        """Does the injected run of this ordinal retry and continue (``retry_failure``)?"""
+        return self.deterministic and CheckPolicy.due(self.options.policy.retry_every, ordinal)
+
     # -- the phases ---------------------------------------------------------------------
 
     def steps(self) -> Steps:
@@ -546,7 +608,11 @@ class SweepPlan:
         last = -1
         dry: RunOutcome | None = None
         for _ in range(MAX_DRY_RUNS):
+            began = time.monotonic()
             dry = yield self.fault_plan("count", record_all=True)
+            self.slowest_run = max(self.slowest_run, time.monotonic() - began)
+            if dry.lost is not None:
+                raise self._dry_run_lost(dry.lost)
             result.dry_run_counts.append(dry.injector.count)
             if dry.exc is not None:
                 msg = (
@@ -586,9 +652,47 @@ class SweepPlan:
                 "allocations selected"
             )
         self.run_seconds = (time.monotonic() - self.start) / len(result.dry_run_counts)
+        self.counted = True
         announced = self._schedule()
         if self.options.on_total is not None:
             self.options.on_total(announced)
+
+    def run_limit(self) -> float | None:
+        """The deadline (seconds) of the next run (see the module docstring)."""
+        self.last_limit = self._limit()
+        return self.last_limit
+
+    def _limit(self) -> float:
+        opts = self.options
+        if opts.run_timeout is not None:
+            return opts.run_timeout
+        if self.counted:
+            return max(MIN_RUN_TIMEOUT, RUN_TIMEOUT_FACTOR * self.slowest_run)
+        if opts.max_duration is None:
+            return DRY_RUN_TIMEOUT
+        left = opts.max_duration - (time.monotonic() - self.start)
+        return max(0.1, min(DRY_RUN_TIMEOUT, left))
+
+    def _dry_run_lost(self, lost: Finding) -> DryRunError:
+        """The setup error of a dry run that never finished (or was lost otherwise)."""
+        label = self.result.label
+        if lost.cls is not FailureClass.TIMEOUT:
+            return DryRunError(
+                f"OOM test {label!r}: the dry run was lost: {lost.detail}", self.result
+            )
+        budget = self.options.max_duration
+        limit = self.last_limit
+        why = (
+            f" (--max-duration {budget:g}s)"
+            if budget is not None and limit < DRY_RUN_TIMEOUT
+            else ""
+        )
+        location = lost.detail.partition("; it was in ")[2] or lost.detail
+        msg = (
+            f"OOM test {label!r}: the dry run (no injection) did not finish within "
+            f"{limit:.3g}s{why}; {FUEL_REMEDY}; it was in {location}"
+        )
+        return DryRunError(msg, self.result, RunTimeout(limit, location, ""))
 
     def _indices(self) -> list[int]:
         opts, total = self.options, self.result.total
@@ -639,7 +743,7 @@ class SweepPlan:
                 break
             # The outcome is passed straight in, so nothing here keeps it alive
             # while the checks re-run the code under test.
-            it = yield from self.verdict(job, (yield self.fault_plan(job.mode, job.index)))
+            it = yield from self.verdict(job, (yield self.injection(job)))
             self.record(it)
             self.notify(it, job.ordinal + 1)
             if it.failed and opts.fail_fast:
@@ -666,6 +770,7 @@ class SweepPlan:
             baseline_resources=self.baseline_resources,
             deterministic=self.deterministic,
             lost=out.lost,
+            scheduled=len(self.jobs),
         )
         findings: list[Finding] = []
         for check in CHECKS:
@@ -699,6 +804,10 @@ class SweepPlan:
         if exc is not None:
             it.exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
             it.exc_message = str(exc)
+            it.exc_traceback = out.exc_text
+        elif out.lost is not None and out.lost.cls is FailureClass.TIMEOUT:
+            it.exc_type = f"{RunTimeout.__module__}.{RunTimeout.__qualname__}"
+            it.exc_message = out.lost.detail
             it.exc_traceback = out.exc_text
         return it
 

@@ -60,7 +60,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from oomfuzz.checks import ExpectationFailed
+from oomfuzz.checks import WASM_LEVEL, ExpectationFailed, describe_exc
 from oomfuzz.context import (
     ALLOCATORS,
     DIRECTIVES,
@@ -68,9 +68,11 @@ from oomfuzz.context import (
     POOLING_KEYS,
     SMALL_POOL,
     CountingAllocator,
+    Kept,
     Scenario,
     ScenarioContext,
     ScenarioError,
+    active_injector,
     parse_directives,
     pool_changes,
     pool_metrics,
@@ -345,6 +347,8 @@ class ScenarioRunner:
         self.allocator = allocator
         self.shared_engine: Any = None
         self._last: ScenarioContext | None = None
+        #: The engine and modules of the last run, for a run that asks to reuse them.
+        self._kept: Kept | None = None
         if scenario.directives.get("engine") == "shared":
             self.shared_engine = ScenarioContext(scenario, allocator).new_engine()
         #: What ``setup_unit(ctx)`` built (outside any injection), ``ctx.unit`` in each run.
@@ -413,9 +417,21 @@ class ScenarioRunner:
 
     # The function under test ----------------------------------------------
 
+    @staticmethod
+    def _keep_alive(*kept: Kept | None) -> None:
+        """The engine and modules a later run reuses outlive this run: not leaks."""
+        for k in kept:
+            if k is not None:
+                long_lived(k.engine)
+                for module in k.modules.values():
+                    long_lived(module)
+
     def run(self) -> list[str]:
+        inj = active_injector()
+        reuse = self._kept if inj is not None and inj.reuse else None
+        self._kept = None
         ctx = ScenarioContext(
-            self.scenario, self.allocator, shared_engine=self.shared_engine, unit=self.unit
+            self.scenario, self.allocator, shared_engine=self.shared_engine, reuse=reuse, unit=self.unit
         )
         self._last = ctx
         if self.shared_engine is not None:
@@ -423,9 +439,22 @@ class ScenarioRunner:
         if self.unit is not None:
             long_lived(self.unit)  # outlives the run: what it keeps is not a leak
         try:
-            FORMATS[self.scenario.format].run(self.scenario, ctx)
+            try:
+                FORMATS[self.scenario.format].run(self.scenario, ctx)
+            except Exception as e:  # noqa: BLE001 - re-raised unless it ended a retried run's continuation
+                if inj is None or inj.retry_oom is None or e is inj.retry_oom:
+                    raise
+                inj.continued_error = describe_exc(e)
+                inj.continued_wasm_level = isinstance(e, WASM_LEVEL)
         finally:
             ctx.close()
+            self._kept = ctx.kept()
+            self._keep_alive(self._kept, reuse)
+        if inj is not None and inj.retry_oom is not None:
+            # Retry and continue: the run went on after its OOM; it still ends with it.
+            inj.continued = list(ctx.outcomes)
+            oom, inj.retry_oom = inj.retry_oom, None
+            raise oom
         return ctx.outcomes
 
 

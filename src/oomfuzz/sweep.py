@@ -40,6 +40,13 @@ Invariants:
 - Units cross process boundaries as themselves (frozen, picklable) and their
   reports as ``RunReport.to_dict()``; a report is the same whichever
   executor ran it.
+- ``Unit.until`` (a ``time.time()`` instant) is the whole sweep's budget
+  (``sweep --max-duration``): a unit started after it runs nothing
+  (``stopped`` says so), one started before gets what is left as its
+  ``max_duration``. A :class:`ProcessPool` given the same instant never
+  waits for a worker more than ``grace`` seconds past it: it kills the
+  workers and reports the units they had not finished as errors
+  (:class:`WorkerLost`), so a worker that never returns cannot hang the sweep.
 """
 
 from __future__ import annotations
@@ -50,12 +57,14 @@ import multiprocessing
 import os
 import random
 import shlex
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exhaust_unit
+from oomfuzz.deadline import RunTimeout
 from oomfuzz.guest import parse_accept
 from oomfuzz.inject import AllocRecord
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
@@ -90,6 +99,7 @@ __all__ = [
     "SiteFirsts",
     "SweepProgress",
     "Unit",
+    "WorkerLost",
     "executor",
     "exhaust_units",
     "input_error",
@@ -119,8 +129,8 @@ def input_error(exc: BaseException | None) -> bool:
     """Is a dry-run failure caused by bad input rather than by the runtime?"""
     if exc is None:
         return False
-    if isinstance(exc, ScenarioError):
-        return True
+    if isinstance(exc, ScenarioError | RunTimeout):
+        return True  # a dry run that never ends is a setup problem (the remedy: fuel=N)
     names = {"MalformedError", "WatParseError", "InvalidModuleError"}
     return type(exc).__name__ in names
 
@@ -162,6 +172,7 @@ class Unit:
     max_duration: float | None = None
     check_every: int = 1
     tracemalloc_every: int = 0
+    tracemalloc_sample: int = 1
     fail_fast: bool = False
     sample: int | None = None
     seed: int = 0
@@ -170,6 +181,8 @@ class Unit:
     select: Selection | None = None
     target: FaultTarget | None = None
     program: ProgramOverrides | None = None
+    run_timeout: float | None = None
+    until: float | None = None
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -187,12 +200,17 @@ def sweep_units(
     """The work units of a sweep: scenario × mode × allocator × shard, in that order.
 
     Modes and allocators are narrowed by each scenario's directives; a
-    ``max_iters`` budget is split evenly over the shards of a unit.
+    ``max_iters`` budget is split evenly over the shards of a unit. The cheap
+    tracemalloc check (``tracemalloc_sample``, default 1) goes to the first unit
+    of each scenario only: once per scenario keeps its cost a small share of the
+    sweep (BENCHMARKS.md, "Sweep cost of the checks").
     """
     units: list[Unit] = []
     shards = max(1, shards)
     per = None if max_iters is None else -(-max_iters // shards)
+    sampled = int(unit_options.pop("tracemalloc_sample", 1))
     for scn in scenarios:
+        first = True
         modes = _selected(mode, MODES)
         if scn.modes() is not None:
             modes = tuple(m for m in modes if m in (scn.modes() or ()))
@@ -201,7 +219,20 @@ def sweep_units(
                 continue
             for m in modes:
                 for k in range(shards):
-                    units.append(Unit(scn.name, m, alloc, k, shards, per, **unit_options))
+                    sample = sampled if first else 0
+                    first = False
+                    units.append(
+                        Unit(
+                            scn.name,
+                            m,
+                            alloc,
+                            k,
+                            shards,
+                            per,
+                            tracemalloc_sample=sample,
+                            **unit_options,
+                        )
+                    )
     return units
 
 
@@ -217,18 +248,28 @@ def check_policy(scn: Scenario, unit: Unit) -> CheckPolicy:
     return CheckPolicy(
         leak_every=unit.check_every,
         post_oom_every=unit.check_every,
+        retry_every=unit.check_every,
         tracemalloc_every=unit.tracemalloc_every,
+        tracemalloc_sample=unit.tracemalloc_sample,
         accept_guest_abort=accept.guest_abort,
         accept_guest_corrupt=accept.guest_corrupt,
         accept_exit=accept.exit_codes,
     )
 
 
+def _budget(unit: Unit) -> float | None:
+    """The unit's ``max_duration``: its own, or what is left of the sweep's budget."""
+    if unit.until is None:
+        return unit.max_duration
+    left = unit.until - time.time()
+    return left if unit.max_duration is None else min(unit.max_duration, left)
+
+
 def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> OomTest:
     """The ``OomTest`` that sweeps ``unit`` of ``scn`` (``kw``: extra ``OomTest`` options)."""
     return OomTest(
         max_iters=unit.max_iters,
-        max_duration=unit.max_duration,
+        max_duration=_budget(unit),
         allow_alloc_after_oom=scn.directives.get("allow_alloc_after_oom") == "true",
         mode=unit.mode,
         raise_on_failure=False,
@@ -243,6 +284,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         sample=unit.sample,
         seed=unit.seed,
         engine=unit.engine,
+        run_timeout=unit.run_timeout,
         fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
         **kw,
     )
@@ -263,6 +305,10 @@ class SweepProgress(Protocol):
 def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
     """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
     rep = RunReport(unit.scenario, unit.mode, unit.allocator)
+    left = _budget(unit)
+    if unit.until is not None and left is not None and left <= 0:
+        rep.stopped = "max_duration (the sweep's budget was spent before this unit)"
+        return rep
     try:
         scn = load_unit_scenario(unit.scenario, unit.program)
         runner = ScenarioRunner(scn, unit.allocator)
@@ -355,11 +401,22 @@ def replay(
 # -- executors ---------------------------------------------------------------------------------
 
 
+class WorkerLost(Exception):  # noqa: N818 - names the event
+    """Raised by :meth:`ProcessPool.map` after it killed workers that never returned:
+    ``positions`` are the items they had not finished."""
+
+    def __init__(self, positions: list[int], reason: str) -> None:
+        super().__init__(reason)
+        self.positions = positions
+        self.reason = reason
+
+
 class Executor(Protocol):
     """Where the tasks of a sweep run.
 
     ``map`` calls ``fn`` on every item and yields ``(position, result)`` as
-    results arrive. ``in_process``: ``fn`` runs in this process, so it may be
+    results arrive; it may end with :class:`WorkerLost` naming the items whose
+    workers it had to kill. ``in_process``: ``fn`` runs in this process, so it may be
     any callable and may report progress; otherwise ``fn`` and the items
     must be picklable (a module-level function, frozen data).
     """
@@ -381,25 +438,76 @@ class InProcess:
             yield i, fn(item)
 
 
+#: Seconds a ProcessPool waits past the sweep's budget before it kills its workers
+#: (a started run ends at its own deadline, well within this, unless its worker is stuck).
+WORKER_GRACE = 120.0
+
+
 class ProcessPool:
-    """Run tasks in ``jobs`` spawned local worker processes."""
+    """Run tasks in ``jobs`` spawned local worker processes (see the module docstring
+    for ``until``/``grace``)."""
 
     in_process = False
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, until: float | None = None, grace: float = WORKER_GRACE) -> None:
         self.jobs = jobs
+        self.until = until
+        self.grace = grace
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx) as pool:
+        pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx)
+        try:
             futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-            for fut in cf.as_completed(futures):
-                yield futures[fut], fut.result()
+            pending = set(futures)
+            while pending:
+                wait = None if self.until is None else self.until + self.grace - time.time()
+                done, pending = cf.wait(
+                    pending,
+                    timeout=None if wait is None else max(0.0, wait),
+                    return_when=cf.FIRST_COMPLETED,
+                )
+                for fut in done:
+                    yield futures[fut], fut.result()
+                if pending and not done:
+                    _kill_workers(pool)
+                    raise WorkerLost(
+                        sorted(futures[f] for f in pending),
+                        f"worker did not return within {self.grace:g}s past the sweep's "
+                        "budget (killed)",
+                    )
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def executor(jobs: int) -> Executor:
-    """The local executor for ``jobs`` worker processes (``<= 1``: in this process)."""
-    return InProcess() if jobs <= 1 else ProcessPool(jobs)
+def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Kill a process pool's workers (``kill_workers`` where Python has it)."""
+    kill = getattr(pool, "kill_workers", None)
+    if kill is not None:
+        kill()
+        return
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        proc.kill()
+
+
+def executor(jobs: int, until: float | None = None) -> Executor:
+    """The local executor for ``jobs`` worker processes (``<= 1``: in this process);
+    ``until``: the sweep's budget, past which a ProcessPool stops waiting for workers."""
+    return InProcess() if jobs <= 1 else ProcessPool(jobs, until)
+
+
+def _reports(
+    dicts: Iterator[tuple[int, dict[str, object]]], units: Sequence[Unit]
+) -> Iterator[tuple[int, RunReport]]:
+    """Reports from a worker pool; units whose worker was killed become errors."""
+    try:
+        for i, d in dicts:
+            yield i, RunReport.from_dict(d)
+    except WorkerLost as lost:
+        for i in lost.positions:
+            rep = RunReport(units[i].scenario, units[i].mode, units[i].allocator)
+            rep.error = f"worker lost: {lost.reason}"
+            yield i, rep
 
 
 def run_units(
@@ -411,7 +519,7 @@ def run_units(
             functools.partial(_run_unit_here, progress=progress), units
         )
     else:
-        results = ((i, RunReport.from_dict(d)) for i, d in where.map(run_unit_dict, units))
+        results = _reports(where.map(run_unit_dict, units), units)
     for i, rep in results:
         if progress is not None:
             progress.unit_done(rep)

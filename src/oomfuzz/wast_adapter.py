@@ -250,7 +250,7 @@ class _Script:
     # -- modules ------------------------------------------------------------------
 
     def compile(self, wm: Any) -> Any:
-        return api("Module")(self.engine, wm.to_bytes())
+        return self.ctx.module(self.engine, wm.to_bytes())
 
     def ensure_hosts(self, module: Any) -> None:
         for imp in module.imports:
@@ -364,6 +364,12 @@ class _Script:
         raise ScenarioError(f"line {line}: unsupported WAST command {kind}")
 
 
+def _kind(cmd: Any) -> str:
+    name = type(cmd).__name__
+    field = getattr(getattr(cmd, "action", None), "field", None)
+    return f"{name} {field!r}" if field is not None else name
+
+
 def _expect(ok: bool, message: str) -> None:
     if not ok:
         raise ExpectationFailed(message)
@@ -389,14 +395,16 @@ STATE_COMMANDS = frozenset({"ModuleCommand", "Register", "AssertUnlinkable"})
 
 
 def execute_commands(ctx: ScenarioContext, commands: list[Any]) -> None:
-    script = _Script(ctx)
+    """Run the script; each command (and the setup) is a step (``ScenarioContext.step``)."""
+    script = ctx.step(_Script, ctx, label="setup (engine, store, linker)")
     try:
         for cmd in commands:
             rec = current_run()
+            label = f"line {cmd.line} ({_kind(cmd)})"
             if rec is None or type(cmd).__name__ not in STATE_COMMANDS or not may_refuse():
-                ctx.record(script.run(cmd))
+                ctx.record(ctx.step(script.run, cmd, label=label))
             else:
-                ctx.record(_atomic(script, rec, cmd))
+                ctx.record(ctx.step(_atomic, script, rec, cmd, label=label))
     finally:
         script.instances.clear()
         script.current = None

@@ -11,8 +11,11 @@ import pytest
 
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory, WasmtimeError
+from wasmrt.runtime import _core
 from wasmrt.runtime.func import Func
 from wasmrt.vm.allocator import PoolingInstanceAllocator
+from wasmrt.vm.instance import instance_plan
+from wasmrt.vm.store import StoreCore
 
 SCRIPT = """\
 {header}
@@ -110,3 +113,37 @@ def failed_store_kept_alive(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
     monkeypatch.setattr(Func, "__call__", wrap)
     return registry
+
+
+def failed_instantiate_keeps_store_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """instantiate's cleanup guard, on an ``OutOfMemory``, releases the instance but never
+    gives the store its instance/memory/table counts back: the store looks fuller after
+    every failed instantiation, so a later instantiation on the same store hits
+    ``limits.instances`` (a fresh store never sees it)."""
+    real = StoreCore.unbump_counts
+
+    def unbump(self: StoreCore, memories: int, tables: int) -> None:
+        if called_from("instantiate") and isinstance(sys.exc_info()[1], OutOfMemory):
+            return
+        real(self, memories, tables)
+
+    monkeypatch.setattr(StoreCore, "unbump_counts", unbump)
+
+
+def failed_instantiate_empties_module_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instantiation that fails with ``OutOfMemory`` drops the module's active data
+    segments in place (in the module's cached instantiation plan, not in the instance): the next
+    instance of the *same* ``Module`` starts with zeroed memory (a recompiled module
+    does not)."""
+    real = _core.vm_instantiate
+
+    def instantiate(store: Any, compiled: Any, imports: Any) -> Any:
+        try:
+            return real(store, compiled, imports)
+        except OutOfMemory:
+            for seg in instance_plan(compiled).datas:  # the module's cached plan
+                if seg.mode == "active":
+                    seg.bytes = bytes(len(seg.bytes))
+            raise
+
+    monkeypatch.setattr(_core, "vm_instantiate", instantiate)

@@ -58,6 +58,7 @@ def test_every_failure_class_is_judged_by_a_registered_check() -> None:
         FailureClass.CLEANUP_NOT_RESTORED,
         FailureClass.LEAK,
         FailureClass.POST_OOM_FAILURE,
+        FailureClass.RETRY_FAILURE,
         FailureClass.HOST_MEMORY_ERROR,
         FailureClass.HOST_ERROR,
     )

@@ -431,7 +431,11 @@ class ScenarioRunner:
         reuse = self._kept if inj is not None and inj.reuse else None
         self._kept = None
         ctx = ScenarioContext(
-            self.scenario, self.allocator, shared_engine=self.shared_engine, reuse=reuse, unit=self.unit
+            self.scenario,
+            self.allocator,
+            shared_engine=self.shared_engine,
+            reuse=reuse,
+            unit=self.unit,
         )
         self._last = ctx
         if self.shared_engine is not None:

@@ -63,8 +63,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
-from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exhaust_unit
 from oomfuzz.deadline import RunTimeout
+from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exhaust_unit
 from oomfuzz.guest import parse_accept
 from oomfuzz.inject import AllocRecord
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult

@@ -147,12 +147,14 @@ class Deadline:
         self._done = threading.Event()
         self._target = 0
         self._armed = False
+        self._stopping = False
 
     def start(self) -> None:
         seconds = self.seconds
         if seconds is None or seconds <= 0:
             return
         self._armed = True
+        self._stopping = False
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
             self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
             self._began = time.monotonic()
@@ -163,18 +165,32 @@ class Deadline:
             self._guard.start()
 
     def stop(self) -> None:
+        """Disarm; safe against the alarm firing meanwhile (see :meth:`_disarm`)."""
+        while True:
+            try:
+                self._disarm()
+                return
+            except RunTimeout:
+                # The alarm fired on the way in, before ``_stopping`` was set: the
+                # run is over either way, so disarming goes on (it never leaves the
+                # timer and our handler armed for unrelated code).
+                continue
+
+    def _disarm(self) -> None:
         if not self._armed:
             return
-        self._armed = False
+        self._stopping = True  # from here on the SIGALRM handler raises nothing
         if self._guard is None:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous)
+            self._armed = False
             if self._outer[0] > 0:  # an enclosing timer (pytest-timeout...): what is left of it
                 left = self._outer[0] - (time.monotonic() - self._began)
                 signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), self._outer[1])
             return
         self._done.set()
         self._guard.join()
+        self._armed = False
         if self.fired:
             _set_async_exc(self._target, None)  # one may still be pending: never let it escape
 
@@ -185,6 +201,8 @@ class Deadline:
         return exc
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping:
+            return  # the run is over; its deadline no longer applies
         location, stack = where(frame)
         raise RunTimeout(float(self.seconds or 0), location, stack)
 

@@ -420,19 +420,30 @@ def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     (cheap, and where a run's objects mostly are), a full collection only if some
     object survives those.
     """
-    for generation in (None, 1, 2, *_CONCURRENT_RETRIES * (2,)):
+    for generation in (None, 1, 2):
         if generation is not None:
             gc.collect(generation)
         if not any(r() is not None for _, r in refs):
             return []
-        if generation == 2 and threading.active_count() == 1:
-            break
-        if generation == 2:
-            # Another thread (a thread-pool executor, a Dask worker's threads) may be
-            # inside a collection: gc.collect() then returns at once without
-            # collecting, so a survivor is only a leak if it outlives several tries.
-            time.sleep(0.001)
     return [label for label, r in refs if r() is not None]
+
+
+def _outlive_other_threads(
+    alive: list[tuple[str, weakref.ref[Any]]],
+) -> list[tuple[str, weakref.ref[Any]]]:
+    """The survivors that outlive a few more full collections while other threads run.
+
+    Another thread (a thread-pool executor, a Dask worker's threads) may be inside
+    a collection, and ``gc.collect()`` then returns at once without collecting: a
+    survivor is a leak only if it outlives several tries.
+    """
+    for _ in range(_CONCURRENT_RETRIES if alive and threading.active_count() > 1 else 0):
+        time.sleep(0.001)
+        gc.collect()
+        alive = [(label, r) for label, r in alive if r() is not None]
+        if not alive:
+            break
+    return alive
 
 
 def _foreign_stores(refs: Sequence[tuple[str, weakref.ref[Any]]]) -> list[weakref.ref[Any]]:
@@ -721,6 +732,7 @@ class Leak(RunCheck):
         roots = [*out.long_lived, *_foreign_stores(out.refs)]
         kept = reachable_from(roots) if roots else set()
         alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
+        alive = _outlive_other_threads(alive)
         if not alive:
             return []
         labels = list(dict.fromkeys(label for label, _ in alive))

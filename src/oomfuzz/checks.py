@@ -800,11 +800,15 @@ class RetryFailure(RunCheck):
         if not inj.retried:
             return []
         where = f"after retrying {inj.retried} on the same store"
+        # An absorbed refusal (-1 from a grow) is a legitimate outcome that the
+        # guest saw: the state it leaves differs from the fault-free run's, so only
+        # errors that are not wasm-level outcomes count, as for a guest-side OOM.
+        diverged = inj.in_guest or any(r.absorbing for r in inj.injected)
         if inj.continued_error:
-            if inj.in_guest and inj.continued_wasm_level:
+            if diverged and inj.continued_wasm_level:
                 return []  # the failed attempt ran guest code: its side effects may show
             return [Finding(self.failure, f"{where}: {inj.continued_error}{_where(inj)}")]
-        if inj.continued != run.baseline and not inj.in_guest:
+        if inj.continued != run.baseline and not diverged:
             diff = _first_difference(inj.continued, run.baseline)
             return [Finding(self.failure, f"{where}: {diff}{_where(inj)}")]
         return []

@@ -78,6 +78,7 @@ from oomfuzz.context import (
     pool_metrics,
     pool_state,
 )
+from oomfuzz.inject import Injector
 from oomfuzz.lifecycle import Lifecycle, Step, as_step
 from oomfuzz.program import ProgramFormat
 from oomfuzz.runstate import long_lived
@@ -426,6 +427,16 @@ class ScenarioRunner:
                 for module in k.modules.values():
                     long_lived(module)
 
+    @staticmethod
+    def _ended_continuation(inj: Injector | None, e: Exception) -> bool:
+        """Record ``e`` as the end of a retried run's continuation (``False``: it is not one)."""
+        if inj is None or inj.retry_oom is None or e is inj.retry_oom:
+            return False
+        if not inj.continued_error:  # the first error ended it; closing may fail again
+            inj.continued_error = describe_exc(e)
+            inj.continued_wasm_level = isinstance(e, WASM_LEVEL)
+        return True
+
     def run(self) -> list[str]:
         inj = active_injector()
         reuse = self._kept if inj is not None and inj.reuse else None
@@ -446,12 +457,16 @@ class ScenarioRunner:
             try:
                 FORMATS[self.scenario.format].run(self.scenario, ctx)
             except Exception as e:  # noqa: BLE001 - re-raised unless it ended a retried run's continuation
-                if inj is None or inj.retry_oom is None or e is inj.retry_oom:
+                if not self._ended_continuation(inj, e):
                     raise
-                inj.continued_error = describe_exc(e)
-                inj.continued_wasm_level = isinstance(e, WASM_LEVEL)
         finally:
-            ctx.close()
+            try:
+                ctx.close()
+            except Exception as e:  # noqa: BLE001 - re-raised unless it ended a retried run's continuation
+                # Closing is the continuation's last step: an error there is its
+                # outcome, not the run's (which still ends with its OutOfMemory).
+                if not self._ended_continuation(inj, e):
+                    raise
             self._kept = ctx.kept()
             self._keep_alive(self._kept, reuse)
         if inj is not None and inj.retry_oom is not None:

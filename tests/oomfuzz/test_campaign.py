@@ -57,7 +57,10 @@ def test_seeded_passive_segment_leak_is_found_and_shrunk(
         print("\n" + "\n".join(describe(result)) + f"\n(campaign + shrink: {elapsed:.1f}s)")
     assert result.findings, f"seeded bug not found in {result.examples} examples"
     f = result.findings[0]
-    assert f.verdict == "cleanup_not_restored" and "live.tables" in f.detail
+    # A count the failed operation left changed: atomicity sees it first (its verdict
+    # ranks before the cleanup check's), both name the tables.
+    assert f.verdict in ("not_atomic", "cleanup_not_restored"), f.verdict
+    assert "tables" in f.detail, f.detail
     assert f.functions <= 3
     assert "elem" in f.wat
     assert f.path is not None and f.reproduces, "the saved reproducer does not fail again"

@@ -65,7 +65,9 @@ def test_a_store_count_left_after_a_failed_instantiate_is_a_retry_failure(
 ) -> None:
     seeded.failed_instantiate_keeps_store_count(monkeypatch)
     path = script(tmp_path, TWO_MODULES)
-    res = sweep(path, engine=engine)
+    # The failed instantiate changed the store's counts, which the atomicity check
+    # sees first; switched off, only retry-and-continue can see the damage.
+    res = sweep(path, engine=engine, atomicity=False)
     assert res.engine == engine
     assert res.failures, "the seeded bug went unnoticed"
     assert {it.verdict for it in res.failures} == {FailureClass.RETRY_FAILURE}
@@ -75,8 +77,12 @@ def test_a_store_count_left_after_a_failed_instantiate_is_a_retry_failure(
     # The culprit: an allocation inside instantiate, after the store's counts were bumped.
     assert it.injected is not None
     assert it.injected.site.file == "wasmrt/vm/instance.py"
-    # Only retry-and-continue sees it: the fresh-store rerun and the other checks pass.
-    assert sweep(path, retry_every=0).passed
+    # With both on, both findings are there and the verdict is the atomicity one.
+    both = sweep(path, engine=engine)
+    assert {it.verdict for it in both.failures} == {FailureClass.NOT_ATOMIC}
+    assert any(f.cls is FailureClass.RETRY_FAILURE for it in both.failures for f in it.findings)
+    # Neither the fresh-store rerun nor the other checks see it.
+    assert sweep(path, retry_every=0, atomicity=False).passed
 
 
 def test_retry_stops_refusing_in_persistent_mode(tmp_path: Path) -> None:

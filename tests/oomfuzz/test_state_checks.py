@@ -4,6 +4,7 @@ class and the culprit named; the unbroken runtime gives no finding."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -362,9 +363,11 @@ def test_a_slot_queued_twice_breaks_the_pool_invariants(
     res = sweep(tmp_path, TABLE_MODULE, "pooling")
     it = res.failures[0]
     assert it.verdict is FailureClass.CLEANUP_NOT_RESTORED
-    assert "pool.problems: baseline [], now ['memory slot 0 queued for decommit but free']" in (
-        detail_of(it, FailureClass.CLEANUP_NOT_RESTORED)
-    )
+    # The broken invariant shows as the pool's problems: a slot queued for decommit
+    # while free, or (once retry-and-continue reused the pool and closing tripped
+    # over the double release) a slot in use without a tenant.
+    detail = detail_of(it, FailureClass.CLEANUP_NOT_RESTORED)
+    assert re.search(r"pool\.problems: baseline \[\], now \['memory slot \d+ ", detail), detail
 
 
 # -- a .py scenario: a host function that writes half its result, then fails ------------------

@@ -111,7 +111,6 @@ import enum
 import gc
 import os
 import threading
-import time
 import tracemalloc
 import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -408,10 +407,6 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
     return Finding(FailureClass.CLEANUP_NOT_RESTORED, "; ".join(diffs))
 
 
-#: Extra full collections before a survivor counts while other threads run.
-_CONCURRENT_RETRIES = 5
-
-
 def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     """Labels of the objects still alive after (only if needed) a collection.
 
@@ -426,24 +421,6 @@ def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
         if not any(r() is not None for _, r in refs):
             return []
     return [label for label, r in refs if r() is not None]
-
-
-def _outlive_other_threads(
-    alive: list[tuple[str, weakref.ref[Any]]],
-) -> list[tuple[str, weakref.ref[Any]]]:
-    """The survivors that outlive a few more full collections while other threads run.
-
-    Another thread (a thread-pool executor, a Dask worker's threads) may be inside
-    a collection, and ``gc.collect()`` then returns at once without collecting: a
-    survivor is a leak only if it outlives several tries.
-    """
-    for _ in range(_CONCURRENT_RETRIES if alive and threading.active_count() > 1 else 0):
-        time.sleep(0.001)
-        gc.collect()
-        alive = [(label, r) for label, r in alive if r() is not None]
-        if not alive:
-            break
-    return alive
 
 
 def _foreign_stores(refs: Sequence[tuple[str, weakref.ref[Any]]]) -> list[weakref.ref[Any]]:
@@ -732,7 +709,6 @@ class Leak(RunCheck):
         roots = [*out.long_lived, *_foreign_stores(out.refs)]
         kept = reachable_from(roots) if roots else set()
         alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
-        alive = _outlive_other_threads(alive)
         if not alive:
             return []
         labels = list(dict.fromkeys(label for label, _ in alive))

@@ -37,6 +37,10 @@ Invariants:
   ``ExhaustUnit`` (scenario × allocator: the hook refuses nothing, so modes
   and shards do not apply), made by :func:`exhaust_units` and fanned out by
   :func:`run_exhaust_units` through the same executors.
+- Units in one process run one at a time (``_UNIT_LOCK``): the leak, tracemalloc
+  and pool checks observe the whole process, so a thread executor (a Dask
+  worker's threads) gets its parallelism from processes, never from threads
+  sharing one interpreter's heap.
 - Units cross process boundaries as themselves (frozen, picklable) and their
   reports as ``RunReport.to_dict()``; a report is the same whichever
   executor ran it.
@@ -57,6 +61,7 @@ import multiprocessing
 import os
 import random
 import shlex
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -302,8 +307,17 @@ class SweepProgress(Protocol):
     def unit_done(self, report: RunReport) -> None: ...
 
 
+#: Held while a unit runs (module docstring: one unit at a time per process).
+_UNIT_LOCK = threading.RLock()
+
+
 def run_unit(unit: Unit, progress: SweepProgress | None = None) -> RunReport:
     """Run one work unit; setup and dry-run problems become ``RunReport.error``."""
+    with _UNIT_LOCK:
+        return _run_unit_locked(unit, progress)
+
+
+def _run_unit_locked(unit: Unit, progress: SweepProgress | None) -> RunReport:
     rep = RunReport(unit.scenario, unit.mode, unit.allocator)
     left = _budget(unit)
     if unit.until is not None and left is not None and left <= 0:

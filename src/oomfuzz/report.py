@@ -39,6 +39,7 @@ from rich.table import Table
 from oomfuzz.checks import FailureClass
 from oomfuzz.inject import Site
 from oomfuzz.plan import Iteration, OomTestResult, SiteStat
+from oomfuzz.points import PointLog
 from oomfuzz.sites import Coverage
 
 __all__ = ["FailureRecord", "RunReport", "SweepReport", "reproducer"]
@@ -146,6 +147,8 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     engine: str = "replay"
+    #: Every injection (index, verdict, site): the unit's sweep strip.
+    points: PointLog = field(default_factory=PointLog)
 
     @classmethod
     def from_result(
@@ -161,6 +164,7 @@ class RunReport:
         rep.stopped = result.stopped
         rep.notes = list(result.notes)
         rep.engine = result.engine
+        rep.points = PointLog.from_iterations(result.iterations)
         return rep
 
     @property
@@ -189,6 +193,7 @@ class RunReport:
         self.error = self.error or other.error
         engines = set(self.engine.split("+")) | set(other.engine.split("+"))
         self.engine = "+".join(sorted(engines))
+        self.points.merge(other.points)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -204,6 +209,7 @@ class RunReport:
             "notes": self.notes,
             "error": self.error,
             "engine": self.engine,
+            "points": self.points.to_dict(),
         }
 
     @classmethod
@@ -219,6 +225,7 @@ class RunReport:
         rep.notes = list(d.get("notes", []))
         rep.error = d.get("error")
         rep.engine = str(d.get("engine", "replay"))
+        rep.points = PointLog.from_dict(d.get("points") or {})
         return rep
 
 

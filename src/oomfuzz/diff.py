@@ -15,7 +15,9 @@ Invariants:
   are new). *Fixed*: one OLD has and NEW has not, in a unit NEW also ran; a
   unit NEW did not run is listed as dropped, and its failures are neither.
 - Sites compare by line-free id over what each report declared (its coverage)
-  or, without coverage, what it saw. *Newly unreached*: a site OLD injected
+  or, without coverage, what it saw; a function holding several sites is one
+  id, injected when any of its sites was. Coverage is each report's own count
+  (sites injected ÷ sites declared). *Newly unreached*: a site OLD injected
   that NEW declares but never injected; a site that appeared and is not
   injected counts the same.
 - ``regressed`` is true iff there are new failures, new setup errors, or newly
@@ -126,7 +128,8 @@ class ReportDiff:
             ("new failures", self.new_failures, "+"),
             ("fixed failures", self.fixed_failures, "-"),
         ):
-            lines.append(f"{title} ({len(changes)}):")
+            n = sum(c.count for c in changes)
+            lines.append(f"{title} ({len(changes)}; {n} injections):")
             for c in changes:
                 lines.append(f"  {mark} {c.key.text()} x{c.count} (first: index {c.example.index})")
                 lines.append(f"      reproduce: {c.example.reproducer}")
@@ -255,10 +258,7 @@ def compare(old: SweepReport, new: SweepReport) -> ReportDiff:
         if s in old_inj or (s not in old_known and old.coverage is not None)
     )
     d.newly_injected = sorted(new_inj - old_inj)
-    d.coverage = (
-        (len(old_inj & old_known), len(old_known)),
-        (len(new_inj & new_known), len(new_known)),
-    )
+    d.coverage = (_coverage(old), _coverage(new))
     d.points = (
         sum(r.iterations for r in old.runs),
         sum(r.iterations for r in new.runs),
@@ -266,6 +266,14 @@ def compare(old: SweepReport, new: SweepReport) -> ReportDiff:
     d.elapsed = (_elapsed(old), _elapsed(new))
     d.unit_costs.sort(key=lambda c: -abs(c[4] - c[3]))
     return d
+
+
+def _coverage(rep: SweepReport) -> tuple[int, int]:
+    """(sites injected, sites declared) as the report itself counts them."""
+    s = rep.summary()
+    if s.static is not None:
+        return len(s.static.injected), s.static.declared
+    return s.sites_injected, s.distinct_sites
 
 
 def _elapsed(rep: SweepReport) -> float:

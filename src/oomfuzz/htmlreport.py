@@ -102,8 +102,8 @@ pre.src .site.s-reached{background:var(--reached-bg);border-color:var(--reached)
 pre.src .site.s-unreached{background:var(--unreached-bg);border-color:var(--unreached)}
 pre.src .site.s-excluded{background:var(--excluded-bg);border-color:var(--excluded)}
 pre.src .site:target{outline:2px solid var(--focus)}
-pre.src .note{display:block;white-space:normal;font:13px/1.4 system-ui,sans-serif;
-margin:0 0 .2em 5.5em;padding:.15em .6em;border-left:4px solid var(--line)}
+pre.src .note{display:inline-block;width:calc(100% - 5.5em);white-space:normal;
+font:13px/1.4 system-ui,sans-serif;margin:0 0 .2em 5.5em;padding:.15em .6em;border-left:4px solid var(--line)}
 .note.s-failing{border-color:var(--failing)}.note.s-handled{border-color:var(--handled)}
 details.failure{border:1px solid var(--line);border-left:4px solid var(--failing);
 margin:.5em 0;padding:.3em .8em}

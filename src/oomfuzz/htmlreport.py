@@ -649,7 +649,10 @@ class _Site:
         if n == 1:
             title = f"index {first.index}: {first.verdict}{where}"
         else:
-            title = f"indices {first.index}–{last.index}: {first.verdict} ({n})"
+            sites = list(dict.fromkeys(str(p.site) for p in pts[start : end + 1] if p.site))
+            more = f" (+{len(sites) - 3} more)" if len(sites) > 3 else ""
+            at = f" at {'; '.join(sites[:3])}{more}" if sites else ""
+            title = f"indices {first.index}–{last.index}: {first.verdict} ×{n}{at}"
         attrs = f'class="seg {cls}" style="flex-grow:{n}" data-a="{start}" data-n="{n}" title="{_e(title)}"'
         href = self.detail_href.get((k, first.index))
         if href is not None and cls != "v-handled":

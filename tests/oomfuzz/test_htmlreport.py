@@ -125,7 +125,7 @@ def test_the_index_has_a_row_per_source_file_with_its_counts(
     declared = data["coverage"]["declared"]  # type: ignore[index]
     total = re.search(r"<tfoot><tr><th>total</th><td class='num'>(\d+)</td>", index)
     assert total is not None and int(total.group(1)) == declared
-    for file, line in failing_sites(data):
+    for file, _line in failing_sites(data):
         row = re.search(rf'<tr><td><a href="{re.escape(page_name(file))}"[^\n]*</tr>', index)
         assert row is not None and "t-failing" in row.group(0) and "failures)" in row.group(0)
 
@@ -148,7 +148,9 @@ def test_a_file_page_marks_each_failing_site_and_links_each_failure_detail(
                     continue
                 anchor = f"f-0-{f['index']}"
                 assert f'href="#{anchor}"' in text  # the site's note links it
-                detail = re.search(rf'<details class="failure" id="{anchor}">.*?</details>', text, re.S)
+                detail = re.search(
+                    rf'<details class="failure" id="{anchor}">.*?</details>', text, re.S
+                )
                 assert detail is not None
                 body = detail.group(0)
                 assert f["reproducer"].replace("'", "&#x27;") in body

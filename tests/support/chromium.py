@@ -220,6 +220,17 @@ class Browser:
                 session=True,
             )
 
+    def mouse_move(self, x: float, y: float) -> None:
+        self.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y}, session=True)
+
+    def color_scheme(self, scheme: str) -> None:
+        """Emulate ``prefers-color-scheme: scheme`` (``light`` or ``dark``)."""
+        self.call(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+            session=True,
+        )
+
     def screenshot(self, path: Path, selector: str | None = None) -> Path:
         params: dict[str, Any] = {"format": "png"}
         if selector is not None:

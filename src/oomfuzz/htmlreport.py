@@ -102,7 +102,7 @@ pre.src .site.s-reached{background:var(--reached-bg);border-color:var(--reached)
 pre.src .site.s-unreached{background:var(--unreached-bg);border-color:var(--unreached)}
 pre.src .site.s-excluded{background:var(--excluded-bg);border-color:var(--excluded)}
 pre.src .site:target{outline:2px solid var(--focus)}
-pre.src .note{display:inline-block;width:calc(100% - 5.5em);white-space:normal;
+pre.src .note{display:block;white-space:normal;
 font:13px/1.4 system-ui,sans-serif;margin:0 0 .2em 5.5em;padding:.15em .6em;border-left:4px solid var(--line)}
 .note.s-failing{border-color:var(--failing)}.note.s-handled{border-color:var(--handled)}
 details.failure{border:1px solid var(--line);border-left:4px solid var(--failing);
@@ -482,6 +482,8 @@ class _Site:
         return "unreached: no scenario hit it"
 
     def source(self, fv: FileView, lines: list[str]) -> str:
+        # A plain line ends with its newline; a site line ends with its notes, which are
+        # blocks (a newline after them would show as an empty line).
         marks = fv.by_line()
         width = len(str(len(lines)))
         out = ['<pre class="src">']
@@ -489,7 +491,7 @@ class _Site:
             n = f'<span class="n">{no:>{width}}</span>'
             sites = marks.get(no)
             if sites is None:
-                out.append(f"{n}{_e(text)}")
+                out.append(f"{n}{_e(text)}\n")
                 continue
             st = min((s.status for s in sites), key=STATUSES.index)
             words = "; ".join(self._status_words(s) for s in sites)
@@ -505,7 +507,7 @@ class _Site:
                 "changed since the sweep)</span>" + self.note(s)
             )
         out.append("</pre>")
-        return "\n".join(out)
+        return "".join(out)
 
     def note(self, sv: SiteView) -> str:
         via = f" · {_e(sv.via)}" if sv.via else ""

@@ -110,6 +110,14 @@ def test_a_file_page_marks_the_failing_site_as_rendered(
     failing_bg = browser.evaluate(f"getComputedStyle({mark}).backgroundColor")
     plain = browser.evaluate("getComputedStyle(document.querySelector('pre.src')).backgroundColor")
     assert failing_bg != plain and failing_bg != "rgba(0, 0, 0, 0)"
+    # The note shows below its line, inside the source box (not pushed off to the side).
+    below, inside = browser.evaluate(
+        f"(function(){{var m={mark}.getBoundingClientRect(),"
+        f"n={mark}.nextElementSibling.getBoundingClientRect(),"
+        "p=document.querySelector('pre.src').getBoundingClientRect();"
+        "return [n.top>=m.bottom-1, n.left<p.right && n.right<=p.right+1]})()"
+    )
+    assert below and inside
     note = browser.evaluate(f"{mark}.nextElementSibling.textContent")
     assert "failing" in note and "post_oom_failure" in note and f"#{f['index']}" in note
     # The note's link opens the failure's detail, with its reproducer.

@@ -84,11 +84,11 @@ class Reports:
 
 def make_reports(base: Path) -> Reports:
     example = copy_example(base / "example")
-    before, fixed = base / "before.json", base / "fixed.json"
+    before, fixed = base / "before.json", base / "fixed.json"  # written as ../NAME from example
     sweep = (SCENARIO, "--allocator", "ondemand", "-q", "--json")
-    proc = oomfuzz(example, "sweep", *sweep, str(before))
+    proc = oomfuzz(example, "sweep", *sweep, "../before.json")
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the bug is found
     fix_bug(example)
-    proc = oomfuzz(example, "sweep", *sweep, str(fixed))
+    proc = oomfuzz(example, "sweep", *sweep, "../fixed.json")
     assert proc.returncode == 0, proc.stdout + proc.stderr  # and gone
     return Reports(example, before, fixed)

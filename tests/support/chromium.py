@@ -231,7 +231,7 @@ class Browser:
             session=True,
         )
 
-    def screenshot(self, path: Path, selector: str | None = None) -> Path:
+    def screenshot(self, path: Path, selector: str | None = None, pad: float = 0) -> Path:
         params: dict[str, Any] = {"format": "png"}
         if selector is not None:
             box = self.evaluate(
@@ -239,7 +239,14 @@ class Browser:
                 ".getBoundingClientRect();return [r.left+scrollX,r.top+scrollY,r.width,r.height]})()"
             )
             x, y, w, h = box
-            params["clip"] = {"x": x, "y": y, "width": w, "height": h, "scale": 1}
+            x, y = max(0, x - pad), max(0, y - pad)
+            params["clip"] = {
+                "x": x,
+                "y": y,
+                "width": w + 2 * pad,
+                "height": h + 2 * pad,
+                "scale": 1,
+            }
             params["captureBeyondViewport"] = True
         data = self.call("Page.captureScreenshot", params, session=True)["data"]
         path.write_bytes(base64.b64decode(data))

@@ -151,7 +151,7 @@ c.style.left=(segs[j].offsetLeft+segs[j].offsetWidth*(p-a+0.5)/n)+'px';return se
 function show(strip,p){var k=+strip.dataset.u;strip.dataset.p=p;place(strip,p);
 var t=document.getElementById('tip-'+k);if(t)t.textContent=describe(k,p)}
 document.querySelectorAll('.strip').forEach(function(strip){
-var k=+strip.dataset.u,n=D.units[k].v.length;
+var k=+strip.dataset.u,n=D.units[k].v.length;if(!n)return;
 strip.addEventListener('mousemove',function(ev){var p=at(strip,ev.clientX);
 if(p<0){hover.style.display='none';return}
 hover.textContent=describe(k,p);hover.style.display='block';
@@ -627,6 +627,12 @@ class _Site:
         )
         if r.error:
             label += f" — <span class='t-failing'>setup error: {_e(r.error.splitlines()[0])}</span>"
+        if not pts and r.iterations:
+            return (
+                f'<div class="unit" id="u{k}"><div class="label">{_e(r.scenario)} · {_e(r.mode)} · '
+                f"{_e(r.allocator)} — {r.iterations} injection points; this report does not "
+                "record each index's verdict (written by an older oomfuzz): no strip</div></div>"
+            )
         segs: list[str] = []
         start = 0
         while start < len(pts):

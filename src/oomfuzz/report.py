@@ -10,7 +10,10 @@ Invariants:
 - ``to_json``/``from_json`` round-trip: ``SweepReport.from_json(r.to_json())``
   gives the same summary, failures and site table (``schema`` is versioned).
 - HTML output is one self-contained file; every string from the code under
-  test is escaped.
+  test is escaped. (``oomfuzz.htmlreport`` writes the multi-page report.)
+- Each unit keeps every injection's index, verdict and site
+  (``RunReport.points``); a report without them (an older schema-1 file)
+  loads with none.
 - Every unit records the engine that ran its injections (``replay`` or
   ``fork``; ``OomTestResult.engine``, so a fork sweep that fell back says
   ``replay``). Shards that ran with different engines merge into

@@ -312,3 +312,27 @@ def test_failure_details_are_capped_per_site_and_class(tmp_path: Path) -> None:
     assert text.count('<details class="failure"') == DETAILS_PER_SITE
     assert "5 more failures at this site are not detailed here" in text
     assert "missed_oom ×25" in text
+
+
+def test_a_report_without_points_says_so_instead_of_a_strip(
+    reports: Reports, tmp_path: Path
+) -> None:
+    data = reports.before_data()
+    for run in data["runs"]:  # type: ignore[attr-defined]
+        del run["points"]  # as an older oomfuzz wrote it
+    write_html(SweepReport.from_json(json.dumps(data)), tmp_path / "site")
+    text = (tmp_path / "site" / "strips.html").read_text()
+    assert 'class="strip"' not in text
+    assert "does not record each index's verdict" in text
+
+
+def test_sweep_writes_the_directory_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scn = tmp_path / "hostile.py"
+    scn.write_text(HOSTILE)
+    out = tmp_path / "site"
+    assert main(["sweep", str(scn), "-q", "--html", str(out)]) == 1
+    capsys.readouterr()
+    assert (out / "index.html").is_file() and (out / "strips.html").is_file()
+    assert parse(out / page_name(str(scn).replace("\\", "/"))).ids["L8"]["class"] == (
+        "site s-failing"
+    )

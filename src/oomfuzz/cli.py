@@ -74,7 +74,7 @@ from oomfuzz.diff import compare
 from oomfuzz.engines import engine_choices
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport
 from oomfuzz.htmlreport import is_single_file, write_html
-from oomfuzz.minimize import minimize
+from oomfuzz.minimize import minimize, minimize_failures
 from oomfuzz.oomtest import DryRunError, Iteration
 from oomfuzz.program import ProgramOverrides, parse_dir, parse_env
 from oomfuzz.report import RunReport, SweepReport
@@ -511,11 +511,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         console.print(table)
     _print_failures(console, report, args.show, [args.report], TABLE_ROWS)
     if args.html:
+        minimized = minimize_failures(report.failures, args.minimize) if args.minimize else {}
         page = write_html(
             report,
             args.html,
             diff=None if baseline is None else compare(baseline, report),
             baseline_name=args.baseline or "",
+            minimized=minimized,
         )
         if not is_single_file(args.html):
             print(f"HTML report: {page}")
@@ -743,6 +745,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline",
         metavar="OLD.json",
         help="an earlier report: the HTML index shows what changed since it (as oomfuzz diff)",
+    )
+    rp.add_argument(
+        "--minimize",
+        type=_positive,
+        default=0,
+        metavar="N",
+        help="with --html DIR: minimize the first failure of each of the first N "
+        "(site, class) groups and show the minimized scenario in its detail (default 0)",
     )
     rp.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
     rp.set_defaults(func=cmd_report)

@@ -10,7 +10,8 @@ per unit, and what changed since a baseline.
 - ``files/<name>.html``: a file's source with each allocation site's line
   marked unreached / reached / handled (hits, injections) / failing (failure
   classes, a link to each failure's detail: findings, tracebacks, the
-  reproducer line, the ``oomfuzz minimize`` line);
+  reproducer line, and the minimized scenario when ``report --minimize N``
+  made one, else the ``oomfuzz minimize`` line);
 - ``strips.html``: per scenario × mode × allocator, its injection indices
   coloured by verdict; hovering, or focusing the strip and moving with the
   arrow keys, names the index, its site and its verdict;
@@ -42,7 +43,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from oomfuzz.diff import ReportDiff
@@ -185,13 +186,17 @@ def write_html(
     diff: ReportDiff | None = None,
     baseline_name: str = "",
     source_dirs: Sequence[str | os.PathLike[str]] = (),
+    minimized: Mapping[tuple[str, str, str, int], str] | None = None,
 ) -> Path:
-    """Write the report to ``path`` (one file, or a directory); the page to open."""
+    """Write the report to ``path`` (one file, or a directory); the page to open.
+
+    ``minimized``: minimized scenario texts by (scenario, mode, allocator, index), shown
+    in those failures' details (``oomfuzz.minimize.minimize_failures`` makes them)."""
     out = Path(path)
     if is_single_file(out):
         out.write_text(report.to_html(), encoding="utf-8")
         return out
-    return _Site(report, diff, baseline_name, source_dirs).write(out)
+    return _Site(report, diff, baseline_name, source_dirs, minimized or {}).write(out)
 
 
 def page_name(file: str) -> str:
@@ -258,8 +263,10 @@ class _Site:
         diff: ReportDiff | None,
         baseline_name: str,
         source_dirs: Sequence[str | os.PathLike[str]],
+        minimized: Mapping[tuple[str, str, str, int], str],
     ) -> None:
         self.report = report
+        self.minimized = minimized
         self.diff = diff
         self.baseline_name = baseline_name
         self.source_dirs = source_dirs
@@ -572,10 +579,17 @@ class _Site:
             parts += [f"<li>{_e(x.cls.value)}: {_e(x.detail)}</li>" for x in findings]
             parts.append("</ul>")
         parts.append(f"<p>Reproduce:</p><pre>{_e(f.reproducer)}</pre>")
-        if f.scenario.endswith((".wast", ".py")):
+        small = self.minimized.get((f.scenario, f.mode, f.allocator, f.index))
+        if small is not None and not small.startswith("not minimized:"):
             parts.append(
-                "<p>Minimize (a smaller scenario with the same failure at the same site):</p>"
-                f"<pre>{_e(_minimize_line(f))}</pre>"
+                "<p>Minimized scenario (the same failure class at the same site):</p>"
+                f"<pre>{_e(small)}</pre>"
+            )
+        elif f.scenario.endswith((".wast", ".py")):
+            why = f" ({_e(small)})" if small else ""
+            parts.append(
+                f"<p>Minimize (a smaller scenario with the same failure at the same site){why}:"
+                f"</p><pre>{_e(_minimize_line(f))}</pre>"
             )
         if inj is not None and inj.traceback:
             parts.append(f"<p>Allocation traceback</p><pre>{_e(inj.traceback)}</pre>")

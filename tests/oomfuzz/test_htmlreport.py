@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from buggy_host_reports import Reports, make_reports, oomfuzz
+from buggy_host_reports import Reports, copy_example, make_reports, oomfuzz
 
 from oomfuzz.cli import main
 from oomfuzz.htmlreport import DETAILS_PER_SITE, page_name, write_html
@@ -336,3 +336,20 @@ def test_sweep_writes_the_directory_too(tmp_path: Path, capsys: pytest.CaptureFi
     assert parse(out / page_name(str(scn).replace("\\", "/"))).ids["L8"]["class"] == (
         "site s-failing"
     )
+
+
+def test_report_minimize_puts_the_minimized_scenario_in_the_detail(
+    reports: Reports, tmp_path: Path
+) -> None:
+    buggy = copy_example(tmp_path / "buggy")  # the scenario as it was swept, bug included
+    out = tmp_path / "site"
+    args = ("report", str(reports.before), "--html", str(out), "--minimize", "1")
+    proc = oomfuzz(buggy, *args)
+    assert proc.returncode == 1, proc.stderr
+    texts = "".join(p.read_text() for p in (out / "files").glob("*.html"))
+    details = re.findall(r'<details class="failure".*?</details>', texts, re.S)
+    small = [d for d in details if "Minimized scenario" in d]
+    assert len(small) == 1  # one (site, class) group asked for
+    # The walkthrough's minimization: only the step that fails is kept.
+    assert "# oomfuzz: steps=load_counter\n" in small[0]
+    assert all("oomfuzz minimize scenario_buggy_host.py" in d for d in details if d not in small)

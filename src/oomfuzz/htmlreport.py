@@ -200,9 +200,25 @@ def write_html(
 
 
 def page_name(file: str) -> str:
-    """The page of a source file, relative to the report directory."""
+    """The page of a source file, relative to the report directory (unless another
+    file of the report has the same name, then it gets a ``-N`` suffix)."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", file.strip("<>")).strip("_") or "file"
     return f"files/{slug}.html"
+
+
+def _pages(files: list[str]) -> dict[str, str]:
+    """Each file's page: ``page_name``, with ``-2``, ``-3``... where two names collide."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for f in files:
+        name = page_name(f)
+        k = 1
+        while name.lower() in taken:  # case-insensitive file systems
+            k += 1
+            name = page_name(f).removesuffix(".html") + f"-{k}.html"
+        taken.add(name.lower())
+        out[f] = name
+    return out
 
 
 def _page(title: str, body: list[str], depth: int = 0) -> str:
@@ -271,6 +287,7 @@ class _Site:
         self.baseline_name = baseline_name
         self.source_dirs = source_dirs
         self.map: SiteMap = site_map(report)
+        self.pages = _pages([fv.file for fv in self.map.files])
         self.unit_no = {r.key: k for k, r in enumerate(report.runs)}
         # (unit number, index) -> where its failure is explained (a detail or a site line).
         self.detail_href: dict[tuple[int, int], str] = {}
@@ -282,7 +299,7 @@ class _Site:
 
     def _plan_details(self) -> None:
         for fv in self.map.files:
-            page = page_name(fv.file)
+            page = self.pages[fv.file]
             for sv in fv.sites:
                 shown: dict[str, int] = {}
                 for f in sv.failures:
@@ -304,7 +321,7 @@ class _Site:
     def write(self, out: Path) -> Path:
         (out / "files").mkdir(parents=True, exist_ok=True)
         for fv in self.map.files:
-            (out / page_name(fv.file)).write_text(self.file_page(fv), encoding="utf-8")
+            (out / self.pages[fv.file]).write_text(self.file_page(fv), encoding="utf-8")
         (out / "strips.html").write_text(self.strips_page(), encoding="utf-8")
         (out / "summary.html").write_text(self.report.to_html(), encoding="utf-8")
         index = out / "index.html"
@@ -384,7 +401,7 @@ class _Site:
             else ""
         )
         return (
-            f'<tr><td><a href="{_e(page_name(fv.file))}"{cls}><code>{_e(fv.file)}</code></a></td>'
+            f'<tr><td><a href="{_e(self.pages[fv.file])}"{cls}><code>{_e(fv.file)}</code></a></td>'
             f"<td class='num'>{n}</td><td class='num'>{fv.reached}</td>"
             f"<td class='num'>{counts['handled']}</td>"
             f"<td class='num'>{failing}{' (' + str(fv.failures) + ' failures)' if failing else ''}"

@@ -353,3 +353,18 @@ def test_report_minimize_puts_the_minimized_scenario_in_the_detail(
     # The walkthrough's minimization: only the step that fails is kept.
     assert "# oomfuzz: steps=load_counter\n" in small[0]
     assert all("oomfuzz minimize scenario_buggy_host.py" in d for d in details if d not in small)
+
+
+def test_files_whose_page_names_collide_get_a_page_each(reports: Reports, tmp_path: Path) -> None:
+    text = reports.before.read_text()
+    # wasmrt/vm/memory.py and a file named wasmrt_vm/memory.py would share a page name.
+    other = text.replace('"wasmrt/vm/memory.py"', '"wasmrt_vm/memory.py"')
+    a, b = SweepReport.from_json(text), SweepReport.from_json(other)
+    for r in b.runs:
+        r.mode = "persistent"  # another unit of the same report
+        for f in r.failures:
+            f.iteration.mode = "persistent"
+        a.add(r)
+    write_html(a, tmp_path / "site")
+    pages = sorted(p.name for p in (tmp_path / "site" / "files").glob("wasmrt_vm_memory.py*"))
+    assert pages == ["wasmrt_vm_memory.py-2.html", "wasmrt_vm_memory.py.html"]

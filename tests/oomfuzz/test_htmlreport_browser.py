@@ -204,3 +204,26 @@ def test_tens_of_thousands_of_points_render(browser: Browser, tmp_path: Path, sh
     )
     assert browser.evaluate("document.querySelectorAll('*').length") < 2000
     browser.screenshot(shots / "strips-40k.png")
+
+
+@pytest.mark.slow
+def test_the_dev_sweep_report_loads_cleanly(browser: Browser, tmp_path: Path) -> None:
+    """``./dev sweep``'s report (minutes of sweeping: --run-slow) in the browser; the load
+    times are printed (benchmarks/bench_html_report.py is where they are measured)."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "dev.json"
+    sweep = ("sweep", "corpus/", "--mode", "both", "--allocator", "both", "--jobs", "2")
+    proc = oomfuzz(root, *sweep, "-q", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    site = tmp_path / "site"
+    write_html(SweepReport.from_json(out.read_text()), site)
+    largest = max((site / "files").glob("*.html"), key=lambda p: p.stat().st_size)
+    for page in (site / "index.html", site / "strips.html", largest):
+        browser.events.clear()
+        ms = browser.open(page.as_uri())
+        print(f"{page.relative_to(site)}: {ms:.0f} ms")
+        assert browser.errors == []
+    units = len(SweepReport.from_json(out.read_text()).runs)
+    assert browser.evaluate("document.querySelectorAll('.strip').length") == 0  # on the file page
+    browser.open((site / "strips.html").as_uri())
+    assert browser.evaluate("document.querySelectorAll('.strip').length") == units

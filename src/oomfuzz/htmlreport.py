@@ -482,8 +482,7 @@ class _Site:
                 f"<p class='muted'>The source of <code>{_e(fv.file)}</code> was not found when "
                 "this report was written (generated code, or not installed here).</p>"
             )
-        else:
-            body.append(self.source(fv, lines))
+        body.append(self.source(fv, lines or []))
         failing = [sv for sv in fv.sites if sv.failures]
         if failing:
             body.append(f'<h2 id="failures">Failures at these sites ({fv.failures})</h2>')
@@ -523,12 +522,15 @@ class _Site:
                 f'<span class="site s-{st}" id="L{no}" tabindex="0" '
                 f'title="{_e(words)}">{n}{_e(text)}</span>' + "".join(self.note(s) for s in sites)
             )
-        beyond = [s for line, ss in marks.items() if line > len(lines) for s in ss]
-        for s in beyond:
+        why = "(beyond the end of the file: the source changed since the sweep)"
+        if not lines:
+            why = "(source not available)"
+        for line in sorted(k for k in marks if k > len(lines)):
+            sites = marks[line]
+            st = min((x.status for x in sites), key=STATUSES.index)
             out.append(
-                f'<span class="site s-{s.status}" id="L{s.site.line}" tabindex="0">'
-                f'<span class="n">{s.site.line}</span>(beyond the end of the file: the source '
-                "changed since the sweep)</span>" + self.note(s)
+                f'<span class="site s-{st}" id="L{line}" tabindex="0">'
+                f'<span class="n">{line}</span>{why}</span>' + "".join(self.note(x) for x in sites)
             )
         out.append("</pre>")
         return "".join(out)

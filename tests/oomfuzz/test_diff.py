@@ -141,8 +141,11 @@ def test_the_html_index_shows_what_changed_since_a_baseline(
     assert "<h3>New failures (0)</h3>" in index
 
 
+@pytest.mark.parametrize(
+    "spread", [("-n", "0"), ("-n", "2", "--oom-shards", "3")], ids=["serial", "xdist-shards"]
+)
 def test_a_pytest_run_and_a_cli_sweep_write_comparable_reports(
-    reports: Reports, tmp_path: Path
+    reports: Reports, tmp_path: Path, spread: tuple[str, ...]
 ) -> None:
     cli, pt = tmp_path / "cli.json", tmp_path / "pytest.json"
     args = ("--allocator", "ondemand", "-q", "--json", str(cli))
@@ -154,8 +157,7 @@ def test_a_pytest_run_and_a_cli_sweep_write_comparable_reports(
         "-q",
         "-p",
         "no:cacheprovider",
-        "-n",
-        "0",
+        *spread,
         "--oom-corpus",
         SCENARIO,
         "--oom-allocator",

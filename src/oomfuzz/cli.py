@@ -503,6 +503,8 @@ def _check_html_output(path: str | None) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.minimize and (args.html is None or is_single_file(args.html)):
+        raise UsageError("--minimize shows its results in the HTML directory: add --html DIR")
     _check_html_output(args.html)
     report = _load_report(args.report)
     baseline = _load_report(args.baseline) if args.baseline else None

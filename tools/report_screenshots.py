@@ -7,7 +7,8 @@ registered before it is instantiated), fixes the bug and sweeps again (the
 same helpers the tests use: ``tests/oomfuzz/buggy_host_reports.py``), writes
 the report directories and photographs them in headless Chromium
 (``tests/support/chromium.py``): the index, the file page at the first
-failing site, the sweep strip with its cursor on the first failing index,
+failing site and that failure's detail (with its minimized scenario), the sweep strip with its cursor on
+the first failing index,
 and the index of the fixed sweep with what changed since the buggy one.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "tests" / "oomfuzz")]
 
-from buggy_host_reports import make_reports, oomfuzz  # noqa: E402
+from buggy_host_reports import copy_example, make_reports, oomfuzz  # noqa: E402
 
 from oomfuzz.htmlreport import page_name  # noqa: E402
 from oomfuzz.report import SweepReport  # noqa: E402
@@ -33,12 +34,17 @@ def main(out: Path) -> int:
         base = Path(tmp)
         reports = make_reports(base)
         buggy, fixed = base / "buggy-site", base / "fixed-site"
-        for args in (
-            ("report", "before.json", "--html", buggy.name),
-            ("report", "fixed.json", "--html", fixed.name, "--baseline", "before.json"),
-        ):
-            proc = oomfuzz(base, *args)
-            assert proc.returncode in (0, 1), proc.stderr
+        # The buggy report is written from a copy of the example as it was swept (the
+        # scenario paths are relative to it), minimizing each failing site's first failure.
+        copy = copy_example(base / "as-swept")
+        proc = oomfuzz(
+            copy, "report", "../before.json", "--html", "../buggy-site", "--minimize", "4"
+        )
+        assert proc.returncode == 1, proc.stderr
+        proc = oomfuzz(
+            base, "report", "fixed.json", "--html", fixed.name, "--baseline", "before.json"
+        )
+        assert proc.returncode == 0, proc.stderr
         rep = SweepReport.from_json(reports.before.read_text())
         first = min(rep.failures, key=lambda f: f.index)
         inj = first.iteration.injected
@@ -51,6 +57,12 @@ def main(out: Path) -> int:
                 f"document.getElementById('L{inj.site.line}').scrollIntoView({{block: 'center'}})"
             )
             b.screenshot(out / "report-file-failing-site.png")
+            detail = f"f-0-{first.index}"
+            b.evaluate(
+                f"(function(){{var d=document.getElementById('{detail}');d.open=true;"
+                "d.scrollIntoView({block: 'start'})})()"
+            )
+            b.screenshot(out / "report-failure-detail.png", f"#{detail}", pad=8, max_height=760)
             b.open((buggy / "strips.html").as_uri() + f"#u0:{first.index}")
             b.screenshot(out / "report-sweep-strip.png", "main", pad=8)
             b.open((fixed / "index.html").as_uri())

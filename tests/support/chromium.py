@@ -231,7 +231,9 @@ class Browser:
             session=True,
         )
 
-    def screenshot(self, path: Path, selector: str | None = None, pad: float = 0) -> Path:
+    def screenshot(
+        self, path: Path, selector: str | None = None, pad: float = 0, max_height: float = 0
+    ) -> Path:
         params: dict[str, Any] = {"format": "png"}
         if selector is not None:
             box = self.evaluate(
@@ -240,6 +242,8 @@ class Browser:
             )
             x, y, w, h = box
             x, y = max(0, x - pad), max(0, y - pad)
+            if max_height:
+                h = min(h, max_height - 2 * pad)
             params["clip"] = {
                 "x": x,
                 "y": y,

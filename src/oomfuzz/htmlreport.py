@@ -351,6 +351,7 @@ class _Site:
         ]
         if self.diff is not None:
             body += self.diff_section(self.diff)
+        body += self.failing_sites()
         body += self.files_table()
         if self.map.siteless:
             body.append(f"<h2>Failures that refused no allocation ({len(self.map.siteless)})</h2>")
@@ -364,6 +365,24 @@ class _Site:
             ]
             body.append("</ul>")
         return _page("oomfuzz report", body)
+
+    def failing_sites(self) -> list[str]:
+        """Every failing site, worst first, each a link to its line."""
+        failing = [(fv, sv) for fv in self.map.files for sv in fv.sites if sv.failures]
+        if not failing:
+            return []
+        failing.sort(key=lambda p: (-len(p[1].failures), p[1].site.file, p[1].site.line))
+        out = [f"<h2>Failing sites ({len(failing)})</h2><ol>"]
+        for fv, sv in failing:
+            href = f"{self.pages[fv.file]}#L{sv.site.line}"
+            classes = ", ".join(f"{c} ×{n}" for c, n in sorted(sv.classes.items()))
+            out.append(
+                f'<li><a href="{_e(href)}"><code>{_e(fv.file)}:{sv.site.line}</code></a> '
+                f"<code>{_e(sv.site.function)}</code> — "
+                f'<span class="t-failing">{_e(classes)}</span></li>'
+            )
+        out.append("</ol>")
+        return out
 
     def files_table(self) -> list[str]:
         files = self.map.files

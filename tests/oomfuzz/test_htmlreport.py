@@ -125,9 +125,10 @@ def test_the_index_has_a_row_per_source_file_with_its_counts(
     declared = data["coverage"]["declared"]  # type: ignore[index]
     total = re.search(r"<tfoot><tr><th>total</th><td class='num'>(\d+)</td>", index)
     assert total is not None and int(total.group(1)) == declared
-    for file, _line in failing_sites(data):
+    for file, line in failing_sites(data):
         row = re.search(rf'<tr><td><a href="{re.escape(page_name(file))}"[^\n]*</tr>', index)
         assert row is not None and "t-failing" in row.group(0) and "failures)" in row.group(0)
+        assert f'<li><a href="{page_name(file)}#L{line}"><code>{file}:{line}</code></a>' in index
 
 
 def test_a_file_page_marks_each_failing_site_and_links_each_failure_detail(

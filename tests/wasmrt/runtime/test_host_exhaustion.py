@@ -1,0 +1,117 @@
+"""The host's own exhaustion outside the modelled allocation sites (issue 14,
+the ``sweep --exhaust`` findings): building a module, starting an async
+worker and deep wasm recursion each end with a documented error
+(``OutOfMemory``, a stack-overflow ``Trap``), never a bare ``MemoryError``,
+``RuntimeError`` or ``SystemError``, and the store keeps working after.
+
+The in-process cases make the host refuse by replacing one constructor or
+entry point; ``test_real_exhaustion_ladder`` runs ``host_exhaustion_script.py``
+in fresh interpreters whose forked children lower ``RLIMIT_AS`` step by step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+import wasmrt as w
+from wasmrt.binary import decode as binary_decode
+from wasmrt.runtime import limits
+from wasmrt.text import wat as text_wat
+
+WAT = """(module
+  (memory (export "mem") 1 10)
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"""
+
+
+class Allowing(w.ResourceLimiterAsync):
+    async def memory_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        return True
+
+    async def table_growing(self, current: int, desired: int, maximum: int | None) -> bool:
+        return True
+
+
+def _refuse(*args: object, **kwargs: object) -> Any:
+    raise MemoryError
+
+
+def test_decoder_memory_error_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = w.Engine()
+    binary = w.wat2wasm(WAT)
+    monkeypatch.setattr(binary_decode._Decoder, "instrs", _refuse)
+    with pytest.raises(w.OutOfMemory) as ei:
+        w.Module(engine, binary)
+    assert ei.value.requested_allocation_size == len(binary)
+    assert ei.value.__context__ is None and ei.value.__cause__ is None
+    with pytest.raises(w.OutOfMemory):
+        w.Module.validate(engine, binary)
+    monkeypatch.undo()
+    store = w.Store(engine)
+    inst = w.Instance(store, w.Module(engine, binary), [])
+    assert inst.exports(store)["add"](store, 2, 3) == 5
+
+
+def test_text_reader_memory_error_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_wat, "wat2wasm", _refuse)
+    monkeypatch.setattr(w.runtime.wat, "text_wat2wasm", _refuse)
+    with pytest.raises(w.OutOfMemory) as ei:
+        w.Module(w.Engine(), WAT)
+    assert ei.value.requested_allocation_size == len(WAT)
+    with pytest.raises(w.OutOfMemory):
+        w.wat2wasm(WAT.encode())
+
+
+def test_serialize_and_deserialize_memory_error_is_out_of_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = w.Engine()
+    module = w.Module(engine, WAT)
+    blob = module.serialize()
+    monkeypatch.setattr(w.runtime.module.serialization, "serialize", _refuse)
+    monkeypatch.setattr(w.runtime.module.serialization, "deserialize_compiled", _refuse)
+    with pytest.raises(w.OutOfMemory):
+        module.serialize()
+    with pytest.raises(w.OutOfMemory) as ei:
+        w.Module.deserialize(engine, blob)
+    assert ei.value.requested_allocation_size == len(blob)
+    monkeypatch.undo()
+    store = w.Store(engine)
+    inst = w.Instance(store, w.Module.deserialize(engine, blob), [])
+    assert inst.exports(store)["add"](store, 1, 1) == 2
+
+
+def test_async_worker_thread_refused_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = w.Engine()
+    store = w.Store(engine)
+    store.limiter_async(Allowing())
+    module = w.Module(engine, WAT)
+    real_start = threading.Thread.start
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    async def scenario() -> int:
+        monkeypatch.setattr(threading.Thread, "start", no_thread)
+        with pytest.raises(w.OutOfMemory) as ei:
+            await w.Instance.new_async(store, module, [])
+        assert ei.value.requested_allocation_size == (threading.stack_size() or 8 << 20)
+        with pytest.raises(w.OutOfMemory):
+            await w.Linker(engine).instantiate_async(store, module)
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        inst = await w.Instance.new_async(store, module, [])
+        add: Any = inst.exports(store)["add"]
+        monkeypatch.setattr(threading.Thread, "start", no_thread)
+        with pytest.raises(w.OutOfMemory):
+            await add.call_async(store, 1, 2)
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        return int(await add.call_async(store, 40, 2))
+
+    assert asyncio.run(scenario()) == 42
+    # The refused operations never ran: only the one successful instance exists.
+    assert store.ptr().instance_count == 1
+    adapter = store.get_limiter()
+    assert isinstance(adapter, limits.AsyncLimiterAdapter) and not adapter.in_async_scope

@@ -18,6 +18,14 @@ Invariants:
   for a stack overflow it is taken from the ``RecursionError``'s traceback,
   so the conversion happens only once the stack has unwound to the entry.
   Host-created traps pass through untouched (wasmtime-py keeps their text).
+- The interpreter running out of memory under a call is mapped there too
+  (``_exhausted``), by where it happened: in a guest frame (CPython failed
+  to push the next frame: ``SystemError`` "error return without exception
+  set" on 3.11, ``MemoryError`` later) it is the guest's stack that could
+  not grow, Wasmtime's ``Trap(STACK_OVERFLOW)``, like ``RecursionError``; a
+  ``MemoryError`` in wasmrt's own code under the call (host-call glue, lazy
+  binding) is ``OutOfMemory``, what a refused allocation there raises. The
+  embedder's host functions' own errors pass through unchanged.
 - The recursion limit bounds Python frames only; wasm->wasm calls use no C
   stack, host<->wasm crossings do. So every entry made while wasm already
   runs (nested in this store, or any entry while ``_NEEDS`` is non-empty)
@@ -53,11 +61,11 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
-from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
+from wasmrt.errors import OutOfMemory, ResourceLimitExceeded, WasmtimeError
 from wasmrt.observe import created
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.allocator.on_demand import OnDemandInstanceAllocator
-from wasmrt.vm.backtrace import attach_frames
+from wasmrt.vm.backtrace import attach_frames, raised_in
 from wasmrt.vm.cstack import stack_low as _stack_low
 from wasmrt.vm.deferred import PENDING as _PENDING
 from wasmrt.vm.deferred import RUNNING as _NEEDS
@@ -95,6 +103,16 @@ _SAVED_LIMIT = [0]
 _BASE_DONE = [sys.version_info < (3, 12)]
 #: Stack depth seen last time (a hint for ``_stack_depth``; races only cost speed).
 _DEPTH_HINT = [0]
+
+
+def _exhausted(e: MemoryError | SystemError) -> Trap | OutOfMemory | None:
+    """What the interpreter failing under a call becomes (see module doc); None: the host's own."""
+    origin = raised_in(e.__traceback__)
+    if origin == "host":
+        return None
+    if origin == "guest" or isinstance(e, SystemError):  # a frame could not be pushed
+        return attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__)
+    return OutOfMemory(0)  # the size that failed is not known here
 
 
 def _stack_depth() -> int:
@@ -259,6 +277,11 @@ class StoreCore:
                 return func.call(*args)
             except RecursionError:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
+            except (MemoryError, SystemError) as e:
+                mapped = _exhausted(e)
+                if mapped is None:
+                    raise
+                raise mapped from None
             finally:
                 self.depth -= 1
         if _NEEDS and _stack_low():  # wasm may be running below us (another store's)
@@ -287,6 +310,11 @@ class StoreCore:
             raise
         except RecursionError as e:
             raise attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__) from None
+        except (MemoryError, SystemError) as e:
+            mapped = _exhausted(e)
+            if mapped is None:
+                raise
+            raise mapped from None
         finally:
             self.depth = 0
             with _LIMIT_LOCK:

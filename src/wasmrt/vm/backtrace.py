@@ -28,6 +28,10 @@ Invariants:
 - Nothing here registers a weakref callback (the collector could run one
   deep in wasm recursion); ``OWNER_KEY`` is a plain ``weakref.ref``.
 - ``func_name`` / ``module_name`` come from the name section (``module.names``).
+- The backtrace is best effort: when the host has no memory left to list
+  the frames (a stack overflow under an address-space limit holds every
+  frame until the trap is built), the trap keeps ``frames == []`` and its
+  bare ``wasm trap: <reason>`` message; the trap itself is never lost.
 - ``raised_in(tb)`` tells who raised an exception from where its traceback
   ends: ``"guest"`` (a generated wasm function: the interpreter failed while
   running it, e.g. pushing the next frame), ``"runtime"`` (wasmrt's own
@@ -178,5 +182,8 @@ def attach_frames(trap: Trap, tb: TracebackType | None = None) -> Trap:
     ``StoreCore.call``'s outermost entry; for a ``RecursionError`` turned into
     a stack-overflow trap, pass the ``RecursionError``'s traceback.
     """
-    trap.frames = frames_from_traceback(tb if tb is not None else trap.__traceback__)
+    try:
+        trap.frames = frames_from_traceback(tb if tb is not None else trap.__traceback__)
+    except MemoryError:  # no memory left for the backtrace (see module doc)
+        return trap
     return trap

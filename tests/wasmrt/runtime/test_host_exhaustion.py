@@ -12,7 +12,11 @@ in fresh interpreters whose forked children lower ``RLIMIT_AS`` step by step.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,15 @@ import wasmrt as w
 from wasmrt.binary import decode as binary_decode
 from wasmrt.runtime import limits
 from wasmrt.text import wat as text_wat
+
+SCRIPT = Path(__file__).with_name("host_exhaustion_script.py")
+#: What each case of the script may end with under a limit, and must end with at some limit.
+LADDER = {
+    "module": ({"ok", "OutOfMemory"}, {"ok", "OutOfMemory"}),
+    "text": ({"ok", "OutOfMemory"}, {"ok", "OutOfMemory"}),
+    "async": ({"ok", "OutOfMemory"}, {"ok", "OutOfMemory"}),
+    "recursion": ({"Trap:TrapCode.STACK_OVERFLOW"}, {"Trap:TrapCode.STACK_OVERFLOW"}),
+}
 
 WAT = """(module
   (memory (export "mem") 1 10)
@@ -115,3 +128,29 @@ def test_async_worker_thread_refused_is_out_of_memory(monkeypatch: pytest.Monkey
     assert store.ptr().instance_count == 1
     adapter = store.get_limiter()
     assert isinstance(adapter, limits.AsyncLimiterAdapter) and not adapter.in_async_scope
+
+
+@pytest.mark.parametrize("case", sorted(LADDER))
+def test_real_exhaustion_ladder(case: str) -> None:
+    """Under every limit from the address space already mapped up to 32 MiB more,
+    building brotli, reading a big text module, an async instantiate+call and
+    unbounded recursion end with their documented outcomes only."""
+    pytest.importorskip("resource", reason="RLIMIT_AS needs the Unix resource module")
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        pytest.skip("RLIMIT_AS is enforced for mappings on Linux only (and the ladder forks)")
+    env = dict(os.environ)
+    src = str(Path(w.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), case],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    steps = [line.split(": ", 1) for line in out.stdout.splitlines() if line[:1].isdigit()]
+    outcomes = {verdict for _, verdict in steps}
+    allowed, required = LADDER[case]
+    assert outcomes <= allowed, out.stdout[-6000:]
+    assert outcomes >= required, out.stdout[-6000:]

@@ -154,3 +154,42 @@ def test_real_exhaustion_ladder(case: str) -> None:
     allowed, required = LADDER[case]
     assert outcomes <= allowed, out.stdout[-6000:]
     assert outcomes >= required, out.stdout[-6000:]
+
+
+CALLS_HOST = """(module (import "h" "f" (func $f (param i32) (result i32)))
+  (func (export "g") (param i32) (result i32) (call $f (local.get 0))))"""
+
+
+def _raising_in_wasmrt() -> Any:
+    """A function whose code is filed under wasmrt's package, raising ``MemoryError``
+    (what an allocation in wasmrt's host-call glue does when the host refuses)."""
+    filename = os.path.join(os.path.dirname(w.vm.func.__file__), "<host refuses>.py")
+    namespace: dict[str, Any] = {}
+    exec(compile("def refuse(*args):\n    raise MemoryError\n", filename, "exec"), namespace)
+    return namespace["refuse"]
+
+
+def _host_call_setup(fn: Any) -> tuple[w.Store, Any]:
+    engine = w.Engine()
+    store = w.Store(engine)
+    ty = w.FuncType([w.ValType.i32()], [w.ValType.i32()])
+    inst = w.Instance(store, w.Module(engine, CALLS_HOST), [w.Func(store, ty, fn)])
+    return store, inst.exports(store)["g"]
+
+
+def test_memory_error_in_call_glue_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    store, g = _host_call_setup(lambda x: x + 1)
+    monkeypatch.setattr(w.vm.func, "try_alloc", _raising_in_wasmrt())
+    with pytest.raises(w.OutOfMemory):
+        g(store, 1)
+    monkeypatch.undo()
+    assert g(store, 1) == 2
+
+
+def test_host_function_memory_error_passes_unchanged() -> None:
+    def host(x: int) -> int:
+        raise MemoryError("the embedder's own")
+
+    store, g = _host_call_setup(host)
+    with pytest.raises(MemoryError, match="the embedder's own"):
+        g(store, 1)

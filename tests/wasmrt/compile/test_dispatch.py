@@ -4,6 +4,13 @@ nested ``if``/``else`` used to cost O(depth) per jump, O(depth^2) per call).
 
 Work is counted, not timed: the Python line events of one call (each
 ``_pc`` comparison is one) must stay within a stated multiple of the depth.
+Building, compiling (on the first call) and running such a chain stays within
+
+    peak traced memory <= BUILD_BYTES_PER_CHAR * len(text) + BUILD_FIXED
+    wall time          <= TIME_FIXED + TIME_PER_CHAR * len(text)
+
+(measured ~290 bytes per character of text, most of it CPython compiling
+the generated function; time only catches super-linear blowups).
 """
 
 from __future__ import annotations
@@ -16,11 +23,16 @@ from typing import Any
 import pytest
 
 import wasmrt as w
+from support.bounds import measure
 from wasmrt.compile import dispatch
 
 #: Line events one nesting level may cost: its own few lines plus one tree
 #: path (at most FANOUT = 16 tests per level, a handful of levels, a LEAF = 16 chain).
 LINES_PER_LEVEL = 256
+BUILD_BYTES_PER_CHAR = 400
+BUILD_FIXED = 16 << 20
+TIME_FIXED = 20.0
+TIME_PER_CHAR = 100e-6
 
 
 def _chain(depth: int) -> str:
@@ -89,6 +101,21 @@ def test_deep_if_else_chain_runs_in_linear_work() -> None:
     )  # every test fails: the deepest path
     assert result == -1
     assert lines <= LINES_PER_LEVEL * depth, f"{lines} line events for depth {depth}"
+
+
+def test_deep_if_else_chain_builds_compiles_and_runs_within_linear_bounds() -> None:
+    depth = 4000
+    text = _chain(depth)
+
+    def build_and_call() -> object:
+        store, ex = _exports(text)
+        return ex["f"](store, depth - 1)
+
+    got = measure(build_and_call)
+    assert got.value == 3 * (depth - 1)
+    limit = BUILD_BYTES_PER_CHAR * len(text) + BUILD_FIXED
+    assert got.peak <= limit, f"peak {got.peak} > {limit} for {len(text)} chars"
+    assert got.seconds <= TIME_FIXED + TIME_PER_CHAR * len(text)
 
 
 def test_loop_in_a_flat_function_costs_a_tree_path_per_iteration() -> None:

@@ -45,8 +45,8 @@ one started for the operation alone (a private single-thread executor), so
 when the host cannot start it (no memory for its stack, a thread limit) the
 operation never ran and the outcome is ``OutOfMemory`` of the thread's stack
 size, as when Wasmtime cannot allocate a fiber stack; never a bare
-``RuntimeError: can't start new thread``. A store is used by one task at a time (as in Wasmtime, where an async
-call borrows the store mutably).
+``RuntimeError: can't start new thread``. A store is used by one task at a
+time (as in Wasmtime, where an async call borrows the store mutably).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import contextvars
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -340,17 +340,21 @@ async def _on_worker(operation: Callable[[], _T]) -> _T:
 
     The thread is started before the operation is handed over, so a thread
     the host refuses is ``OutOfMemory`` with nothing run (see module doc).
+    No local here holds the future: its error's traceback includes this frame.
     """
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wasmrt-async")
     try:
-        try:
-            future = pool.submit(contextvars.copy_context().run, operation)
-        except (RuntimeError, MemoryError):  # the worker's thread could not be started
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise OutOfMemory(threading.stack_size() or DEFAULT_THREAD_STACK) from None
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(_start(pool, operation))
     finally:
         pool.shutdown(wait=False)
+
+
+def _start(pool: ThreadPoolExecutor, operation: Callable[[], _T]) -> Future[_T]:
+    try:
+        return pool.submit(contextvars.copy_context().run, operation)
+    except (RuntimeError, MemoryError):  # the worker's thread could not be started
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise OutOfMemory(threading.stack_size() or DEFAULT_THREAD_STACK) from None
 
 
 class StoreLimits(ResourceLimiter):

@@ -105,12 +105,13 @@ _BASE_DONE = [sys.version_info < (3, 12)]
 _DEPTH_HINT = [0]
 
 
-def _exhausted(e: MemoryError | SystemError) -> Trap | OutOfMemory | None:
-    """What the interpreter failing under a call becomes (see module doc); None: the host's own."""
-    origin = raised_in(e.__traceback__)
-    if origin == "host":
-        return None
-    if origin == "guest" or isinstance(e, SystemError):  # a frame could not be pushed
+def _exhausted(e: MemoryError | SystemError) -> Trap | OutOfMemory:
+    """What the interpreter failing under a call in guest or wasmrt code becomes (module doc).
+
+    Returned, not raised here, and raised by the caller without keeping it in
+    a local: no frame on its traceback refers to it (no exception-frame cycle).
+    """
+    if raised_in(e.__traceback__) == "guest" or isinstance(e, SystemError):  # no frame pushed
         return attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__)
     return OutOfMemory(0)  # the size that failed is not known here
 
@@ -278,10 +279,9 @@ class StoreCore:
             except RecursionError:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
             except (MemoryError, SystemError) as e:
-                mapped = _exhausted(e)
-                if mapped is None:
+                if raised_in(e.__traceback__) == "host":
                     raise
-                raise mapped from None
+                raise _exhausted(e) from None
             finally:
                 self.depth -= 1
         if _NEEDS and _stack_low():  # wasm may be running below us (another store's)
@@ -311,10 +311,9 @@ class StoreCore:
         except RecursionError as e:
             raise attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__) from None
         except (MemoryError, SystemError) as e:
-            mapped = _exhausted(e)
-            if mapped is None:
+            if raised_in(e.__traceback__) == "host":
                 raise
-            raise mapped from None
+            raise _exhausted(e) from None
         finally:
             self.depth = 0
             with _LIMIT_LOCK:

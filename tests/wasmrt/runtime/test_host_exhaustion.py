@@ -12,10 +12,12 @@ in fresh interpreters whose forked children lower ``RLIMIT_AS`` step by step.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,25 @@ def test_memory_error_in_call_glue_is_out_of_memory(monkeypatch: pytest.MonkeyPa
         g(store, 1)
     monkeypatch.undo()
     assert g(store, 1) == 2
+
+
+def test_mapped_call_error_keeps_no_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``OutOfMemory`` replacing the glue's ``MemoryError`` is referenced by no
+    frame of its own traceback: dropping it frees it, without the collector."""
+    store, g = _host_call_setup(lambda x: x + 1)
+    monkeypatch.setattr(w.vm.func, "try_alloc", _raising_in_wasmrt())
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        try:
+            g(store, 1)
+        except w.OutOfMemory as e:
+            ref = weakref.ref(e)
+        assert ref() is None
+    finally:
+        if was:
+            gc.enable()
 
 
 def test_host_function_memory_error_passes_unchanged() -> None:

@@ -18,14 +18,18 @@ Invariants:
   for a stack overflow it is taken from the ``RecursionError``'s traceback,
   so the conversion happens only once the stack has unwound to the entry.
   Host-created traps pass through untouched (wasmtime-py keeps their text).
-- The interpreter running out of memory under a call is mapped there too
-  (``_exhausted``), by where it happened: in a guest frame (CPython failed
-  to push the next frame: ``SystemError`` "error return without exception
-  set" on 3.11, ``MemoryError`` later) it is the guest's stack that could
-  not grow, Wasmtime's ``Trap(STACK_OVERFLOW)``, like ``RecursionError``; a
-  ``MemoryError`` in wasmrt's own code under the call (host-call glue, lazy
-  binding) is ``OutOfMemory``, what a refused allocation there raises. The
-  embedder's host functions' own errors pass through unchanged.
+- The interpreter itself failing under a call is mapped there too
+  (``_stack_exhausted``): CPython failing to push the next frame
+  (``SystemError`` "error return without exception set" on 3.11, raised in
+  the calling frame, guest or wasmrt's) or a ``MemoryError`` raised in a
+  guest frame (what later versions raise there) is the guest's stack that
+  could not grow: Wasmtime's ``Trap(STACK_OVERFLOW)``, like
+  ``RecursionError``, and the store stays usable. A ``MemoryError`` raised
+  in wasmrt's own code is not remapped here: each allocation site maps its
+  own where its semantics are known (``HostAlloc``: -1 from ``memory.grow``,
+  ``OutOfMemory`` elsewhere), so a site that does not stays visible to the
+  real-exhaustion sweep. The embedder's host functions' own errors pass
+  through unchanged.
 - The recursion limit bounds Python frames only; wasm->wasm calls use no C
   stack, host<->wasm crossings do. So every entry made while wasm already
   runs (nested in this store, or any entry while ``_NEEDS`` is non-empty)
@@ -61,7 +65,7 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import SLOT_SIZE, AllocKind, try_alloc
-from wasmrt.errors import OutOfMemory, ResourceLimitExceeded, WasmtimeError
+from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
 from wasmrt.observe import created
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.allocator.on_demand import OnDemandInstanceAllocator
@@ -105,15 +109,10 @@ _BASE_DONE = [sys.version_info < (3, 12)]
 _DEPTH_HINT = [0]
 
 
-def _exhausted(e: MemoryError | SystemError) -> Trap | OutOfMemory:
-    """What the interpreter failing under a call in guest or wasmrt code becomes (module doc).
-
-    Returned, not raised here, and raised by the caller without keeping it in
-    a local: no frame on its traceback refers to it (no exception-frame cycle).
-    """
-    if raised_in(e.__traceback__) == "guest" or isinstance(e, SystemError):  # no frame pushed
-        return attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__)
-    return OutOfMemory(0)  # the size that failed is not known here
+def _stack_exhausted(e: MemoryError | SystemError) -> bool:
+    """Whether ``e`` is the interpreter failing to grow the guest's stack (see module doc)."""
+    origin = raised_in(e.__traceback__)
+    return origin == "guest" or (origin == "runtime" and isinstance(e, SystemError))
 
 
 def _stack_depth() -> int:
@@ -279,9 +278,9 @@ class StoreCore:
             except RecursionError:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
             except (MemoryError, SystemError) as e:
-                if raised_in(e.__traceback__) == "host":
+                if not _stack_exhausted(e):
                     raise
-                raise _exhausted(e) from None
+                raise Trap(TrapCode.STACK_OVERFLOW) from None
             finally:
                 self.depth -= 1
         if _NEEDS and _stack_low():  # wasm may be running below us (another store's)
@@ -311,9 +310,9 @@ class StoreCore:
         except RecursionError as e:
             raise attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__) from None
         except (MemoryError, SystemError) as e:
-            if raised_in(e.__traceback__) == "host":
+            if not _stack_exhausted(e):
                 raise
-            raise _exhausted(e) from None
+            raise attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__) from None
         finally:
             self.depth = 0
             with _LIMIT_LOCK:

@@ -19,6 +19,7 @@ import sys
 import threading
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ import wasmrt as w
 from wasmrt.binary import decode as binary_decode
 from wasmrt.runtime import limits
 from wasmrt.text import wat as text_wat
+from wasmrt.vm import backtrace
 
 SCRIPT = Path(__file__).with_name("host_exhaustion_script.py")
 #: What each case of the script may end with under a limit, and must end with at some limit.
@@ -179,32 +181,49 @@ def _host_call_setup(fn: Any) -> tuple[w.Store, Any]:
     return store, inst.exports(store)["g"]
 
 
-def test_memory_error_in_call_glue_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_error_in_wasmrt_code_under_a_call_is_not_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each allocation site maps the host's refusal itself (``HostAlloc``), where its
+    semantics are known; the call boundary does not turn a stray ``MemoryError``
+    from wasmrt's code into something else, so the real-exhaustion sweep sees it."""
     store, g = _host_call_setup(lambda x: x + 1)
     monkeypatch.setattr(w.vm.func, "try_alloc", _raising_in_wasmrt())
-    with pytest.raises(w.OutOfMemory):
+    with pytest.raises(MemoryError):
         g(store, 1)
     monkeypatch.undo()
     assert g(store, 1) == 2
 
 
-def test_mapped_call_error_keeps_no_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ``OutOfMemory`` replacing the glue's ``MemoryError`` is referenced by no
-    frame of its own traceback: dropping it frees it, without the collector."""
-    store, g = _host_call_setup(lambda x: x + 1)
-    monkeypatch.setattr(w.vm.func, "try_alloc", _raising_in_wasmrt())
+def _guest_frame_raising(exc: type[BaseException]) -> Any:
+    """A function the vm takes for generated wasm code (its globals name an owning
+    module) that fails as the interpreter does when it cannot push the next frame."""
+    namespace: dict[str, Any] = {backtrace.OWNER_KEY: lambda: None}
+    source = f"def f0(*args):\n    raise {exc.__name__}('error return without exception set')\n"
+    exec(compile(source, "<wasm module>", "exec"), namespace)
+    return SimpleNamespace(call=namespace["f0"])
+
+
+@pytest.mark.parametrize("exc", [SystemError, MemoryError])
+def test_frame_push_failure_in_a_guest_frame_is_stack_overflow(exc: type[BaseException]) -> None:
+    engine = w.Engine()
+    store = w.Store(engine)
+    core = store.ptr()
     was = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         try:
-            g(store, 1)
-        except w.OutOfMemory as e:
-            ref = weakref.ref(e)
-        assert ref() is None
+            core.call(_guest_frame_raising(exc), [])
+        except w.Trap as t:
+            assert t.trap_code == w.TrapCode.STACK_OVERFLOW
+            assert t.__cause__ is None and t.__suppress_context__
+            ref = weakref.ref(t)
+        assert ref() is None  # no frame of its traceback keeps it: freed at once
     finally:
         if was:
             gc.enable()
+    assert w.Instance(store, w.Module(engine, WAT), []).exports(store)["add"](store, 2, 3) == 5
 
 
 def test_host_function_memory_error_passes_unchanged() -> None:

@@ -341,12 +341,19 @@ async def _on_worker(operation: Callable[[], _T]) -> _T:
     The thread is started before the operation is handed over, so a thread
     the host refuses is ``OutOfMemory`` with nothing run (see module doc).
     No local here holds the future: its error's traceback includes this frame.
+    Once the operation ended the worker is joined (it drops the operation, and
+    so the store, before it exits: nothing of the store outlives the call); a
+    cancelled await never blocks the loop on an operation still running.
     """
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wasmrt-async")
+    cancelled = False
     try:
         return await asyncio.wrap_future(_start(pool, operation))
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
     finally:
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=not cancelled)
 
 
 def _start(pool: ThreadPoolExecutor, operation: Callable[[], _T]) -> Future[_T]:

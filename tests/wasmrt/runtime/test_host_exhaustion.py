@@ -233,3 +233,28 @@ def test_host_function_memory_error_passes_unchanged() -> None:
     store, g = _host_call_setup(host)
     with pytest.raises(MemoryError, match="the embedder's own"):
         g(store, 1)
+
+
+def test_async_worker_is_gone_when_the_call_returns() -> None:
+    """The worker holds the operation (and so the store) until it exits: it is
+    joined before ``call_async`` returns, so no store outlives its calls (the
+    sweep's leak check runs right after)."""
+    engine = w.Engine()
+    store = w.Store(engine)
+    store.limiter_async(Allowing())
+    module = w.Module(engine, WAT)
+
+    def workers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("wasmrt-async")]
+
+    async def scenario() -> list[list[str]]:
+        seen = []
+        inst = await w.Instance.new_async(store, module, [])
+        seen.append(workers())
+        add: Any = inst.exports(store)["add"]
+        for k in range(20):
+            assert await add.call_async(store, k, 1) == k + 1
+            seen.append(workers())
+        return seen
+
+    assert asyncio.run(scenario()) == [[]] * 21

@@ -1,4 +1,4 @@
-"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report.
+"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report, diff.
 
 This module parses arguments and prints; the work is done by
 :mod:`oomfuzz.sweep` (units, workers, replay) and the modules it names
@@ -46,6 +46,10 @@ Invariants:
 - ``fuzz`` (``oomfuzz.campaign``) exits 1 when it found and saved a
   reproducer; ``baseline --check`` (``oomfuzz.baseline``) exits 1 when the
   CI gate fails, listing one ``FAIL`` line per problem.
+- ``diff OLD.json NEW.json`` (``oomfuzz.diff``) exits 1 when NEW regressed
+  against OLD, 0 otherwise, 2 when either is not a report.
+- ``--html PATH`` ending in ``.html`` writes the one-page report; any other
+  PATH is a directory (``oomfuzz.htmlreport``: index, source pages, strips).
 """
 
 from __future__ import annotations
@@ -66,9 +70,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from oomfuzz import baseline as bl
 from oomfuzz.campaign import CampaignConfig, describe, run_campaign
+from oomfuzz.diff import compare
 from oomfuzz.engines import engine_choices
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport
-from oomfuzz.minimize import minimize
+from oomfuzz.htmlreport import is_single_file, write_html
+from oomfuzz.minimize import minimize, minimize_failures
 from oomfuzz.oomtest import DryRunError, Iteration
 from oomfuzz.program import ProgramOverrides, parse_dir, parse_env
 from oomfuzz.report import RunReport, SweepReport
@@ -253,7 +259,7 @@ def _print_failures(
 def cmd_sweep(args: argparse.Namespace) -> int:
     console = Console(stderr=False, quiet=args.quiet)
     _check_output(args.json, "--json")
-    _check_output(args.html, "--html")
+    _check_html_output(args.html)
     files = find_scenarios(args.paths)
     if not files:
         raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
@@ -298,7 +304,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(report.to_json(), encoding="utf-8")
     if args.html:
-        Path(args.html).write_text(report.to_html(), encoding="utf-8")
+        write_html(report, args.html)
     for table in report.rich_tables(max_failures=TABLE_ROWS):
         console.print(table)
     saved = [p for p in (args.json, args.html) if p]
@@ -463,30 +469,75 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_FAILURES
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    _check_output(args.html, "--html")
+def _load_report(path: str) -> SweepReport:
+    """A saved JSON report; any problem with it is one line (exit 2)."""
     try:
-        text = Path(args.report).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError(f"no such report: {args.report}") from None
+        raise ScenarioError(f"no such report: {path}") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a JSON report") from None
     except UnicodeDecodeError:
-        raise ScenarioError(f"{args.report}: not an oomfuzz JSON report (not text)") from None
+        raise ScenarioError(f"{path}: not an oomfuzz JSON report (not text)") from None
     try:
-        report = SweepReport.from_json(text)
+        return SweepReport.from_json(text)
     except json.JSONDecodeError as e:
         raise ScenarioError(
-            f"{args.report}: not an oomfuzz JSON report (not JSON: {e.msg} at line {e.lineno} "
+            f"{path}: not an oomfuzz JSON report (not JSON: {e.msg} at line {e.lineno} "
             f"column {e.colno}); write one with oomfuzz sweep --json OUT"
         ) from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise ScenarioError(f"{args.report}: {one_line(str(e))}") from None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        raise ScenarioError(f"{path}: {one_line(str(e))}") from None
+
+
+def _check_html_output(path: str | None) -> None:
+    """``--html``: a ``.html`` file, or a directory (created, its parent must exist)."""
+    if path is None or is_single_file(path):
+        _check_output(path, "--html")
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ScenarioError(f"--html {path}: not a directory (name a .html file for one page)")
+    if not p.exists():
+        _check_output(path, "--html")
+    elif not os.access(p, os.W_OK):
+        raise ScenarioError(f"--html {path}: not writable")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.minimize and (args.html is None or is_single_file(args.html)):
+        raise UsageError("--minimize shows its results in the HTML directory: add --html DIR")
+    _check_html_output(args.html)
+    report = _load_report(args.report)
+    baseline = _load_report(args.baseline) if args.baseline else None
     console = Console()
     for table in report.rich_tables(max_failures=TABLE_ROWS):
         console.print(table)
     _print_failures(console, report, args.show, [args.report], TABLE_ROWS)
     if args.html:
-        Path(args.html).write_text(report.to_html(), encoding="utf-8")
+        minimized = minimize_failures(report.failures, args.minimize) if args.minimize else {}
+        page = write_html(
+            report,
+            args.html,
+            diff=None if baseline is None else compare(baseline, report),
+            baseline_name=args.baseline or "",
+            minimized=minimized,
+        )
+        if not is_single_file(args.html):
+            print(f"HTML report: {page}")
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    _check_output(args.json, "--json")
+    old, new = _load_report(args.old), _load_report(args.new)
+    result = compare(old, new)
+    print(f"oomfuzz diff {args.old} -> {args.new}")
+    for line in result.text_lines():
+        print(line)
+    if args.json:
+        Path(args.json).write_text(result.to_json(), encoding="utf-8")
+    return EXIT_FAILURES if result.regressed else EXIT_OK
 
 
 # -- argument parsing -------------------------------------------------------------------
@@ -511,6 +562,11 @@ def _seconds(value: str) -> float:
         raise argparse.ArgumentTypeError("must be >= 0")
     return s
 
+
+HTML_HELP = (
+    "write the HTML report: a directory (index, a page per source file with every "
+    "allocation site marked, sweep strips); a name ending in .html writes the one-page report"
+)
 
 SHOW_HELP = (
     f"print the first N failures in detail, with tracebacks (default {SHOW}; 0: all); "
@@ -655,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--verbose", "-v", action="store_true", help="print every ladder step")
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
-    sw.add_argument("--html", metavar="OUT", help="write the HTML report")
+    sw.add_argument("--html", metavar="DIR", help=HTML_HELP)
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
     sw.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
     _add_plan_options(sw)
@@ -710,9 +766,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="print a saved JSON report (and convert it to HTML)")
     rp.add_argument("report", metavar="OUT.json")
-    rp.add_argument("--html", metavar="OUT.html")
+    rp.add_argument("--html", metavar="DIR", help=HTML_HELP)
+    rp.add_argument(
+        "--baseline",
+        metavar="OLD.json",
+        help="an earlier report: the HTML index shows what changed since it (as oomfuzz diff)",
+    )
+    rp.add_argument(
+        "--minimize",
+        type=_positive,
+        default=0,
+        metavar="N",
+        help="with --html DIR: minimize the first failure of each of the first N "
+        "(site, class) groups and show the minimized scenario in its detail (default 0)",
+    )
     rp.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
     rp.set_defaults(func=cmd_report)
+
+    df = sub.add_parser(
+        "diff",
+        help="what changed between two JSON reports (exit 1 when something regressed)",
+        description="New and fixed failures, sites appeared/disappeared, coverage and cost "
+        "change between two reports (oomfuzz sweep --json or pytest --oom-json). "
+        "Exit 1 when something regressed (a new failure or setup error, a site no "
+        "longer injected), 0 otherwise, 2 on bad input.",
+    )
+    df.add_argument("old", metavar="OLD.json")
+    df.add_argument("new", metavar="NEW.json")
+    df.add_argument("--json", metavar="OUT", help="write the comparison as JSON")
+    df.set_defaults(func=cmd_diff)
     return p
 
 

@@ -44,12 +44,16 @@ from pathlib import Path
 from oomfuzz.checks import FailureClass
 from oomfuzz.inject import Injector
 from oomfuzz.oomtest import DryRunError, execute
+from oomfuzz.report import FailureRecord
 from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scenario
 from oomfuzz.sweep import replay, replay_scenario
 from wasmrt.text.printer import print_module
 from wasmrt.text.wast import parse_wast
 
-__all__ = ["minimize", "split_sexprs"]
+__all__ = ["FailureKey", "minimize", "minimize_failures", "split_sexprs"]
+
+#: A failure as ``minimize_failures`` names it: (scenario, mode, allocator, index).
+FailureKey = tuple[str, str, str, int]
 
 MAX_PROBES = 12
 
@@ -443,3 +447,27 @@ def _as_wat(text: str) -> str | None:
                 printed = f";; (could not print: {type(e).__name__}: {e})"
             out.append("\n".join(";; " + ln for ln in printed.splitlines()))
     return "\n".join(out) if out else None
+
+
+def minimize_failures(
+    failures: list[FailureRecord], limit: int, *, budget: int = 100
+) -> dict[FailureKey, str]:
+    """Minimize the first failure (lowest index) of each of the first ``limit`` groups of
+    ``failures`` with one site and class (in site order): its minimized scenario text,
+    or why it was not minimized (a line starting ``not minimized:``). Failures of a
+    targeted or program-overridden unit (``options``) are not minimized: ``minimize``
+    replays without those flags."""
+    firsts: dict[tuple[str, str], FailureRecord] = {}
+    for f in sorted(failures, key=lambda f: (f.site, f.cls.value, f.index)):
+        firsts.setdefault((f.site, f.cls.value), f)
+    out: dict[FailureKey, str] = {}
+    for f in list(firsts.values())[:limit]:
+        key = (f.scenario, f.mode, f.allocator, f.index)
+        if f.options:
+            out[key] = f"not minimized: the unit ran with {f.options}"
+            continue
+        try:
+            out[key] = minimize(f.scenario, f.mode, f.allocator, f.index, budget=budget)
+        except ScenarioError as e:
+            out[key] = f"not minimized: {e}"
+    return out

@@ -36,6 +36,12 @@ Invariants:
   reports (xdist ships them from the workers), and the terminal summary's
   total equals ``oomfuzz sweep``'s "injection points" for the same corpus and
   options.
+- ``--oom-json PATH``: the controller merges every scenario item's report
+  (shards included, shipped by xdist in ``user_properties``) into one
+  ``SweepReport`` with the same units, points, failures and site coverage
+  ``oomfuzz sweep --json`` writes for the same corpus and options; scenario
+  paths are relative to the invocation directory when below it, as on the
+  command line. ``oom``-marked tests are not in it (they are no scenario).
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import inspect
+import json
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,13 +61,15 @@ import pytest
 from oomfuzz.fixtures import FORMS, Deferred, FreshFixtures, RunProbe, rebuildable_fixtures
 from oomfuzz.lifecycle import FORM_FRESH, FORM_LONG_LIVED, Lifecycle, Step
 from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
-from oomfuzz.report import RunReport
+from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import FORMATS, ScenarioError, is_scenario_file, load_scenario
-from oomfuzz.sweep import Unit, run_unit, sweep_units
+from oomfuzz.sweep import Unit, declared_sites, measure_coverage, run_unit, sweep_units
 
-__all__ = ["OomScenarioFile", "OomScenarioItem", "ScenarioFailed"]
+__all__ = ["JsonReport", "OomScenarioFile", "OomScenarioItem", "ScenarioFailed"]
 
 PROPERTY = "oomfuzz_injections"
+#: A scenario item's ``RunReport.to_dict()`` as JSON text, for ``--oom-json``.
+REPORT_PROPERTY = "oomfuzz_report"
 _CORPUS = pytest.StashKey[list[Path]]()
 
 
@@ -84,6 +95,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--oom-max-duration", type=float, default=None, metavar="SECONDS")
     g.addoption("--oom-sample", type=int, default=None, metavar="K")
     g.addoption("--oom-seed", type=int, default=0, metavar="S")
+    g.addoption(
+        "--oom-json",
+        default=None,
+        metavar="PATH",
+        help="write the scenario items' results as one oomfuzz JSON report (the schema of "
+        "oomfuzz sweep --json: oomfuzz report/diff read both)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,6 +110,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "oom(**options): sweep this test with oomfuzz.OomTest (options: OomTest keywords)",
     )
     config.pluginmanager.register(_Totals(), "oomfuzz-totals")
+    out = config.getoption("oom_json")
+    if out is not None and not hasattr(config, "workerinput"):  # the controller writes it
+        config.pluginmanager.register(JsonReport(Path(out), config), "oomfuzz-json")
     corpus = [Path(p).resolve() for p in config.getoption("oom_corpus")]
     config.stash[_CORPUS] = corpus
     if corpus and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -189,6 +210,8 @@ class OomScenarioItem(pytest.Item):
     def runtest(self) -> None:
         report = run_unit(self.unit)
         self.user_properties.append((PROPERTY, report.iterations))
+        if self.config.getoption("oom_json") is not None:
+            self.user_properties.append((REPORT_PROPERTY, json.dumps(report.to_dict())))
         if report.failures or report.error:
             raise ScenarioFailed(report)
 
@@ -412,3 +435,53 @@ class _Totals:
             f"oomfuzz: {self.injections} injection points in {self.items} "
             "swept item(s) (sum over all workers)"
         )
+
+
+# -- --oom-json -----------------------------------------------------------------------------
+
+
+def _relative(path: str, base: Path) -> str:
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.relative_to(base).as_posix()
+        except ValueError:
+            return path
+    return path
+
+
+class JsonReport:
+    """Collects the scenario items' reports (the controller's view) and writes them at exit."""
+
+    def __init__(self, path: Path, config: pytest.Config) -> None:
+        self.path = path
+        self.base = Path(config.invocation_params.dir)
+        self.report = SweepReport(command=" ".join(["pytest", *config.invocation_params.args]))
+        self.start = time.monotonic()
+        parent = path.parent
+        if not parent.is_dir():
+            raise pytest.UsageError(f"--oom-json {path}: no such directory: {parent}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":  # every phase's report carries the item's properties
+            return
+        for key, value in report.user_properties:
+            if key != REPORT_PROPERTY:
+                continue
+            rep = RunReport.from_dict(json.loads(str(value)))
+            rep.scenario = _relative(rep.scenario, self.base)
+            for f in rep.failures:
+                f.scenario = _relative(f.scenario, self.base)
+            self.report.add(rep)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        rep = self.report
+        rep.runs.sort(key=lambda r: r.key)  # items finish in any order under xdist
+        rep.elapsed = time.monotonic() - self.start
+        scenarios = sorted({str(self.base / r.scenario) for r in rep.runs})
+        if scenarios:
+            try:
+                rep.coverage = measure_coverage(rep, *declared_sites(scenarios))
+            except ScenarioError as e:
+                print(f"oomfuzz: site coverage not measured: {e}", file=sys.stderr)
+        self.path.write_text(rep.to_json(), encoding="utf-8")

@@ -10,7 +10,10 @@ Invariants:
 - ``to_json``/``from_json`` round-trip: ``SweepReport.from_json(r.to_json())``
   gives the same summary, failures and site table (``schema`` is versioned).
 - HTML output is one self-contained file; every string from the code under
-  test is escaped.
+  test is escaped. (``oomfuzz.htmlreport`` writes the multi-page report.)
+- Each unit keeps every injection's index, verdict and site
+  (``RunReport.points``); a report without them (an older schema-1 file)
+  loads with none.
 - Every unit records the engine that ran its injections (``replay`` or
   ``fork``; ``OomTestResult.engine``, so a fork sweep that fell back says
   ``replay``). Shards that ran with different engines merge into
@@ -39,6 +42,7 @@ from rich.table import Table
 from oomfuzz.checks import FailureClass
 from oomfuzz.inject import Site
 from oomfuzz.plan import Iteration, OomTestResult, SiteStat
+from oomfuzz.points import PointLog
 from oomfuzz.sites import Coverage
 
 __all__ = ["FailureRecord", "RunReport", "SweepReport", "reproducer"]
@@ -146,6 +150,8 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     engine: str = "replay"
+    #: Every injection (index, verdict, site): the unit's sweep strip.
+    points: PointLog = field(default_factory=PointLog)
 
     @classmethod
     def from_result(
@@ -161,6 +167,7 @@ class RunReport:
         rep.stopped = result.stopped
         rep.notes = list(result.notes)
         rep.engine = result.engine
+        rep.points = PointLog.from_iterations(result.iterations)
         return rep
 
     @property
@@ -189,6 +196,7 @@ class RunReport:
         self.error = self.error or other.error
         engines = set(self.engine.split("+")) | set(other.engine.split("+"))
         self.engine = "+".join(sorted(engines))
+        self.points.merge(other.points)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -204,6 +212,7 @@ class RunReport:
             "notes": self.notes,
             "error": self.error,
             "engine": self.engine,
+            "points": self.points.to_dict(),
         }
 
     @classmethod
@@ -219,6 +228,7 @@ class RunReport:
         rep.notes = list(d.get("notes", []))
         rep.error = d.get("error")
         rep.engine = str(d.get("engine", "replay"))
+        rep.points = PointLog.from_dict(d.get("points") or {})
         return rep
 
 

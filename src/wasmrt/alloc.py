@@ -20,6 +20,12 @@ Invariants:
   ``OutOfMemory(size)``, the exception a refusing hook raises at that site.
   Whatever handles the hook's refusal there (``memory.grow`` from wasm
   returning -1, instantiation's cleanup guard) thus handles both.
+- Work whose many small allocations grow with its input (decoding,
+  validating, reading text, serialising a module) runs through
+  ``host_alloc_call(size, fn, ...)``: a ``MemoryError`` anywhere in it leaves
+  as ``OutOfMemory(size)``, raised once the failed work's frames are gone.
+  Such work builds new objects only, so a failure changes nothing the caller
+  owns; the modelled ``try_alloc`` sites inside it are unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import enum
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Protocol, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from wasmrt.errors import OutOfMemory
 
@@ -40,6 +46,7 @@ __all__ = [
     "TryDict",
     "TryList",
     "current_hook",
+    "host_alloc_call",
     "install_hook",
     "try_alloc",
 ]
@@ -108,6 +115,27 @@ class HostAlloc:
     def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
         if exc_type is not None and issubclass(exc_type, MemoryError):
             raise OutOfMemory(self.size) from None
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def host_alloc_call(size: int, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """``fn(*args, **kwargs)``, with a host ``MemoryError`` in it leaving as ``OutOfMemory(size)``.
+
+    For work that allocates in proportion to its input (``size``: the input's
+    length) at many places no hook is asked, because each is small: the
+    host refusing any of them is one outcome, the one a refused hook has.
+    The ``OutOfMemory`` is raised after the handler: by then the traceback
+    (and the half-built result its frames hold) is released, so raising it
+    does not need the memory that just ran out.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except MemoryError:
+        pass  # leave the handler first (see above); the OutOfMemory replaces it
+    raise OutOfMemory(size)
 
 
 def current_hook() -> AllocHook | None:

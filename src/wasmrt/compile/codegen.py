@@ -53,6 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wasmrt import ir
+from wasmrt.compile.dispatch import tree_dispatch
 from wasmrt.compile.numeric import simd_global
 from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
 from wasmrt.opcodes import BY_NAME
@@ -250,6 +251,8 @@ class FunctionCompiler:
         self.lines: list[str] = []
         #: The index of the wasm instruction each line of ``lines`` was emitted for.
         self.line_instrs: list[int] = []
+        #: Flat form: each segment's ``(label, index of its header in lines)``.
+        self.seg_starts: list[tuple[int, int]] = []
         self.cur_instr = 0
         #: Lines of the generated function before ``lines`` (``def`` and prologue).
         self.lines_before_body = 1
@@ -382,6 +385,7 @@ class FunctionCompiler:
         if self.flat:
             self.emit("_pc = 0")
             self.emit("while True:")
+            self.seg_starts.append((0, len(self.lines)))
             self.emit("    if _pc == 0:")
             self._indent = 3
             self.seg_mark = len(self.lines)
@@ -392,6 +396,10 @@ class FunctionCompiler:
                 break
         if self.flat and len(self.lines) == self.seg_mark:
             self.emit("pass")
+        if self.flat:  # jumps test O(log segments) labels, not all before the target
+            self.lines, self.line_instrs = tree_dispatch(
+                self.lines, self.line_instrs, self.seg_starts
+            )
         if self.uses_br:
             prologue.insert(0, "    _br = 0")
         out = header + prologue + self.lines
@@ -488,6 +496,7 @@ class FunctionCompiler:
         elif len(self.lines) == self.seg_mark:
             self.emit("pass")
         self._indent = 2
+        self.seg_starts.append((label, len(self.lines)))
         self.emit(f"if _pc == {label}:")
         self._indent = 3
         self.seg_mark = len(self.lines)

@@ -40,20 +40,27 @@ APIs on a store with an async limiter), and the sync APIs check up front with
 3. on the loop's own thread: the coroutine is driven synchronously if it
    never suspends, else ``WasmtimeError``.
 Pending answers that were never consumed are dropped when the outermost scope
-ends. A store is used by one task at a time (as in Wasmtime, where an async
-call borrows the store mutably).
+ends. The worker thread is the fiber Wasmtime allocates for an async call:
+one started for the operation alone (a private single-thread executor), so
+when the host cannot start it (no memory for its stack, a thread limit) the
+operation never ran and the outcome is ``OutOfMemory`` of the thread's stack
+size, as when Wasmtime cannot allocate a fiber stack; never a bare
+``RuntimeError: can't start new thread``. A store is used by one task at a
+time (as in Wasmtime, where an async call borrows the store mutably).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from wasmrt.errors import WasmtimeError, context_error, format_context
+from wasmrt.errors import OutOfMemory, WasmtimeError, context_error, format_context
 
 __all__ = [
     "DEFAULT_INSTANCE_LIMIT",
@@ -80,6 +87,10 @@ DEFAULT_INSTANCE_LIMIT = 10_000
 DEFAULT_TABLE_LIMIT = 10_000
 #: Wasmtime's ``DEFAULT_MEMORY_LIMIT``.
 DEFAULT_MEMORY_LIMIT = 10_000
+
+#: Stack size reported when a worker thread cannot be started and none was set
+#: (``threading.stack_size()`` is 0): the host's default, 8 MiB on Linux.
+DEFAULT_THREAD_STACK = 8 << 20
 
 _log = logging.getLogger("wasmrt.limits")
 
@@ -320,8 +331,37 @@ async def run_async(store_core: Any, operation: Callable[[], _T], *, worker: boo
     loop = asyncio.get_running_loop()
     with adapter.async_scope(loop):
         if worker and adapter._loop is loop:
-            return await asyncio.to_thread(operation)
+            return await _on_worker(operation)
         return operation()
+
+
+async def _on_worker(operation: Callable[[], _T]) -> _T:
+    """``operation()`` on a thread of its own, in a copy of the current context.
+
+    The thread is started before the operation is handed over, so a thread
+    the host refuses is ``OutOfMemory`` with nothing run (see module doc).
+    No local here holds the future: its error's traceback includes this frame.
+    Once the operation ended the worker is joined (it drops the operation, and
+    so the store, before it exits: nothing of the store outlives the call); a
+    cancelled await never blocks the loop on an operation still running.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wasmrt-async")
+    cancelled = False
+    try:
+        return await asyncio.wrap_future(_start(pool, operation))
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
+    finally:
+        pool.shutdown(wait=not cancelled)
+
+
+def _start(pool: ThreadPoolExecutor, operation: Callable[[], _T]) -> Future[_T]:
+    try:
+        return pool.submit(contextvars.copy_context().run, operation)
+    except (RuntimeError, MemoryError):  # the worker's thread could not be started
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise OutOfMemory(threading.stack_size() or DEFAULT_THREAD_STACK) from None
 
 
 class StoreLimits(ResourceLimiter):

@@ -8,7 +8,10 @@ Invariants:
   Any failure raises before a ``Module`` exists; errors are
   ``WasmtimeError``s rendered the way Wasmtime renders them (outer message,
   ``Caused by:``), keeping their wasmrt subclass. ``OutOfMemory`` propagates
-  unchanged.
+  unchanged, and so does a real allocation failure of the host: a
+  ``MemoryError`` anywhere in decoding, validation, compilation, reading
+  text, serialising or deserialising leaves as ``OutOfMemory`` (sized by the
+  input; ``alloc.host_alloc_call``, one mapping for all of them).
 - A module is immutable after construction and may be instantiated in any
   store of its engine any number of times; ``ModuleCore`` is what the vm
   and the allocator see (``module_key`` is its identity for slot affinity).
@@ -29,7 +32,7 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt import serialize as serialization
-from wasmrt.alloc import AllocKind, try_alloc
+from wasmrt.alloc import SLOT_SIZE, AllocKind, host_alloc_call, try_alloc
 from wasmrt.binary import decode_module
 from wasmrt.compile import compile_module
 from wasmrt.errors import InvalidModuleError, MalformedError, WasmtimeError
@@ -89,7 +92,14 @@ def _compile_module(module: ir.Module, engine: EngineCore) -> Any:
 
 
 def build_module_core(engine: EngineCore, binary: bytes | bytearray) -> ModuleCore:
-    """Decode, validate, check against the allocator and compile ``binary``."""
+    """Decode, validate, check against the allocator and compile ``binary``.
+
+    The host running out of memory on the way is ``OutOfMemory(len(binary))``.
+    """
+    return host_alloc_call(len(binary), _build_module_core, engine, binary)
+
+
+def _build_module_core(engine: EngineCore, binary: bytes | bytearray) -> ModuleCore:
     try:
         module = decode_module(binary)
     except MalformedError as e:
@@ -151,7 +161,7 @@ class Module(Managed[ModuleCore]):
         if not isinstance(wasm, (bytes, bytearray)):
             raise TypeError("expected wasm bytes")
         # Unlike ``Module(...)``, Wasmtime reports validate's errors without context.
-        validate_module(decode_module(wasm))
+        host_alloc_call(len(wasm), _decode_and_validate, wasm)
 
     @property
     def imports(self) -> list[ImportType]:
@@ -171,7 +181,7 @@ class Module(Managed[ModuleCore]):
 
     def serialize(self) -> bytearray:
         core = self.ptr()
-        return bytearray(serialization.serialize(core.ir, core.engine.config, core.compiled))
+        return host_alloc_call(_serialized_estimate(core.ir), _serialize_core, core)
 
     @classmethod
     def deserialize(cls, engine: Engine, encoded: bytes | bytearray) -> Module:
@@ -191,7 +201,24 @@ class Module(Managed[ModuleCore]):
         return cls._from_core(_deserialize_core(core, data))
 
 
+def _decode_and_validate(wasm: bytes | bytearray) -> None:
+    validate_module(decode_module(wasm))
+
+
+def _serialized_estimate(m: ir.Module) -> int:
+    """About what serialising ``m`` holds at once: a slot per instruction, the data bytes."""
+    return SLOT_SIZE * sum(len(f.body) for f in m.funcs) + sum(len(d.init) for d in m.datas)
+
+
+def _serialize_core(core: ModuleCore) -> bytearray:
+    return bytearray(serialization.serialize(core.ir, core.engine.config, core.compiled))
+
+
 def _deserialize_core(engine: EngineCore, data: bytes) -> ModuleCore:
     """Check ``data`` against this wasmrt and engine, then rebuild it without recompiling."""
+    return host_alloc_call(len(data), _rebuild_core, engine, data)
+
+
+def _rebuild_core(engine: EngineCore, data: bytes) -> ModuleCore:
     module, compiled = serialization.deserialize_compiled(data, engine.config)
     return build_from_ir(engine, module, compiled)

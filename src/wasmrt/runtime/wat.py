@@ -9,13 +9,16 @@ Invariants:
   empty ``bytes`` is binary (and then fails to decode); anything else,
   including an empty or NUL-led ``str``, raises ``TypeError``.
 - Parse errors are ``WasmtimeError`` subclasses (``WatParseError``); an
-  ``OutOfMemory`` from the parser propagates unchanged.
+  ``OutOfMemory`` from the parser propagates unchanged, and the host running
+  out of memory while reading is ``OutOfMemory(len(text))``
+  (``alloc.host_alloc_call``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from wasmrt.alloc import host_alloc_call
 from wasmrt.errors import WasmtimeError
 from wasmrt.text import wat2wasm as text_wat2wasm
 
@@ -24,15 +27,19 @@ __all__ = ["wat2wasm"]
 
 def wat2wasm(wat: str | bytes) -> bytearray:
     """Convert WebAssembly text to the binary format (``WasmtimeError`` on a parse error)."""
+    if not isinstance(wat, (str, bytes, bytearray)):
+        raise TypeError("expected a str or bytes")
+    return host_alloc_call(len(wat), _read_text, wat)
+
+
+def _read_text(wat: str | bytes | bytearray) -> bytearray:
     if isinstance(wat, (bytes, bytearray)):
         try:
             text = bytes(wat).decode("utf-8")
         except UnicodeDecodeError as e:
             raise WasmtimeError(f"input bytes aren't valid utf-8: {e}") from None
-    elif isinstance(wat, str):
-        text = wat
     else:
-        raise TypeError("expected a str or bytes")
+        text = wat
     return bytearray(text_wat2wasm(text))
 
 

@@ -11,6 +11,9 @@ Invariants:
   payloads kept), v128 constants as four unsigned i32 lanes.
 - ``folded=True`` prints every instruction parenthesised and blocks nested
   (``(if (then ...) (else ...))``); operands stay flat, in stack order.
+- The output is linear in the module: indentation stops growing at
+  ``MAX_INDENT`` levels (wasmprinter's ``MAX_NESTING_TO_PRINT``), and the
+  closing parentheses of a run of ``end``s are added to their line at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ __all__ = ["print_expr", "print_module"]
 
 _ID_RE = re.compile(r"[0-9A-Za-z!#$%&'*+\-./:<=>?@\\^_`|~]+")
 _BLOCKS = ("block", "loop", "if")
+#: Deepest indentation printed (levels of two spaces); deeper lines print at it.
+MAX_INDENT = 50
+
+
+def _pad(level: int) -> str:
+    return "  " * min(level, MAX_INDENT)
 
 
 def _string(data: bytes) -> str:
@@ -122,40 +131,53 @@ def _flat(expr: ir.Expr, indent: int, out: list[str]) -> None:
     for ins in expr:
         if ins.op in ("end", "else"):
             depth -= 1
-            out.append("  " * depth + ins.op)
+            out.append(_pad(depth) + ins.op)
             if ins.op == "else":
                 depth += 1
             continue
-        out.append("  " * depth + _instr_text(ins))
+        out.append(_pad(depth) + _instr_text(ins))
         if ins.op in _BLOCKS:
             depth += 1
 
 
+def _close(out: list[str], owed: int) -> None:
+    """Add ``owed`` closing parentheses to the last line (one string copy for a run)."""
+    if owed:
+        out[-1] += ")" * owed
+
+
 def _folded(expr: ir.Expr, indent: int, out: list[str]) -> None:
     stack: list[str] = []
+    owed = 0  # closing parentheses the last line of ``out`` still needs
     for ins in expr:
-        if ins.op in _BLOCKS:
-            out.append("  " * (indent + len(stack)) + "(" + _instr_text(ins))
-            stack.append(ins.op)
-            if ins.op == "if":
-                out.append("  " * (indent + len(stack)) + "(then")
-                stack.append("then")
-        elif ins.op == "else":
-            if not stack or stack[-1] != "then":
-                raise ValueError("else outside of if")
-            out[-1] += ")"
-            out.append("  " * (indent + len(stack) - 1) + "(else")
-            stack[-1] = "else"
-        elif ins.op == "end":
+        if ins.op == "end":
             if not stack:
                 raise ValueError("unbalanced end")
             if stack[-1] in ("then", "else"):
                 stack.pop()
-                out[-1] += ")"
+                owed += 1
             stack.pop()
-            out[-1] += ")"
+            owed += 1
+            continue
+        if ins.op == "else":
+            if not stack or stack[-1] != "then":
+                raise ValueError("else outside of if")
+            _close(out, owed + 1)
+            owed = 0
+            out.append(_pad(indent + len(stack) - 1) + "(else")
+            stack[-1] = "else"
+            continue
+        _close(out, owed)
+        owed = 0
+        if ins.op in _BLOCKS:
+            out.append(_pad(indent + len(stack)) + "(" + _instr_text(ins))
+            stack.append(ins.op)
+            if ins.op == "if":
+                out.append(_pad(indent + len(stack)) + "(then")
+                stack.append("then")
         else:
-            out.append("  " * (indent + len(stack)) + "(" + _instr_text(ins) + ")")
+            out.append(_pad(indent + len(stack)) + "(" + _instr_text(ins) + ")")
+    _close(out, owed)
     if stack:
         raise ValueError("unterminated block")
 

@@ -28,13 +28,22 @@ Invariants:
 - Nothing here registers a weakref callback (the collector could run one
   deep in wasm recursion); ``OWNER_KEY`` is a plain ``weakref.ref``.
 - ``func_name`` / ``module_name`` come from the name section (``module.names``).
+- The backtrace is best effort: when the host has no memory left to list
+  the frames (a stack overflow under an address-space limit holds every
+  frame until the trap is built), the trap keeps ``frames == []`` and its
+  bare ``wasm trap: <reason>`` message; the trap itself is never lost.
+- ``raised_in(tb)`` tells who raised an exception from where its traceback
+  ends: ``"guest"`` (a generated wasm function: the interpreter failed while
+  running it, e.g. pushing the next frame), ``"runtime"`` (wasmrt's own
+  code) or ``"host"`` (anything else: the embedder's host functions).
 """
 
 from __future__ import annotations
 
+import os
 import weakref
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from wasmrt import ir
 from wasmrt.binary import encode_module
@@ -46,6 +55,7 @@ __all__ = [
     "attach_frames",
     "body_offsets",
     "frames_from_traceback",
+    "raised_in",
     "register_variant",
 ]
 
@@ -65,6 +75,23 @@ def register_variant(compiled: Any, variant: Any) -> None:
     """Record ``compiled`` (a ``CompiledModule``) as the owner of ``variant``'s code."""
     variant.factory.__globals__[OWNER_KEY] = weakref.ref(compiled)
     variant.factory.__globals__[LINES_KEY] = getattr(variant, "line_map", None)
+
+
+#: Where wasmrt's own modules live (their code objects' file names start with it).
+_RUNTIME_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def raised_in(tb: TracebackType | None) -> Literal["guest", "runtime", "host"]:
+    """Whose code was running where the traceback ``tb`` ends (see module doc)."""
+    if tb is None:
+        return "runtime"
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    if frame.f_globals.get(OWNER_KEY) is not None:
+        return "guest"
+    filename = os.path.abspath(frame.f_code.co_filename)
+    return "runtime" if filename.startswith(_RUNTIME_DIR) else "host"
 
 
 def _leb(data: bytes, pos: int) -> tuple[int, int]:
@@ -155,5 +182,8 @@ def attach_frames(trap: Trap, tb: TracebackType | None = None) -> Trap:
     ``StoreCore.call``'s outermost entry; for a ``RecursionError`` turned into
     a stack-overflow trap, pass the ``RecursionError``'s traceback.
     """
-    trap.frames = frames_from_traceback(tb if tb is not None else trap.__traceback__)
+    try:
+        trap.frames = frames_from_traceback(tb if tb is not None else trap.__traceback__)
+    except MemoryError:  # no memory left for the backtrace (see module doc)
+        return trap
     return trap

@@ -212,20 +212,12 @@ class LinearMemory:
         new = old + delta
         limiter = getattr(self.store, "limiter", None)
         if new > MAX_PAGES:
-            err = GrowRefused("memory growth exceeds memory type's limits")
-            if limiter is not None:
-                limiter.memory_grow_failed(err)
-            return self._fail(err, from_wasm)
+            return self._fail("memory growth exceeds memory type's limits", from_wasm, limiter)
         if limiter is not None:
             if not limiter.memory_growing(self.size, new * PAGE_SIZE, self.limiter_maximum):
-                return self._fail(
-                    GrowRefused("failed to grow memory: refused by limiter"), from_wasm
-                )
+                return self._fail("failed to grow memory: refused by limiter", from_wasm)
         if new > self.max_pages:
-            err = GrowRefused("Memory maximum size exceeded")
-            if limiter is not None:
-                limiter.memory_grow_failed(err)
-            return self._fail(err, from_wasm)
+            return self._fail("Memory maximum size exceeded", from_wasm, limiter)
         nbytes = delta * PAGE_SIZE
         new_size = new * PAGE_SIZE
         try:
@@ -268,7 +260,18 @@ class LinearMemory:
         self.data = fresh
 
     @staticmethod
-    def _fail(err: GrowRefused, from_wasm: bool) -> int:
+    def _fail(message: str, from_wasm: bool, failed_to: Any = None) -> int:
+        """-1 for wasm, else ``GrowRefused(message)``; ``failed_to`` (a limiter) hears of it first.
+
+        The error is referenced from no frame of its own traceback (``del`` before it
+        leaves), so no exception-frame cycle keeps this memory and its store alive.
+        """
+        err = GrowRefused(message)
+        if failed_to is not None:
+            failed_to.memory_grow_failed(err)
         if from_wasm:
             return -1
-        raise err
+        try:
+            raise err
+        finally:
+            del err

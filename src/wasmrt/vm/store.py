@@ -18,6 +18,18 @@ Invariants:
   for a stack overflow it is taken from the ``RecursionError``'s traceback,
   so the conversion happens only once the stack has unwound to the entry.
   Host-created traps pass through untouched (wasmtime-py keeps their text).
+- The interpreter itself failing under a call is mapped there too
+  (``_stack_exhausted``): CPython failing to push the next frame
+  (``SystemError`` "error return without exception set" on 3.11, raised in
+  the calling frame, guest or wasmrt's) or a ``MemoryError`` raised in a
+  guest frame (what later versions raise there) is the guest's stack that
+  could not grow: Wasmtime's ``Trap(STACK_OVERFLOW)``, like
+  ``RecursionError``, and the store stays usable. A ``MemoryError`` raised
+  in wasmrt's own code is not remapped here: each allocation site maps its
+  own where its semantics are known (``HostAlloc``: -1 from ``memory.grow``,
+  ``OutOfMemory`` elsewhere), so a site that does not stays visible to the
+  real-exhaustion sweep. The embedder's host functions' own errors pass
+  through unchanged.
 - The recursion limit bounds Python frames only; wasm->wasm calls use no C
   stack, host<->wasm crossings do. So every entry made while wasm already
   runs (nested in this store, or any entry while ``_NEEDS`` is non-empty)
@@ -57,7 +69,7 @@ from wasmrt.errors import ResourceLimitExceeded, WasmtimeError
 from wasmrt.observe import created
 from wasmrt.trap import Trap, TrapCode
 from wasmrt.vm.allocator.on_demand import OnDemandInstanceAllocator
-from wasmrt.vm.backtrace import attach_frames
+from wasmrt.vm.backtrace import attach_frames, raised_in
 from wasmrt.vm.cstack import stack_low as _stack_low
 from wasmrt.vm.deferred import PENDING as _PENDING
 from wasmrt.vm.deferred import RUNNING as _NEEDS
@@ -95,6 +107,12 @@ _SAVED_LIMIT = [0]
 _BASE_DONE = [sys.version_info < (3, 12)]
 #: Stack depth seen last time (a hint for ``_stack_depth``; races only cost speed).
 _DEPTH_HINT = [0]
+
+
+def _stack_exhausted(e: MemoryError | SystemError) -> bool:
+    """Whether ``e`` is the interpreter failing to grow the guest's stack (see module doc)."""
+    origin = raised_in(e.__traceback__)
+    return origin == "guest" or (origin == "runtime" and isinstance(e, SystemError))
 
 
 def _stack_depth() -> int:
@@ -259,6 +277,10 @@ class StoreCore:
                 return func.call(*args)
             except RecursionError:
                 raise Trap(TrapCode.STACK_OVERFLOW) from None
+            except (MemoryError, SystemError) as e:
+                if not _stack_exhausted(e):
+                    raise
+                raise Trap(TrapCode.STACK_OVERFLOW) from None
             finally:
                 self.depth -= 1
         if _NEEDS and _stack_low():  # wasm may be running below us (another store's)
@@ -286,6 +308,10 @@ class StoreCore:
                 attach_frames(t)
             raise
         except RecursionError as e:
+            raise attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__) from None
+        except (MemoryError, SystemError) as e:
+            if not _stack_exhausted(e):
+                raise
             raise attach_frames(Trap(TrapCode.STACK_OVERFLOW), e.__traceback__) from None
         finally:
             self.depth = 0

@@ -143,20 +143,12 @@ class TableInstance:
         new = old + delta
         limiter = getattr(self.store, "limiter", None)
         if new > MAX_ELEMENTS:
-            err = GrowRefused("table growth overflows")
-            if limiter is not None:
-                limiter.table_grow_failed(err)
-            return self._fail(err, from_wasm)
+            return self._fail("table growth overflows", from_wasm, limiter)
         if limiter is not None:
             if not limiter.table_growing(old, new, self.limiter_maximum):
-                return self._fail(
-                    GrowRefused("failed to grow table: refused by limiter"), from_wasm
-                )
+                return self._fail("failed to grow table: refused by limiter", from_wasm)
         if new > self.max:
-            err = GrowRefused("Table maximum size exceeded")
-            if limiter is not None:
-                limiter.table_grow_failed(err)
-            return self._fail(err, from_wasm)
+            return self._fail("Table maximum size exceeded", from_wasm, limiter)
         try:
             try_alloc(delta * SLOT_SIZE, AllocKind.TABLE, absorbing=from_wasm)
             with HostAlloc(delta * SLOT_SIZE):
@@ -169,7 +161,18 @@ class TableInstance:
         return old
 
     @staticmethod
-    def _fail(err: GrowRefused, from_wasm: bool) -> int:
+    def _fail(message: str, from_wasm: bool, failed_to: Any = None) -> int:
+        """-1 for wasm, else ``GrowRefused(message)``; ``failed_to`` (a limiter) hears of it first.
+
+        The error is referenced from no frame of its own traceback (``del`` before it
+        leaves), so no exception-frame cycle keeps this table and its store alive.
+        """
+        err = GrowRefused(message)
+        if failed_to is not None:
+            failed_to.table_grow_failed(err)
         if from_wasm:
             return -1
-        raise err
+        try:
+            raise err
+        finally:
+            del err

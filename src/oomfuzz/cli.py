@@ -68,6 +68,7 @@ from oomfuzz import baseline as bl
 from oomfuzz.campaign import CampaignConfig, describe, run_campaign
 from oomfuzz.engines import engine_choices
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport
+from oomfuzz.merge import MergeError, Shard, canonical_order, merge_shards
 from oomfuzz.minimize import minimize
 from oomfuzz.oomtest import DryRunError, Iteration
 from oomfuzz.program import ProgramOverrides, parse_dir, parse_env
@@ -85,12 +86,15 @@ from oomfuzz.sweep import (
     Unit,
     declared_sites,
     executor,
+    executor_for,
     exhaust_units,
     measure_coverage,
     one_line,
     replay,
     run_exhaust_units,
     run_units,
+    shard_units,
+    sweep_identity,
     sweep_units,
 )
 from oomfuzz.target import KINDS, TARGETS, FaultTarget, parse_target
@@ -262,22 +266,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _sweep_exhaust(args, scenarios, console)
     declared = declared_sites(args.paths, args.sites_root, args.exclusions)
     target, program = _target(args), _program(args)
-    units = sweep_units(
-        scenarios,
-        args.mode,
-        args.allocator,
-        _jobs(args.jobs),
-        args.max_iters,
-        target=target,
-        program=program,
-        max_duration=args.max_duration,
-        check_every=args.check_every,
-        tracemalloc_every=args.tracemalloc_every,
-        sample=args.sample,
-        seed=args.seed,
-        engine=args.engine,
-    )
+    shard = _shard(args.shard)
     report = SweepReport(command="oomfuzz " + " ".join(args.argv))
+    report.identity = sweep_identity(scenarios, shard, _sweep_options(args), declared).to_dict()
     start = time.monotonic()
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -285,12 +276,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    where = executor(_jobs(args.jobs))
-    with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
-        for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
-            report.add(rep)
-    if not where.in_process:
-        report.runs.sort(key=lambda r: r.key)  # workers finish in any order
+    with executor_for(_jobs(args.jobs), args.cluster) as where:
+        units = sweep_units(
+            scenarios,
+            args.mode,
+            args.allocator,
+            where.jobs,
+            args.max_iters,
+            target=target,
+            program=program,
+            max_duration=args.max_duration,
+            check_every=args.check_every,
+            tracemalloc_every=args.tracemalloc_every,
+            sample=args.sample,
+            seed=args.seed,
+            engine=args.engine,
+        )
+        units = shard_units(units, shard)
+        with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
+            for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
+                report.add(rep)
+    canonical_order(report)  # workers finish in any order
     report.elapsed = time.monotonic() - start
     report.coverage = measure_coverage(report, *declared)
     if args.json:
@@ -301,6 +307,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(table)
     saved = [p for p in (args.json, args.html) if p]
     _print_failures(console, report, args.show, saved, TABLE_ROWS)
+    if shard.count > 1:
+        console.print(
+            f"shard {shard} of the sweep: merge all {shard.count} shard reports with "
+            "oomfuzz merge SHARD.json... -o OUT.json",
+            markup=False,
+            highlight=False,
+        )
     input_errors = [r for r in report.runs if r.error and r.error.startswith("input error")]
     for r in report.runs:
         if r.error:
@@ -313,6 +326,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
+
+
+def _shard(text: str | None) -> Shard:
+    try:
+        return Shard() if text is None else Shard.parse(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _sweep_options(args: argparse.Namespace) -> dict[str, object]:
+    """The sweep options that change its report (shards must agree on them to merge)."""
+    target, program = _target(args), _program(args)
+    return {
+        "mode": args.mode,
+        "allocator": args.allocator,
+        "max_iters": args.max_iters,
+        "max_duration": args.max_duration,
+        "check_every": args.check_every,
+        "tracemalloc_every": args.tracemalloc_every,
+        "sample": args.sample,
+        "seed": args.seed,
+        "engine": args.engine,
+        "target": target.flags() if target else [],
+        "program": program.flags() if program else [],
+    }
 
 
 def _sweep_exhaust(args: argparse.Namespace, scenarios: list[Scenario], console: Console) -> int:
@@ -461,29 +499,72 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_FAILURES
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    _check_output(args.html, "--html")
+def _load_report(path: str) -> SweepReport:
+    """A saved JSON report; ``ScenarioError`` (one line) when it is not one."""
     try:
-        text = Path(args.report).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError(f"no such report: {args.report}") from None
+        raise ScenarioError(f"no such report: {path}") from None
     except UnicodeDecodeError:
-        raise ScenarioError(f"{args.report}: not an oomfuzz JSON report (not text)") from None
+        raise ScenarioError(f"{path}: not an oomfuzz JSON report (not text)") from None
     try:
-        report = SweepReport.from_json(text)
+        return SweepReport.from_json(text)
     except json.JSONDecodeError as e:
         raise ScenarioError(
-            f"{args.report}: not an oomfuzz JSON report (not JSON: {e.msg} at line {e.lineno} "
+            f"{path}: not an oomfuzz JSON report (not JSON: {e.msg} at line {e.lineno} "
             f"column {e.colno}); write one with oomfuzz sweep --json OUT"
         ) from None
     except (ValueError, KeyError, TypeError) as e:
-        raise ScenarioError(f"{args.report}: {one_line(str(e))}") from None
+        raise ScenarioError(f"{path}: {one_line(str(e))}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _check_output(args.html, "--html")
+    report = _load_report(args.report)
     console = Console()
     for table in report.rich_tables(max_failures=TABLE_ROWS):
         console.print(table)
     _print_failures(console, report, args.show, [args.report], TABLE_ROWS)
+    _shard_note(console, report, args.report)
     if args.html:
         Path(args.html).write_text(report.to_html(), encoding="utf-8")
+    return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
+
+
+def _shard_note(console: Console, report: SweepReport, name: str) -> None:
+    shard = (report.identity or {}).get("shard")
+    if isinstance(shard, list) and len(shard) == 2 and shard[1] != 1:
+        console.print(
+            f"{name} is shard {shard[0]}/{shard[1]} of a sweep, not the whole sweep "
+            "(oomfuzz merge combines the shards)",
+            markup=False,
+            highlight=False,
+        )
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    _check_output(args.output, "--output")
+    _check_output(args.html, "--html")
+    named = [(path, _load_report(path)) for path in args.reports]
+    try:
+        report = merge_shards(named)
+    except MergeError as e:
+        raise ScenarioError(f"cannot merge: {e}") from None
+    if args.output:
+        Path(args.output).write_text(report.to_json(), encoding="utf-8")
+    if args.html:
+        Path(args.html).write_text(report.to_html(), encoding="utf-8")
+    console = Console()
+    for table in report.rich_tables(max_failures=TABLE_ROWS):
+        console.print(table)
+    saved = [p for p in (args.output, args.html) if p]
+    _print_failures(console, report, args.show, saved, TABLE_ROWS)
+    count = len(named)
+    console.print(
+        f"merged {count} shard report(s) into {args.output or 'the summary above'}",
+        markup=False,
+        highlight=False,
+    )
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
 
 
@@ -630,6 +711,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="deadline per child (default: 20x the reference run, at least 20s)",
     )
     ex.add_argument("--verbose", "-v", action="store_true", help="print every ladder step")
+    sw.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run shard K of N (K from 1) of every unit's injection indices; a fixed "
+        "partition, the same on every machine: merge the N reports with oomfuzz merge",
+    )
+    sw.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run the units on this Dask scheduler's workers (pip install "
+        "'wasmrt-oomfuzz[cluster]'); --jobs is then the cluster's worker threads",
+    )
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="OUT", help="write the HTML report")
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
@@ -683,6 +776,13 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--seed", type=int, default=0, help="--update: sample seed")
     bl.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
     bl.set_defaults(func=cmd_baseline)
+
+    mg = sub.add_parser("merge", help="combine the shard reports of one sweep into its report")
+    mg.add_argument("reports", nargs="+", metavar="SHARD.json")
+    mg.add_argument("--output", "-o", metavar="OUT.json", help="write the merged JSON report")
+    mg.add_argument("--html", metavar="OUT.html", help="write the merged HTML report")
+    mg.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
+    mg.set_defaults(func=cmd_merge)
 
     rp = sub.add_parser("report", help="print a saved JSON report (and convert it to HTML)")
     rp.add_argument("report", metavar="OUT.json")

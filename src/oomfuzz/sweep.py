@@ -13,8 +13,13 @@ Seams:
 - :class:`Executor`: where work runs. ``InProcess`` (in this process, in
   order; per-injection progress reaches the caller) and ``ProcessPool``
   (local worker processes, spawned; results in completion order);
-  :func:`executor` picks one for ``--jobs``. Another backend (a cluster) is
-  one class with ``jobs``, ``in_process`` and ``map``.
+  :func:`executor` picks one for ``--jobs``; :func:`executor_for` adds
+  ``DaskCluster`` (:mod:`oomfuzz.cluster`, ``--cluster``). Another backend
+  is one class with ``jobs``, ``in_process`` and ``map``.
+- Machine shards (``--shard K/N``, :mod:`oomfuzz.merge`): :func:`shard_units`
+  narrows every unit to the shard's injection indices, composed with the
+  ``--jobs`` split; :func:`sweep_identity` records what was swept, so the
+  shards' reports merge (``oomfuzz merge``) into the unsharded report.
 - ``Unit.select``: a :data:`~oomfuzz.plan.Selection` (a picklable callable
   over the dry run's allocation records) narrowing the injection indices, as
   :class:`SiteFirsts` does for the baseline gate.
@@ -45,6 +50,8 @@ Invariants:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -55,9 +62,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
+from oomfuzz.cluster import DaskCluster
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exhaust_unit
 from oomfuzz.guest import parse_accept
 from oomfuzz.inject import AllocRecord
+from oomfuzz.merge import (
+    Shard,
+    SweepIdentity,
+    content_digest,
+    exclusions_digest,
+    universe_digest,
+    versions,
+)
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
 from oomfuzz.plan import Selection
 from oomfuzz.program import ProgramOverrides, apply_overrides
@@ -91,6 +107,7 @@ __all__ = [
     "SweepProgress",
     "Unit",
     "executor",
+    "executor_for",
     "exhaust_units",
     "input_error",
     "one_line",
@@ -100,6 +117,8 @@ __all__ = [
     "run_exhaust_units",
     "run_unit",
     "run_units",
+    "shard_units",
+    "sweep_identity",
     "sweep_units",
 ]
 
@@ -203,6 +222,52 @@ def sweep_units(
                 for k in range(shards):
                     units.append(Unit(scn.name, m, alloc, k, shards, per, **unit_options))
     return units
+
+
+def shard_units(units: Sequence[Unit], shard: Shard) -> list[Unit]:
+    """``units`` narrowed to the injection indices of ``shard`` (``--shard K/N``).
+
+    A unit's own index shard ``j`` of ``J`` (``--jobs``) becomes shard
+    ``r + j * N`` of ``J * N``, where ``r`` is the unit's residue in ``shard``:
+    the indices ``i % (J * N) == r + j * N`` over ``j`` are exactly
+    ``i % N == r``, whatever ``J`` is.
+    """
+    if shard.count == 1:
+        return list(units)
+    out: list[Unit] = []
+    for u in units:
+        if u.contiguous:
+            raise ValueError("contiguous index shards cannot be split across machines")
+        r = shard.residue(u.scenario, u.mode, u.allocator)
+        n = shard.count
+        out.append(dataclasses.replace(u, shard=r + u.shard * n, shards=u.shards * n))
+    return out
+
+
+def scenario_digest(scn: Scenario) -> str:
+    """sha256 of what defines ``scn``: its file, and a program's sidecar."""
+    files = [scn.path]
+    if scn.format in (".wasm", ".wat"):
+        files.append(scn.path.with_suffix(".json"))
+    return content_digest(files)
+
+
+def sweep_identity(
+    scenarios: Sequence[Scenario],
+    shard: Shard,
+    options: dict[str, object],
+    declared: tuple[Universe, Sequence[Exclusion]] | None = None,
+) -> SweepIdentity:
+    """What a sweep of ``scenarios`` runs: inputs, ``options``, versions, site universe."""
+    universe, exclusions = declared if declared is not None else (None, ())
+    return SweepIdentity(
+        shard,
+        {scn.name: scenario_digest(scn) for scn in scenarios},
+        options,
+        versions(),
+        universe_digest(universe) if universe is not None else "",
+        exclusions_digest(exclusions),
+    )
 
 
 def load_unit_scenario(path: str, program: ProgramOverrides | None = None) -> Scenario:
@@ -400,6 +465,20 @@ class ProcessPool:
 def executor(jobs: int) -> Executor:
     """The local executor for ``jobs`` worker processes (``<= 1``: in this process)."""
     return InProcess() if jobs <= 1 else ProcessPool(jobs)
+
+
+@contextlib.contextmanager
+def executor_for(jobs: int, cluster: str | None = None) -> Iterator[Executor]:
+    """Where a sweep runs: the Dask cluster at ``cluster`` (``tcp://HOST:PORT``; its
+    client is closed afterwards), else :func:`executor` for ``jobs``.
+
+    An unusable cluster raises ``ClusterError`` (a ``ScenarioError``) before any work.
+    """
+    if cluster is None:
+        yield executor(jobs)
+        return
+    with DaskCluster(cluster) as where:
+        yield where
 
 
 def run_units(

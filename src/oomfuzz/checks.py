@@ -99,6 +99,7 @@ from __future__ import annotations
 import enum
 import gc
 import os
+import time
 import tracemalloc
 import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -386,6 +387,11 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
     return Finding(FailureClass.CLEANUP_NOT_RESTORED, "; ".join(diffs))
 
 
+#: Extra full collections before an object counts as leaked (a multi-threaded host, such
+#: as a Dask worker, may be collecting on another thread when the check collects).
+FULL_COLLECTION_RETRIES = 3
+
+
 def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     """Labels of the objects still alive after (only if needed) a collection.
 
@@ -394,7 +400,11 @@ def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     (cheap, and where a run's objects mostly are), a full collection only if some
     object survives those.
     """
-    for generation in (None, 1, 2):
+    for attempt, generation in enumerate((None, 1, 2, *([2] * FULL_COLLECTION_RETRIES))):
+        if attempt > 2:
+            # gc.collect() does nothing while another thread's collection is running
+            # (its finalizers may have let this thread in): let that one finish.
+            time.sleep(0.001)
         if generation is not None:
             gc.collect(generation)
         if not any(r() is not None for _, r in refs):

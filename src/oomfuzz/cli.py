@@ -463,6 +463,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         regressions=Path(args.regressions) if args.regressions else None,
         jobs=_jobs(args.jobs),
         max_funcs=args.max_funcs,
+        cluster=args.cluster,
     )
     result = run_campaign(config)
     for line in describe(result):
@@ -752,6 +753,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fz.add_argument(
         "--database", metavar="PATH|redis://HOST:PORT", help="shared Hypothesis example database"
+    )
+    fz.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run one campaign worker per worker thread of this Dask scheduler, sharing "
+        "--database (which every worker must reach, e.g. redis://HOST:PORT)",
     )
     fz.add_argument("--seed", type=int, default=0)
     fz.add_argument(

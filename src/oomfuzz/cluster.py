@@ -40,6 +40,9 @@ __all__ = ["ClusterError", "DaskCluster", "load_distributed"]
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Seconds to reach the scheduler, and for a first worker to be there.
+CONNECT_TIMEOUT = 10.0
+
 INSTALL_HINT = "pip install 'wasmrt-oomfuzz[cluster]'"
 
 
@@ -89,8 +92,9 @@ class DaskCluster:
 
     in_process = False
 
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, timeout: float | None = None) -> None:
         self.address = address
+        timeout = CONNECT_TIMEOUT if timeout is None else timeout
         dd = load_distributed()
         self._dd = dd
         try:

@@ -57,7 +57,7 @@ import multiprocessing
 import os
 import random
 import shlex
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -483,7 +483,7 @@ def executor_for(jobs: int, cluster: str | None = None) -> Iterator[Executor]:
 
 def run_units(
     units: Sequence[Unit], where: Executor, progress: SweepProgress | None = None
-) -> Iterator[tuple[int, RunReport]]:
+) -> Generator[tuple[int, RunReport], None, None]:
     """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes."""
     if where.in_process:
         results: Iterator[tuple[int, RunReport]] = where.map(

@@ -258,6 +258,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     console = Console(stderr=False, quiet=args.quiet)
     _check_output(args.json, "--json")
     _check_output(args.html, "--html")
+    shard = _shard(args.shard)
     files = find_scenarios(args.paths)
     if not files:
         raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
@@ -266,7 +267,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _sweep_exhaust(args, scenarios, console)
     declared = declared_sites(args.paths, args.sites_root, args.exclusions)
     target, program = _target(args), _program(args)
-    shard = _shard(args.shard)
     report = SweepReport(command="oomfuzz " + " ".join(args.argv))
     report.identity = sweep_identity(scenarios, shard, _sweep_options(args), declared).to_dict()
     start = time.monotonic()

@@ -70,7 +70,7 @@ class Shard:
     def __post_init__(self) -> None:
         if self.count < 1 or not 1 <= self.number <= self.count:
             raise ValueError(
-                f"shard {self.number}/{self.count}: K/N needs 1 <= K <= N (K counts from 1)"
+                f"--shard {self.number}/{self.count}: K/N needs 1 <= K <= N (K counts from 1)"
             )
 
     @classmethod

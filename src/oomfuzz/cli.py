@@ -474,6 +474,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     root = Path(args.root)
     out = Path(args.baseline) if args.baseline else None
+    if args.update and args.report:
+        raise UsageError("--report goes with --check (--update runs its own bounded sweep)")
     if args.update:
         config = bl.BaselineConfig(
             sample=args.sample, seed=args.seed, jobs=_jobs(args.jobs), mode=args.mode
@@ -485,7 +487,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             f"{result.injections} injections"
         )
     else:
-        result = bl.check(root, out, jobs=_jobs(args.jobs))
+        report = None if args.report is None else _whole_report(args.report)
+        result = bl.check(root, out, jobs=_jobs(args.jobs), report=report)
         print(
             f"baseline check: {result.regressions} regression(s) replayed, "
             f"{len(result.sites)} sites, {result.injections} injections"
@@ -532,15 +535,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
 
 
-def _shard_note(console: Console, report: SweepReport, name: str) -> None:
+def _partial(report: SweepReport, name: str) -> str | None:
+    """Why the report at ``name`` is not a whole sweep (one shard of it), or ``None``."""
     shard = (report.identity or {}).get("shard")
     if isinstance(shard, list) and len(shard) == 2 and shard[1] != 1:
-        console.print(
+        return (
             f"{name} is shard {shard[0]}/{shard[1]} of a sweep, not the whole sweep "
-            "(oomfuzz merge combines the shards)",
-            markup=False,
-            highlight=False,
+            "(oomfuzz merge combines the shards)"
         )
+    return None
+
+
+def _shard_note(console: Console, report: SweepReport, name: str) -> None:
+    note = _partial(report, name)
+    if note:
+        console.print(note, markup=False, highlight=False)
+
+
+def _whole_report(path: str) -> SweepReport:
+    """``baseline --check --report``: a saved whole sweep (a shard is refused)."""
+    report = _load_report(path)
+    why = _partial(report, path)
+    if why:
+        raise ScenarioError(why)
+    return report
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -778,6 +796,12 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--baseline", metavar="FILE", help="baseline file (default: under --root)")
     bl.add_argument(
         "--jobs", "-j", type=_positive, default=1, help="worker processes (0: one per CPU core)"
+    )
+    bl.add_argument(
+        "--report",
+        metavar="SWEEP.json",
+        help="--check: gate this saved sweep of the corpus (e.g. merged shards) instead of "
+        "running the bounded sweep",
     )
     bl.add_argument("--sample", type=_positive, default=4, help="--update: extra indices per unit")
     bl.add_argument("--seed", type=int, default=0, help="--update: sample seed")

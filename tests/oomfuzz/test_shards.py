@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from oomfuzz import baseline as bl
 from oomfuzz.cli import main
 from oomfuzz.merge import Shard, canonical
 from oomfuzz.report import SweepReport
@@ -191,3 +192,39 @@ def test_a_report_without_identity_and_bad_shard_specs_are_usage_errors(
     for spec in ("0/3", "4/3", "3", "a/b"):
         assert main(["sweep", str(corpus), "--shard", spec]) == 2
         assert f"shard {spec}" in _one_line_error(capsys)
+
+
+def test_the_gate_takes_the_merged_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "regressions").mkdir(parents=True)
+    for name in ("func_call.wast", "global_ops.wast"):
+        shutil.copy(ROOT / "corpus" / name, corpus / name)
+    cfg = bl.BaselineConfig(allocator="ondemand", sample=2, site_roots=())
+    assert bl.update(tmp_path, cfg).passed
+    monkeypatch.chdir(tmp_path)
+    parts = [tmp_path / f"s{k}.json" for k in (1, 2)]
+    for k, part in enumerate(parts, 1):
+        assert main(["sweep", "corpus", "-q", "--allocator", "ondemand", "--engine", "replay",
+                     "--shard", f"{k}/2", "--json", str(part)]) == 0  # fmt: skip
+    assert _merge(tmp_path / "merged.json", *parts) == 0
+    merged = SweepReport.from_json((tmp_path / "merged.json").read_text())
+    capsys.readouterr()
+    gate = ["baseline", "--check", "--root", str(tmp_path), "--report"]
+    assert main([*gate, "merged.json"]) == 0
+    out = capsys.readouterr().out
+    # The gate judged the merged sweep (every index), not a bounded sweep of its own.
+    assert f"{merged.summary().injection_points} injections" in out, out
+    # One shard is not the whole sweep.
+    assert main([*gate, "s1.json"]) == 2
+    assert "s1.json is shard 1/2 of a sweep" in _one_line_error(capsys)
+    # A merged sweep that lost a scenario fails the gate like a bounded sweep would.
+    (corpus / "global_ops.wast").unlink()
+    for k, part in enumerate(parts, 1):
+        assert main(["sweep", "corpus", "-q", "--allocator", "ondemand", "--engine", "replay",
+                     "--shard", f"{k}/2", "--json", str(part)]) == 0  # fmt: skip
+    assert _merge(tmp_path / "merged.json", *parts) == 0
+    capsys.readouterr()
+    assert main([*gate, "merged.json"]) == 1
+    assert "no longer hit" in capsys.readouterr().out

@@ -264,6 +264,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
     scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
     if args.exhaust:
+        if args.shard or args.cluster:
+            # The ladders fork and lower RLIMIT_AS per child: not across machines.
+            raise UsageError("--shard and --cluster do not apply to --exhaust")
         return _sweep_exhaust(args, scenarios, console)
     declared = declared_sites(args.paths, args.sites_root, args.exclusions)
     target, program = _target(args), _program(args)

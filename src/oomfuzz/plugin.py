@@ -145,7 +145,7 @@ class ClusterRuns:
 def pytest_collection_finish(session: pytest.Session) -> None:
     address = session.config.getoption("oom_cluster")
     items = [it for it in session.items if isinstance(it, OomScenarioItem)]
-    if not address or not items:
+    if not address or not items or session.config.option.collectonly:
         return
     for position, item in enumerate(items):
         item.position = position

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmrt
+from oomfuzz.inject import Site
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.sites import Coverage, Exclusion, StaticSite, Universe, coverage
 
@@ -291,11 +292,15 @@ def check_compatible(named: Sequence[tuple[str, SweepIdentity]]) -> None:
 
 
 def merge_coverage(parts: Sequence[Coverage]) -> Coverage:
-    """The coverage of the union of the shards' injections (they share one universe)."""
-    by_site: dict[Any, StaticSite] = {}
-    files: set[str] = set()
+    """The coverage of the union of the shards' injections (they share one universe).
+
+    Each shard's injected, unreached and excluded sites partition the universe, so
+    their union is the universe; the exclusions are what some shard excluded or
+    found stale.
+    """
+    by_site: dict[Site, StaticSite] = {}
     exclusions: dict[str, str] = {}
-    outside: set[Any] = set()
+    outside: set[Site] = set()
     for cov in parts:
         for s in (*cov.injected, *cov.unreached, *(s for s, _ in cov.excluded)):
             by_site.setdefault(s.site, s)
@@ -304,18 +309,11 @@ def merge_coverage(parts: Sequence[Coverage]) -> Coverage:
         outside.update(cov.outside)
     injected = {s.site for cov in parts for s in cov.injected} | outside
     sites = sorted(by_site.values(), key=lambda s: (s.site.file, s.site.line, s.site.function))
+    # A file with a declared or an undeclared injected site was scanned: the same
+    # "outside" verdicts as the shards' own universe gives.
     files = {s.site.file for s in sites} | {s.file for s in outside}
     universe = Universe((), tuple(sites), frozenset(files))
-    merged = coverage(universe, injected, [Exclusion(i, r) for i, r in sorted(exclusions.items())])
-    declared = parts[0].declared if parts else merged.declared
-    return Coverage(
-        declared,
-        merged.injected,
-        merged.unreached,
-        merged.excluded,
-        merged.outside,
-        merged.stale_exclusions,
-    )
+    return coverage(universe, injected, [Exclusion(i, r) for i, r in sorted(exclusions.items())])
 
 
 def merge_shards(named: Sequence[tuple[str, SweepReport]]) -> SweepReport:

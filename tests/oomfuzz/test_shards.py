@@ -14,9 +14,11 @@ import pytest
 
 from oomfuzz import baseline as bl
 from oomfuzz.cli import main
-from oomfuzz.merge import Shard, canonical
+from oomfuzz.inject import Site
+from oomfuzz.merge import Shard, canonical, merge_coverage
 from oomfuzz.report import SweepReport
 from oomfuzz.scenario import load_scenario
+from oomfuzz.sites import Exclusion, StaticSite, Universe, coverage
 from oomfuzz.sweep import shard_units, sweep_units
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,3 +230,20 @@ def test_the_gate_takes_the_merged_report(
     capsys.readouterr()
     assert main([*gate, "merged.json"]) == 1
     assert "no longer hit" in capsys.readouterr().out
+
+
+def test_merged_coverage_is_the_coverage_of_all_injections() -> None:
+    a, b, c = (StaticSite(Site("pkg/m.py", n, f"f{n}"), "try_alloc") for n in (1, 2, 3))
+    universe = Universe(("pkg",), (a, b, c), frozenset({"pkg/m.py", "pkg/n.py"}))
+    missed = Site("pkg/n.py", 9, "g")  # injected, but the scan did not declare it
+    excl = [Exclusion(b.id, "reached only by hand"), Exclusion("pkg/gone.py:h", "gone")]
+    whole = coverage(universe, [a.site, b.site, missed], excl)
+    # b is excluded in the first shard (not injected there), injected in the second:
+    # the merge must find the exclusion stale, as the whole sweep does.
+    parts = [coverage(universe, [a.site], excl), coverage(universe, [b.site, missed], excl)]
+    assert parts[0].excluded and not whole.excluded
+    merged = merge_coverage(parts)
+    assert merged.to_dict() == whole.to_dict() | {
+        "stale_exclusions": sorted(whole.to_dict()["stale_exclusions"], key=lambda e: e["site"])
+    }
+    assert [s.site for s in merged.unreached] == [c.site]

@@ -27,6 +27,9 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures as cf
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType, TracebackType
@@ -97,18 +100,23 @@ class DaskCluster:
         timeout = CONNECT_TIMEOUT if timeout is None else timeout
         dd = load_distributed()
         self._dd = dd
+        # The client logs a lost scheduler with tracebacks; the map says it in one line.
+        self._client_log = logging.getLogger("distributed.client")
+        self._client_level = self._client_log.level
+        self._client_log.setLevel(logging.CRITICAL)
         try:
             self.client: Any = dd.Client(
                 address, timeout=timeout, set_as_default=False, name="oomfuzz"
             )
         except (OSError, TimeoutError, ValueError) as e:
+            self._client_log.setLevel(self._client_level)
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {address}: {_line(e)}"
             ) from None
         try:
             self._check_workers(timeout)
         except BaseException:
-            self.client.close()
+            self.close()
             raise
         self.jobs = max(1, sum(self.client.nthreads().values()))
 
@@ -166,9 +174,18 @@ class DaskCluster:
                 f"the cluster gave up on {_describe(item)}: it was running on every worker "
                 f"that died ({_line(e)})"
             ) from None
+        except (asyncio.CancelledError, cf.CancelledError, OSError) as e:
+            # The scheduler went away (or cancelled the task): the sweep cannot finish.
+            raise ClusterError(
+                f"lost the task running {_describe(item)} on the Dask scheduler at "
+                f"{self.address}: {_line(e)}"
+            ) from None
 
     def close(self) -> None:
-        self.client.close()
+        try:
+            self.client.close()
+        finally:
+            self._client_log.setLevel(self._client_level)
 
     def __enter__(self) -> DaskCluster:
         return self

@@ -135,7 +135,6 @@ class DaskCluster:
                 f"the workers of {self.address} cannot import oomfuzz ({_line(e)}); install "
                 "wasmrt-oomfuzz on every worker"
             ) from None
-        self.client.register_plugin(quiet_profiler(self._dd), name=QUIET_PROFILER)
         mine = code_digest()
         other = sorted(addr for addr, code in codes.items() if code != mine)
         if other:
@@ -143,6 +142,7 @@ class DaskCluster:
                 f"worker {other[0]} runs other oomfuzz/wasmrt code than this machine "
                 f"({len(other)} of {len(codes)} workers): install the same version everywhere"
             )
+        self.client.register_plugin(quiet_profiler(self._dd), name=QUIET_PROFILER)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R]]:
         token = uuid.uuid4().hex[:12]

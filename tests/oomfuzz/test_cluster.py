@@ -208,3 +208,17 @@ def test_without_distributed_cluster_options_say_how_to_install_it(
         assert len(err.splitlines()) == 1, err
         assert "needs Dask's 'distributed' package" in err
         assert "pip install 'wasmrt-oomfuzz[cluster]'" in err
+
+
+def test_workers_running_other_code_are_refused_before_any_work(
+    corpus: Path,
+    scheduler: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # This machine's sources "differ" from the workers' (their digest is the real one).
+    monkeypatch.setattr(cluster, "code_digest", lambda: "0" * 64)
+    assert main(["sweep", str(corpus), "-q", "--cluster", scheduler.scheduler_address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "runs other oomfuzz/wasmrt code than this machine" in err

@@ -389,7 +389,7 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
 
 #: Extra full collections before an object counts as leaked (a multi-threaded host, such
 #: as a Dask worker, may be collecting on another thread when the check collects).
-FULL_COLLECTION_RETRIES = 3
+FULL_COLLECTION_RETRIES = 4
 
 
 def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
@@ -403,8 +403,9 @@ def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     for attempt, generation in enumerate((None, 1, 2, *([2] * FULL_COLLECTION_RETRIES))):
         if attempt > 2:
             # gc.collect() does nothing while another thread's collection is running
-            # (its finalizers may have let this thread in): let that one finish.
-            time.sleep(0.001)
+            # (its finalizers may have let this thread in): let that one finish
+            # (1, 4, 16... ms: paid only when something survived a full collection).
+            time.sleep(0.001 * 4 ** (attempt - 3))
         if generation is not None:
             gc.collect(generation)
         if not any(r() is not None for _, r in refs):

@@ -1,4 +1,4 @@
-"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report.
+"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report, merge.
 
 This module parses arguments and prints; the work is done by
 :mod:`oomfuzz.sweep` (units, workers, replay) and the modules it names
@@ -43,6 +43,17 @@ Invariants:
   in forked children under a ladder of ``RLIMIT_AS`` limits instead of
   injecting; exit 1 when a step found a stray Python error, a crash or a hang
   (or a reference run failed). ``--json`` then writes ``{"kind": "exhaust"...}``.
+- ``sweep --shard K/N`` (``oomfuzz.merge``) runs shard K (from 1) of a
+  partition of every unit's injection indices that depends on nothing but
+  the unit's names and the index; its report records what was swept (inputs
+  and their hashes, options, versions). ``merge`` combines the N shard
+  reports into the unsharded report, or exits 2 with one line naming the
+  files when they do not belong together (or overlap, or one is missing).
+  ``baseline --check --report R`` gates a saved whole sweep.
+- ``--cluster tcp://HOST:PORT`` (``sweep``, ``fuzz``; ``oomfuzz.cluster``)
+  runs the work on a Dask cluster: its worker threads replace ``--jobs``;
+  a missing ``distributed`` package or an unreachable scheduler is one line,
+  exit 2, before any work.
 - ``fuzz`` (``oomfuzz.campaign``) exits 1 when it found and saved a
   reproducer; ``baseline --check`` (``oomfuzz.baseline``) exits 1 when the
   CI gate fails, listing one ``FAIL`` line per problem.

@@ -189,6 +189,9 @@ class Unit:
     select: Selection | None = None
     target: FaultTarget | None = None
     program: ProgramOverrides | None = None
+    #: Machines the unit's index shards are spread over (``--shard K/N``: N); the
+    #: ``shards // machines`` shards on this machine share its CPUs.
+    machines: int = 1
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -240,7 +243,7 @@ def shard_units(units: Sequence[Unit], shard: Shard) -> list[Unit]:
             raise ValueError("contiguous index shards cannot be split across machines")
         r = shard.residue(u.scenario, u.mode, u.allocator)
         n = shard.count
-        out.append(dataclasses.replace(u, shard=r + u.shard * n, shards=u.shards * n))
+        out.append(dataclasses.replace(u, shard=r + u.shard * n, shards=u.shards * n, machines=n))
     return out
 
 
@@ -308,7 +311,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         sample=unit.sample,
         seed=unit.seed,
         engine=unit.engine,
-        fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
+        fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards // unit.machines)),
         **kw,
     )
 

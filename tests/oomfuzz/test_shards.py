@@ -95,6 +95,7 @@ def test_shard_units_partition_every_index_exactly_once() -> None:
         for k in (1, 2, 3):
             shard = Shard(k, 3)
             for u in shard_units(units, shard):
+                assert (u.shards, u.machines) == (jobs * 3, 3)
                 for i in range(97):
                     if i % u.shards == u.shard:
                         owners.setdefault((u.scenario, u.mode, u.allocator, i), []).append(k)

@@ -58,7 +58,7 @@ def main() -> None:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never 8787 taken by another cluster
         ) as lc:
             clustered, cluster_s = sweep(
                 args, Path(tmp) / "cluster.json", ["--cluster", lc.scheduler_address]

@@ -59,7 +59,7 @@ def scheduler() -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never 8787 taken by another cluster
     ) as lc:
         yield lc
 

@@ -29,6 +29,9 @@ Invariants:
 - The bounded sweep is :func:`oomfuzz.sweep.run_units` over units whose
   ``select`` is :class:`oomfuzz.sweep.SiteFirsts`; regressions replay through
   :func:`oomfuzz.sweep.replay_scenario`.
+- ``check(report=...)`` (``baseline --check --report MERGED.json``) gates a
+  saved whole sweep (a shard report is refused: merge the shards first)
+  instead of running the bounded sweep; everything else is the same.
 - Regression reproducers are the ``.wast``/``.py`` files under
   ``corpus/regressions/`` whose header has ``index=N`` (with ``mode`` and
   ``allocator``); they are replayed at exactly that index.
@@ -45,6 +48,7 @@ from typing import Any
 
 from oomfuzz.inject import Site
 from oomfuzz.oomtest import DryRunError
+from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from oomfuzz.sites import (
     Coverage,
@@ -193,7 +197,13 @@ def sweep_sites(
 ) -> tuple[dict[str, SiteRow], list[str], int, set[Site]]:
     """Run the bounded sweep under ``root``: site table, problems, injections, injected sites."""
     done = sorted(run_units(_units(config, root), executor(config.jobs)), key=lambda r: r[0])
-    reports = [rep for _, rep in done]
+    return report_sites([rep for _, rep in done], root)
+
+
+def report_sites(
+    reports: Iterable[RunReport], root: Path
+) -> tuple[dict[str, SiteRow], list[str], int, set[Site]]:
+    """The gate's view of swept units: site table, problems, injections, injected sites."""
     sites: dict[str, SiteRow] = {}
     problems: list[str] = []
     injected: set[Site] = set()
@@ -333,13 +343,24 @@ def compare(old: dict[str, Any], new: dict[str, SiteRow]) -> list[str]:
     return problems
 
 
-def check(root: Path, baseline: Path | None = None, jobs: int = 1) -> GateResult:
-    """Replay the regressions, run the recorded bounded sweep, compare with the baseline."""
+def check(
+    root: Path, baseline: Path | None = None, jobs: int = 1, report: SweepReport | None = None
+) -> GateResult:
+    """Replay the regressions, run the recorded bounded sweep, compare with the baseline.
+
+    With ``report`` (a whole sweep of the corpus, e.g. its merged shards) the gate
+    judges that report instead of running the bounded sweep: it injected at least
+    where the bounded sweep would (every index, or a sample drawn per unit), and the
+    sites it hit come from the same full dry runs.
+    """
     doc = load_baseline(baseline or baseline_path(root))
     config = BaselineConfig.from_dict(doc["sweep"], jobs=jobs)
     regressions = regression_files(root)
     problems = replay_regressions(regressions)
-    sites, sweep_problems, injections, injected = sweep_sites(config, root)
+    if report is None:
+        sites, sweep_problems, injections, injected = sweep_sites(config, root)
+    else:
+        sites, sweep_problems, injections, injected = report_sites(report.runs, root)
     problems += sweep_problems
     problems += compare(doc["sites"], sites)
     cov = static_coverage(config, root, injected)

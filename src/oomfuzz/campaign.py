@@ -31,10 +31,14 @@ Invariants:
   ``k`` of worker ``j`` uses ``seed + 1000 * j + k``); the example database
   (a directory or ``redis://HOST:PORT``) is shared, so every campaign replays
   first what any campaign sharing it found.
+- ``cluster``: the campaign workers (one per worker thread) run on a Dask
+  cluster through the sweep's executor seam and share the database; the
+  findings come back and are saved and replayed on this machine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -52,7 +56,7 @@ from oomfuzz.inject import Injector
 from oomfuzz.oomtest import DryRunError, OomTest
 from oomfuzz.scenario import Scenario, ScenarioError, ScenarioRunner, load_scenario, parse_script
 from oomfuzz.strategies import WastScenario, fault_plans, host_module_for, modules, scenarios
-from oomfuzz.sweep import executor, replay_scenario
+from oomfuzz.sweep import executor_for, replay_scenario
 from wasmrt.binary import encode_module
 from wasmrt.errors import WasmtimeError
 from wasmrt.text.printer import print_module
@@ -89,6 +93,9 @@ class CampaignConfig:
     modes: tuple[str, ...] = ("transient", "persistent")
     allocators: tuple[str, ...] = ("ondemand", "pooling")
     check_every: int = 1
+    #: A Dask scheduler (``tcp://HOST:PORT``): campaign workers run there, one per
+    #: worker thread, sharing ``database`` (which every worker must reach).
+    cluster: str | None = None
 
 
 @dataclass(slots=True)
@@ -106,6 +113,8 @@ class CampaignFinding:
     functions: int
     path: str | None = None
     reproduces: bool | None = None
+    #: The Hypothesis seed of the run that found it (its chunk's).
+    seed: int | None = None
 
     def header(self) -> str:
         return f";; oomfuzz: allocator={self.allocator} mode={self.mode} index={self.index}"
@@ -424,6 +433,7 @@ def _worker(config: CampaignConfig, worker: int) -> CampaignResult:
         k += 1
         if found:
             for f in found:
+                f.seed = chunk_seed
                 if config.regressions is not None:
                     _save(f, config.regressions, chunk_seed)
             result.findings = found
@@ -442,17 +452,23 @@ def run_campaign(config: CampaignConfig) -> CampaignResult:
     An unusable database raises ``ScenarioError`` before any work starts.
     """
     open_database(config.database)
-    if config.jobs <= 1:
+    if config.jobs <= 1 and config.cluster is None:
         return _worker(config, 0)
     total = CampaignResult()
     start = time.monotonic()
-    workers = list(range(config.jobs))
-    for _, d in executor(config.jobs).map(functools.partial(_worker_dict, config), workers):
-        part = CampaignResult.from_dict(d)
-        total.examples += part.examples
-        total.chunks += part.chunks
-        seen = {f.script for f in total.findings}
-        total.findings += [f for f in part.findings if f.script not in seen]
+    # On a cluster, reproducers are saved here, not on whichever machine found them.
+    remote = dataclasses.replace(config, regressions=None) if config.cluster else config
+    with executor_for(config.jobs, config.cluster) as where:
+        workers = list(range(where.jobs))
+        for _, d in where.map(functools.partial(_worker_dict, remote), workers):
+            part = CampaignResult.from_dict(d)
+            total.examples += part.examples
+            total.chunks += part.chunks
+            seen = {f.script for f in total.findings}
+            total.findings += [f for f in part.findings if f.script not in seen]
+    if config.cluster and config.regressions is not None:
+        for f in total.findings:
+            _save(f, config.regressions, f.seed if f.seed is not None else config.seed)
     total.elapsed = time.monotonic() - start
     return total
 

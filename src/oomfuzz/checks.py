@@ -111,6 +111,7 @@ import enum
 import gc
 import os
 import threading
+import time
 import tracemalloc
 import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -407,6 +408,11 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
     return Finding(FailureClass.CLEANUP_NOT_RESTORED, "; ".join(diffs))
 
 
+#: Extra full collections before an object counts as leaked (a multi-threaded host, such
+#: as a Dask worker, may be collecting on another thread when the check collects).
+FULL_COLLECTION_RETRIES = 4
+
+
 def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     """Labels of the objects still alive after (only if needed) a collection.
 
@@ -415,7 +421,12 @@ def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     (cheap, and where a run's objects mostly are), a full collection only if some
     object survives those.
     """
-    for generation in (None, 1, 2):
+    for attempt, generation in enumerate((None, 1, 2, *([2] * FULL_COLLECTION_RETRIES))):
+        if attempt > 2:
+            # gc.collect() does nothing while another thread's collection is running
+            # (its finalizers may have let this thread in): let that one finish
+            # (1, 4, 16... ms: paid only when something survived a full collection).
+            time.sleep(0.001 * 4 ** (attempt - 3))
         if generation is not None:
             gc.collect(generation)
         if not any(r() is not None for _, r in refs):

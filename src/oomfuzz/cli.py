@@ -1,4 +1,4 @@
-"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report, diff.
+"""The ``oomfuzz`` command line: sweep, replay, minimize, fuzz, baseline, report, diff, merge.
 
 This module parses arguments and prints; the work is done by
 :mod:`oomfuzz.sweep` (units, workers, replay) and the modules it names
@@ -43,6 +43,17 @@ Invariants:
   in forked children under a ladder of ``RLIMIT_AS`` limits instead of
   injecting; exit 1 when a step found a stray Python error, a crash or a hang
   (or a reference run failed). ``--json`` then writes ``{"kind": "exhaust"...}``.
+- ``sweep --shard K/N`` (``oomfuzz.merge``) runs shard K (from 1) of a
+  partition of every unit's injection indices that depends on nothing but
+  the unit's names and the index; its report records what was swept (inputs
+  and their hashes, options, versions). ``merge`` combines the N shard
+  reports into the unsharded report, or exits 2 with one line naming the
+  files when they do not belong together (or overlap, or one is missing).
+  ``baseline --check --report R`` gates a saved whole sweep.
+- ``--cluster tcp://HOST:PORT`` (``sweep``, ``fuzz``; ``oomfuzz.cluster``)
+  runs the work on a Dask cluster: its worker threads replace ``--jobs``;
+  a missing ``distributed`` package or an unreachable scheduler is one line,
+  exit 2, before any work.
 - ``fuzz`` (``oomfuzz.campaign``) exits 1 when it found and saved a
   reproducer; ``baseline --check`` (``oomfuzz.baseline``) exits 1 when the
   CI gate fails, listing one ``FAIL`` line per problem.
@@ -74,6 +85,7 @@ from oomfuzz.diff import compare
 from oomfuzz.engines import engine_choices
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport
 from oomfuzz.htmlreport import is_single_file, write_html
+from oomfuzz.merge import MergeError, Shard, canonical_order, merge_shards
 from oomfuzz.minimize import minimize, minimize_failures
 from oomfuzz.oomtest import DryRunError, Iteration
 from oomfuzz.program import ProgramOverrides, parse_dir, parse_env
@@ -91,12 +103,15 @@ from oomfuzz.sweep import (
     Unit,
     declared_sites,
     executor,
+    executor_for,
     exhaust_units,
     measure_coverage,
     one_line,
     replay,
     run_exhaust_units,
     run_units,
+    shard_units,
+    sweep_identity,
     sweep_units,
 )
 from oomfuzz.target import KINDS, TARGETS, FaultTarget, parse_target
@@ -260,32 +275,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     console = Console(stderr=False, quiet=args.quiet)
     _check_output(args.json, "--json")
     _check_html_output(args.html)
+    shard = _shard(args.shard)
     files = find_scenarios(args.paths)
     if not files:
         raise ScenarioError(f"no scenarios ({scenarios_hint()}) found")
     scenarios = [load_scenario(f) for f in files]  # input errors surface here, before work
     if args.exhaust:
+        if args.shard or args.cluster:
+            # The ladders fork and lower RLIMIT_AS per child: not across machines.
+            raise UsageError("--shard and --cluster do not apply to --exhaust")
         return _sweep_exhaust(args, scenarios, console)
     declared = declared_sites(args.paths, args.sites_root, args.exclusions)
     target, program = _target(args), _program(args)
-    units = sweep_units(
-        scenarios,
-        args.mode,
-        args.allocator,
-        _jobs(args.jobs),
-        args.max_iters,
-        target=target,
-        program=program,
-        until=None if args.max_duration is None else time.time() + args.max_duration,
-        check_every=args.check_every,
-        tracemalloc_every=args.tracemalloc_every,
-        tracemalloc_sample=args.tracemalloc_sample,
-        sample=args.sample,
-        seed=args.seed,
-        engine=args.engine,
-        run_timeout=args.run_timeout,
-    )
     report = SweepReport(command="oomfuzz " + " ".join(args.argv))
+    report.identity = sweep_identity(scenarios, shard, _sweep_options(args), declared).to_dict()
     start = time.monotonic()
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -293,12 +296,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    where = executor(_jobs(args.jobs), units[0].until if units else None)
-    with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
-        for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
-            report.add(rep)
-    if not where.in_process:
-        report.runs.sort(key=lambda r: r.key)  # workers finish in any order
+    until = None if args.max_duration is None else time.time() + args.max_duration
+    with executor_for(_jobs(args.jobs), args.cluster, until) as where:
+        units = sweep_units(
+            scenarios,
+            args.mode,
+            args.allocator,
+            where.jobs,
+            args.max_iters,
+            target=target,
+            program=program,
+            until=until,
+            check_every=args.check_every,
+            tracemalloc_every=args.tracemalloc_every,
+            tracemalloc_sample=args.tracemalloc_sample,
+            sample=args.sample,
+            seed=args.seed,
+            engine=args.engine,
+            run_timeout=args.run_timeout,
+        )
+        units = shard_units(units, shard)
+        with Progress(*columns, console=console, transient=False, disable=args.quiet) as progress:
+            for _, rep in run_units(units, where, _RichProgress(progress, units, where)):
+                report.add(rep)
+    canonical_order(report)  # workers finish in any order
     report.elapsed = time.monotonic() - start
     report.coverage = measure_coverage(report, *declared)
     if args.json:
@@ -309,6 +330,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(table)
     saved = [p for p in (args.json, args.html) if p]
     _print_failures(console, report, args.show, saved, TABLE_ROWS)
+    if shard.count > 1:
+        console.print(
+            f"shard {shard} of the sweep: merge all {shard.count} shard reports with "
+            "oomfuzz merge SHARD.json... -o OUT.json",
+            markup=False,
+            highlight=False,
+        )
     input_errors = [r for r in report.runs if r.error and r.error.startswith("input error")]
     for r in report.runs:
         if r.error:
@@ -321,6 +349,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
+
+
+def _shard(text: str | None) -> Shard:
+    try:
+        return Shard() if text is None else Shard.parse(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _sweep_options(args: argparse.Namespace) -> dict[str, object]:
+    """The sweep options that change its report (shards must agree on them to merge)."""
+    target, program = _target(args), _program(args)
+    return {
+        "mode": args.mode,
+        "allocator": args.allocator,
+        "max_iters": args.max_iters,
+        "max_duration": args.max_duration,
+        "check_every": args.check_every,
+        "tracemalloc_every": args.tracemalloc_every,
+        "tracemalloc_sample": args.tracemalloc_sample,
+        "run_timeout": args.run_timeout,
+        "sample": args.sample,
+        "seed": args.seed,
+        "engine": args.engine,
+        "target": target.flags() if target else [],
+        "program": program.flags() if program else [],
+    }
 
 
 def _sweep_exhaust(args: argparse.Namespace, scenarios: list[Scenario], console: Console) -> int:
@@ -433,6 +488,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         regressions=Path(args.regressions) if args.regressions else None,
         jobs=_jobs(args.jobs),
         max_funcs=args.max_funcs,
+        cluster=args.cluster,
     )
     result = run_campaign(config)
     for line in describe(result):
@@ -443,6 +499,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     root = Path(args.root)
     out = Path(args.baseline) if args.baseline else None
+    if args.update and args.report:
+        raise UsageError("--report goes with --check (--update runs its own bounded sweep)")
     if args.update:
         config = bl.BaselineConfig(
             sample=args.sample, seed=args.seed, jobs=_jobs(args.jobs), mode=args.mode
@@ -454,7 +512,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             f"{result.injections} injections"
         )
     else:
-        result = bl.check(root, out, jobs=_jobs(args.jobs))
+        report = None if args.report is None else _whole_report(args.report)
+        result = bl.check(root, out, jobs=_jobs(args.jobs), report=report)
         print(
             f"baseline check: {result.regressions} regression(s) replayed, "
             f"{len(result.sites)} sites, {result.injections} injections"
@@ -514,6 +573,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for table in report.rich_tables(max_failures=TABLE_ROWS):
         console.print(table)
     _print_failures(console, report, args.show, [args.report], TABLE_ROWS)
+    _shard_note(console, report, args.report)
     if args.html:
         minimized = minimize_failures(report.failures, args.minimize) if args.minimize else {}
         page = write_html(
@@ -538,6 +598,60 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(result.to_json(), encoding="utf-8")
     return EXIT_FAILURES if result.regressed else EXIT_OK
+
+
+def _partial(report: SweepReport, name: str) -> str | None:
+    """Why the report at ``name`` is not a whole sweep (one shard of it), or ``None``."""
+    shard = (report.identity or {}).get("shard")
+    if isinstance(shard, list) and len(shard) == 2 and shard[1] != 1:
+        return (
+            f"{name} is shard {shard[0]}/{shard[1]} of a sweep, not the whole sweep "
+            "(oomfuzz merge combines the shards)"
+        )
+    return None
+
+
+def _shard_note(console: Console, report: SweepReport, name: str) -> None:
+    note = _partial(report, name)
+    if note:
+        console.print(note, markup=False, highlight=False)
+
+
+def _whole_report(path: str) -> SweepReport:
+    """``baseline --check --report``: a saved whole sweep (a shard is refused)."""
+    report = _load_report(path)
+    why = _partial(report, path)
+    if why:
+        raise ScenarioError(why)
+    return report
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    _check_output(args.output, "--output")
+    _check_html_output(args.html)
+    named = [(path, _load_report(path)) for path in args.reports]
+    try:
+        report = merge_shards(named)
+    except MergeError as e:
+        raise ScenarioError(f"cannot merge: {e}") from None
+    if args.output:
+        Path(args.output).write_text(report.to_json(), encoding="utf-8")
+    if args.html:
+        page = write_html(report, args.html)
+        if not is_single_file(args.html):
+            print(f"HTML report: {page}")
+    console = Console()
+    for table in report.rich_tables(max_failures=TABLE_ROWS):
+        console.print(table)
+    saved = [p for p in (args.output, args.html) if p]
+    _print_failures(console, report, args.show, saved, TABLE_ROWS)
+    count = len(named)
+    console.print(
+        f"merged {count} shard report(s) into {args.output or 'the summary above'}",
+        markup=False,
+        highlight=False,
+    )
+    return EXIT_FAILURES if report.failures or any(r.error for r in report.runs) else EXIT_OK
 
 
 # -- argument parsing -------------------------------------------------------------------
@@ -710,6 +824,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="deadline per child (default: 20x the reference run, at least 20s)",
     )
     ex.add_argument("--verbose", "-v", action="store_true", help="print every ladder step")
+    sw.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run shard K of N (K from 1) of every unit's injection indices; a fixed "
+        "partition, the same on every machine: merge the N reports with oomfuzz merge",
+    )
+    sw.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run the units on this Dask scheduler's workers (pip install "
+        "'wasmrt-oomfuzz[cluster]'); --jobs is then the cluster's worker threads",
+    )
     sw.add_argument("--json", metavar="OUT", help="write the JSON report")
     sw.add_argument("--html", metavar="DIR", help=HTML_HELP)
     sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar or tables")
@@ -740,6 +866,12 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument(
         "--database", metavar="PATH|redis://HOST:PORT", help="shared Hypothesis example database"
     )
+    fz.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run one campaign worker per worker thread of this Dask scheduler, sharing "
+        "--database (which every worker must reach, e.g. redis://HOST:PORT)",
+    )
     fz.add_argument("--seed", type=int, default=0)
     fz.add_argument(
         "--regressions",
@@ -759,10 +891,23 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument(
         "--jobs", "-j", type=_positive, default=1, help="worker processes (0: one per CPU core)"
     )
+    bl.add_argument(
+        "--report",
+        metavar="SWEEP.json",
+        help="--check: gate this saved sweep of the corpus (e.g. merged shards) instead of "
+        "running the bounded sweep",
+    )
     bl.add_argument("--sample", type=_positive, default=4, help="--update: extra indices per unit")
     bl.add_argument("--seed", type=int, default=0, help="--update: sample seed")
     bl.add_argument("--mode", choices=("transient", "persistent", "both"), default="transient")
     bl.set_defaults(func=cmd_baseline)
+
+    mg = sub.add_parser("merge", help="combine the shard reports of one sweep into its report")
+    mg.add_argument("reports", nargs="+", metavar="SHARD.json")
+    mg.add_argument("--output", "-o", metavar="OUT.json", help="write the merged JSON report")
+    mg.add_argument("--html", metavar="OUT.html", help="write the merged HTML report")
+    mg.add_argument("--show", type=_positive, default=SHOW, metavar="N", help=SHOW_HELP)
+    mg.set_defaults(func=cmd_merge)
 
     rp = sub.add_parser("report", help="print a saved JSON report (and convert it to HTML)")
     rp.add_argument("report", metavar="OUT.json")

@@ -7,7 +7,9 @@ one item per mode × allocator × shard (``--oom-mode``, ``--oom-allocator``,
 ``--oom-shards N`` with ``--oom-shard-kind interleaved|contiguous``), run by
 the same work units as ``oomfuzz sweep`` (:func:`oomfuzz.sweep.sweep_units`,
 :func:`oomfuzz.sweep.run_unit`), so ``pytest -n auto`` spreads one long sweep
-over every worker. ``--oom-max-iters``/``--oom-max-duration`` bound each
+over every worker, and ``--oom-cluster tcp://HOST:PORT`` runs them on a Dask
+cluster (all submitted at collection's end, each item waiting for its own
+report). ``--oom-max-iters``/``--oom-max-duration`` bound each
 scenario/mode/allocator (iterations are split over its shards, as in
 ``sweep --jobs``); ``--oom-sample K``/``--oom-seed S`` as ``sweep --sample``.
 
@@ -63,7 +65,15 @@ from oomfuzz.lifecycle import FORM_FRESH, FORM_LONG_LIVED, Lifecycle, Step
 from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import FORMATS, ScenarioError, is_scenario_file, load_scenario
-from oomfuzz.sweep import Unit, declared_sites, measure_coverage, run_unit, sweep_units
+from oomfuzz.sweep import (
+    Unit,
+    declared_sites,
+    executor_for,
+    measure_coverage,
+    run_unit,
+    run_units,
+    sweep_units,
+)
 
 __all__ = ["JsonReport", "OomScenarioFile", "OomScenarioItem", "ScenarioFailed"]
 
@@ -102,6 +112,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the scenario items' results as one oomfuzz JSON report (the schema of "
         "oomfuzz sweep --json: oomfuzz report/diff read both)",
     )
+    g.addoption(
+        "--oom-cluster",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run the sweep items' units on this Dask scheduler's workers (all submitted "
+        "at once; each item reports its own unit); not with -n",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -121,6 +138,58 @@ def pytest_configure(config: pytest.Config) -> None:
     shards = config.getoption("oom_shards")
     if shards < 1:
         raise pytest.UsageError("--oom-shards must be >= 1")
+    if config.getoption("oom_cluster") and config.getoption("numprocesses", None):
+        raise pytest.UsageError("--oom-cluster: the cluster runs the sweep; drop -n")
+
+
+_CLUSTER = pytest.StashKey["ClusterRuns"]()
+
+
+class ClusterRuns:
+    """``--oom-cluster``: every sweep item's unit runs on the cluster, submitted at once.
+
+    Reports stream back in completion order (:func:`oomfuzz.sweep.run_units`);
+    each item takes its own, waiting only until it has arrived.
+    """
+
+    def __init__(self, address: str, units: list[Unit]) -> None:
+        self._where = executor_for(1, address)
+        where = self._where.__enter__()
+        self._stream = run_units(units, where)
+        self._arrived: dict[int, RunReport] = {}
+
+    def report(self, position: int) -> RunReport:
+        while position not in self._arrived:
+            i, rep = next(self._stream)
+            self._arrived[i] = rep
+        return self._arrived.pop(position)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._where.__exit__(None, None, None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    address = session.config.getoption("oom_cluster")
+    items = [it for it in session.items if isinstance(it, OomScenarioItem)]
+    if not address or not items or session.config.option.collectonly:
+        return
+    for position, item in enumerate(items):
+        item.position = position
+    try:
+        runs = ClusterRuns(address, [it.unit for it in items])
+    except ScenarioError as e:
+        raise pytest.UsageError(f"--oom-cluster: {e}") from None
+    session.config.stash[_CLUSTER] = runs
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    runs = session.config.stash.get(_CLUSTER, None)
+    if runs is not None:
+        del session.config.stash[_CLUSTER]
+        runs.close()
 
 
 def _in_corpus(config: pytest.Config, path: Path) -> bool:
@@ -206,9 +275,12 @@ class OomScenarioItem(pytest.Item):
     def __init__(self, *, unit: Unit, **kw: Any) -> None:
         super().__init__(**kw)
         self.unit = unit
+        #: This item's place among the session's sweep items (``--oom-cluster``).
+        self.position = -1
 
     def runtest(self) -> None:
-        report = run_unit(self.unit)
+        runs = self.config.stash.get(_CLUSTER, None)
+        report = run_unit(self.unit) if runs is None else runs.report(self.position)
         self.user_properties.append((PROPERTY, report.iterations))
         if self.config.getoption("oom_json") is not None:
             self.user_properties.append((REPORT_PROPERTY, json.dumps(report.to_dict())))

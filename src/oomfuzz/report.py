@@ -291,6 +291,9 @@ class SweepReport:
     command: str = ""
     #: Static site coverage (``oomfuzz.sites``): set by the application layer after a sweep.
     coverage: Coverage | None = None
+    #: What was swept (``oomfuzz.merge.SweepIdentity.to_dict()``: shard, inputs, options,
+    #: versions); shard reports merge only when theirs agree. ``None``: not recorded.
+    identity: dict[str, Any] | None = None
 
     def add(self, rep: RunReport) -> None:
         for mine in self.runs:
@@ -372,6 +375,7 @@ class SweepReport:
             "runs": [r.to_dict() for r in self.runs],
             "sites": [st.to_dict() | {"status": st.status} for st in self.site_table()],
             "coverage": None if self.coverage is None else self.coverage.to_dict(),
+            "sweep": self.identity,
         }
 
     def to_json(self) -> str:
@@ -386,6 +390,8 @@ class SweepReport:
         rep.runs = [RunReport.from_dict(r) for r in d.get("runs", [])]
         if d.get("coverage"):
             rep.coverage = Coverage.from_dict(d["coverage"])
+        if isinstance(d.get("sweep"), dict):
+            rep.identity = d["sweep"]
         return rep
 
     # -- HTML ------------------------------------------------------------------

@@ -13,8 +13,13 @@ Seams:
 - :class:`Executor`: where work runs. ``InProcess`` (in this process, in
   order; per-injection progress reaches the caller) and ``ProcessPool``
   (local worker processes, spawned; results in completion order);
-  :func:`executor` picks one for ``--jobs``. Another backend (a cluster) is
-  one class with ``jobs``, ``in_process`` and ``map``.
+  :func:`executor` picks one for ``--jobs``; :func:`executor_for` adds
+  ``DaskCluster`` (:mod:`oomfuzz.cluster`, ``--cluster``). Another backend
+  is one class with ``jobs``, ``in_process`` and ``map``.
+- Machine shards (``--shard K/N``, :mod:`oomfuzz.merge`): :func:`shard_units`
+  narrows every unit to the shard's injection indices, composed with the
+  ``--jobs`` split; :func:`sweep_identity` records what was swept, so the
+  shards' reports merge (``oomfuzz merge``) into the unsharded report.
 - ``Unit.select``: a :data:`~oomfuzz.plan.Selection` (a picklable callable
   over the dry run's allocation records) narrowing the injection indices, as
   :class:`SiteFirsts` does for the baseline gate.
@@ -56,6 +61,8 @@ Invariants:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -63,15 +70,24 @@ import random
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from oomfuzz.checks import CheckPolicy
+from oomfuzz.cluster import DaskCluster
 from oomfuzz.deadline import RunTimeout
 from oomfuzz.exhaust import ExhaustOptions, ExhaustReport, ExhaustUnit, run_exhaust_unit
 from oomfuzz.guest import parse_accept
 from oomfuzz.inject import AllocRecord
+from oomfuzz.merge import (
+    Shard,
+    SweepIdentity,
+    content_digest,
+    exclusions_digest,
+    universe_digest,
+    versions,
+)
 from oomfuzz.oomtest import DryRunError, Iteration, OomTest, OomTestResult
 from oomfuzz.plan import Selection
 from oomfuzz.program import ProgramOverrides, apply_overrides
@@ -106,6 +122,7 @@ __all__ = [
     "Unit",
     "WorkerLost",
     "executor",
+    "executor_for",
     "exhaust_units",
     "input_error",
     "one_line",
@@ -115,6 +132,8 @@ __all__ = [
     "run_exhaust_units",
     "run_unit",
     "run_units",
+    "shard_units",
+    "sweep_identity",
     "sweep_units",
 ]
 
@@ -188,6 +207,9 @@ class Unit:
     program: ProgramOverrides | None = None
     run_timeout: float | None = None
     until: float | None = None
+    #: Machines the unit's index shards are spread over (``--shard K/N``: N); the
+    #: ``shards // machines`` shards on this machine share its CPUs.
+    machines: int = 1
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -241,6 +263,52 @@ def sweep_units(
     return units
 
 
+def shard_units(units: Sequence[Unit], shard: Shard) -> list[Unit]:
+    """``units`` narrowed to the injection indices of ``shard`` (``--shard K/N``).
+
+    A unit's own index shard ``j`` of ``J`` (``--jobs``) becomes shard
+    ``r + j * N`` of ``J * N``, where ``r`` is the unit's residue in ``shard``:
+    the indices ``i % (J * N) == r + j * N`` over ``j`` are exactly
+    ``i % N == r``, whatever ``J`` is.
+    """
+    if shard.count == 1:
+        return list(units)
+    out: list[Unit] = []
+    for u in units:
+        if u.contiguous:
+            raise ValueError("contiguous index shards cannot be split across machines")
+        r = shard.residue(u.scenario, u.mode, u.allocator)
+        n = shard.count
+        out.append(dataclasses.replace(u, shard=r + u.shard * n, shards=u.shards * n, machines=n))
+    return out
+
+
+def scenario_digest(scn: Scenario) -> str:
+    """sha256 of what defines ``scn``: its file, and a program's sidecar."""
+    files = [scn.path]
+    if scn.format in (".wasm", ".wat"):
+        files.append(scn.path.with_suffix(".json"))
+    return content_digest(files)
+
+
+def sweep_identity(
+    scenarios: Sequence[Scenario],
+    shard: Shard,
+    options: dict[str, object],
+    declared: tuple[Universe, Sequence[Exclusion]] | None = None,
+) -> SweepIdentity:
+    """What a sweep of ``scenarios`` runs: inputs, ``options``, versions, site universe."""
+    universe, exclusions = declared if declared is not None else (None, ())
+    return SweepIdentity(
+        shard,
+        {scn.name: scenario_digest(scn) for scn in scenarios},
+        options,
+        versions(),
+        universe_digest(universe) if universe is not None else "",
+        exclusions_digest(exclusions),
+    )
+
+
 def load_unit_scenario(path: str, program: ProgramOverrides | None = None) -> Scenario:
     """The scenario at ``path``, run as ``program`` says when it is a program."""
     scn = load_scenario(path)
@@ -290,7 +358,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         seed=unit.seed,
         engine=unit.engine,
         run_timeout=unit.run_timeout,
-        fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
+        fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards // unit.machines)),
         **kw,
     )
 
@@ -524,9 +592,26 @@ def _reports(
             yield i, rep
 
 
+@contextlib.contextmanager
+def executor_for(
+    jobs: int, cluster: str | None = None, until: float | None = None
+) -> Iterator[Executor]:
+    """Where a sweep runs: the Dask cluster at ``cluster`` (``tcp://HOST:PORT``; its
+    client is closed afterwards), else :func:`executor` for ``jobs`` (``until``: the
+    sweep's budget, see :class:`ProcessPool`).
+
+    An unusable cluster raises ``ClusterError`` (a ``ScenarioError``) before any work.
+    """
+    if cluster is None:
+        yield executor(jobs, until)
+        return
+    with DaskCluster(cluster) as where:
+        yield where
+
+
 def run_units(
     units: Sequence[Unit], where: Executor, progress: SweepProgress | None = None
-) -> Iterator[tuple[int, RunReport]]:
+) -> Generator[tuple[int, RunReport], None, None]:
     """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes."""
     if where.in_process:
         results: Iterator[tuple[int, RunReport]] = where.map(

@@ -421,17 +421,30 @@ def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
     (cheap, and where a run's objects mostly are), a full collection only if some
     object survives those.
     """
-    for attempt, generation in enumerate((None, 1, 2, *([2] * FULL_COLLECTION_RETRIES))):
-        if attempt > 2:
-            # gc.collect() does nothing while another thread's collection is running
-            # (its finalizers may have let this thread in): let that one finish
-            # (1, 4, 16... ms: paid only when something survived a full collection).
-            time.sleep(0.001 * 4 ** (attempt - 3))
+    for generation in (None, 1, 2):
         if generation is not None:
             gc.collect(generation)
         if not any(r() is not None for _, r in refs):
             return []
     return [label for label, r in refs if r() is not None]
+
+
+def _outlive_retries(
+    alive: list[tuple[str, weakref.ref[Any]]],
+) -> list[tuple[str, weakref.ref[Any]]]:
+    """The unexcused survivors that outlive ``FULL_COLLECTION_RETRIES`` more collections.
+
+    ``gc.collect()`` does nothing while another thread's collection is running (its
+    finalizers may have let this thread in; a Dask worker has threads of its own):
+    let that one finish (1, 4, 16... ms: paid only when a leak is about to be reported).
+    """
+    for attempt in range(FULL_COLLECTION_RETRIES if alive else 0):
+        time.sleep(0.001 * 4**attempt)
+        gc.collect()
+        alive = [(label, r) for label, r in alive if r() is not None]
+        if not alive:
+            break
+    return alive
 
 
 def _foreign_stores(refs: Sequence[tuple[str, weakref.ref[Any]]]) -> list[weakref.ref[Any]]:
@@ -720,6 +733,7 @@ class Leak(RunCheck):
         roots = [*out.long_lived, *_foreign_stores(out.refs)]
         kept = reachable_from(roots) if roots else set()
         alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
+        alive = _outlive_retries(alive)
         if not alive:
             return []
         labels = list(dict.fromkeys(label for label, _ in alive))

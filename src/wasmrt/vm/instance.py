@@ -533,6 +533,11 @@ def instantiate(store: Any, compiled: Any, imports: list[Any] | tuple[Any, ...])
         # Exports: built on first read (``ModuleInstance.exports``).
         # Bind the compiled code (lazily: see ``ModuleInstance.bind_code``).
         inst.factory = variant.factory
+        if m.start is not None and m.start >= variant.n_imported:
+            # Compiled before any segment is applied: failing to compile it must leave
+            # imported tables and memories untouched, as Wasmtime's ahead-of-time
+            # compile does (only the start function's own execution may leave effects).
+            variant.code(m.start - variant.n_imported)
         # Active element segments, then data segments.
         for i, ep in enumerate(plan.elems):
             if ep.mode == "active":

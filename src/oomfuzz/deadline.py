@@ -126,11 +126,25 @@ class _Fired(BaseException):  # noqa: N818 - internal signal from the watchdog
     """Raised asynchronously in the watched thread; turned into its ``RunTimeout``."""
 
 
-def _set_async_exc(ident: int, exc: type[BaseException] | None) -> None:
-    """Raise ``exc`` in thread ``ident`` at its next bytecode (``None``: cancel a pending one)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None
-    )
+def _set_async_exc(ident: int, exc: type[BaseException]) -> None:
+    """Raise ``exc`` in thread ``ident`` at its next bytecode.
+
+    Never called with ``NULL`` to cancel one: in CPython 3.11 that leaves the
+    interpreter's "async exception pending" flag set with no exception to deliver,
+    so every thread takes the eval loop's slow path from then on (a process-wide
+    slowdown of orders of magnitude). A pending one is drained instead
+    (:func:`_drain_pending`).
+    """
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
+
+
+def _drain_pending() -> None:
+    """Let a pending ``_Fired`` arrive here, where it is dropped (the run is over)."""
+    try:
+        for _ in range(64):  # backward jumps: the eval loop delivers a pending exception
+            pass
+    except _Fired:
+        pass
 
 
 class Deadline:
@@ -170,7 +184,7 @@ class Deadline:
             try:
                 self._disarm()
                 return
-            except RunTimeout:
+            except (RunTimeout, _Fired):
                 # The alarm fired on the way in, before ``_stopping`` was set: the
                 # run is over either way, so disarming goes on (it never leaves the
                 # timer and our handler armed for unrelated code).
@@ -192,7 +206,7 @@ class Deadline:
         self._guard.join()
         self._armed = False
         if self.fired:
-            _set_async_exc(self._target, None)  # one may still be pending: never let it escape
+            _drain_pending()  # one may still be pending: never let it escape
 
     def translate(self, exc: BaseException | None) -> BaseException | None:
         """``exc``, or the ``RunTimeout`` it stands for (the watchdog's raw signal)."""

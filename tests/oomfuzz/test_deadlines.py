@@ -4,6 +4,9 @@ is a setup error naming the remedy (``;; oomfuzz: fuel=N``)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -128,3 +131,45 @@ def test_an_enclosing_deadline_survives_an_inner_one() -> None:
             while True:
                 pass
     assert stopped.value.seconds == 0.8
+
+
+def test_a_fired_thread_deadline_does_not_wedge_the_interpreter() -> None:
+    """Cancelling a pending async exception with NULL left CPython 3.11's eval loop
+    on a slow path for good: a Hypothesis shrink run after such a deadline in the
+    same process never finished (it takes about a second otherwise)."""
+    script = """
+import threading
+from hypothesis import find, settings
+from oomfuzz.deadline import RunTimeout, deadline
+from oomfuzz.strategies import module_features, modules
+
+def spin():
+    try:
+        with deadline(0.2):
+            while True:
+                pass
+    except RunTimeout:
+        pass
+
+t = threading.Thread(target=spin)
+t.start()
+t.join(30)
+find(
+    modules(max_funcs=2),
+    lambda m: "call_indirect" in module_features(m),
+    settings=settings(database=None, max_examples=1000, derandomize=True),
+)
+print("done")
+"""
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=dict(os.environ, PYTHONPATH=src),
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a search that takes about a second did not end in 240 s after a deadline")
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr

@@ -413,15 +413,15 @@ def compare_resources(baseline: Mapping[str, object], now: Mapping[str, object])
 FULL_COLLECTION_RETRIES = 4
 
 
-def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]]) -> list[str]:
+def live_refs(refs: Sequence[tuple[str, weakref.ref[object]]], full: bool = True) -> list[str]:
     """Labels of the objects still alive after (only if needed) a collection.
 
     The run's internal objects often die in reference cycles (an instance and its
     function space), so a collection is usually needed: the young generations first
     (cheap, and where a run's objects mostly are), a full collection only if some
-    object survives those.
+    object survives those (and ``full``).
     """
-    for generation in (None, 1, 2):
+    for generation in (None, 1, 2) if full else (None, 1):
         if generation is not None:
             gc.collect(generation)
         if not any(r() is not None for _, r in refs):
@@ -728,11 +728,18 @@ class Leak(RunCheck):
 
     def inspect(self, run: JudgedRun) -> list[Finding]:
         out = run.outcome
-        if out is None or not out.refs or not live_refs(out.refs):
+        if out is None or not out.refs or not live_refs(out.refs, full=False):
             return []
+        # Survivors the run keeps on purpose (a kept engine and its modules, a
+        # long-lived store) are excused before paying for a full collection: with
+        # them, something survives the young generations on nearly every run, and a
+        # full collection costs the whole heap.
         roots = [*out.long_lived, *_foreign_stores(out.refs)]
         kept = reachable_from(roots) if roots else set()
         alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
+        if alive:
+            gc.collect()
+            alive = [(label, r) for label, r in alive if r() is not None]
         alive = _outlive_retries(alive)
         if not alive:
             return []

@@ -69,8 +69,10 @@ The tracemalloc leak check (``CheckPolicy.tracemalloc_every``) re-runs the
 same injection: one warm-up run whose growth is ignored (caches, interned
 strings and lazily built tables fill there), then ``tracemalloc_repeats``
 (default 3) measured runs, each followed by ``gc.collect()`` and a snapshot.
-Growth is the change of traced memory between consecutive snapshots, outside
-the harness's own files, tracemalloc, linecache and traceback. It is a
+Growth is the change of traced memory between consecutive snapshots in the
+code under test: outside the harness's own files, the standard library and
+installed third-party packages (wasmrt counts wherever it is installed), whose
+threads (a Dask worker's monitor) allocate while a run is measured. It is a
 ``leak`` only if *every* measured run grew by more than
 ``tracemalloc_tolerance`` bytes (default 4096 B per run): a cache filling or
 an allocator's free list settling grows once, then stops; a real leak (a
@@ -110,6 +112,8 @@ from __future__ import annotations
 import enum
 import gc
 import os
+import sys
+import sysconfig
 import threading
 import time
 import tracemalloc
@@ -832,6 +836,23 @@ def _first_difference(got: object, want: object) -> str:
     return f"gave {_short(got)}, the fault-free run {_short(want)}"
 
 
+#: Where the tracemalloc check does not count growth: the standard library and installed
+#: third-party packages (a Dask worker's monitor, psutil, tornado... allocate on their
+#: own threads while a run is measured), except wasmrt itself, wherever it is installed.
+_NOT_UNDER_TEST = tuple(
+    {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+_WASMRT_DIR = (
+    os.path.dirname(os.path.abspath(sys.modules[OutOfMemory.__module__].__file__ or "")) + os.sep
+)
+
+
+def _counted(stat: tracemalloc.StatisticDiff) -> bool:
+    """Is this growth in the code under test (module docstring: the tracemalloc check)?"""
+    name = stat.traceback[0].filename
+    return name.startswith(_WASMRT_DIR) or not name.startswith(_NOT_UNDER_TEST)
+
+
 _TRACEMALLOC_LOCK = threading.Lock()
 
 
@@ -879,7 +900,9 @@ class TracemallocLeak(RerunCheck):
                 out = yield run.fault_plan(run.mode, run.index)
                 del out
                 snap = snapshot()
-                growths.append(sum(s.size_diff for s in snap.compare_to(prev, "filename")))
+                growths.append(
+                    sum(s.size_diff for s in snap.compare_to(prev, "filename") if _counted(s))
+                )
                 prev = snap
         finally:
             if started:
@@ -887,7 +910,7 @@ class TracemallocLeak(RerunCheck):
             _TRACEMALLOC_LOCK.release()
         if min(growths) <= pol.tracemalloc_tolerance:
             return []
-        stats = prev.compare_to(first, "lineno")
+        stats = [s for s in prev.compare_to(first, "lineno") if _counted(s)]
         top = max(stats, key=lambda s: s.size_diff)
         frame = top.traceback[0]
         return [

@@ -79,6 +79,19 @@ def local(corpus: Path) -> SweepReport:
     return SweepReport.from_json(out.read_text())
 
 
+def _failures(report: Path) -> str:
+    """What a report found, for an assertion message (a quiet sweep prints nothing)."""
+    if not report.exists():
+        return f"(no report at {report})"
+    rep = SweepReport.from_json(report.read_text())
+    lines = [
+        f"{f.scenario} {f.allocator} {f.iteration.index}: {f.iteration.detail}"
+        for f in rep.failures
+    ]
+    lines += [f"error {r.scenario} {r.mode} {r.allocator}: {r.error}" for r in rep.runs if r.error]
+    return "\n".join(lines)
+
+
 def test_a_clustered_sweep_gives_the_local_report(
     corpus: Path, scheduler: Any, local: SweepReport
 ) -> None:
@@ -88,7 +101,7 @@ def test_a_clustered_sweep_gives_the_local_report(
          "--cluster", scheduler.scheduler_address],
         cwd=corpus.parent, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.returncode == 0, run.stdout + run.stderr + _failures(out)
     clustered = SweepReport.from_json(out.read_text())
     assert clustered.summary().injection_points > 0
     assert canonical(clustered) == canonical(local)

@@ -19,22 +19,11 @@ import pytest
 
 from oomfuzz import plugin
 from oomfuzz.cli import build_parser
+from support.scenario_texts import OK
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "corpus"
 
-OK = """\
-# oomfuzz: allocator=ondemand
-from wasmrt.alloc import AllocKind, TryList, try_alloc
-
-
-def scenario(ctx):
-    items = TryList()
-    for i in range(6):
-        items.append(i)
-    try_alloc(32, AllocKind.STORE)
-    ctx.record(sum(items))
-"""
 
 #: Ignores every one of its 24 allocation failures: 24 missed_oom failures per mode.
 IGNORES_24 = """\

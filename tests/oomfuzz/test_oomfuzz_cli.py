@@ -14,19 +14,7 @@ from oomfuzz.checks import FailureClass, Finding
 from oomfuzz.cli import main
 from oomfuzz.oomtest import Iteration, OomTestResult
 from oomfuzz.report import RunReport, SweepReport
-
-OK = """\
-# oomfuzz: allocator=ondemand
-from wasmrt.alloc import AllocKind, TryList, try_alloc
-
-
-def scenario(ctx):
-    items = TryList()
-    for i in range(6):
-        items.append(i)
-    try_alloc(32, AllocKind.STORE)
-    ctx.record(sum(items))
-"""
+from support.scenario_texts import OK
 
 MISSED = """\
 # oomfuzz: allocator=ondemand

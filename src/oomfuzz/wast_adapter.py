@@ -52,7 +52,7 @@ from oomfuzz.context import ScenarioContext, ScenarioError, api
 from oomfuzz.runstate import RunState, current_run, describe, may_refuse, refusals
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.text.wast import parse_wast
-from wasmrt.trap import Trap, TrapCode
+from wasmrt.trap import SPEC_TRAP_WORDING, Trap
 from wasmrt.vm import values
 
 __all__ = ["TRAP_WORDING", "execute_commands", "parse", "pool_needs", "trap_matches"]
@@ -69,19 +69,8 @@ def parse(text: str, source: str) -> list[Any]:
         raise ScenarioError(first if first.startswith(source) else f"{source}: {first}") from None
 
 
-#: The spec's wording for each trap code (a spec message starts with one of them and may
-#: name a detail, "uninitialized element 2"), as the spec runner accepts them.
-TRAP_WORDING: dict[TrapCode, tuple[str, ...]] = {
-    TrapCode.MEMORY_OUT_OF_BOUNDS: ("out of bounds memory access",),
-    TrapCode.TABLE_OUT_OF_BOUNDS: ("undefined element", "out of bounds table access"),
-    TrapCode.INDIRECT_CALL_TO_NULL: ("uninitialized element",),
-    TrapCode.BAD_SIGNATURE: ("indirect call type mismatch",),
-    TrapCode.INTEGER_OVERFLOW: ("integer overflow",),
-    TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
-    TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
-    TrapCode.UNREACHABLE: ("unreachable",),
-    TrapCode.STACK_OVERFLOW: ("call stack exhausted",),
-}
+#: The spec's wording for each trap code, as the spec runner accepts it.
+TRAP_WORDING = SPEC_TRAP_WORDING
 
 
 #: Commands whose module a run instantiates (or tries to) and so takes pool slots for.

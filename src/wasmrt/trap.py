@@ -92,6 +92,20 @@ TRAP_MESSAGES: dict[TrapCode, str] = {
     TrapCode.CAST_FAILURE: "cast failure",
 }
 
+#: The spec testsuite's wording for each trap code (an ``assert_trap`` message starts
+#: with one of them and may add a detail: "uninitialized element 2").
+SPEC_TRAP_WORDING: dict[TrapCode, tuple[str, ...]] = {
+    TrapCode.MEMORY_OUT_OF_BOUNDS: ("out of bounds memory access",),
+    TrapCode.TABLE_OUT_OF_BOUNDS: ("undefined element", "out of bounds table access"),
+    TrapCode.INDIRECT_CALL_TO_NULL: ("uninitialized element",),
+    TrapCode.BAD_SIGNATURE: ("indirect call type mismatch",),
+    TrapCode.INTEGER_OVERFLOW: ("integer overflow",),
+    TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
+    TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
+    TrapCode.UNREACHABLE: ("unreachable",),
+    TrapCode.STACK_OVERFLOW: ("call stack exhausted",),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:

@@ -52,7 +52,7 @@ from wasmrt.text.wast import (
     WastModule,
     WastValue,
 )
-from wasmrt.trap import Trap, TrapCode
+from wasmrt.trap import SPEC_TRAP_WORDING, Trap, TrapCode
 from wasmrt.validate import validate_module
 from wasmrt.vm import (
     FuncInstance,
@@ -64,17 +64,7 @@ from wasmrt.vm import (
 )
 from wasmrt.vm.values import f32_from_bits, f32_to_bits, f64_from_bits, f64_to_bits
 
-_TRAP_ALIASES: dict[TrapCode, tuple[str, ...]] = {
-    TrapCode.MEMORY_OUT_OF_BOUNDS: ("out of bounds memory access",),
-    TrapCode.TABLE_OUT_OF_BOUNDS: ("undefined element", "out of bounds table access"),
-    TrapCode.INDIRECT_CALL_TO_NULL: ("uninitialized element",),
-    TrapCode.BAD_SIGNATURE: ("indirect call type mismatch",),
-    TrapCode.INTEGER_OVERFLOW: ("integer overflow",),
-    TrapCode.INTEGER_DIVISION_BY_ZERO: ("integer divide by zero",),
-    TrapCode.BAD_CONVERSION_TO_INTEGER: ("invalid conversion to integer",),
-    TrapCode.UNREACHABLE: ("unreachable",),
-    TrapCode.STACK_OVERFLOW: ("call stack exhausted",),
-}
+_TRAP_ALIASES = SPEC_TRAP_WORDING
 
 #: float lane/scalar facts: (width, canonical NaN bits, quiet bit)
 _FLOAT = {"f32": (32, 0x7FC00000, 1 << 22), "f64": (64, 0x7FF8000000000000, 1 << 51)}

@@ -182,15 +182,17 @@ class Host:
             try_alloc(len(value), AllocKind.OTHER)  # ... and not rolled back
 
 
-def test_a_half_done_embedder_operation_is_not_atomic() -> None:
-    def body() -> int:
-        host = oomfuzz.track(Host(), "Host")
-        oomfuzz.state(lambda: (dict(host.kv), list(host.log)), "host")
-        host.put("a", b"1")
-        host.put("b", b"22")
-        return len(host.kv)
+def _two_puts(host_type: type[Host]) -> int:
+    """A tracked host whose state is declared, and two puts into it."""
+    host = oomfuzz.track(host_type(), host_type.__name__)
+    oomfuzz.state(lambda: (dict(host.kv), list(host.log)), "host")
+    host.put("a", b"1")
+    host.put("b", b"22")
+    return len(host.kv)
 
-    res = OomTest(raise_on_failure=False).test(body)
+
+def test_a_half_done_embedder_operation_is_not_atomic() -> None:
+    res = OomTest(raise_on_failure=False).test(lambda: _two_puts(Host))
     bad = failures_of(res, FailureClass.NOT_ATOMIC)
     assert len(bad) == 2  # each put's allocation
     detail = detail_of(bad[0], FailureClass.NOT_ATOMIC)
@@ -207,14 +209,7 @@ def test_a_correct_embedder_operation_passes() -> None:
                 self.kv[key] = value
                 self.log.append(key)
 
-    def body() -> int:
-        host = oomfuzz.track(GoodHost(), "GoodHost")
-        oomfuzz.state(lambda: (dict(host.kv), list(host.log)), "host")
-        host.put("a", b"1")
-        host.put("b", b"22")
-        return len(host.kv)
-
-    res = OomTest(raise_on_failure=False).test(body)
+    res = OomTest(raise_on_failure=False).test(lambda: _two_puts(GoodHost))
     assert res.passed, [it.detail for it in res.failures]
 
 

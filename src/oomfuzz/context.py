@@ -42,6 +42,7 @@ from typing import Any
 import wasmrt
 from oomfuzz import runstate
 from oomfuzz.guest import parse_accept
+from oomfuzz.reuse import ModuleReuse
 
 __all__ = [
     "ALLOCATORS",
@@ -93,6 +94,7 @@ DIRECTIVES: dict[str, str] = {
     "mode": "transient | persistent | both: restricts the sweep modes",
     "allow_alloc_after_oom": "true: allocations after the OOM are not failures",
     "fork": "false: never sweep with the fork engine (each injection replays from scratch)",
+    "reuse": "false: build every module for real in every run (default: a run whose injection is not inside a module's build reuses the unit's decoded and validated module, see oomfuzz.reuse)",
     "accept": "guest_abort,guest_corrupt,exit:N: what a program may do after a refusal of its own memory.grow (comma-separated)",
     "index": "N: the injection index a regression reproducer fails at (replayed by `oomfuzz baseline --check`)",
     "steps": "NAME,NAME...: a lifecycle .py scenario runs only these of its steps, in its order (what `oomfuzz minimize` writes)",
@@ -148,6 +150,7 @@ def parse_directives(text: str, source: str = "<scenario>") -> dict[str, str]:
         "mode": ("transient", "persistent", "both"),
         "allow_alloc_after_oom": ("true", "false"),
         "fork": ("true", "false"),
+        "reuse": ("true", "false"),
         "limits.trap_on_grow_failure": ("true", "false"),
     }
     for key, allowed in choices.items():
@@ -332,6 +335,14 @@ class ScenarioContext:
     pool_starts: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
     #: What the scenario's ``setup_unit(ctx)`` built for this work unit (``None``: none).
     unit: Any = None
+    #: The unit's module reuse (``oomfuzz.reuse``); ``None``: every module is built for real.
+    modules: ModuleReuse | None = None
+
+    def module(self, engine: Any, owner: object, source: Callable[[], bytes | str]) -> Any:
+        """``Module(engine, source())`` for this run, through the unit's module reuse."""
+        if self.modules is None:
+            return api("Module")(engine, source())
+        return self.modules.module(engine, owner, source)
 
     @property
     def directives(self) -> dict[str, str]:

@@ -78,6 +78,7 @@ from oomfuzz.context import (
 )
 from oomfuzz.lifecycle import Lifecycle, Step, as_step
 from oomfuzz.program import ProgramFormat
+from oomfuzz.reuse import ModuleReuse
 from oomfuzz.runstate import long_lived
 from oomfuzz.wast_adapter import execute_commands, parse, pool_needs
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -345,6 +346,8 @@ class ScenarioRunner:
         self.allocator = allocator
         self.shared_engine: Any = None
         self._last: ScenarioContext | None = None
+        #: Decoded and validated modules kept across this unit's runs (``oomfuzz.reuse``).
+        self.modules = ModuleReuse(enabled=scenario.directives.get("reuse") != "false")
         if scenario.directives.get("engine") == "shared":
             self.shared_engine = ScenarioContext(scenario, allocator).new_engine()
         #: What ``setup_unit(ctx)`` built (outside any injection), ``ctx.unit`` in each run.
@@ -415,7 +418,11 @@ class ScenarioRunner:
 
     def run(self) -> list[str]:
         ctx = ScenarioContext(
-            self.scenario, self.allocator, shared_engine=self.shared_engine, unit=self.unit
+            self.scenario,
+            self.allocator,
+            shared_engine=self.shared_engine,
+            unit=self.unit,
+            modules=self.modules,
         )
         self._last = ctx
         if self.shared_engine is not None:

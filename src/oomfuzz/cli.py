@@ -80,6 +80,7 @@ from oomfuzz.scenario import (
     load_scenario,
     scenarios_hint,
 )
+from oomfuzz.schedule import SCHEDULES
 from oomfuzz.sweep import (
     Executor,
     Unit,
@@ -274,6 +275,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         check_every=args.check_every,
         tracemalloc_every=args.tracemalloc_every,
         sample=args.sample,
+        schedule=args.schedule,
         seed=args.seed,
         engine=args.engine,
     )
@@ -592,6 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject at K indices per scenario/mode/allocator, drawn with --seed (when more)",
     )
     sw.add_argument("--seed", type=int, default=0, help="seed for --sample")
+    sw.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="exhaustive",
+        help="exhaustive: every index in allocation order; sites: the first allocation of "
+        "each distinct (site, calling context) first, then the others in --seed order "
+        "(--sample K: K of them)",
+    )
     sw.add_argument(
         "--engine",
         choices=engine_choices(),

@@ -40,7 +40,10 @@ Invariants:
   function of the last dry run's allocation records: the seam for targeted
   fault plans), then ``sample=K`` keeps K indices drawn with
   ``random.Random(seed)`` when there are more (sorted; the same seed and
-  count give the same sample), then ``shard=(k, n)`` keeps the indices
+  count give the same sample); ``schedule="sites"`` (:mod:`oomfuzz.schedule`)
+  instead puts the first allocation of each distinct (site, calling context)
+  first and the other indices after them in a seeded order (``sample=K``:
+  K of them); then ``shard=(k, n)`` keeps the indices
   ``i % n == k`` (interleaved), or with ``shard_contiguous`` the k-th of n
   contiguous runs, so the shards of a sampled sweep partition the same sample.
 - With ``raise_on_failure`` the first failing iteration ends the sweep
@@ -76,6 +79,8 @@ from oomfuzz.checks import (
 )
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
 from oomfuzz.runstate import recording
+from oomfuzz.schedule import SCHEDULES
+from oomfuzz.schedule import order as schedule_order
 from oomfuzz.target import FaultTarget
 
 __all__ = [
@@ -404,6 +409,7 @@ class SweepOptions:
         shard: tuple[int, int] | None = None,
         shard_contiguous: bool = False,
         sample: int | None = None,
+        schedule: str = "exhaustive",
         stack_depth: int = 6,
         on_iteration: Callable[[Iteration, int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
@@ -434,6 +440,8 @@ class SweepOptions:
             raise ValueError("fork_timeout must be > 0")
         if sample is not None and sample < 0:
             raise ValueError("sample must be >= 0")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
         self.max_iters = max_iters
         if isinstance(max_duration, timedelta):
             max_duration = max_duration.total_seconds()
@@ -459,6 +467,7 @@ class SweepOptions:
         self.shard = shard
         self.shard_contiguous = shard_contiguous
         self.sample = sample
+        self.schedule = schedule
         self.stack_depth = stack_depth
         self.on_iteration = on_iteration
         self.on_total = on_total
@@ -603,8 +612,7 @@ class SweepPlan:
             points = {r.index: r.point for r in self.records if r.point >= 0}
             chosen = {points[i] for i in opts.select(self.records) if i in points}
             idx = [i for i in idx if i in chosen]
-        if opts.sample is not None and len(idx) > opts.sample:
-            idx = sorted(random.Random(opts.seed).sample(list(idx), opts.sample))
+        idx = schedule_order(opts.schedule, idx, self.records, opts.sample, opts.seed)
         if opts.shard is not None:
             k, n = opts.shard
             if opts.shard_contiguous:

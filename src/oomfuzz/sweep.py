@@ -170,6 +170,8 @@ class Unit:
     select: Selection | None = None
     target: FaultTarget | None = None
     program: ProgramOverrides | None = None
+    #: The injection order (``oomfuzz.schedule``): ``exhaustive`` or ``sites``.
+    schedule: str = "exhaustive"
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -241,6 +243,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
         shard_contiguous=unit.contiguous,
         sample=unit.sample,
+        schedule=unit.schedule,
         seed=unit.seed,
         engine=unit.engine,
         fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),

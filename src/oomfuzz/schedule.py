@@ -1,0 +1,73 @@
+"""Injection schedules: in which order a sweep's indices are injected.
+
+``exhaustive`` (the default) injects every index in allocation order.
+``sites`` reaches every site first: it injects, in allocation order, the
+first allocation of each distinct (site, calling context) of the last dry
+run, then the other indices in an order drawn with ``random.Random(seed)``
+(``sample=K``: only K of them). A sweep cut short (``max_iters``,
+``max_duration``, ``fail_fast``) has then injected at every site it could;
+an uncut one injects exactly the indices the exhaustive schedule does, so it
+reports the same coverage and findings, in another order.
+
+Invariants:
+- The calling context of an allocation is its site plus the ``CONTEXT_DEPTH``
+  nearest caller frames (``AllocRecord.stack``): the same line reached from
+  two callers is two entries, a loop reaching it again is one.
+- Only indices the schedule was given are kept (a selection or a target's
+  points narrowed them before); the result has no duplicates.
+- The same records, indices and seed give the same order on every machine.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from oomfuzz.inject import AllocRecord
+
+__all__ = ["CONTEXT_DEPTH", "SCHEDULES", "context_firsts", "order"]
+
+#: The schedules a sweep accepts (``--schedule``).
+SCHEDULES = ("exhaustive", "sites")
+#: Caller frames that distinguish two calling contexts of one site.
+CONTEXT_DEPTH = 2
+
+
+def context_firsts(records: Sequence[AllocRecord], depth: int = CONTEXT_DEPTH) -> list[int]:
+    """The point number of the first allocation of each distinct (site, calling context),
+    in allocation order (records of allocations no target selected are skipped)."""
+    seen: set[tuple[object, ...]] = set()
+    firsts: list[int] = []
+    for rec in records:
+        if rec.point < 0:
+            continue
+        key = (rec.site, rec.kind, rec.stack[:depth])
+        if key not in seen:
+            seen.add(key)
+            firsts.append(rec.point)
+    return firsts
+
+
+def order(
+    schedule: str,
+    indices: Sequence[int],
+    records: Sequence[AllocRecord],
+    sample: int | None,
+    seed: int,
+) -> list[int]:
+    """The injection order of ``indices`` under ``schedule`` (``sample``: how many of
+    the indices past the firsts the ``sites`` schedule keeps; ``None``: all)."""
+    if schedule == "exhaustive":
+        kept = list(indices)
+        if sample is not None and len(kept) > sample:
+            kept = sorted(random.Random(seed).sample(kept, sample))
+        return kept
+    if schedule != "sites":
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+    allowed = set(indices)
+    firsts = [p for p in context_firsts(records) if p in allowed]
+    rest = sorted(allowed - set(firsts))
+    random.Random(seed).shuffle(rest)
+    if sample is not None:
+        rest = rest[:sample]
+    return firsts + rest

@@ -79,7 +79,7 @@ from oomfuzz.checks import (
 )
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
 from oomfuzz.runstate import recording
-from oomfuzz.schedule import SCHEDULES
+from oomfuzz.schedule import PARTS, SCHEDULES
 from oomfuzz.schedule import order as schedule_order
 from oomfuzz.target import FaultTarget
 
@@ -440,7 +440,7 @@ class SweepOptions:
             raise ValueError("fork_timeout must be > 0")
         if sample is not None and sample < 0:
             raise ValueError("sample must be >= 0")
-        if schedule not in SCHEDULES:
+        if schedule not in (*SCHEDULES, *PARTS):
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
         self.max_iters = max_iters
         if isinstance(max_duration, timedelta):

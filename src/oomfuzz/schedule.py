@@ -7,7 +7,11 @@ run, then the other indices in an order drawn with ``random.Random(seed)``
 (``sample=K``: only K of them). A sweep cut short (``max_iters``,
 ``max_duration``, ``fail_fast``) has then injected at every site it could;
 an uncut one injects exactly the indices the exhaustive schedule does, so it
-reports the same coverage and findings, in another order.
+reports the same coverage and findings, in another order. A sweep of many
+units (``oomfuzz sweep``) runs the schedule in two passes, every unit's
+firsts (``sites:firsts``) before any unit's rest (``sites:rest``), so the
+whole sweep reaches every site before it spends time on repeats; the two
+reports of a unit merge like shards.
 
 Invariants:
 - The calling context of an allocation is its site plus the ``CONTEXT_DEPTH``
@@ -25,10 +29,13 @@ from collections.abc import Sequence
 
 from oomfuzz.inject import AllocRecord
 
-__all__ = ["CONTEXT_DEPTH", "SCHEDULES", "context_firsts", "order"]
+__all__ = ["CONTEXT_DEPTH", "PARTS", "SCHEDULES", "context_firsts", "order", "parts"]
 
 #: The schedules a sweep accepts (``--schedule``).
 SCHEDULES = ("exhaustive", "sites")
+#: The two halves of ``sites``, for a sweep that runs every unit's firsts before any
+#: unit's rest (``oomfuzz.sweep.sweep_units``): ``sites:firsts`` and ``sites:rest``.
+PARTS = ("sites:firsts", "sites:rest")
 #: Caller frames that distinguish two calling contexts of one site.
 CONTEXT_DEPTH = 2
 
@@ -62,7 +69,7 @@ def order(
         if sample is not None and len(kept) > sample:
             kept = sorted(random.Random(seed).sample(kept, sample))
         return kept
-    if schedule != "sites":
+    if schedule not in ("sites", *PARTS):
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     allowed = set(indices)
     firsts = [p for p in context_firsts(records) if p in allowed]
@@ -70,4 +77,12 @@ def order(
     random.Random(seed).shuffle(rest)
     if sample is not None:
         rest = rest[:sample]
-    return firsts + rest
+    if schedule == "sites:firsts":
+        return firsts
+    return rest if schedule == "sites:rest" else firsts + rest
+
+
+def parts(schedule: str) -> tuple[str, ...]:
+    """The schedules of the passes a sweep of many units makes for ``schedule``: ``sites``
+    injects every unit's firsts before any unit's rest, the others make one pass."""
+    return PARTS if schedule == "sites" else (schedule,)

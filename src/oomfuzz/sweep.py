@@ -45,6 +45,7 @@ Invariants:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -69,6 +70,7 @@ from oomfuzz.scenario import (
     ScenarioRunner,
     load_scenario,
 )
+from oomfuzz.schedule import parts
 from oomfuzz.sites import (
     Coverage,
     Exclusion,
@@ -189,7 +191,9 @@ def sweep_units(
     """The work units of a sweep: scenario × mode × allocator × shard, in that order.
 
     Modes and allocators are narrowed by each scenario's directives; a
-    ``max_iters`` budget is split evenly over the shards of a unit.
+    ``max_iters`` budget is split evenly over the shards of a unit. The
+    ``sites`` schedule (without a budget) makes two passes: every unit with
+    ``sites:firsts``, then every unit with ``sites:rest`` (``oomfuzz.schedule``).
     """
     units: list[Unit] = []
     shards = max(1, shards)
@@ -204,7 +208,10 @@ def sweep_units(
             for m in modes:
                 for k in range(shards):
                     units.append(Unit(scn.name, m, alloc, k, shards, per, **unit_options))
-    return units
+    schedule = unit_options.get("schedule", "exhaustive")
+    if max_iters is not None:
+        return units  # a budget per unit: one pass, its schedule puts the firsts first
+    return [dataclasses.replace(u, schedule=part) for part in parts(schedule) for u in units]
 
 
 def load_unit_scenario(path: str, program: ProgramOverrides | None = None) -> Scenario:

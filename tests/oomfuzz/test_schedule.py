@@ -7,9 +7,11 @@ injects exactly the exhaustive schedule's indices.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import seeded
@@ -65,13 +67,18 @@ def test_exhaustive_order_is_allocation_order() -> None:
         OomTest(schedule="random")
 
 
+def script(tmp_path: Path, header: str = "") -> Path:
+    """The seeded-bug scenario, invoking again: allocations at sites and calling
+    contexts injected already."""
+    path = seeded.write_script(tmp_path, header)
+    path.write_text(path.read_text() + '(assert_return (invoke "get") (i32.const 5))\n' * 3)
+    return path
+
+
 def sweep(
     tmp_path: Path, allocator: str, header: str, schedule: str, sample: int | None
 ) -> OomTestResult:
-    path = seeded.write_script(tmp_path, header)
-    # The invocation again: allocations at sites and calling contexts injected already.
-    path.write_text(path.read_text() + '(assert_return (invoke "get") (i32.const 5))\n' * 3)
-    runner = ScenarioRunner(load_scenario(path), allocator)
+    runner = ScenarioRunner(load_scenario(script(tmp_path, header)), allocator)
     return OomTest(
         raise_on_failure=False, probe=runner, schedule=schedule, sample=sample, engine="replay"
     ).test(runner.run)
@@ -126,12 +133,20 @@ def test_an_uncut_sites_sweep_injects_what_the_exhaustive_one_does(tmp_path: Pat
 
 
 def test_cli_sweep_takes_the_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = seeded.write_script(tmp_path)
-    out = tmp_path / "r.json"
-    argv = ["sweep", str(path), "--allocator", "ondemand", "--mode", "transient", "-q"]
-    assert main([*argv, "--schedule", "sites", "--sample", "0", "--json", str(out)]) == 0
-    sites = out.read_text()
-    assert main([*argv, "--json", str(out)]) == 0
-    assert '"site_coverage"' in sites
-    assert main([*argv, "--schedule", "nope"]) != 0
+    path = script(tmp_path)
+    argv = ["sweep", str(path), "--allocator", "both", "--mode", "both", "-q", "--json"]
+
+    def summary(*flags: str) -> dict[str, Any]:
+        out = tmp_path / "r.json"
+        assert main([*argv, str(out), *flags]) == 0
+        return json.loads(out.read_text())["summary"]  # type: ignore[no-any-return]
+
+    exhaustive = summary()
+    # Two passes (every unit's firsts, then every unit's rest) merge into the same report.
+    assert summary("--schedule", "sites") == {**exhaustive, "engines": ANY}
+    firsts = summary("--schedule", "sites", "--sample", "0")
+    assert firsts["injection_points"] < exhaustive["injection_points"]
+    assert firsts["sites_injected"] == exhaustive["sites_injected"]
+    assert firsts["units"] == exhaustive["units"]
+    assert main(["sweep", str(path), "--schedule", "nope"]) != 0
     capsys.readouterr()

@@ -338,11 +338,19 @@ class ScenarioContext:
     #: The unit's module reuse (``oomfuzz.reuse``); ``None``: every module is built for real.
     modules: ModuleReuse | None = None
 
-    def module(self, engine: Any, owner: object, source: Callable[[], bytes | str]) -> Any:
-        """``Module(engine, source())`` for this run, through the unit's module reuse."""
+    def module(
+        self,
+        engine: Any,
+        wasm: bytes | str | Callable[[], bytes | str],
+        owner: object = None,
+    ) -> Any:
+        """``Module(engine, wasm)`` for this run, through the unit's module reuse
+        (``oomfuzz.reuse``). ``wasm`` may be a function giving the text or bytes;
+        ``owner`` then names it (the same object in every run)."""
+        source = wasm if callable(wasm) else lambda: wasm
         if self.modules is None:
             return api("Module")(engine, source())
-        return self.modules.module(engine, owner, source)
+        return self.modules.module(engine, wasm if owner is None else owner, source)
 
     @property
     def directives(self) -> dict[str, str]:

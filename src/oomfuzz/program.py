@@ -309,7 +309,7 @@ class ProgramRun:
         self.text = text
 
     def module(self, ctx: ScenarioContext, engine: Any) -> Any:
-        return ctx.module(engine, self, self.source)
+        return ctx.module(engine, self.source, self)
 
     def source(self) -> bytes | str:
         return self.text or self.binary

@@ -26,11 +26,13 @@ Invariants:
 - The kept module is held per unit (the runner's ``ModuleReuse``), together
   with the object its key names, and outlives the runs (``long_lived``): what
   it keeps alive is no leak of a run.
+- Python scenarios opt in with ``ctx.module(engine, wasm)`` instead of
+  ``Module(engine, wasm)``; builds of equal text or bytes share one entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,19 +69,20 @@ class ModuleReuse:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._kept: dict[int, _Kept] = {}
+        self._kept: dict[Hashable, _Kept] = {}
         #: Builds served from a kept module / built for real (for measurements).
         self.reused = 0
         self.built = 0
 
     def module(self, engine: Any, owner: object, source: Callable[[], bytes | str]) -> Any:
-        """``wasmrt.Module(engine, source())`` for this run; ``owner`` names the source
-        (the same object in every run of the unit: a script's module, a program)."""
+        """``wasmrt.Module(engine, source())`` for this run; ``owner`` names the source:
+        equal hashable owners (the module's text or bytes) or the same object in every
+        run of the unit (a script's module command, a program)."""
         hook = current_hook()
         if not self.enabled or not isinstance(hook, Injector):
             return wasmrt.Module(engine, source())
-        kept = self._kept.get(id(owner))
-        if kept is not None and kept.owner is owner and kept.stable:
+        kept = self._kept.get(_key(owner))
+        if kept is not None and kept.stable:
             if not hook.refuses_within(kept.records):
                 hook.replay(kept.records)
                 self.reused += 1
@@ -92,10 +95,19 @@ class ModuleReuse:
         return module
 
     def _remember(self, owner: object, module: Any, records: list[AllocRecord]) -> None:
-        kept = self._kept.get(id(owner))
-        if kept is not None and kept.owner is owner:
+        key = _key(owner)
+        kept = self._kept.get(key)
+        if kept is not None:
             kept.stable = _same(kept.records, records)
             kept.records = records
             return
         long_lived(module)
-        self._kept[id(owner)] = _Kept(owner, module, records)
+        self._kept[key] = _Kept(owner, module, records)
+
+
+def _key(owner: object) -> Hashable:
+    """An owner's key: itself when hashable by value, else its identity (the entry
+    keeps the owner alive, so the identity is not reused meanwhile)."""
+    if isinstance(owner, (bytes, str, tuple)):
+        return owner
+    return ("id", id(owner))

@@ -128,7 +128,8 @@ def renew_core(engine: EngineCore, core: ModuleCore) -> ModuleCore:
     allocations (``oomfuzz.reuse``) accounts for them.
     """
     engine.allocator.validate_module(core.ir)
-    compiled = _compile_module(core.ir, engine)
+    renew = getattr(core.compiled, "renewed", None)
+    compiled = renew(engine.config) if renew is not None else _compile_module(core.ir, engine)
     out = ModuleCore(engine, core.ir, core.info, compiled)
     if hasattr(compiled, "module_key"):
         compiled.module_key = out

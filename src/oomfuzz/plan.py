@@ -506,7 +506,7 @@ class SweepPlan:
         self.baseline_resources: dict[str, object] | None = None
         #: The fault-free results agreed across dry runs (the post-OOM check needs that).
         self.deterministic = True
-        #: Mean wall time of one dry run, in seconds (engines' cost models use it).
+        #: Wall time of the last dry run, in seconds (engines' cost models use it).
         self.run_seconds = 0.0
         self.jobs: list[Job] = []
         #: Why the schedule stops short (``max_iters=N``), or "".
@@ -555,7 +555,11 @@ class SweepPlan:
         last = -1
         dry: RunOutcome | None = None
         for _ in range(MAX_DRY_RUNS):
+            began = time.monotonic()
             dry = yield self.fault_plan("count", record_all=True)
+            # The last dry run is what a later run costs: the first ones also build what
+            # later runs reuse (``oomfuzz.reuse``).
+            self.run_seconds = time.monotonic() - began
             result.dry_run_counts.append(dry.injector.count)
             if dry.exc is not None:
                 msg = (
@@ -594,7 +598,6 @@ class SweepPlan:
                 f"target {target.describe()}: {result.total} of {dry.injector.count} "
                 "allocations selected"
             )
-        self.run_seconds = (time.monotonic() - self.start) / len(result.dry_run_counts)
         announced = self._schedule()
         if self.options.on_total is not None:
             self.options.on_total(announced)

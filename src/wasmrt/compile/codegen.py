@@ -196,6 +196,9 @@ def _decide(infos: list[_Info], c: int) -> None:
 MAX_PYLOOP_NESTING = 16
 #: Test hook: emit every function in the flat (state machine) form.
 FORCE_FLAT = False
+#: Flat mode groups its segments in runs of at least this many (``_group_segments``).
+_SEGMENT_RUN_MIN = 8
+_PC_LABEL = re.compile(r"(_pc (?:=|==) )(\d+)\b")
 MAX_CONSTRUCT_NESTING = 40
 
 
@@ -392,6 +395,8 @@ class FunctionCompiler:
                 break
         if self.flat and len(self.lines) == self.seg_mark:
             self.emit("pass")
+        if self.flat:
+            self._group_segments()
         if self.uses_br:
             prologue.insert(0, "    _br = 0")
         out = header + prologue + self.lines
@@ -399,6 +404,34 @@ class FunctionCompiler:
             out.append("    pass")
         self.lines_before_body = len(header) + len(prologue)
         return out
+
+    def _group_segments(self) -> None:
+        """Flat mode: number the segments in text order and wrap runs of about sqrt(n)
+        of them in ``if _pc < <next run's first>:``, so a jump passes over whole runs
+        (one comparison each) instead of testing every segment above its target."""
+        body = "\n".join(self.lines).split("\n")
+        instrs = self.line_instrs
+        header = "    " * 2 + "if _pc == "
+        starts = [i for i, ln in enumerate(body) if ln.startswith(header)]
+        if len(starts) < 2 * _SEGMENT_RUN_MIN:
+            return
+        order = {int(body[i][len(header) : -1]): k for k, i in enumerate(starts)}
+        if any(int(m.group(2)) not in order for ln in body for m in _PC_LABEL.finditer(ln)):
+            return  # a jump to a label without a segment: keep the plain layout
+        body = [
+            _PC_LABEL.sub(lambda m: m.group(1) + str(order[int(m.group(2))]), ln) for ln in body
+        ]
+        run = max(_SEGMENT_RUN_MIN, math.isqrt(len(starts)))
+        lines: list[str] = body[: starts[0]]
+        line_instrs: list[int] = list(instrs[: starts[0]])
+        for k in range(0, len(starts), run):
+            lo = starts[k]
+            hi = starts[k + run] if k + run < len(starts) else len(body)
+            lines.append("    " * 2 + f"if _pc < {k + run}:")
+            line_instrs.append(instrs[lo])
+            lines.extend("    " + ln if ln else ln for ln in body[lo:hi])
+            line_instrs.extend(instrs[lo:hi])
+        self.lines, self.line_instrs = lines, line_instrs
 
     # ------------------------------------------------------------ control
     def _arity(self, c: _Ctl) -> int:

@@ -2,16 +2,18 @@
 
 ``exhaustive`` (the default) injects every index in allocation order.
 ``sites`` reaches every site first: it injects, in allocation order, the
-first allocation of each distinct (site, calling context) of the last dry
-run, then the other indices in an order drawn with ``random.Random(seed)``
-(``sample=K``: only K of them). A sweep cut short (``max_iters``,
+first allocation of each distinct site of the last dry run, then the first
+of each distinct (site, calling context) not injected yet, then the other
+indices in an order drawn with ``random.Random(seed)`` (``sample=K``: only K
+of them). A sweep cut short (``max_iters``,
 ``max_duration``, ``fail_fast``) has then injected at every site it could;
 an uncut one injects exactly the indices the exhaustive schedule does, so it
 reports the same coverage and findings, in another order. A sweep of many
 units (``oomfuzz sweep``) runs the schedule in two passes, every unit's
-firsts (``sites:firsts``) before any unit's rest (``sites:rest``), so the
-whole sweep reaches every site before it spends time on repeats; the two
-reports of a unit merge like shards.
+site firsts (``sites:firsts``) before any unit's rest (``sites:rest``: the
+calling-context firsts, then the others), so the whole sweep reaches every
+site before it spends time on repeats; the two reports of a unit merge like
+shards.
 
 Invariants:
 - The calling context of an allocation is its site plus the ``CONTEXT_DEPTH``
@@ -42,7 +44,8 @@ CONTEXT_DEPTH = 2
 
 def context_firsts(records: Sequence[AllocRecord], depth: int = CONTEXT_DEPTH) -> list[int]:
     """The point number of the first allocation of each distinct (site, calling context),
-    in allocation order (records of allocations no target selected are skipped)."""
+    in allocation order (records of allocations no target selected are skipped);
+    ``depth=0``: of each distinct site."""
     seen: set[tuple[object, ...]] = set()
     firsts: list[int] = []
     for rec in records:
@@ -72,14 +75,17 @@ def order(
     if schedule not in ("sites", *PARTS):
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     allowed = set(indices)
-    firsts = [p for p in context_firsts(records) if p in allowed]
-    rest = sorted(allowed - set(firsts))
+    sites = [p for p in context_firsts(records, depth=0) if p in allowed]
+    contexts = [p for p in context_firsts(records) if p in allowed and p not in set(sites)]
+    rest = sorted(allowed - set(sites) - set(contexts))
     random.Random(seed).shuffle(rest)
     if sample is not None:
         rest = rest[:sample]
     if schedule == "sites:firsts":
-        return firsts
-    return rest if schedule == "sites:rest" else firsts + rest
+        return sites
+    if schedule == "sites:rest":
+        return contexts + rest
+    return sites + contexts + rest
 
 
 def parts(schedule: str) -> tuple[str, ...]:

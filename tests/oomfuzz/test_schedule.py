@@ -39,6 +39,12 @@ def rec(index: int, line: int, caller: int = 1) -> AllocRecord:
 def test_firsts_are_one_per_site_and_calling_context_in_allocation_order() -> None:
     records = [rec(0, 10), rec(1, 11), rec(2, 10), rec(3, 10, caller=2), rec(4, 11), rec(5, 12)]
     assert context_firsts(records) == [0, 1, 3, 5]
+    assert context_firsts(records, depth=0) == [0, 1, 5]
+    # Sites first, then the calling contexts not injected yet, then the rest.
+    assert order("sites", range(6), records, 0, seed=0) == [0, 1, 5, 3]
+    assert order("sites:firsts", range(6), records, None, seed=0) == [0, 1, 5]
+    assert order("sites:rest", range(6), records, 0, seed=0) == [3]
+    assert sorted(order("sites:rest", range(6), records, None, seed=0)) == [2, 3, 4]
 
 
 def test_sites_order_puts_the_firsts_first_then_a_seeded_order_of_the_rest() -> None:

@@ -599,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SCHEDULES,
         default="exhaustive",
         help="exhaustive: every index in allocation order; sites: the first allocation of "
-        "each distinct (site, calling context) first, then the others in --seed order "
+        "each distinct site first (every unit's, before any unit's other indices), then of "
+        "each distinct (site, calling context), then the others in --seed order "
         "(--sample K: K of them)",
     )
     sw.add_argument(

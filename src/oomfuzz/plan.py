@@ -410,6 +410,7 @@ class SweepOptions:
         shard_contiguous: bool = False,
         sample: int | None = None,
         schedule: str = "exhaustive",
+        covered: Iterable[str] = (),
         stack_depth: int = 6,
         on_iteration: Callable[[Iteration, int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
@@ -468,6 +469,8 @@ class SweepOptions:
         self.shard_contiguous = shard_contiguous
         self.sample = sample
         self.schedule = schedule
+        #: Sites other units' first passes inject (``oomfuzz.schedule``).
+        self.covered = frozenset(covered)
         self.stack_depth = stack_depth
         self.on_iteration = on_iteration
         self.on_total = on_total
@@ -615,7 +618,7 @@ class SweepPlan:
             points = {r.index: r.point for r in self.records if r.point >= 0}
             chosen = {points[i] for i in opts.select(self.records) if i in points}
             idx = [i for i in idx if i in chosen]
-        idx = schedule_order(opts.schedule, idx, self.records, opts.sample, opts.seed)
+        idx = schedule_order(opts.schedule, idx, self.records, opts.sample, opts.seed, opts.covered)
         if opts.shard is not None:
             k, n = opts.shard
             if opts.shard_contiguous:

@@ -13,7 +13,9 @@ units (``oomfuzz sweep``) runs the schedule in two passes, every unit's
 site firsts (``sites:firsts``) before any unit's rest (``sites:rest``: the
 calling-context firsts, then the others), so the whole sweep reaches every
 site before it spends time on repeats; the two reports of a unit merge like
-shards.
+shards. In the first pass a unit skips the sites units run before it
+injected already (``covered``; they are in its second pass), so the first
+pass costs little more than the units' dry runs.
 
 Invariants:
 - The calling context of an allocation is its site plus the ``CONTEXT_DEPTH``
@@ -64,9 +66,12 @@ def order(
     records: Sequence[AllocRecord],
     sample: int | None,
     seed: int,
+    covered: frozenset[str] = frozenset(),
 ) -> list[int]:
     """The injection order of ``indices`` under ``schedule`` (``sample``: how many of
-    the indices past the firsts the ``sites`` schedule keeps; ``None``: all)."""
+    the indices past the firsts the ``sites`` schedule keeps; ``None``: all).
+    ``covered``: sites (``str(site)``) other units inject in their first pass, which
+    this unit's first pass leaves to them (its second pass injects them)."""
     if schedule == "exhaustive":
         kept = list(indices)
         if sample is not None and len(kept) > sample:
@@ -75,7 +80,10 @@ def order(
     if schedule not in ("sites", *PARTS):
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
     allowed = set(indices)
-    sites = [p for p in context_firsts(records, depth=0) if p in allowed]
+    site_of = {r.point: str(r.site) for r in records if r.point >= 0}
+    sites = [
+        p for p in context_firsts(records, depth=0) if p in allowed and site_of[p] not in covered
+    ]
     contexts = [p for p in context_firsts(records) if p in allowed and p not in set(sites)]
     rest = sorted(allowed - set(sites) - set(contexts))
     random.Random(seed).shuffle(rest)

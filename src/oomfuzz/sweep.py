@@ -174,6 +174,8 @@ class Unit:
     program: ProgramOverrides | None = None
     #: The injection order (``oomfuzz.schedule``): ``exhaustive`` or ``sites``.
     schedule: str = "exhaustive"
+    #: Sites earlier units' first passes inject (``sites:firsts``/``sites:rest`` only).
+    covered: frozenset[str] = frozenset()
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -251,6 +253,7 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         shard_contiguous=unit.contiguous,
         sample=unit.sample,
         schedule=unit.schedule,
+        covered=unit.covered,
         seed=unit.seed,
         engine=unit.engine,
         fork_jobs=max(1, (os.cpu_count() or 1) // max(1, unit.shards)),
@@ -415,7 +418,45 @@ def executor(jobs: int) -> Executor:
 def run_units(
     units: Sequence[Unit], where: Executor, progress: SweepProgress | None = None
 ) -> Iterator[tuple[int, RunReport]]:
-    """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes."""
+    """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes.
+
+    First passes of the ``sites`` schedule (``sites:firsts``) run in waves of
+    ``where.jobs`` units, each wave told the sites the earlier waves injected
+    (``Unit.covered``), and each unit's second pass gets its first pass's set.
+    """
+    firsts = [i for i, u in enumerate(units) if u.schedule == "sites:firsts"]
+    if not firsts:
+        yield from _run_plain(units, where, progress)
+        return
+    covered: set[str] = set()
+    given: dict[tuple[str, str, str, int], frozenset[str]] = {}
+    wave = max(1, where.jobs)
+    for start in range(0, len(firsts), wave):
+        batch = [
+            dataclasses.replace(units[i], covered=frozenset(covered))
+            for i in firsts[start : start + wave]
+        ]
+        for u in batch:
+            given[_unit_key(u)] = u.covered
+        for k, rep in _run_plain(batch, where, progress):
+            covered.update(key for key, stat in rep.sites.items() if stat.injected)
+            yield firsts[start + k], rep
+    rest = [i for i, u in enumerate(units) if u.schedule != "sites:firsts"]
+    batch = [
+        dataclasses.replace(units[i], covered=given.get(_unit_key(units[i]), frozenset()))
+        for i in rest
+    ]
+    for k, rep in _run_plain(batch, where, progress):
+        yield rest[k], rep
+
+
+def _unit_key(u: Unit) -> tuple[str, str, str, int]:
+    return (u.scenario, u.mode, u.allocator, u.shard)
+
+
+def _run_plain(
+    units: Sequence[Unit], where: Executor, progress: SweepProgress | None
+) -> Iterator[tuple[int, RunReport]]:
     if where.in_process:
         results: Iterator[tuple[int, RunReport]] = where.map(
             functools.partial(_run_unit_here, progress=progress), units

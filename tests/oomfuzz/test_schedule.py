@@ -45,6 +45,10 @@ def test_firsts_are_one_per_site_and_calling_context_in_allocation_order() -> No
     assert order("sites:firsts", range(6), records, None, seed=0) == [0, 1, 5]
     assert order("sites:rest", range(6), records, 0, seed=0) == [3]
     assert sorted(order("sites:rest", range(6), records, None, seed=0)) == [2, 3, 4]
+    # Sites an earlier unit's first pass injected wait for this unit's second pass.
+    covered = frozenset({str(records[1].site)})
+    assert order("sites:firsts", range(6), records, None, 0, covered) == [0, 5]
+    assert sorted(order("sites:rest", range(6), records, None, 0, covered)) == [1, 2, 3, 4]
 
 
 def test_sites_order_puts_the_firsts_first_then_a_seeded_order_of_the_rest() -> None:

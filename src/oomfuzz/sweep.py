@@ -420,9 +420,11 @@ def run_units(
 ) -> Iterator[tuple[int, RunReport]]:
     """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes.
 
-    First passes of the ``sites`` schedule (``sites:firsts``) run in waves of
-    ``where.jobs`` units, each wave told the sites the earlier waves injected
-    (``Unit.covered``), and each unit's second pass gets its first pass's set.
+    First passes of the ``sites`` schedule (``sites:firsts``) run here, one
+    unit after the other, each told the sites the earlier ones injected
+    (``Unit.covered``), so together they inject each site about once (their
+    cost is about their dry runs'); each unit's second pass, on ``where``,
+    gets its first pass's set.
     """
     firsts = [i for i, u in enumerate(units) if u.schedule == "sites:firsts"]
     if not firsts:
@@ -430,17 +432,13 @@ def run_units(
         return
     covered: set[str] = set()
     given: dict[tuple[str, str, str, int], frozenset[str]] = {}
-    wave = max(1, where.jobs)
-    for start in range(0, len(firsts), wave):
-        batch = [
-            dataclasses.replace(units[i], covered=frozenset(covered))
-            for i in firsts[start : start + wave]
-        ]
-        for u in batch:
-            given[_unit_key(u)] = u.covered
-        for k, rep in _run_plain(batch, where, progress):
+    here = where if where.in_process else InProcess()
+    for i in firsts:
+        unit = dataclasses.replace(units[i], covered=frozenset(covered))
+        given[_unit_key(unit)] = unit.covered
+        for _, rep in _run_plain([unit], here, progress):
             covered.update(key for key, stat in rep.sites.items() if stat.injected)
-            yield firsts[start + k], rep
+            yield i, rep
     rest = [i for i, u in enumerate(units) if u.schedule != "sites:firsts"]
     batch = [
         dataclasses.replace(units[i], covered=given.get(_unit_key(units[i]), frozenset()))

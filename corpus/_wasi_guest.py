@@ -5,7 +5,8 @@ directory with the given files, a store with a ``WasiConfig`` preopening it
 as ``/`` (fd 3), stdout captured, and an instance of a guest that imports the
 named ``wasi_snapshot_preview1`` functions and exports a wasm wrapper
 ``w_NAME`` for each, so every WASI call is made by wasm code with the guest's
-``memory``. ``call`` returns the errno or ``"trap"`` for a refused call; an
+``memory`` (the directory is on a RAM filesystem when the machine has one:
+``SCRATCH``). ``call`` returns the errno or ``"trap"`` for a refused call; an
 ``OutOfMemory`` (and ``ExitTrap``) propagates untouched. ``close`` removes
 the directory (the scenario calls it in ``finally``).
 
@@ -23,6 +24,10 @@ from typing import Any
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.runtime import ExitTrap
 from wasmrt.wasi import FUNCTIONS, MODULE
+
+#: Where the temporary roots go: a RAM filesystem when there is one (every run makes
+#: and removes a tree; on a disk its journal makes that the sweep's main cost).
+SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 #: Scratch areas of the guest's memory: out-parameters, a buffer, two path slots.
 OUT = 256
@@ -63,7 +68,7 @@ class WasiWorld:
         env: list[tuple[str, str]] | None = None,
         extra_wat: str = "",
     ) -> None:
-        self.root = tempfile.mkdtemp(prefix="oomfuzz-wasi-")
+        self.root = tempfile.mkdtemp(prefix="oomfuzz-wasi-", dir=SCRATCH)
         try:
             for rel, data in (files or {}).items():
                 path = os.path.join(self.root, rel)
@@ -85,7 +90,7 @@ class WasiWorld:
             config.stdout_custom = self.stdout.append
             config.preopen_dir(self.root, "/")
             self.store.set_wasi(config)
-            module = api("Module")(engine, guest_wat(names, extra_wat))
+            module = ctx.module(engine, guest_wat(names, extra_wat))
             self.instance = linker.instantiate(self.store, module)
             ctx.track(self.instance, "Instance(wasi guest)")
             exports = self.instance.exports(self.store)

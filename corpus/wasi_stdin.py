@@ -27,7 +27,7 @@ def scenario(ctx):
         ctx.record(("stdout", world.call("fd_read", 1, world.iov(b"\0" * 8), 1, out)))
     finally:
         world.close()
-    fd, path = tempfile.mkstemp(prefix="oomfuzz-stdin-")
+    fd, path = tempfile.mkstemp(prefix="oomfuzz-stdin-", dir=_guest.SCRATCH)
     try:
         os.write(fd, b"hello, stdin")
         os.close(fd)
@@ -45,7 +45,7 @@ def _read_file_stdin(ctx, path, buf, out):
     config = api("WasiConfig")()
     config.stdin_file = path
     store.set_wasi(config)
-    inst = linker.instantiate(store, api("Module")(engine, _guest.guest_wat(NAMES)))
+    inst = linker.instantiate(store, ctx.module(engine, _guest.guest_wat(NAMES)))
     ctx.track(inst, "Instance(stdin guest)")
     ex = inst.exports(store)
     mem = ex["memory"]

@@ -98,6 +98,7 @@ from oomfuzz.scenario import (
     load_scenario,
     scenarios_hint,
 )
+from oomfuzz.schedule import SCHEDULES
 from oomfuzz.sweep import (
     Executor,
     Unit,
@@ -311,6 +312,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             tracemalloc_every=args.tracemalloc_every,
             tracemalloc_sample=args.tracemalloc_sample,
             sample=args.sample,
+            schedule=args.schedule,
             seed=args.seed,
             engine=args.engine,
             run_timeout=args.run_timeout,
@@ -371,6 +373,7 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, object]:
         "tracemalloc_sample": args.tracemalloc_sample,
         "run_timeout": args.run_timeout,
         "sample": args.sample,
+        "schedule": args.schedule,
         "seed": args.seed,
         "engine": args.engine,
         "target": target.flags() if target else [],
@@ -786,6 +789,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject at K indices per scenario/mode/allocator, drawn with --seed (when more)",
     )
     sw.add_argument("--seed", type=int, default=0, help="seed for --sample")
+    sw.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="exhaustive",
+        help="exhaustive: every index in allocation order; sites: the first allocation of "
+        "each distinct site first (every unit's, before any unit's other indices), then of "
+        "each distinct (site, calling context), then the others in --seed order "
+        "(--sample K: K of them)",
+    )
     sw.add_argument(
         "--engine",
         choices=engine_choices(),

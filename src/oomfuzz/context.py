@@ -55,6 +55,7 @@ import wasmrt
 from oomfuzz import runstate
 from oomfuzz.guest import parse_accept
 from oomfuzz.inject import Injector
+from oomfuzz.reuse import ModuleReuse, source_key
 from wasmrt.alloc import current_hook
 from wasmrt.errors import OutOfMemory
 
@@ -109,6 +110,7 @@ DIRECTIVES: dict[str, str] = {
     "mode": "transient | persistent | both: restricts the sweep modes",
     "allow_alloc_after_oom": "true: allocations after the OOM are not failures",
     "fork": "false: never sweep with the fork engine (each injection replays from scratch)",
+    "reuse": "false: build every module for real in every run (default: a run whose injection is not inside a module's build reuses the unit's decoded and validated module, see oomfuzz.reuse)",
     "accept": "guest_abort,guest_corrupt,exit:N: what a program may do after a refusal of its own memory.grow (comma-separated)",
     "index": "N: the injection index a regression reproducer fails at (replayed by `oomfuzz baseline --check`)",
     "steps": "NAME,NAME...: a lifecycle .py scenario runs only these of its steps, in its order (what `oomfuzz minimize` writes)",
@@ -164,6 +166,7 @@ def parse_directives(text: str, source: str = "<scenario>") -> dict[str, str]:
         "mode": ("transient", "persistent", "both"),
         "allow_alloc_after_oom": ("true", "false"),
         "fork": ("true", "false"),
+        "reuse": ("true", "false"),
         "limits.trap_on_grow_failure": ("true", "false"),
     }
     for key, allowed in choices.items():
@@ -337,7 +340,8 @@ class Kept:
     """What a run leaves for a later run on the same objects: an engine and its modules."""
 
     engine: Any
-    modules: dict[object, Any] = field(default_factory=dict)
+    #: By source key (``oomfuzz.reuse.source_key``): the source's owner and its module.
+    modules: dict[object, tuple[object, Any]] = field(default_factory=dict)
 
 
 def active_injector() -> Injector | None:
@@ -354,8 +358,9 @@ class ScenarioContext:
     allocator: str
     shared_engine: Any = None
     reuse: Kept | None = None
-    #: Modules this run compiled through :meth:`module`, by source (kept for a later run).
-    modules: dict[object, Any] = field(default_factory=dict)
+    #: Modules this run compiled through :meth:`module`, by source key: (owner, module)
+    #: (kept for a later run).
+    modules: dict[object, tuple[object, Any]] = field(default_factory=dict)
     outcomes: list[str] = field(default_factory=list)
     stores: list[Any] = field(default_factory=list)
     engines: list[Any] = field(default_factory=list)
@@ -365,6 +370,8 @@ class ScenarioContext:
     pool_starts: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
     #: What the scenario's ``setup_unit(ctx)`` built for this work unit (``None``: none).
     unit: Any = None
+    #: The unit's module reuse (``oomfuzz.reuse``); ``None``: every module is built for real.
+    builds: ModuleReuse | None = None
 
     @property
     def directives(self) -> dict[str, str]:
@@ -434,15 +441,30 @@ class ScenarioContext:
             inj.begin_retry(label or getattr(fn, "__qualname__", "step"), oom)
         return fn(*args)
 
-    def module(self, engine: Any, source: object) -> Any:
-        """``Module(engine, source)``, or the same module object a kept run compiled."""
+    def module(
+        self,
+        engine: Any,
+        wasm: bytes | str | Callable[[], bytes | str],
+        owner: object = None,
+    ) -> Any:
+        """``Module(engine, wasm)`` for this run. ``wasm`` may be a function giving the
+        text or bytes; ``owner`` then names it (the same object in every run).
+
+        A run on a kept engine (post-OOM rerun) gets the very module object the kept
+        run compiled; otherwise the module comes through the unit's module reuse
+        (``oomfuzz.reuse``: renewed from a decoded, validated copy when the run's
+        plan refuses nothing inside the build)."""
+        owner = wasm if owner is None else owner
+        key = source_key(owner)  # an identity key: the owner is the same object in every run
         reuse = self.reuse
-        if reuse is not None and engine is reuse.engine and source in reuse.modules:
-            module = reuse.modules[source]
+        if reuse is not None and engine is reuse.engine and key in reuse.modules:
+            module = reuse.modules[key][1]
+        elif self.builds is None:
+            module = api("Module")(engine, wasm() if callable(wasm) else wasm)
         else:
-            module = api("Module")(engine, source)
+            module = self.builds.module(engine, owner, wasm if callable(wasm) else lambda: wasm)
         if engine is self.first_engine():
-            self.modules[source] = module
+            self.modules[key] = (owner, module)  # the owner kept alive: its id stays its own
         return module
 
     def first_engine(self) -> Any:

@@ -60,7 +60,7 @@ import os
 import random
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -314,6 +314,8 @@ class Injector:
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
         self._rng = random.Random(self.seed)
+        #: The recorded allocation :meth:`replay` is counting (its site is the site).
+        self._replaying: AllocRecord | None = None
 
     # -- the hook ---------------------------------------------------------
 
@@ -344,7 +346,7 @@ class Injector:
         kind_name = kind.value if isinstance(kind, AllocKind) else str(kind)
         captured = None
         if self.target is not None and self.target.needs_site:
-            captured = capture_site(self.stack_depth)
+            captured = self._capture()
         point = self._point(kind_name, absorbing, captured[0] if captured else None)
         fail = point >= 0 and self._planned_failure(point)
         after = self.oom_raised is not None and not self.retried
@@ -353,7 +355,7 @@ class Injector:
             return
         if not (fail or after or self.record_all):
             return
-        site, stack, frame = captured or capture_site(self.stack_depth)
+        site, stack, frame = captured or self._capture()
         rec = AllocRecord(index, int(size), kind_name, bool(absorbing), site, stack, point=point)
         if self.record_all:
             self.records.append(rec)
@@ -376,6 +378,39 @@ class Injector:
             if self.retry:
                 self.in_guest = _guest_running(frame)
         raise OutOfMemory(size)
+
+    def _capture(self) -> tuple[Site, tuple[Site, ...], FrameType | None]:
+        rec = self._replaying
+        if rec is not None:
+            return rec.site, rec.stack, None
+        return capture_site(self.stack_depth, skip=2)
+
+    # -- replaying recorded allocations (oomfuzz.reuse) ------------------------
+
+    def refuses_within(self, records: Sequence[AllocRecord]) -> bool:
+        """Could the plan refuse (or report) any of ``records`` were they the next
+        allocations? Conservative: a random plan, or a run already after OOM, says yes."""
+        if self.mode == "count":
+            return self.oom_raised is not None
+        if self.mode == "random" or self.oom_raised is not None:
+            return True
+        target = self.target
+        points = sum(1 for r in records if target is None or target.matches_record(r))
+        last = self.selected + points
+        if self.mode == "transient":
+            return self.selected <= self.fail_at < last
+        return self.fail_at < last
+
+    def replay(self, records: Sequence[AllocRecord]) -> None:
+        """Count ``records`` as this run's next allocations, as if the code that made
+        them ran again (their recorded sites stand for the stack walk); only for
+        records :meth:`refuses_within` clears, so nothing is refused."""
+        for rec in records:
+            self._replaying = rec
+            try:
+                self(rec.size, rec.kind, rec.absorbing)  # type: ignore[arg-type]
+            finally:
+                self._replaying = None
 
     # -- queries ------------------------------------------------------------
 

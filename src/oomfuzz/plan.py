@@ -40,7 +40,10 @@ Invariants:
   function of the last dry run's allocation records: the seam for targeted
   fault plans), then ``sample=K`` keeps K indices drawn with
   ``random.Random(seed)`` when there are more (sorted; the same seed and
-  count give the same sample), then ``shard=(k, n)`` keeps the indices
+  count give the same sample); ``schedule="sites"`` (:mod:`oomfuzz.schedule`)
+  instead puts the first allocation of each distinct (site, calling context)
+  first and the other indices after them in a seeded order (``sample=K``:
+  K of them); then ``shard=(k, n)`` keeps the indices
   ``i % n == k`` (interleaved), or with ``shard_contiguous`` the k-th of n
   contiguous runs, so the shards of a sampled sweep partition the same sample.
 - With ``raise_on_failure`` the first failing iteration ends the sweep
@@ -87,6 +90,8 @@ from oomfuzz.checks import (
 from oomfuzz.deadline import RunTimeout, deadline
 from oomfuzz.inject import AllocRecord, InjectMode, Injector, Site
 from oomfuzz.runstate import recording
+from oomfuzz.schedule import PARTS, SCHEDULES
+from oomfuzz.schedule import order as schedule_order
 from oomfuzz.target import FaultTarget
 
 __all__ = [
@@ -447,6 +452,8 @@ class SweepOptions:
         shard: tuple[int, int] | None = None,
         shard_contiguous: bool = False,
         sample: int | None = None,
+        schedule: str = "exhaustive",
+        covered: Iterable[str] = (),
         stack_depth: int = 6,
         on_iteration: Callable[[Iteration, int], None] | None = None,
         on_total: Callable[[int], None] | None = None,
@@ -480,6 +487,8 @@ class SweepOptions:
             raise ValueError("run_timeout must be > 0")
         if sample is not None and sample < 0:
             raise ValueError("sample must be >= 0")
+        if schedule not in (*SCHEDULES, *PARTS):
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
         self.max_iters = max_iters
         if isinstance(max_duration, timedelta):
             max_duration = max_duration.total_seconds()
@@ -505,6 +514,9 @@ class SweepOptions:
         self.shard = shard
         self.shard_contiguous = shard_contiguous
         self.sample = sample
+        self.schedule = schedule
+        #: Sites other units' first passes inject (``oomfuzz.schedule``).
+        self.covered = frozenset(covered)
         self.stack_depth = stack_depth
         self.on_iteration = on_iteration
         self.on_total = on_total
@@ -544,7 +556,7 @@ class SweepPlan:
         self.baseline_resources: dict[str, object] | None = None
         #: The fault-free results agreed across dry runs (the post-OOM check needs that).
         self.deterministic = True
-        #: Mean wall time of one dry run, in seconds (engines' cost models use it).
+        #: Wall time of the last dry run, in seconds (engines' cost models use it).
         self.run_seconds = 0.0
         self.jobs: list[Job] = []
         #: Why the schedule stops short (``max_iters=N``), or "".
@@ -610,7 +622,11 @@ class SweepPlan:
         for _ in range(MAX_DRY_RUNS):
             began = time.monotonic()
             dry = yield self.fault_plan("count", record_all=True)
-            self.slowest_run = max(self.slowest_run, time.monotonic() - began)
+            # The last dry run is what a later run costs: the first ones also build what
+            # later runs reuse (``oomfuzz.reuse``). The slowest bounds a run's deadline
+            # (a run injected inside a build builds for real).
+            self.run_seconds = time.monotonic() - began
+            self.slowest_run = max(self.slowest_run, self.run_seconds)
             if dry.lost is not None:
                 raise self._dry_run_lost(dry.lost)
             result.dry_run_counts.append(dry.injector.count)
@@ -651,7 +667,6 @@ class SweepPlan:
                 f"target {target.describe()}: {result.total} of {dry.injector.count} "
                 "allocations selected"
             )
-        self.run_seconds = (time.monotonic() - self.start) / len(result.dry_run_counts)
         self.counted = True
         announced = self._schedule()
         if self.options.on_total is not None:
@@ -707,8 +722,7 @@ class SweepPlan:
             points = {r.index: r.point for r in self.records if r.point >= 0}
             chosen = {points[i] for i in opts.select(self.records) if i in points}
             idx = [i for i in idx if i in chosen]
-        if opts.sample is not None and len(idx) > opts.sample:
-            idx = sorted(random.Random(opts.seed).sample(list(idx), opts.sample))
+        idx = schedule_order(opts.schedule, idx, self.records, opts.sample, opts.seed, opts.covered)
         if opts.shard is not None:
             k, n = opts.shard
             if opts.shard_contiguous:

@@ -12,9 +12,10 @@ and the expected ``exit_code``, ``stdout``, ``stderr``). The sidecar's
 "accept": "exit:1"}``); a ``.wat`` file may also carry them as ``;; oomfuzz:``
 comments.
 
-Each run: the unit's engine (programs default to ``engine=shared``: the
-module is compiled once per sweep unit, by the first dry run, and every run
-instantiates it), a store from the run context, a ``WasiConfig`` capturing
+Each run: the unit's engine (programs default to ``engine=shared``), the
+module built through the unit's module reuse (:mod:`oomfuzz.reuse`: decoded
+and validated once, its build's allocations still injection points of every
+run), a store from the run context, a ``WasiConfig`` capturing
 stdout and stderr in memory, ``Linker.define_wasi()``, instantiation and
 the call. The run's result is one :class:`~oomfuzz.guest.ProgramResult`:
 exit code, stdout, stderr, trap and results, compared by the post-OOM check
@@ -295,9 +296,10 @@ def _results(value: object) -> tuple[object, ...]:
 class ProgramRun:
     """A program scenario's run function: its spec and module (``Scenario.func``).
 
-    With a shared engine (the default) the module is compiled once, by the
-    first run, and kept here with its engine; a fresh engine per run
-    compiles inside every run.
+    Every run builds its module (on the shared engine by default), so the
+    build's allocations are injection points of every run; the unit's module
+    reuse (:mod:`oomfuzz.reuse`) serves the runs whose injection is not inside
+    the build from the module decoded and validated once.
     """
 
     def __init__(self, path: Path, spec: ProgramSpec, binary: bytes, text: str) -> None:
@@ -305,15 +307,12 @@ class ProgramRun:
         self.spec = spec
         self.binary = binary
         self.text = text
-        self._compiled: tuple[Any, Any] | None = None
 
     def module(self, ctx: ScenarioContext, engine: Any) -> Any:
-        if self._compiled is not None and self._compiled[0] is engine:
-            return self._compiled[1]
-        module = wasmrt.Module(engine, self.text or self.binary)
-        if engine is ctx.shared_engine:
-            self._compiled = (engine, module)
-        return module
+        return ctx.module(engine, self.source, self)
+
+    def source(self) -> bytes | str:
+        return self.text or self.binary
 
     def __call__(self, ctx: ScenarioContext) -> ProgramResult:
         spec = self.spec

@@ -81,6 +81,7 @@ from oomfuzz.context import (
 from oomfuzz.inject import Injector
 from oomfuzz.lifecycle import Lifecycle, Step, as_step
 from oomfuzz.program import ProgramFormat
+from oomfuzz.reuse import ModuleReuse
 from oomfuzz.runstate import long_lived
 from oomfuzz.wast_adapter import execute_commands, parse, pool_needs
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -350,6 +351,8 @@ class ScenarioRunner:
         self._last: ScenarioContext | None = None
         #: The engine and modules of the last run, for a run that asks to reuse them.
         self._kept: Kept | None = None
+        #: Decoded and validated modules kept across this unit's runs (``oomfuzz.reuse``).
+        self.builds = ModuleReuse(enabled=scenario.directives.get("reuse") != "false")
         if scenario.directives.get("engine") == "shared":
             self.shared_engine = ScenarioContext(scenario, allocator).new_engine()
         #: What ``setup_unit(ctx)`` built (outside any injection), ``ctx.unit`` in each run.
@@ -424,7 +427,7 @@ class ScenarioRunner:
         for k in kept:
             if k is not None:
                 long_lived(k.engine)
-                for module in k.modules.values():
+                for _, module in k.modules.values():
                     long_lived(module)
 
     @staticmethod
@@ -447,6 +450,7 @@ class ScenarioRunner:
             shared_engine=self.shared_engine,
             reuse=reuse,
             unit=self.unit,
+            builds=self.builds,
         )
         self._last = ctx
         if self.shared_engine is not None:

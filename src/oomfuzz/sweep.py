@@ -99,6 +99,7 @@ from oomfuzz.scenario import (
     ScenarioRunner,
     load_scenario,
 )
+from oomfuzz.schedule import parts
 from oomfuzz.sites import (
     Coverage,
     Exclusion,
@@ -210,6 +211,10 @@ class Unit:
     #: Machines the unit's index shards are spread over (``--shard K/N``: N); the
     #: ``shards // machines`` shards on this machine share its CPUs.
     machines: int = 1
+    #: The injection order (``oomfuzz.schedule``): ``exhaustive`` or ``sites``.
+    schedule: str = "exhaustive"
+    #: Sites earlier units' first passes inject (``sites:firsts``/``sites:rest`` only).
+    covered: frozenset[str] = frozenset()
 
 
 def _selected(value: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -230,7 +235,9 @@ def sweep_units(
     ``max_iters`` budget is split evenly over the shards of a unit. The cheap
     tracemalloc check (``tracemalloc_sample``, default 1) goes to the first unit
     of each scenario only: once per scenario keeps its cost a small share of the
-    sweep (BENCHMARKS.md, "Sweep cost of the checks").
+    sweep (BENCHMARKS.md, "Sweep cost of the checks"). The ``sites`` schedule
+    (without a budget) makes two passes: every unit with ``sites:firsts``, then
+    every unit with ``sites:rest`` (``oomfuzz.schedule``).
     """
     units: list[Unit] = []
     shards = max(1, shards)
@@ -260,7 +267,10 @@ def sweep_units(
                             **unit_options,
                         )
                     )
-    return units
+    schedule = unit_options.get("schedule", "exhaustive")
+    if max_iters is not None:
+        return units  # a budget per unit: one pass, its schedule puts the firsts first
+    return [dataclasses.replace(u, schedule=part) for part in parts(schedule) for u in units]
 
 
 def shard_units(units: Sequence[Unit], shard: Shard) -> list[Unit]:
@@ -355,6 +365,8 @@ def oom_test(scn: Scenario, runner: ScenarioRunner, unit: Unit, **kw: Any) -> Oo
         shard=(unit.shard, unit.shards) if unit.shards > 1 else None,
         shard_contiguous=unit.contiguous,
         sample=unit.sample,
+        schedule=unit.schedule,
+        covered=unit.covered,
         seed=unit.seed,
         engine=unit.engine,
         run_timeout=unit.run_timeout,
@@ -612,7 +624,43 @@ def executor_for(
 def run_units(
     units: Sequence[Unit], where: Executor, progress: SweepProgress | None = None
 ) -> Generator[tuple[int, RunReport], None, None]:
-    """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes."""
+    """Run ``units`` on ``where``; yield ``(position, report)`` as each unit finishes.
+
+    First passes of the ``sites`` schedule (``sites:firsts``) run here, one
+    unit after the other, each told the sites the earlier ones injected
+    (``Unit.covered``), so together they inject each site about once (their
+    cost is about their dry runs'); each unit's second pass, on ``where``,
+    gets its first pass's set.
+    """
+    firsts = [i for i, u in enumerate(units) if u.schedule == "sites:firsts"]
+    if not firsts:
+        yield from _run_plain(units, where, progress)
+        return
+    covered: set[str] = set()
+    given: dict[tuple[str, str, str, int], frozenset[str]] = {}
+    here = where if where.in_process else InProcess()
+    for i in firsts:
+        unit = dataclasses.replace(units[i], covered=frozenset(covered))
+        given[_unit_key(unit)] = unit.covered
+        for _, rep in _run_plain([unit], here, progress):
+            covered.update(key for key, stat in rep.sites.items() if stat.injected)
+            yield i, rep
+    rest = [i for i, u in enumerate(units) if u.schedule != "sites:firsts"]
+    batch = [
+        dataclasses.replace(units[i], covered=given.get(_unit_key(units[i]), frozenset()))
+        for i in rest
+    ]
+    for k, rep in _run_plain(batch, where, progress):
+        yield rest[k], rep
+
+
+def _unit_key(u: Unit) -> tuple[str, str, str, int]:
+    return (u.scenario, u.mode, u.allocator, u.shard)
+
+
+def _run_plain(
+    units: Sequence[Unit], where: Executor, progress: SweepProgress | None
+) -> Generator[tuple[int, RunReport], None, None]:
     if where.in_process:
         results: Iterator[tuple[int, RunReport]] = where.map(
             functools.partial(_run_unit_here, progress=progress), units

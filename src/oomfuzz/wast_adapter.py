@@ -239,7 +239,7 @@ class _Script:
     # -- modules ------------------------------------------------------------------
 
     def compile(self, wm: Any) -> Any:
-        return self.ctx.module(self.engine, wm.to_bytes())
+        return self.ctx.module(self.engine, wm.to_bytes, wm)
 
     def ensure_hosts(self, module: Any) -> None:
         for imp in module.imports:

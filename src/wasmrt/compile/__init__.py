@@ -47,7 +47,7 @@ from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.compile.binding import CodeTable
 from wasmrt.compile.cache import cached_source, function_code, on_fresh_stack, remember_source
-from wasmrt.compile.codegen import ModuleCodegen
+from wasmrt.compile.codegen import ContentKey, ModuleCodegen
 from wasmrt.compile.linemap import LineMap
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -95,6 +95,7 @@ class CompiledVariant:
     __slots__ = (
         "_codegen",
         "_consts",
+        "_keys",
         "codes",
         "epoch",
         "factory",
@@ -129,6 +130,8 @@ class CompiledVariant:
         self._consts: dict[str, str] = {}
         self._add_consts(consts or {})
         self._codegen: ModuleCodegen | None = None
+        #: Content keys computed so far, by defined index (shared by renewed copies).
+        self._keys: dict[int, ContentKey | None] = {}
         #: Instruction of each generated line, per function generated here (not loaded).
         self.line_map = LineMap(module)
         self.n_imported = len(module.imported("func"))
@@ -144,7 +147,10 @@ class CompiledVariant:
         gen = self._codegen
         if gen is None:
             gen = self._codegen = ModuleCodegen(self.module, fuel=self.fuel, epoch=self.epoch)
-        key = gen.function_key(i)
+        if i in self._keys:
+            key = self._keys[i]
+        else:
+            key = self._keys[i] = gen.function_key(i)
         fs = cached_source(key) if key is not None else None
         if fs is None:
             fs = gen.function_source(i)
@@ -154,6 +160,14 @@ class CompiledVariant:
         self.line_map.add(self.n_imported + i, fs.lines_before_body, fs.line_instrs)
         self.sources[i] = fs.text
         return fs.text
+
+    def renewed(self) -> CompiledVariant:
+        """A variant of the same module and options with nothing generated or compiled,
+        sharing this one's code generator and content keys (read-only once computed)."""
+        out = CompiledVariant(self.module, self.fuel, self.epoch)
+        out._codegen = self._codegen
+        out._keys = self._keys
+        return out
 
     def function_source(self, i: int) -> str:
         """Source of defined function ``i`` (generated now if needed; not compiled)."""
@@ -260,6 +274,24 @@ class CompiledModule:
         for v in variants:
             register_variant(cm, v)
             cm._variants[(bool(v.fuel), bool(v.epoch))] = v
+        return cm
+
+    def renewed(self, options: object = None) -> CompiledModule:
+        """What ``compile_module(self.module, options)`` returns, reusing the work of
+        this module's variants that does not depend on a module's own state (content
+        keys, code generator): no function is generated, compiled or charged yet."""
+        cm = CompiledModule(self.module)
+        key = (
+            bool(getattr(options, "consume_fuel", False)),
+            bool(getattr(options, "epoch_interruption", False)),
+        )
+        mine = self._variants.get(key)
+        if mine is None:
+            cm.variant(*key)
+        else:
+            v = mine.renewed()
+            register_variant(cm, v)
+            cm._variants[key] = v
         return cm
 
     def function_source(self, funcidx: int, fuel: bool = False, epoch: bool = False) -> str:

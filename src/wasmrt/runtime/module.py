@@ -42,7 +42,7 @@ from wasmrt.runtime.types import ExportType, ImportType
 from wasmrt.runtime.wat import _to_wasm
 from wasmrt.validate import validate_module
 
-__all__ = ["Module", "ModuleCore"]
+__all__ = ["Module", "ModuleCore", "renewed"]
 
 
 class ModuleCore:
@@ -126,6 +126,24 @@ def build_from_ir(engine: EngineCore, module: ir.Module, compiled: Any = None) -
         # same identity ``close()`` purges.
         compiled.module_key = core
     return core
+
+
+def renew_core(engine: EngineCore, core: ModuleCore) -> ModuleCore:
+    """``core``'s module as a new build for ``engine`` would leave it, without decoding or
+    validating again: the same (immutable) IR and validation facts, the engine's
+    allocator check, and compiled-code state of its own (no function compiled yet,
+    so each asks for its ``CODE`` allocation on its first call, as after a real build).
+
+    It asks ``try_alloc`` for nothing: a harness replaying a recorded build's
+    allocations (``oomfuzz.reuse``) accounts for them.
+    """
+    engine.allocator.validate_module(core.ir)
+    renew = getattr(core.compiled, "renewed", None)
+    compiled = renew(engine.config) if renew is not None else _compile_module(core.ir, engine)
+    out = ModuleCore(engine, core.ir, core.info, compiled)
+    if hasattr(compiled, "module_key"):
+        compiled.module_key = out
+    return out
 
 
 class Module(Managed[ModuleCore]):
@@ -212,6 +230,15 @@ def _serialized_estimate(m: ir.Module) -> int:
 
 def _serialize_core(core: ModuleCore) -> bytearray:
     return bytearray(serialization.serialize(core.ir, core.engine.config, core.compiled))
+
+
+def renewed(module: Module, engine: Engine) -> Module:
+    """A new ``Module`` equal to ``Module(engine, <module's bytes>)``, built from
+    ``module``'s decoded and validated IR (:func:`renew_core`); ``engine`` may differ
+    from ``module``'s engine."""
+    if not isinstance(engine, Engine):
+        raise TypeError("expected an Engine")
+    return Module._from_core(renew_core(engine.ptr(), module.ptr()))
 
 
 def _deserialize_core(engine: EngineCore, data: bytes) -> ModuleCore:

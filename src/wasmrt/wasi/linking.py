@@ -65,12 +65,23 @@ def _host_function(impl: Impl, params: tuple[str, ...], returns: bool) -> Callab
     return host
 
 
+#: Per function: its name, parameter and result ``ValType``s and host function, built once
+#: (all are immutable and store-independent); each ``define_wasi`` makes its own
+#: ``FuncType``s, so its allocations are the same in every call.
+_SIGNATURES: list[tuple[str, list[ValType], list[ValType], Callable[..., Any]]] = [
+    (
+        name,
+        [_VALTYPES[p]() for p in params],
+        [_VALTYPES[r]() for r in results],
+        _host_function(impl, params, bool(results)),
+    )
+    for name, (params, results, impl) in FUNCTIONS.items()
+]
+
+
 def define_wasi(linker: Linker) -> None:
     """Define every ``wasi_snapshot_preview1`` import in ``linker`` (all or none)."""
-    funcs = []
-    for name, (params, results, impl) in FUNCTIONS.items():
-        ty = FuncType([_VALTYPES[p]() for p in params], [_VALTYPES[r]() for r in results])
-        funcs.append((name, ty, _host_function(impl, params, bool(results))))
+    funcs = [(name, FuncType(params, results), host) for name, params, results, host in _SIGNATURES]
     linker.define_funcs(MODULE, funcs)
 
 

@@ -3,6 +3,7 @@ SIMD wiring (values, memory bounds, fuel, reloaded variants) and trap backtraces
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -359,6 +360,31 @@ def test_deep_nesting_falls_back_to_flat_form() -> None:
     for k in (0, 7, 29, 100):
         assert store.call(inst.exports["f"], [k]) == 50
     assert store.call(inst.exports["g"], [5]) == 5
+
+
+def test_flat_form_dispatches_many_segments_and_still_jumps_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 40 loops, each counting its own local down: jumps go backwards to every segment.
+    n = 40
+    wat = '(module (func (export "f") (param i32) (result i32) (local i32 i32)'
+    for i in range(n):
+        wat += f" (local.set 2 (i32.add (local.get 0) (i32.const {i % 3})))"
+        wat += f" (loop $l{i} (local.set 1 (i32.add (local.get 1) (i32.const {i + 1})))"
+        wat += " (local.set 2 (i32.sub (local.get 2) (i32.const 1)))"
+        wat += f" (br_if $l{i} (i32.gt_s (local.get 2) (i32.const 0))))"
+    wat += " (local.get 1)))"
+    expected = {k: sum((i + 1) * max(1, k + i % 3) for i in range(n)) for k in (0, 1, 5)}
+    store, inst = instance(wat)
+    assert "_pc" not in inst.compiled.function_source(0)
+    monkeypatch.setattr(codegen, "FORCE_FLAT", True)
+    flat_store, flat = instance(wat)
+    src = flat.compiled.function_source(0)
+    assert "if _pc < " in src  # segments behind a search tree (compile/dispatch.py)
+    assert len(re.findall(r"if _pc == (\d+):", src)) >= 40
+    for k, want in expected.items():
+        assert store.call(inst.exports["f"], [k]) == want
+        assert flat_store.call(flat.exports["f"], [k]) == want
 
 
 def test_flat_form_matches_structured(monkeypatch: pytest.MonkeyPatch) -> None:

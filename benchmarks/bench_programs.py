@@ -1,0 +1,128 @@
+"""Real C programs (``corpus/programs``): wasmrt against wasmtime-py, one run, same interpreter.
+
+Each program runs as a WASI command with its sidecar's arguments: the module
+is compiled once per engine (and run once, so wasmrt's lazily compiled
+functions are compiled: execution is what is timed), then every timed run is
+a fresh store, WASI context, instance and ``_start`` call. Both engines'
+stdout and exit code are checked against the sidecar before timing.
+
+    PYTHONPATH=$PWD/src .venv312/bin/python benchmarks/bench_programs.py --repeat 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import wasmrt
+
+PROGRAMS = Path(__file__).resolve().parents[1] / "corpus" / "programs"
+
+
+def sidecar(name: str) -> dict[str, object]:
+    return json.loads((PROGRAMS / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def root(name: str) -> str | None:
+    """The sidecar's ``root``, preopened as ``/`` (the WASI testsuite format)."""
+    r = sidecar(name).get("root")
+    return None if r is None else str(PROGRAMS / str(r))
+
+
+def wasmrt_runner(name: str) -> Callable[[], tuple[int, bytes]]:
+    engine = wasmrt.Engine()
+    module = wasmrt.Module(engine, (PROGRAMS / f"{name}.wasm").read_bytes())
+    args = [f"{name}.wasm", *sidecar(name).get("args", [])]  # type: ignore[misc]
+
+    def run() -> tuple[int, bytes]:
+        store = wasmrt.Store(engine)
+        out: list[bytes] = []
+        cfg = wasmrt.WasiConfig()
+        cfg.argv = args
+        cfg.stdout_custom = out.append
+        if root(name):
+            cfg.preopen_dir(root(name), "/")
+        store.set_wasi(cfg)
+        linker = wasmrt.Linker(engine)
+        linker.define_wasi()
+        inst = linker.instantiate(store, module)
+        code = 0
+        try:
+            inst.exports(store)["_start"](store)
+        except wasmrt.ExitTrap as e:
+            code = e.code
+        return code, b"".join(out)
+
+    return run
+
+
+def wasmtime_runner(name: str) -> Callable[[], tuple[int, bytes]]:
+    import wasmtime  # noqa: PLC0415 - the peer, only in the comparison interpreter
+
+    engine = wasmtime.Engine()
+    module = wasmtime.Module(engine, (PROGRAMS / f"{name}.wasm").read_bytes())
+    args = [f"{name}.wasm", *sidecar(name).get("args", [])]  # type: ignore[misc]
+    fd, path = tempfile.mkstemp(prefix="bench-programs-")
+    os.close(fd)
+
+    def run() -> tuple[int, bytes]:
+        store = wasmtime.Store(engine)
+        cfg = wasmtime.WasiConfig()
+        cfg.argv = args
+        cfg.stdout_file = path
+        if root(name):
+            cfg.preopen_dir(root(name), "/")
+        store.set_wasi(cfg)
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        inst = linker.instantiate(store, module)
+        code = 0
+        try:
+            inst.exports(store)["_start"](store)
+        except wasmtime.ExitTrap as e:
+            code = e.code
+        return code, Path(path).read_bytes()
+
+    return run
+
+
+def measure(fn: Callable[[], tuple[int, bytes]], repeat: int) -> tuple[float, tuple[int, bytes]]:
+    result = fn()  # warm-up: wasmrt compiles the functions the program runs
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("names", nargs="*", default=["lz4", "xxhash", "brotli", "brotli_cleanup"])
+    args = ap.parse_args()
+    print(f"Python {sys.version.split()[0]}, median of {args.repeat} runs")
+    print("| program | wasmrt | wasmtime-py | wasmrt / wasmtime-py |")
+    print("|---|---:|---:|---:|")
+    for name in args.names:
+        expected = sidecar(name)
+        t_ours, ours = measure(wasmrt_runner(name), args.repeat)
+        t_peer, peer = measure(wasmtime_runner(name), args.repeat)
+        want = (int(expected.get("exit_code", 0)), str(expected.get("stdout", "")).encode())  # type: ignore[call-overload]
+        if ours != want or peer != want:
+            raise SystemExit(f"{name}: wasmrt gave {ours!r}, wasmtime-py {peer!r}, want {want!r}")
+        print(
+            f"| {name} | {t_ours * 1e3:.2f} ms | {t_peer * 1e3:.2f} ms | {t_ours / t_peer:.1f}x |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

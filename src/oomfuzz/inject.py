@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
+from oomfuzz.tracetext import stack_text
 from wasmrt.alloc import AllocKind, install_hook
 from wasmrt.errors import OutOfMemory
 from wasmrt.vm.backtrace import OWNER_KEY
@@ -364,14 +365,14 @@ class Injector:
             if not self.allow_alloc_after_oom:
                 self.after_oom.append(rec)
                 if self.panic_on_alloc_after_oom:
-                    rec.traceback = "".join(traceback.format_stack(frame)) if frame else ""
+                    rec.traceback = stack_text(frame)
                     raise AllocationAfterOom(rec)
             if self.alloc_succeeds_after_oom:
                 fail = False
         if not fail:
             return
         rec.injected = True
-        rec.traceback = "".join(traceback.format_stack(frame)) if frame else ""
+        rec.traceback = stack_text(frame)
         self.injected.append(rec)
         if not absorbing and self.oom_raised is None:
             self.oom_raised = rec

@@ -93,6 +93,7 @@ from oomfuzz.runstate import recording
 from oomfuzz.schedule import PARTS, SCHEDULES
 from oomfuzz.schedule import order as schedule_order
 from oomfuzz.target import FaultTarget
+from oomfuzz.tracetext import exception_text
 
 __all__ = [
     "DryRunError",
@@ -327,7 +328,7 @@ def format_iteration(label: str, it: Iteration) -> str:
 
 def scrub(exc: BaseException) -> str:
     """Format ``exc`` and clear its frames (their locals could keep stores alive)."""
-    text = "".join(traceback.format_exception(exc))
+    text = exception_text(exc)
     for e in exception_chain(exc):
         if e.__traceback__ is not None:
             traceback.clear_frames(e.__traceback__)

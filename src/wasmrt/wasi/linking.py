@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from wasmrt import ir
 from wasmrt.errors import OutOfMemory, WasmtimeError
 from wasmrt.runtime import FuncType, Linker, ValType
 from wasmrt.runtime.wasi_hook import store_wasi
@@ -65,14 +66,16 @@ def _host_function(impl: Impl, params: tuple[str, ...], returns: bool) -> Callab
     return host
 
 
-#: Per function: its name, parameter and result ``ValType``s and host function, built once
-#: (all are immutable and store-independent); each ``define_wasi`` makes its own
-#: ``FuncType``s, so its allocations are the same in every call.
-_SIGNATURES: list[tuple[str, list[ValType], list[ValType], Callable[..., Any]]] = [
+#: Per function: its name, signature and host function, built once (all are immutable
+#: and store-independent); each ``define_wasi`` makes its own ``FuncType``s
+#: (``FuncType._new_of``), so its allocations are the same in every call.
+_SIGNATURES: list[tuple[str, ir.FuncType, Callable[..., Any]]] = [
     (
         name,
-        [_VALTYPES[p]() for p in params],
-        [_VALTYPES[r]() for r in results],
+        ir.FuncType(
+            tuple(_VALTYPES[p]().ptr() for p in params),
+            tuple(_VALTYPES[r]().ptr() for r in results),
+        ),
         _host_function(impl, params, bool(results)),
     )
     for name, (params, results, impl) in FUNCTIONS.items()
@@ -81,7 +84,7 @@ _SIGNATURES: list[tuple[str, list[ValType], list[ValType], Callable[..., Any]]] 
 
 def define_wasi(linker: Linker) -> None:
     """Define every ``wasi_snapshot_preview1`` import in ``linker`` (all or none)."""
-    funcs = [(name, FuncType(params, results), host) for name, params, results, host in _SIGNATURES]
+    funcs = [(name, FuncType._new_of(ty), host) for name, ty, host in _SIGNATURES]
     linker.define_funcs(MODULE, funcs)
 
 

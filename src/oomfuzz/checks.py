@@ -739,8 +739,14 @@ class Leak(RunCheck):
         # them, something survives the young generations on nearly every run, and a
         # full collection costs the whole heap.
         roots = [*out.long_lived, *_foreign_stores(out.refs)]
-        kept = reachable_from(roots) if roots else set()
-        alive = [(label, r) for label, r in out.refs if r() is not None and id(r()) not in kept]
+        survivors = [(label, r, r()) for label, r in out.refs]
+        # Held strongly (``survivors``) while their ids are compared: no id is reused.
+        targets = {id(obj) for _, _, obj in survivors if obj is not None}
+        kept = reachable_from(roots, targets) if roots and targets else set()
+        alive = [
+            (label, r) for label, r, obj in survivors if obj is not None and id(obj) not in kept
+        ]
+        del survivors
         if alive:
             gc.collect()
             alive = [(label, r) for label, r in alive if r() is not None]

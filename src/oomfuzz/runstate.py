@@ -50,6 +50,7 @@ import struct
 import sys
 import types
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -385,19 +386,32 @@ class RunState:
         return refs
 
 
-def reachable_from(roots: list[weakref.ref[Any]], limit: int = 200_000) -> set[int]:
-    """Ids of the objects reachable from the live ``roots`` (bounded by ``limit``)."""
-    todo = [r() for r in roots]
+def reachable_from(
+    roots: list[weakref.ref[Any]], targets: set[int], limit: int = 200_000
+) -> set[int]:
+    """The ids in ``targets`` of objects reachable from the live ``roots``.
+
+    Breadth first, and it stops once every target is found: survivors a run keeps
+    on purpose (a kept module's compiled code) sit a few references below a root,
+    while the whole graph under a kept engine or module (its IR) is large. Bounded
+    by ``limit`` objects visited.
+    """
+    todo = deque(r() for r in roots)
     # A module's globals belong to no object: a long-lived object holding any function
     # would otherwise "own" every module-level container (and what leaks into one).
     seen: set[int] = set(_module_dicts())
-    while todo and len(seen) < limit:
-        obj = todo.pop()
+    found: set[int] = set()
+    visited = 0
+    while todo and visited < limit and len(found) < len(targets):
+        obj = todo.popleft()
         if obj is None or id(obj) in seen or isinstance(obj, type | types.ModuleType):
             continue
         seen.add(id(obj))
+        visited += 1
+        if id(obj) in targets:
+            found.add(id(obj))
         todo.extend(gc.get_referents(obj))
-    return seen
+    return found
 
 
 class _ObserverAdapter:
@@ -568,8 +582,21 @@ class _Node:
     extra: list[str] = field(default_factory=list)
 
 
+#: ``sys.modules``' size when the map was built, the modules (held, so that no id in
+#: the map is reused while it is cached), and the map.
+_MODULE_DICTS: tuple[int, list[Any], dict[int, str]] = (-1, [], {})
+
+
 def _module_dicts() -> dict[int, str]:
-    return {id(vars(m)): name for name, m in list(sys.modules.items()) if m is not None}
+    """Each imported module's globals dict, by id: rebuilt only when the number of
+    imported modules changed (the leak check asks once per injection)."""
+    global _MODULE_DICTS
+    n, _, dicts = _MODULE_DICTS
+    if n != len(sys.modules):
+        modules = list(sys.modules.items())
+        dicts = {id(vars(m)): name for name, m in modules if m is not None}
+        _MODULE_DICTS = (len(modules), [m for _, m in modules], dicts)
+    return dicts
 
 
 def _edge(ref: Any, child: Any) -> str:

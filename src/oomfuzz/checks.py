@@ -898,6 +898,14 @@ class TracemallocLeak(RerunCheck):
             return tracemalloc.take_snapshot().filter_traces(filters)
 
         growths: list[int] = []
+        # The heap as it is now, garbage collected once, is frozen for the measurement:
+        # each snapshot's full collection then scans only what the re-runs created
+        # (a full collection of the whole heap costs ~20 ms; the fork engine's
+        # children are frozen already and stay so).
+        thaw = gc.get_freeze_count() == 0
+        if thaw:
+            gc.collect()
+            gc.freeze()
         try:
             out = yield run.fault_plan(run.mode, run.index)  # warm-up: caches fill, not measured
             del out
@@ -911,6 +919,8 @@ class TracemallocLeak(RerunCheck):
                 )
                 prev = snap
         finally:
+            if thaw:
+                gc.unfreeze()
             if started:
                 tracemalloc.stop()
             _TRACEMALLOC_LOCK.release()

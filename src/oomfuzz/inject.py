@@ -65,7 +65,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from oomfuzz.tracetext import stack_text
 from wasmrt.alloc import AllocKind, install_hook
@@ -318,6 +318,16 @@ class Injector:
         #: The recorded allocation :meth:`replay` is counting (its site is the site).
         self._replaying: AllocRecord | None = None
 
+    #: Whether ``__call__`` may decide the common case itself: false for a subclass
+    #: that overrides how points are numbered or refused (the fork engine's injector).
+    _decides_inline: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._decides_inline = (
+            cls._planned_failure is Injector._planned_failure and cls._point is Injector._point
+        )
+
     # -- the hook ---------------------------------------------------------
 
     def _planned_failure(self, index: int) -> bool:
@@ -344,6 +354,25 @@ class Injector:
     def __call__(self, size: int, kind: AllocKind, absorbing: bool) -> None:
         index = self.count
         self.count = index + 1
+        if self._decides_inline and self.target is None and not self.record_all:
+            # The common case, decided without building anything: every allocation
+            # is a point, nothing is recorded, and this one is neither refused nor
+            # after the OOM (what _point, _planned_failure and the rest would find).
+            point = self.selected
+            if self.retried:
+                self.selected = point + 1
+                return
+            mode = self.mode
+            if self.oom_raised is None and (
+                mode == "count"
+                or (mode == "transient" and point != self.fail_at)
+                or (mode == "persistent" and point < self.fail_at)
+            ):
+                self.selected = point + 1
+                return
+        self._judge_allocation(index, size, kind, absorbing)
+
+    def _judge_allocation(self, index: int, size: int, kind: AllocKind, absorbing: bool) -> None:
         kind_name = kind.value if isinstance(kind, AllocKind) else str(kind)
         captured = None
         if self.target is not None and self.target.needs_site:

@@ -50,6 +50,7 @@ from oomfuzz.inject import Site
 from oomfuzz.oomtest import DryRunError
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
+from oomfuzz.sitecache import cached_scan
 from oomfuzz.sites import (
     Coverage,
     ExclusionError,
@@ -57,7 +58,6 @@ from oomfuzz.sites import (
     exclusions_path,
     load_exclusions,
     package_path,
-    scan,
 )
 from oomfuzz.sweep import (
     SiteFirsts,
@@ -233,7 +233,7 @@ def static_coverage(config: BaselineConfig, root: Path, injected: set[Site]) -> 
         return None
     roots = [str(root / r) if (root / r).exists() else r for r in config.site_roots]
     try:
-        universe = scan(roots)
+        universe = cached_scan(roots)
         excluded = load_exclusions(exclusions_path(root))
     except (ExclusionError, FileNotFoundError, SyntaxError) as e:
         raise ScenarioError(str(e)) from None

@@ -72,6 +72,7 @@ __all__ = [
     "load_exclusions",
     "package_path",
     "scan",
+    "source_files",
 ]
 
 EXCLUSIONS_SCHEMA = "oomfuzz-site-exclusions/1"
@@ -792,6 +793,13 @@ class Universe:
 
     def to_dict(self) -> dict[str, object]:
         return {"roots": list(self.roots), "sites": [s.to_dict() for s in self.sites]}
+
+
+def source_files(roots: Iterable[str | os.PathLike[str]] | None = None) -> list[Path]:
+    """The files :func:`scan` reads for ``roots``: the ``.py`` files under them and the
+    alloc module (what the universe is a function of, with this module's own code)."""
+    root_list = list(roots) if roots is not None else list(default_roots())
+    return [*_files(root_list), Path(_default_alloc_api().path)]
 
 
 def scan(roots: Iterable[str | os.PathLike[str]] | None = None) -> Universe:

@@ -100,6 +100,7 @@ from oomfuzz.scenario import (
     load_scenario,
 )
 from oomfuzz.schedule import parts
+from oomfuzz.sitecache import cached_scan
 from oomfuzz.sites import (
     Coverage,
     Exclusion,
@@ -108,7 +109,6 @@ from oomfuzz.sites import (
     coverage,
     find_exclusions,
     load_exclusions,
-    scan,
 )
 from oomfuzz.target import FaultTarget
 
@@ -685,7 +685,7 @@ def declared_sites(
     A bad root or exclusions file raises ``ScenarioError`` (before any work).
     """
     try:
-        universe = scan(list(roots) if roots else None)
+        universe = cached_scan(list(roots) if roots else None)
         found = exclusions if exclusions is not None else find_exclusions(paths)
         return universe, load_exclusions(found) if found is not None else []
     except (ExclusionError, FileNotFoundError, SyntaxError) as e:

@@ -1,12 +1,16 @@
 """Real C programs (``corpus/programs``): wasmrt against wasmtime-py, one run, same interpreter.
 
-Each program runs as a WASI command with its sidecar's arguments: the module
+Each program runs as a WASI command with its sidecar's arguments (or, with
+``--size N``, on a generated input of N bytes, ``-n N``: a run long enough
+that the per-command cost of store, WASI and instantiation is a small part of
+it, and the two engines' outputs are compared with each other): the module
 is compiled once per engine (and run once, so wasmrt's lazily compiled
 functions are compiled: execution is what is timed), then every timed run is
 a fresh store, WASI context, instance and ``_start`` call. Both engines'
 stdout and exit code are checked against the sidecar before timing.
 
     PYTHONPATH=$PWD/src .venv312/bin/python benchmarks/bench_programs.py --repeat 7
+    PYTHONPATH=$PWD/src .venv312/bin/python benchmarks/bench_programs.py --repeat 3 --size 65536
 """
 
 from __future__ import annotations
@@ -36,10 +40,17 @@ def root(name: str) -> str | None:
     return None if r is None else str(PROGRAMS / str(r))
 
 
-def wasmrt_runner(name: str) -> Callable[[], tuple[int, bytes]]:
+def program_args(name: str, size: int | None) -> list[str]:
+    """argv: the sidecar's arguments, or a generated input of ``size`` bytes."""
+    if size is not None:
+        return [f"{name}.wasm", "-n", str(size)]
+    return [f"{name}.wasm", *sidecar(name).get("args", [])]  # type: ignore[list-item]
+
+
+def wasmrt_runner(name: str, size: int | None) -> Callable[[], tuple[int, bytes]]:
     engine = wasmrt.Engine()
     module = wasmrt.Module(engine, (PROGRAMS / f"{name}.wasm").read_bytes())
-    args = [f"{name}.wasm", *sidecar(name).get("args", [])]  # type: ignore[misc]
+    args = program_args(name, size)
 
     def run() -> tuple[int, bytes]:
         store = wasmrt.Store(engine)
@@ -47,7 +58,7 @@ def wasmrt_runner(name: str) -> Callable[[], tuple[int, bytes]]:
         cfg = wasmrt.WasiConfig()
         cfg.argv = args
         cfg.stdout_custom = out.append
-        if root(name):
+        if root(name) and size is None:
             cfg.preopen_dir(root(name), "/")
         store.set_wasi(cfg)
         linker = wasmrt.Linker(engine)
@@ -63,12 +74,12 @@ def wasmrt_runner(name: str) -> Callable[[], tuple[int, bytes]]:
     return run
 
 
-def wasmtime_runner(name: str) -> Callable[[], tuple[int, bytes]]:
+def wasmtime_runner(name: str, size: int | None) -> Callable[[], tuple[int, bytes]]:
     import wasmtime  # noqa: PLC0415 - the peer, only in the comparison interpreter
 
     engine = wasmtime.Engine()
     module = wasmtime.Module(engine, (PROGRAMS / f"{name}.wasm").read_bytes())
-    args = [f"{name}.wasm", *sidecar(name).get("args", [])]  # type: ignore[misc]
+    args = program_args(name, size)
     fd, path = tempfile.mkstemp(prefix="bench-programs-")
     os.close(fd)
 
@@ -77,7 +88,7 @@ def wasmtime_runner(name: str) -> Callable[[], tuple[int, bytes]]:
         cfg = wasmtime.WasiConfig()
         cfg.argv = args
         cfg.stdout_file = path
-        if root(name):
+        if root(name) and size is None:
             cfg.preopen_dir(root(name), "/")
         store.set_wasi(cfg)
         linker = wasmtime.Linker(engine)
@@ -106,17 +117,21 @@ def measure(fn: Callable[[], tuple[int, bytes]], repeat: int) -> tuple[float, tu
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--size", type=int, default=None, help="a generated input of N bytes")
     ap.add_argument("names", nargs="*", default=["lz4", "xxhash", "brotli", "brotli_cleanup"])
     args = ap.parse_args()
-    print(f"Python {sys.version.split()[0]}, median of {args.repeat} runs")
+    what = "sidecar arguments" if args.size is None else f"-n {args.size}"
+    print(f"Python {sys.version.split()[0]}, median of {args.repeat} runs, {what}")
     print("| program | wasmrt | wasmtime-py | wasmrt / wasmtime-py |")
     print("|---|---:|---:|---:|")
     for name in args.names:
         expected = sidecar(name)
-        t_ours, ours = measure(wasmrt_runner(name), args.repeat)
-        t_peer, peer = measure(wasmtime_runner(name), args.repeat)
+        t_ours, ours = measure(wasmrt_runner(name, args.size), args.repeat)
+        t_peer, peer = measure(wasmtime_runner(name, args.size), args.repeat)
         want = (int(expected.get("exit_code", 0)), str(expected.get("stdout", "")).encode())  # type: ignore[call-overload]
-        if ours != want or peer != want:
+        if args.size is not None:
+            want = peer  # no recorded output for a generated size: the engines must agree
+        if ours != want or peer != want or ours[0] != 0:
             raise SystemExit(f"{name}: wasmrt gave {ours!r}, wasmtime-py {peer!r}, want {want!r}")
         print(
             f"| {name} | {t_ours * 1e3:.2f} ms | {t_peer * 1e3:.2f} ms | {t_ours / t_peer:.1f}x |"

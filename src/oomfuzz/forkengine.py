@@ -422,6 +422,8 @@ class ForkSweep:
                 c.eof = True
         now = time.monotonic()
         for c in list(self.live.values()):
+            if self.live.get(c.fd) is not c:
+                continue  # reaped meanwhile: storing a failure under fail_fast kills them all
             if c.eof:
                 # A child that sent its verdict is inside os._exit: wait for it.
                 flags = 0 if c.buf.endswith(b"\n") else os.WNOHANG

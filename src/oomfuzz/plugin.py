@@ -11,7 +11,9 @@ over every worker, and ``--oom-cluster tcp://HOST:PORT`` runs them on a Dask
 cluster (all submitted at collection's end, each item waiting for its own
 report). ``--oom-max-iters``/``--oom-max-duration`` bound each
 scenario/mode/allocator (iterations are split over its shards, as in
-``sweep --jobs``); ``--oom-sample K``/``--oom-seed S`` as ``sweep --sample``.
+``sweep --jobs``); ``--oom-sample K``/``--oom-seed S`` as ``sweep --sample``,
+``--oom-schedule sites`` as ``sweep --schedule sites`` (both also for ``oom``-marked
+tests and the ``oom_test`` fixture; the marker's own keywords win).
 
 User tests: the ``oom_test`` fixture returns an :class:`~oomfuzz.OomTest`
 configured from the options (and the ``oom`` marker's keyword arguments);
@@ -65,6 +67,7 @@ from oomfuzz.lifecycle import FORM_FRESH, FORM_LONG_LIVED, Lifecycle, Step
 from oomfuzz.oomtest import OomTest, OomTestFailure, format_iteration
 from oomfuzz.report import RunReport, SweepReport
 from oomfuzz.scenario import FORMATS, ScenarioError, is_scenario_file, load_scenario
+from oomfuzz.schedule import PARTS, SCHEDULES
 from oomfuzz.sweep import (
     Unit,
     declared_sites,
@@ -104,6 +107,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--oom-max-iters", type=int, default=None, metavar="N")
     g.addoption("--oom-max-duration", type=float, default=None, metavar="SECONDS")
     g.addoption("--oom-sample", type=int, default=None, metavar="K")
+    g.addoption(
+        "--oom-schedule",
+        choices=SCHEDULES,
+        default="exhaustive",
+        help="injection order (oomfuzz.schedule): sites = the first allocation of each "
+        "distinct site and calling context first (with --oom-sample 0: only those)",
+    )
     g.addoption("--oom-seed", type=int, default=0, metavar="S")
     g.addoption(
         "--oom-json",
@@ -259,11 +269,14 @@ class OomScenarioFile(pytest.File):
             cfg.getoption("oom_max_iters"),
             max_duration=cfg.getoption("oom_max_duration"),
             sample=cfg.getoption("oom_sample"),
+            schedule=cfg.getoption("oom_schedule"),
             seed=cfg.getoption("oom_seed"),
             contiguous=cfg.getoption("oom_shard_kind") == "contiguous",
         )
         for unit in units:
             name = f"{unit.mode}-{unit.allocator}"
+            if unit.schedule in PARTS:  # the sites schedule's two passes: two items
+                name += "-" + unit.schedule.partition(":")[2]
             if unit.shards > 1:
                 name += f"-shard{unit.shard}of{unit.shards}"
             yield OomScenarioItem.from_parent(self, name=name, unit=unit)
@@ -328,6 +341,10 @@ def _oomtest_for(
     }
     if config.getoption("oom_mode") != "transient":
         options["mode"] = config.getoption("oom_mode")
+    if config.getoption("oom_schedule") != "exhaustive":
+        options["schedule"] = config.getoption("oom_schedule")
+    if config.getoption("oom_sample") is not None:
+        options["sample"] = config.getoption("oom_sample")
     marker = node.get_closest_marker("oom")
     if marker is not None:
         options.update(marker.kwargs)

@@ -48,9 +48,9 @@ CASES = [
 ]
 
 
-def run_example(test: str, bugs: str) -> subprocess.CompletedProcess[str]:
+def run_example(test: str, bugs: str, *options: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PLUGIN_HOST_BUGS=bugs, PYTHONPATH=str(ROOT / "src"))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *options]
     return subprocess.run(
         [*cmd, f"{EXAMPLE / 'test_plugin_host.py'}::{test}"],
         cwd=EXAMPLE,
@@ -61,9 +61,18 @@ def run_example(test: str, bugs: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+#: Each bug is found by the exhaustive schedule, and by the sites schedule's firsts alone
+#: (``--oom-schedule sites --oom-sample 0``: the first allocation of each distinct site
+#: and calling context, issue 16).
+SCHEDULES = {"exhaustive": (), "sites-firsts": ("--oom-schedule", "sites", "--oom-sample", "0")}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize(("bug", "test", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_seeded_bug_is_found_with_its_class(bug: str, test: str, expected: list[str]) -> None:
-    proc = run_example(test, bug)
+def test_seeded_bug_is_found_with_its_class(
+    bug: str, test: str, expected: list[str], schedule: str
+) -> None:
+    proc = run_example(test, bug, *SCHEDULES[schedule])
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
     verdict = next(line for line in out.splitlines() if "failed:" in line and "OOM test" in line)

@@ -78,6 +78,19 @@ def test_injection_total_across_xdist_shards_equals_sweep(tmp_path: Path) -> Non
     assert expected > 0
 
 
+def test_sites_schedule_items_inject_what_the_exhaustive_ones_do(tmp_path: Path) -> None:
+    _subset(tmp_path)
+    base = ("--oom-corpus", "corpus", "--oom-allocator", "ondemand")
+    plain = _pytest(tmp_path, "-q", *base)
+    sites = _pytest(tmp_path, "-v", *base, "--oom-schedule", "sites")
+    assert plain.returncode == 0 and sites.returncode == 0, sites.stdout + sites.stderr
+    # Two items per unit (the schedule's two passes), together every injection point once.
+    assert "func_call.wast::transient-ondemand-firsts PASSED" in sites.stdout
+    assert "func_call.wast::transient-ondemand-rest PASSED" in sites.stdout
+    total = plain.stdout.split("oomfuzz: ")[1].split(" injection points")[0]
+    assert f"oomfuzz: {total} injection points in 4 swept item(s)" in sites.stdout
+
+
 def test_contiguous_shards_and_explicit_file(tmp_path: Path) -> None:
     corpus = _subset(tmp_path)
     run = _pytest(

@@ -40,6 +40,11 @@ Invariants:
   :meth:`ScenarioContext.module` returns its modules instead of compiling
   (what an embedder does after an OOM: a new store, the same engine and
   module). Stores are never kept.
+- Otherwise :meth:`ScenarioContext.module` builds through the unit's
+  :class:`~oomfuzz.reuse.ModuleReuse` (``builds``): a run whose plan refuses
+  nothing inside the build gets a module renewed from one decoded and
+  validated earlier, with the build's allocations counted as made; the two
+  mechanisms key a source the same way (``oomfuzz.reuse.source_key``).
 """
 
 from __future__ import annotations

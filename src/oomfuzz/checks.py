@@ -898,13 +898,13 @@ class TracemallocLeak(RerunCheck):
             return tracemalloc.take_snapshot().filter_traces(filters)
 
         growths: list[int] = []
-        # The heap as it is now, garbage collected once, is frozen for the measurement:
-        # each snapshot's full collection then scans only what the re-runs created
-        # (a full collection of the whole heap costs ~20 ms; the fork engine's
-        # children are frozen already and stay so).
+        # The heap as it is now is frozen for the measurement: each snapshot's full
+        # collection then scans only what the re-runs created (a full collection of
+        # the whole heap costs 20-50 ms). Garbage frozen with it is freed after the
+        # thaw; it was allocated before the warm-up, so it is the same in every
+        # snapshot and no growth. The fork engine's children are frozen already.
         thaw = gc.get_freeze_count() == 0
         if thaw:
-            gc.collect()
             gc.freeze()
         try:
             out = yield run.fault_plan(run.mode, run.index)  # warm-up: caches fill, not measured

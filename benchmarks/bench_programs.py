@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import wasmrt
 
@@ -47,57 +48,30 @@ def program_args(name: str, size: int | None) -> list[str]:
     return [f"{name}.wasm", *sidecar(name).get("args", [])]  # type: ignore[list-item]
 
 
-def wasmrt_runner(name: str, size: int | None) -> Callable[[], tuple[int, bytes]]:
-    engine = wasmrt.Engine()
-    module = wasmrt.Module(engine, (PROGRAMS / f"{name}.wasm").read_bytes())
-    args = program_args(name, size)
-
-    def run() -> tuple[int, bytes]:
-        store = wasmrt.Store(engine)
-        out: list[bytes] = []
-        cfg = wasmrt.WasiConfig()
-        cfg.argv = args
-        cfg.stdout_custom = out.append
-        if root(name) and size is None:
-            cfg.preopen_dir(root(name), "/")
-        store.set_wasi(cfg)
-        linker = wasmrt.Linker(engine)
-        linker.define_wasi()
-        inst = linker.instantiate(store, module)
-        code = 0
-        try:
-            inst.exports(store)["_start"](store)
-        except wasmrt.ExitTrap as e:
-            code = e.code
-        return code, b"".join(out)
-
-    return run
-
-
-def wasmtime_runner(name: str, size: int | None) -> Callable[[], tuple[int, bytes]]:
-    import wasmtime  # noqa: PLC0415 - the peer, only in the comparison interpreter
-
-    engine = wasmtime.Engine()
-    module = wasmtime.Module(engine, (PROGRAMS / f"{name}.wasm").read_bytes())
+def runner(api: Any, name: str, size: int | None) -> Callable[[], tuple[int, bytes]]:
+    """A WASI command run of ``name`` through ``api``: ``wasmrt``, or ``wasmtime`` (the
+    same API: wasmrt is a drop-in for wasmtime-py), stdout captured in a file."""
+    engine = api.Engine()
+    module = api.Module(engine, (PROGRAMS / f"{name}.wasm").read_bytes())
     args = program_args(name, size)
     fd, path = tempfile.mkstemp(prefix="bench-programs-")
     os.close(fd)
 
     def run() -> tuple[int, bytes]:
-        store = wasmtime.Store(engine)
-        cfg = wasmtime.WasiConfig()
+        store = api.Store(engine)
+        cfg = api.WasiConfig()
         cfg.argv = args
         cfg.stdout_file = path
         if root(name) and size is None:
             cfg.preopen_dir(root(name), "/")
         store.set_wasi(cfg)
-        linker = wasmtime.Linker(engine)
+        linker = api.Linker(engine)
         linker.define_wasi()
         inst = linker.instantiate(store, module)
         code = 0
         try:
             inst.exports(store)["_start"](store)
-        except wasmtime.ExitTrap as e:
+        except api.ExitTrap as e:
             code = e.code
         return code, Path(path).read_bytes()
 
@@ -115,6 +89,8 @@ def measure(fn: Callable[[], tuple[int, bytes]], repeat: int) -> tuple[float, tu
 
 
 def main() -> int:
+    import wasmtime  # noqa: PLC0415 - the peer, only in the comparison interpreter
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--size", type=int, default=None, help="a generated input of N bytes")
@@ -126,8 +102,8 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     for name in args.names:
         expected = sidecar(name)
-        t_ours, ours = measure(wasmrt_runner(name, args.size), args.repeat)
-        t_peer, peer = measure(wasmtime_runner(name, args.size), args.repeat)
+        t_ours, ours = measure(runner(wasmrt, name, args.size), args.repeat)
+        t_peer, peer = measure(runner(wasmtime, name, args.size), args.repeat)
         want = (int(expected.get("exit_code", 0)), str(expected.get("stdout", "")).encode())  # type: ignore[call-overload]
         if args.size is not None:
             want = peer  # no recorded output for a generated size: the engines must agree

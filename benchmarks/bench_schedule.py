@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -93,15 +92,7 @@ def seeded_bugs() -> None:
     sys.path.insert(0, str(ROOT / "tests" / "oomfuzz"))
     import seeded  # noqa: PLC0415 - a test helper, found only once its directory is on the path
 
-    pooled = ";; oomfuzz: allocator=pooling engine=shared total_tables=1 total_memories=1"
-    bugs: list[tuple[Any, str, str]] = [
-        (seeded.guard_skips_memory_deallocation, "pooling", ""),
-        (seeded.guard_skips_instance_count_decrement, "pooling", ""),
-        (seeded.guard_skips_table_deallocation, "pooling", pooled),
-        (seeded.oom_becomes_wasmtime_error, "ondemand", ""),
-        (seeded.error_path_allocates, "ondemand", ""),
-        (seeded.failed_store_kept_alive, "ondemand", ""),
-    ]
+    bugs = seeded.BUGS
     print(
         "| seeded bug | exhaustive: found / injections / s | sites firsts: found / injections / s |"
     )

@@ -147,3 +147,18 @@ def failed_instantiate_empties_module_data(monkeypatch: pytest.MonkeyPatch) -> N
             raise
 
     monkeypatch.setattr(_core, "vm_instantiate", instantiate)
+
+
+#: A header that makes the table bug show: one pooled table and memory, shared engine.
+POOLED_HEADER = ";; oomfuzz: allocator=pooling engine=shared total_tables=1 total_memories=1"
+
+#: The seeded wasmrt bugs with the allocator and script header each shows under
+#: (the schedule tests and ``benchmarks/bench_schedule.py --seeded`` run them all).
+BUGS: list[tuple[Any, str, str]] = [
+    (guard_skips_memory_deallocation, "pooling", ""),
+    (guard_skips_instance_count_decrement, "pooling", ""),
+    (guard_skips_table_deallocation, "pooling", POOLED_HEADER),
+    (oom_becomes_wasmtime_error, "ondemand", ""),
+    (error_path_allocates, "ondemand", ""),
+    (failed_store_kept_alive, "ondemand", ""),
+]

@@ -94,17 +94,7 @@ def sweep(
     ).test(runner.run)
 
 
-POOLED = ";; oomfuzz: allocator=pooling engine=shared total_tables=1 total_memories=1"
-
-#: Each seeded bug, the allocator and header it shows under.
-BUGS: list[tuple[Callable[[pytest.MonkeyPatch], Any], str, str]] = [
-    (seeded.guard_skips_memory_deallocation, "pooling", ""),
-    (seeded.guard_skips_instance_count_decrement, "pooling", ""),
-    (seeded.guard_skips_table_deallocation, "pooling", POOLED),
-    (seeded.oom_becomes_wasmtime_error, "ondemand", ""),
-    (seeded.error_path_allocates, "ondemand", ""),
-    (seeded.failed_store_kept_alive, "ondemand", ""),
-]
+BUGS = seeded.BUGS
 
 
 @pytest.mark.parametrize(

@@ -151,9 +151,7 @@ class Module(Managed[ModuleCore]):
 
     @classmethod
     def from_file(cls, engine: Engine, path: str | bytes | os.PathLike[Any]) -> Module:
-        with open(path, "rb") as f:
-            contents = f.read()
-        return cls(engine, contents)
+        return cls(engine, _read_file(path))
 
     def __init__(self, engine: Engine, wasm: str | bytes | bytearray) -> None:
         if not isinstance(engine, Engine):
@@ -212,11 +210,17 @@ class Module(Managed[ModuleCore]):
     def deserialize_file(cls, engine: Engine, path: str) -> Module:
         core = engine.ptr()
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = _read_file(path)
         except OSError as e:
             raise WasmtimeError(f"failed to read file {path}: {e.strerror or e}") from None
         return cls._from_core(_deserialize_core(core, data))
+
+
+def _read_file(path: str | bytes | os.PathLike[Any]) -> bytes:
+    """The file's bytes; the host refusing the buffer is ``OutOfMemory`` of the file's size
+    (``OSError`` propagates: wasmtime-py's ``from_file`` lets ``open``'s errors out)."""
+    with open(path, "rb") as f:
+        return host_alloc_call(os.fstat(f.fileno()).st_size, f.read)
 
 
 def _decode_and_validate(wasm: bytes | bytearray) -> None:

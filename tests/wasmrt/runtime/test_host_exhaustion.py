@@ -101,6 +101,53 @@ def test_serialize_and_deserialize_memory_error_is_out_of_memory(
     assert inst.exports(store)["add"](store, 1, 1) == 2
 
 
+class _RefusingFile:
+    """A file whose read() the host refuses (a huge module on a small machine)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __enter__(self) -> _RefusingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.real.close()
+
+    def fileno(self) -> int:
+        return int(self.real.fileno())
+
+    def read(self, *args: object) -> bytes:
+        raise MemoryError
+
+
+def test_reading_a_module_file_the_host_cannot_hold_is_out_of_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = w.Engine()
+    wasm, blob = tmp_path / "m.wasm", tmp_path / "m.cwasm"
+    wasm.write_bytes(w.wat2wasm(WAT))
+    blob.write_bytes(w.Module(engine, WAT).serialize())
+    real_open = open
+    monkeypatch.setattr(
+        w.runtime.module,
+        "open",
+        lambda p, mode="r": _RefusingFile(real_open(p, mode)),
+        raising=False,
+    )
+    with pytest.raises(w.OutOfMemory) as ei:
+        w.Module.from_file(engine, wasm)
+    assert ei.value.requested_allocation_size == wasm.stat().st_size
+    with pytest.raises(w.OutOfMemory) as ei:
+        w.Module.deserialize_file(engine, str(blob))
+    assert ei.value.requested_allocation_size == blob.stat().st_size
+    monkeypatch.undo()
+    store = w.Store(engine)
+    inst = w.Instance(store, w.Module.from_file(engine, wasm), [])
+    assert inst.exports(store)["add"](store, 2, 3) == 5
+    with pytest.raises(FileNotFoundError):  # open's own errors pass, as in wasmtime-py
+        w.Module.from_file(engine, tmp_path / "missing.wasm")
+
+
 def test_async_worker_thread_refused_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = w.Engine()
     store = w.Store(engine)

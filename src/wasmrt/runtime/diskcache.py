@@ -1,0 +1,336 @@
+"""The on-disk code cache behind ``Config.cache``: generated code kept across processes.
+
+Invariants:
+- Off unless the engine's config set ``cache`` (``True``: the default
+  directory; a TOML path: its ``[cache]`` table, ``enabled = false`` turns
+  it off, ``directory`` overrides the default). The default directory is
+  ``$WASMRT_CACHE_DIR``, else ``$XDG_CACHE_HOME/wasmrt``, else
+  ``~/.cache/wasmrt``. Nothing touches the disk before the first lookup;
+  no directory is created before the first write.
+- One entry per function, in ``<dir>/<2 hex>/<62 hex>``, named by a
+  SHA-256 over a salt (entry format, wasmrt version, a digest of the code
+  generator's own source files, Python's bytecode magic and cache tag) and
+  a stable rendering of the function's ``ContentKey`` (module-facts
+  digest, type index, locals, body) and option variant (fuel, epoch). A key
+  holding anything whose ``repr`` is not a pure function of its value (only
+  ``None``/bool/int/str/bytes, tuples and lists of them, and ``wasmrt.ir``
+  dataclasses of them qualify: floats are out, their ``repr`` drops NaN
+  payloads) is not looked up or stored: never a wrong hit.
+- An entry is ``ENTRY_MAGIC``, ``ENTRY_FORMAT`` (u16), the key digest, the
+  bytecode magic, the payload length (u64), the payload (``marshal`` of the
+  ``FunctionSource`` fields and the code object) and a SHA-256 of all
+  before it. A load checks all of that before unmarshalling; any mismatch
+  (corrupt, truncated, foreign, another Python) or unreadable file is a
+  miss, and the function's regenerated entry replaces it.
+- Entries are written to a temporary file in the entry's directory and
+  moved into place with ``os.replace``, so readers see a whole entry or
+  none. ``OSError`` while writing (read-only, full, missing permissions)
+  and ``MemoryError`` while reading or encoding are swallowed there and
+  only there: the cache never fails a module or a call.
+- Nothing here asks ``try_alloc`` (the compiled variant asks for each
+  function's code, hit or miss), so a warm cache leaves a module's
+  allocation sequence unchanged. Counters (``hits``, ``misses``,
+  ``writes``, ``failed_writes``) are kept per store, under a lock.
+- This module reuses ``serialize.wasmrt_version`` but not the module
+  container: that container asks ``try_alloc`` for its buffers and carries
+  a module binary, and an entry must do neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import marshal
+import os
+import struct
+import sys
+import tempfile
+import threading
+import tomllib
+from types import CodeType
+from typing import Any
+
+from wasmrt import compile as compile_package
+from wasmrt import ir
+from wasmrt.compile.codegen import ContentKey, FunctionSource
+from wasmrt.serialize import wasmrt_version
+
+__all__ = [
+    "ENTRY_FORMAT",
+    "ENTRY_MAGIC",
+    "ENV_DIR",
+    "DiskCodeCache",
+    "code_store",
+    "counters",
+    "default_directory",
+]
+
+ENTRY_MAGIC = b"\x00wasmrt-code\x00\x00\x00\x00"
+ENTRY_FORMAT = 1
+#: Environment variable naming the default cache directory (tests, CI).
+ENV_DIR = "WASMRT_CACHE_DIR"
+_PY_MAGIC = importlib.util.MAGIC_NUMBER
+_HEAD = struct.Struct("<H32sB")
+_LENGTH = struct.Struct("<Q")
+_DIGEST = 32
+_ATOMS = (type(None), bool, int, str, bytes)
+
+_lock = threading.Lock()
+_stores: dict[str, DiskCodeCache] = {}
+_generator: list[bytes | None] = []
+
+
+def _generator_digest() -> bytes | None:
+    """SHA-256 of the code generator's source files (None if they cannot be read):
+    generated code changes with them even when the version does not."""
+    if not _generator:
+        folder = os.path.dirname(os.path.abspath(compile_package.__file__ or ""))
+        h = hashlib.sha256()
+        try:
+            for name in sorted(os.listdir(folder)):
+                if name.endswith(".py"):
+                    with open(os.path.join(folder, name), "rb") as f:
+                        h.update(name.encode() + b"\0" + f.read() + b"\0")
+            _generator.append(h.digest())
+        except OSError:
+            _generator.append(None)
+    return _generator[0]
+
+
+def _stable(value: object) -> bool:
+    """Whether ``repr(value)`` is a pure function of ``value`` (same in every process)."""
+    t = type(value)
+    if t in _ATOMS:
+        return True
+    if t is tuple or t is list:
+        return all(_stable(v) for v in value)  # type: ignore[attr-defined]
+    if t is ir.Instr:
+        imm = value.imm  # type: ignore[attr-defined]
+        return type(value.op) is str and (  # type: ignore[attr-defined]
+            type(imm) is tuple and all(type(v) in _ATOMS for v in imm) or _stable(imm)
+        )
+    if dataclasses.is_dataclass(value) and t.__module__ == ir.__name__:
+        return all(_stable(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
+
+
+def _stable_key(key: ContentKey, fuel: bool, epoch: bool) -> bytes | None:
+    if not _stable(key.parts):
+        return None
+    return repr((bool(fuel), bool(epoch), key.parts)).encode("utf-8")
+
+
+class DiskCodeCache:
+    """A directory of generated-code entries (implements ``compile.cache.CodeStore``)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+        self.failed_writes = 0
+        self._count_lock = threading.Lock()
+        salt = hashlib.sha256()
+        for part in (
+            ENTRY_MAGIC,
+            str(ENTRY_FORMAT).encode(),
+            wasmrt_version().encode(),
+            _generator_digest() or b"",
+            _PY_MAGIC,
+            str(sys.implementation.cache_tag).encode(),
+        ):
+            salt.update(struct.pack("<I", len(part)) + part)
+        self._salt = salt
+
+    def _count(self, name: str) -> None:
+        with self._count_lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def digest(self, key: ContentKey, fuel: bool, epoch: bool) -> bytes | None:
+        """The entry name of ``key`` in the variant (fuel, epoch), or None if not stable."""
+        rendered = _stable_key(key, fuel, epoch)
+        if rendered is None:
+            return None
+        h = self._salt.copy()
+        h.update(rendered)
+        return h.digest()
+
+    def entry_path(self, digest: bytes) -> str:
+        name = digest.hex()
+        return os.path.join(self.directory, name[:2], name[2:])
+
+    def load(
+        self, key: ContentKey, fuel: bool, epoch: bool
+    ) -> tuple[FunctionSource, CodeType] | None:
+        try:
+            digest = self.digest(key, fuel, epoch)
+            got = None if digest is None else self._read(digest)
+        except MemoryError:  # the host is short of memory: generate instead
+            got = None
+        self._count("misses" if got is None else "hits")
+        return got
+
+    def _read(self, digest: bytes) -> tuple[FunctionSource, CodeType] | None:
+        try:
+            with open(self.entry_path(digest), "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        return decode_entry(data, digest)
+
+    def save(
+        self, key: ContentKey, fuel: bool, epoch: bool, source: FunctionSource, code: CodeType
+    ) -> None:
+        try:
+            digest = self.digest(key, fuel, epoch)
+            if digest is None:
+                return
+            blob = encode_entry(digest, source, code)
+        except MemoryError:  # keeping it is optional; the function already has its code
+            return
+        try:
+            self._write(self.entry_path(digest), blob)
+        except OSError:  # read-only, full or forbidden: run without keeping it
+            self._count("failed_writes")
+            return
+        self._count("writes")
+
+    @staticmethod
+    def _write(path: str, blob: bytes) -> None:
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass  # already gone; the original error is what matters
+            raise
+
+
+def encode_entry(digest: bytes, source: FunctionSource, code: CodeType) -> bytes:
+    """The bytes of the entry for ``digest`` holding ``source`` and ``code``."""
+    payload = marshal.dumps(
+        (
+            source.text,
+            tuple(sorted(source.consts.items())),
+            source.lines_before_body,
+            tuple(source.line_instrs),
+            code,
+        )
+    )
+    head = (
+        ENTRY_MAGIC
+        + _HEAD.pack(ENTRY_FORMAT, digest, len(_PY_MAGIC))
+        + _PY_MAGIC
+        + _LENGTH.pack(len(payload))
+    )
+    body = head + payload
+    return body + hashlib.sha256(body).digest()
+
+
+def decode_entry(data: bytes, digest: bytes) -> tuple[FunctionSource, CodeType] | None:
+    """``encode_entry``'s source and code if ``data`` is a whole, intact entry for
+    ``digest`` written by this Python; None otherwise."""
+    start = len(ENTRY_MAGIC) + _HEAD.size + len(_PY_MAGIC) + _LENGTH.size
+    if len(data) < start + _DIGEST or not data.startswith(ENTRY_MAGIC):
+        return None
+    fmt, stored, magic_len = _HEAD.unpack_from(data, len(ENTRY_MAGIC))
+    magic_at = len(ENTRY_MAGIC) + _HEAD.size
+    if fmt != ENTRY_FORMAT or stored != digest or magic_len != len(_PY_MAGIC):
+        return None
+    if data[magic_at : magic_at + magic_len] != _PY_MAGIC:
+        return None
+    (length,) = _LENGTH.unpack_from(data, magic_at + magic_len)
+    if len(data) != start + length + _DIGEST:
+        return None
+    if hashlib.sha256(memoryview(data)[: start + length]).digest() != data[start + length :]:
+        return None
+    try:
+        fields = marshal.loads(memoryview(data)[start : start + length])
+    except (ValueError, EOFError, TypeError):
+        return None
+    return _source_and_code(fields)
+
+
+def _source_and_code(fields: Any) -> tuple[FunctionSource, CodeType] | None:
+    if type(fields) is not tuple or len(fields) != 5:
+        return None
+    text, consts, before, instrs, code = fields
+    ok = (
+        type(text) is str
+        and type(consts) is tuple
+        and all(
+            type(c) is tuple and len(c) == 2 and all(type(s) is str for s in c) for c in consts
+        )
+        and type(before) is int
+        and type(instrs) is tuple
+        and all(type(n) is int for n in instrs)
+        and isinstance(code, CodeType)
+        and text.startswith(f"def {code.co_name}(")
+    )
+    if not ok:
+        return None
+    return FunctionSource(text, dict(consts), before, instrs), code
+
+
+def default_directory() -> str:
+    """Where ``Config.cache = True`` keeps entries (see the module docstring)."""
+    explicit = os.environ.get(ENV_DIR)
+    if explicit:
+        return os.path.abspath(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "wasmrt")
+    return os.path.join(os.path.expanduser("~"), ".cache", "wasmrt")
+
+
+def _configured_directory(setting: object) -> str | None:
+    """The directory ``Config.cache``'s value ``setting`` names, or None when off."""
+    if setting is True:
+        return default_directory()
+    if not isinstance(setting, str):
+        return None
+    try:
+        with open(setting, "rb") as f:
+            table = tomllib.loads(f.read().decode("utf-8")).get("cache", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # checked when it was set; gone or changed since: run uncached
+    if not isinstance(table, dict) or table.get("enabled", True) is not True:
+        return None
+    directory = table.get("directory")
+    if directory is None:
+        return default_directory()
+    return os.path.abspath(directory) if isinstance(directory, str) else None
+
+
+def code_store(config: object) -> DiskCodeCache | None:
+    """The on-disk cache an engine with ``config`` (``ConfigValues``) compiles into,
+    or None when ``Config.cache`` was not set (or the code generator is unreadable)."""
+    setting = getattr(config, "cache", False)
+    if setting is False:
+        return None
+    directory = _configured_directory(setting)
+    if directory is None or _generator_digest() is None:
+        return None
+    with _lock:
+        store = _stores.get(directory)
+        if store is None:
+            store = _stores[directory] = DiskCodeCache(directory)
+    return store
+
+
+def counters() -> dict[str, int]:
+    """Hits, misses, writes and failed writes of every store this process used."""
+    out = {"hits": 0, "misses": 0, "writes": 0, "failed_writes": 0}
+    with _lock:
+        stores = list(_stores.values())
+    for store in stores:
+        for name in out:
+            out[name] += getattr(store, name)
+    return out

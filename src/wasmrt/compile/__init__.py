@@ -26,8 +26,9 @@ Invariants:
 - With a ``cache.CodeStore`` (``Config.cache``), a function whose source
   the process cache does not hold is first looked up there; a hit gives its
   source, constants, line map entry and code object, so neither the code
-  generator nor ``compile()`` runs for it. A function generated here is
-  offered to the store once its code is compiled. Either way the function
+  generator nor ``compile()`` runs for it. A function generated here, or
+  found in the process caches but not in the store, is offered to the store
+  once its code is compiled. Either way the function
   asks ``try_alloc`` exactly as without a store (same sizes, same order).
 - ``load_variant`` rebuilds a variant from stored function sources and
   constants without the code generator (deserialisation); ``ModuleCodegen``
@@ -172,13 +173,17 @@ class CompiledVariant:
         else:
             key = self._keys[i] = gen.function_key(i)
         fs = cached_source(key) if key is not None else None
-        if fs is None and key is not None and self.code_store is not None:
-            fs = self._stored_source(key)
+        store = self.code_store
+        if key is not None and store is not None:
+            if fs is None:
+                fs = self._stored_source(key)
+            elif store.wants(key, self.fuel, self.epoch):
+                self._unsaved[i] = (key, fs)
         if fs is None:
             fs = gen.function_source(i)
             if key is not None:
                 remember_source(key, fs)
-                if self.code_store is not None:
+                if store is not None:
                     self._unsaved[i] = (key, fs)
         self._add_consts(fs.consts)
         self.line_map.add(self.n_imported + i, fs.lines_before_body, fs.line_instrs)

@@ -19,9 +19,10 @@ Invariants:
   ``MAX_CACHED_CHARS``.
 - ``CodeStore`` is the seam for a persistent cache below the process caches
   (``wasmrt.runtime.diskcache`` implements it for ``Config.cache``): the
-  variant asks it only when the source cache misses, and a hit seeds both
+  variant asks it when the source cache misses, and a hit seeds both
   process caches (``remember_source``, ``remember_code``), so it replaces
-  code generation and ``compile()`` and nothing else.
+  code generation and ``compile()`` and nothing else; a function the process
+  caches already hold is offered to it if it ``wants`` it.
 - Nothing here asks ``try_alloc``: the owner of the compiled code (a
   ``CompiledVariant``) asks once per function it gets code for, hit or miss,
   so the allocation sequence a module makes does not depend on what the
@@ -123,6 +124,10 @@ class CodeStore(Protocol):
         self, key: ContentKey, fuel: bool, epoch: bool
     ) -> tuple[FunctionSource, CodeType] | None:
         """The source and code kept for the function with content key ``key``, if any."""
+        ...
+
+    def wants(self, key: ContentKey, fuel: bool, epoch: bool) -> bool:
+        """Whether it lacks (and could keep) an entry for ``key``."""
         ...
 
     def save(

@@ -131,6 +131,8 @@ class DiskCodeCache:
         self.writes = 0
         self.failed_writes = 0
         self._count_lock = threading.Lock()
+        #: Digests of entries known to be on disk (read or written by this process).
+        self._known: set[bytes] = set()
         salt = hashlib.sha256()
         for part in (
             ENTRY_MAGIC,
@@ -167,9 +169,25 @@ class DiskCodeCache:
             digest = self.digest(key, fuel, epoch)
             got = None if digest is None else self._read(digest)
         except MemoryError:  # the host is short of memory: generate instead
-            got = None
-        self._count("misses" if got is None else "hits")
+            digest = got = None
+        if digest is None or got is None:
+            self._count("misses")
+            return None
+        self._count("hits")
+        self._known.add(digest)
         return got
+
+    def wants(self, key: ContentKey, fuel: bool, epoch: bool) -> bool:
+        try:
+            digest = self.digest(key, fuel, epoch)
+        except MemoryError:
+            return False
+        if digest is None or digest in self._known:
+            return False
+        if os.path.exists(self.entry_path(digest)):
+            self._known.add(digest)
+            return False
+        return True
 
     def _read(self, digest: bytes) -> tuple[FunctionSource, CodeType] | None:
         try:
@@ -194,6 +212,7 @@ class DiskCodeCache:
         except OSError:  # read-only, full or forbidden: run without keeping it
             self._count("failed_writes")
             return
+        self._known.add(digest)
         self._count("writes")
 
     @staticmethod
@@ -265,9 +284,7 @@ def _source_and_code(fields: Any) -> tuple[FunctionSource, CodeType] | None:
     ok = (
         type(text) is str
         and type(consts) is tuple
-        and all(
-            type(c) is tuple and len(c) == 2 and all(type(s) is str for s in c) for c in consts
-        )
+        and all(type(c) is tuple and len(c) == 2 and all(type(s) is str for s in c) for c in consts)
         and type(before) is int
         and type(instrs) is tuple
         and all(type(n) is int for n in instrs)

@@ -7,7 +7,8 @@ Invariants:
   ``$WASMRT_CACHE_DIR``, else ``$XDG_CACHE_HOME/wasmrt``, else
   ``~/.cache/wasmrt``. Nothing touches the disk before the first lookup;
   no directory is created before the first write.
-- One entry per function, in ``<dir>/<2 hex>/<62 hex>``, named by a
+- One entry per function, in ``<dir>/<64 hex>`` (flat: creating a
+  directory per entry would double a cold write's cost), named by a
   SHA-256 over a salt (entry format, wasmrt version, a digest of the code
   generator's own source files, Python's bytecode magic and cache tag) and
   a stable rendering of the function's ``ContentKey`` (module-facts
@@ -22,8 +23,8 @@ Invariants:
   before it. A load checks all of that before unmarshalling; any mismatch
   (corrupt, truncated, foreign, another Python) or unreadable file is a
   miss, and the function's regenerated entry replaces it.
-- Entries are written to a temporary file in the entry's directory and
-  moved into place with ``os.replace``, so readers see a whole entry or
+- Entries are written to a temporary file beside the entry (named for the
+  writing process and thread) and moved into place with ``os.replace``, so readers see a whole entry or
   none. ``OSError`` while writing (read-only, full, missing permissions)
   and ``MemoryError`` while reading or encoding are swallowed there and
   only there: the cache never fails a module or a call.
@@ -45,7 +46,6 @@ import marshal
 import os
 import struct
 import sys
-import tempfile
 import threading
 import tomllib
 from types import CodeType
@@ -75,6 +75,8 @@ _HEAD = struct.Struct("<H32sB")
 _LENGTH = struct.Struct("<Q")
 _DIGEST = 32
 _ATOMS = (type(None), bool, int, str, bytes)
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+_MAX_PENDING = 4096
 
 _lock = threading.Lock()
 _stores: dict[str, DiskCodeCache] = {}
@@ -133,6 +135,9 @@ class DiskCodeCache:
         self._count_lock = threading.Lock()
         #: Digests of entries known to be on disk (read or written by this process).
         self._known: set[bytes] = set()
+        #: Digests computed by ``load``/``wants`` for the ``save`` that follows a miss,
+        #: by (id of the key, fuel, epoch); the key is kept so its id stays its own.
+        self._pending: dict[tuple[int, bool, bool], tuple[ContentKey, bytes]] = {}
         salt = hashlib.sha256()
         for part in (
             ENTRY_MAGIC,
@@ -158,9 +163,19 @@ class DiskCodeCache:
         h.update(rendered)
         return h.digest()
 
+    def _remember_pending(self, key: ContentKey, fuel: bool, epoch: bool, digest: bytes) -> None:
+        if len(self._pending) >= _MAX_PENDING:  # saves that never came (failed compiles)
+            self._pending.clear()
+        self._pending[(id(key), fuel, epoch)] = (key, digest)
+
+    def _pending_digest(self, key: ContentKey, fuel: bool, epoch: bool) -> bytes | None:
+        got = self._pending.pop((id(key), fuel, epoch), None)
+        if got is not None and got[0] is key:
+            return got[1]
+        return self.digest(key, fuel, epoch)
+
     def entry_path(self, digest: bytes) -> str:
-        name = digest.hex()
-        return os.path.join(self.directory, name[:2], name[2:])
+        return os.path.join(self.directory, digest.hex())
 
     def load(
         self, key: ContentKey, fuel: bool, epoch: bool
@@ -172,6 +187,8 @@ class DiskCodeCache:
             digest = got = None
         if digest is None or got is None:
             self._count("misses")
+            if digest is not None:
+                self._remember_pending(key, fuel, epoch, digest)
             return None
         self._count("hits")
         self._known.add(digest)
@@ -187,6 +204,7 @@ class DiskCodeCache:
         if os.path.exists(self.entry_path(digest)):
             self._known.add(digest)
             return False
+        self._remember_pending(key, fuel, epoch, digest)
         return True
 
     def _read(self, digest: bytes) -> tuple[FunctionSource, CodeType] | None:
@@ -201,7 +219,7 @@ class DiskCodeCache:
         self, key: ContentKey, fuel: bool, epoch: bool, source: FunctionSource, code: CodeType
     ) -> None:
         try:
-            digest = self.digest(key, fuel, epoch)
+            digest = self._pending_digest(key, fuel, epoch)
             if digest is None:
                 return
             blob = encode_entry(digest, source, code)
@@ -215,13 +233,16 @@ class DiskCodeCache:
         self._known.add(digest)
         self._count("writes")
 
-    @staticmethod
-    def _write(path: str, blob: bytes) -> None:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    def _write(self, path: str, blob: bytes) -> None:
+        # One writer per (process, thread) uses a temporary name at a time.
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            with os.fdopen(fd, "wb") as f:
+            fd = os.open(tmp, _TMP_FLAGS, 0o644)
+        except FileNotFoundError:  # first entry: the directory is not there yet
+            os.makedirs(self.directory, exist_ok=True)
+            fd = os.open(tmp, _TMP_FLAGS, 0o644)
+        try:
+            with open(fd, "wb") as f:
                 f.write(blob)
             os.replace(tmp, path)
         except BaseException:

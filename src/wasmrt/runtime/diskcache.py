@@ -75,6 +75,7 @@ _HEAD = struct.Struct("<H32sB")
 _LENGTH = struct.Struct("<Q")
 _DIGEST = 32
 _ATOMS = (type(None), bool, int, str, bytes)
+_ATOM_SET = frozenset(_ATOMS)
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 _MAX_PENDING = 4096
 
@@ -117,10 +118,32 @@ def _stable(value: object) -> bool:
     return False
 
 
-def _stable_key(key: ContentKey, fuel: bool, epoch: bool) -> bytes | None:
-    if not _stable(key.parts):
+def _stable_body(body: tuple[object, ...]) -> list[tuple[str, tuple[object, ...]]] | None:
+    """``body``'s instructions as (op, immediates) pairs, if they render stably (one pass
+    over the body per check: this runs once per function looked up)."""
+    flat = [(i.op, i.imm) for i in body if type(i) is ir.Instr]  # type: ignore[attr-defined]
+    if len(flat) != len(body) or {(type(op), type(imm)) for op, imm in flat} - {(str, tuple)}:
         return None
-    return repr((bool(fuel), bool(epoch), key.parts)).encode("utf-8")
+    kinds = {type(v) for _, imm in flat for v in imm}
+    if kinds - _ATOM_SET - {tuple}:
+        return None
+    if tuple in kinds and not all(_stable(v) for _, imm in flat for v in imm if type(v) is tuple):
+        return None
+    return flat
+
+
+def _stable_key(key: ContentKey, fuel: bool, epoch: bool) -> bytes | None:
+    parts = key.parts
+    if len(parts) == 4 and type(parts[3]) is tuple:  # codegen's (context, type, locals, body)
+        flat = _stable_body(parts[3])
+        if flat is None or not _stable(parts[:3]):
+            return None
+        rendered: object = (parts[:3], flat)
+    elif _stable(parts):
+        rendered = parts
+    else:
+        return None
+    return repr((bool(fuel), bool(epoch), rendered)).encode("utf-8")
 
 
 class DiskCodeCache:

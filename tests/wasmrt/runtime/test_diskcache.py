@@ -350,7 +350,18 @@ def test_keys_that_cannot_be_rendered_stably_are_not_cached(tmp_path: Path) -> N
     stable = ContentKey(("ctx", 0, ("i32",), body), len(body))
     assert store.digest(stable, False, False) is not None
     assert store.digest(stable, False, False) != store.digest(stable, True, False)
-    for odd in (1.5, object()):
-        bad = ContentKey(("ctx", 0, (), (Instr("x", (odd,)),)), 1)
+    table = ContentKey(("ctx", 0, (), (Instr("br_table", ((0, 1), 2)),)), 1)
+    assert store.digest(table, False, False) is not None
+    odd_bodies: list[tuple[object, ...]] = [
+        (Instr("x", (1.5,)),),
+        (Instr("x", (object(),)),),
+        (Instr("br_table", ((0, 1.5), 2)),),
+        (Instr("x", "ab"),),  # immediates that are not a tuple
+        (("x", ()),),  # not an instruction
+    ]
+    for body in odd_bodies:
+        bad = ContentKey(("ctx", 0, (), body), 1)
         assert store.digest(bad, False, False) is None
         assert store.load(bad, False, False) is None
+        assert not store.wants(bad, False, False)
+    assert store.digest(ContentKey(("ctx", 0.5, (), ()), 0), False, False) is None

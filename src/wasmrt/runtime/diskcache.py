@@ -9,8 +9,8 @@ Invariants:
   no directory is created before the first write.
 - One entry per function, in ``<dir>/<64 hex>`` (flat: creating a
   directory per entry would double a cold write's cost), named by a
-  SHA-256 over a salt (entry format, wasmrt version, a digest of the code
-  generator's own source files, Python's bytecode magic and cache tag) and
+  SHA-256 over a salt (entry format, wasmrt version, a digest of the
+  wasmrt package's source files, Python's bytecode magic and cache tag) and
   a stable rendering of the function's ``ContentKey`` (module-facts
   digest, type index, locals, body) and option variant (fuel, epoch). A key
   holding anything whose ``repr`` is not a pure function of its value (only
@@ -85,16 +85,21 @@ _generator: list[bytes | None] = []
 
 
 def _generator_digest() -> bytes | None:
-    """SHA-256 of the code generator's source files (None if they cannot be read):
-    generated code changes with them even when the version does not."""
+    """SHA-256 of every source file of the wasmrt package (None if one cannot be read):
+    generated code changes with the code generator, the opcode table and the helpers
+    it names even when the version does not (1-2 ms, once per process)."""
     if not _generator:
-        folder = os.path.dirname(os.path.abspath(compile_package.__file__ or ""))
+        package = os.path.dirname(os.path.dirname(os.path.abspath(compile_package.__file__ or "")))
         h = hashlib.sha256()
         try:
-            for name in sorted(os.listdir(folder)):
-                if name.endswith(".py"):
-                    with open(os.path.join(folder, name), "rb") as f:
-                        h.update(name.encode() + b"\0" + f.read() + b"\0")
+            for folder, subdirs, files in os.walk(package):
+                subdirs.sort()
+                for name in sorted(files):
+                    if name.endswith(".py"):
+                        path = os.path.join(folder, name)
+                        with open(path, "rb") as f:
+                            rel = os.path.relpath(path, package).encode()
+                            h.update(rel + b"\0" + f.read() + b"\0")
             _generator.append(h.digest())
         except OSError:
             _generator.append(None)

@@ -365,3 +365,20 @@ def test_keys_that_cannot_be_rendered_stably_are_not_cached(tmp_path: Path) -> N
         assert store.load(bad, False, False) is None
         assert not store.wants(bad, False, False)
     assert store.digest(ContentKey(("ctx", 0.5, (), ()), 0), False, False) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("_PY_MAGIC", b"\x00\x00\r\n"),
+        ("wasmrt_version", lambda: "0.0.0+another"),
+        ("_generator", [b"\x01" * 32]),
+    ],
+)
+def test_entries_belong_to_one_wasmrt_build_and_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: object
+) -> None:
+    key = ContentKey(("ctx", 0, (), (Instr("nop"),)), 1)
+    ours = diskcache.DiskCodeCache(str(tmp_path)).digest(key, False, False)
+    monkeypatch.setattr(diskcache, name, value)
+    assert diskcache.DiskCodeCache(str(tmp_path)).digest(key, False, False) != ours

@@ -24,10 +24,12 @@ Invariants:
   (corrupt, truncated, foreign, another Python) or unreadable file is a
   miss, and the function's regenerated entry replaces it.
 - Entries are written to a temporary file beside the entry (named for the
-  writing process and thread) and moved into place with ``os.replace``, so readers see a whole entry or
-  none. ``OSError`` while writing (read-only, full, missing permissions)
-  and ``MemoryError`` while reading or encoding are swallowed there and
-  only there: the cache never fails a module or a call.
+  writing process and thread) and moved into place with ``os.replace``, so
+  readers see a whole entry or none. ``OSError`` while writing (read-only,
+  full, missing permissions), ``MemoryError`` while reading or encoding and
+  ``RecursionError`` while saving (a function first called deep in wasm
+  recursion) are swallowed there and only there: the cache never fails a
+  module or a call.
 - Nothing here asks ``try_alloc`` (the compiled variant asks for each
   function's code, hit or miss), so a warm cache leaves a module's
   allocation sequence unchanged. Counters (``hits``, ``misses``,
@@ -81,14 +83,14 @@ _MAX_PENDING = 4096
 
 _lock = threading.Lock()
 _stores: dict[str, DiskCodeCache] = {}
-_generator: list[bytes | None] = []
+_sources: list[bytes | None] = []
 
 
-def _generator_digest() -> bytes | None:
+def _sources_digest() -> bytes | None:
     """SHA-256 of every source file of the wasmrt package (None if one cannot be read):
     generated code changes with the code generator, the opcode table and the helpers
     it names even when the version does not (1-2 ms, once per process)."""
-    if not _generator:
+    if not _sources:
         package = os.path.dirname(os.path.dirname(os.path.abspath(compile_package.__file__ or "")))
         h = hashlib.sha256()
         try:
@@ -100,10 +102,10 @@ def _generator_digest() -> bytes | None:
                         with open(path, "rb") as f:
                             rel = os.path.relpath(path, package).encode()
                             h.update(rel + b"\0" + f.read() + b"\0")
-            _generator.append(h.digest())
+            _sources.append(h.digest())
         except OSError:
-            _generator.append(None)
-    return _generator[0]
+            _sources.append(None)
+    return _sources[0]
 
 
 def _stable(value: object) -> bool:
@@ -171,7 +173,7 @@ class DiskCodeCache:
             ENTRY_MAGIC,
             str(ENTRY_FORMAT).encode(),
             wasmrt_version().encode(),
-            _generator_digest() or b"",
+            _sources_digest() or b"",
             _PY_MAGIC,
             str(sys.implementation.cache_tag).encode(),
         ):
@@ -251,11 +253,11 @@ class DiskCodeCache:
             if digest is None:
                 return
             blob = encode_entry(digest, source, code)
-        except MemoryError:  # keeping it is optional; the function already has its code
+        except (MemoryError, RecursionError):  # keeping it is optional: the code is there
             return
         try:
             self._write(self.entry_path(digest), blob)
-        except OSError:  # read-only, full or forbidden: run without keeping it
+        except (OSError, RecursionError):  # read-only, full, forbidden; or deep in recursion
             self._count("failed_writes")
             return
         self._known.add(digest)
@@ -382,7 +384,7 @@ def code_store(config: object) -> DiskCodeCache | None:
     if setting is False:
         return None
     directory = _configured_directory(setting)
-    if directory is None or _generator_digest() is None:
+    if directory is None or _sources_digest() is None:
         return None
     with _lock:
         store = _stores.get(directory)

@@ -372,7 +372,7 @@ def test_keys_that_cannot_be_rendered_stably_are_not_cached(tmp_path: Path) -> N
     [
         ("_PY_MAGIC", b"\x00\x00\r\n"),
         ("wasmrt_version", lambda: "0.0.0+another"),
-        ("_generator", [b"\x01" * 32]),
+        ("_sources", [b"\x01" * 32]),
     ],
 )
 def test_entries_belong_to_one_wasmrt_build_and_python(
@@ -382,3 +382,29 @@ def test_entries_belong_to_one_wasmrt_build_and_python(
     ours = diskcache.DiskCodeCache(str(tmp_path)).digest(key, False, False)
     monkeypatch.setattr(diskcache, name, value)
     assert diskcache.DiskCodeCache(str(tmp_path)).digest(key, False, False) != ours
+
+
+def test_host_exhaustion_in_the_cache_is_a_miss_or_a_skipped_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml, directory, first = warm_up(tmp_path)
+    store = store_at(toml)
+
+    def no_memory(*args: object) -> None:
+        raise MemoryError
+
+    def too_deep(*args: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(diskcache, "decode_entry", no_memory)
+    monkeypatch.setattr(diskcache.DiskCodeCache, "_write", too_deep)
+    before = counts(store)
+    cache.clear()
+    assert run(make_engine(toml)) == first
+    hits, misses, writes, failed = (a - b for a, b in zip(counts(store), before, strict=True))
+    assert (hits, misses, writes, failed) == (0, N_FUNCS, 0, N_FUNCS)
+    monkeypatch.undo()
+    cache.clear()
+    before = counts(store)
+    assert run(make_engine(toml)) == first
+    assert counts(store)[0] - before[0] == N_FUNCS  # the entries were left as they were

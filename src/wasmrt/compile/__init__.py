@@ -28,8 +28,8 @@ Invariants:
   source, constants, line map entry and code object, so neither the code
   generator nor ``compile()`` runs for it. A function generated here, or
   found in the process caches but not in the store, is offered to the store
-  once its code is compiled. Either way the function
-  asks ``try_alloc`` exactly as without a store (same sizes, same order).
+  once its code is compiled. Either way the function asks ``try_alloc``
+  exactly as without a store (same sizes, same order).
 - ``load_variant`` rebuilds a variant from stored function sources and
   constants without the code generator (deserialisation); ``ModuleCodegen``
   is only constructed when a function without a source is needed.

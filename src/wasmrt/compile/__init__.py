@@ -23,6 +23,13 @@ Invariants:
   instance's ``CodeTable``, the sequence of defined functions' callables
   the vm installs (``wasmrt.vm.instance.bind_code``). Those callables follow
   the core calling convention of docs/internals.md.
+- With a ``cache.CodeStore`` (``Config.cache``), a function whose source
+  the process cache does not hold is first looked up there; a hit gives its
+  source, constants, line map entry and code object, so neither the code
+  generator nor ``compile()`` runs for it. A function generated here, or
+  found in the process caches but not in the store, is offered to the store
+  once its code is compiled. Either way the function asks ``try_alloc``
+  exactly as without a store (same sizes, same order).
 - ``load_variant`` rebuilds a variant from stored function sources and
   constants without the code generator (deserialisation); ``ModuleCodegen``
   is only constructed when a function without a source is needed.
@@ -46,8 +53,15 @@ from typing import Any
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.compile.binding import CodeTable
-from wasmrt.compile.cache import cached_source, function_code, on_fresh_stack, remember_source
-from wasmrt.compile.codegen import ContentKey, ModuleCodegen
+from wasmrt.compile.cache import (
+    CodeStore,
+    cached_source,
+    function_code,
+    on_fresh_stack,
+    remember_code,
+    remember_source,
+)
+from wasmrt.compile.codegen import ContentKey, FunctionSource, ModuleCodegen
 from wasmrt.compile.linemap import LineMap
 from wasmrt.compile.numeric import RUNTIME_NAMESPACE
 from wasmrt.errors import OutOfMemory, WasmtimeError
@@ -96,6 +110,8 @@ class CompiledVariant:
         "_codegen",
         "_consts",
         "_keys",
+        "_unsaved",
+        "code_store",
         "codes",
         "epoch",
         "factory",
@@ -115,6 +131,7 @@ class CompiledVariant:
         epoch: bool,
         sources: list[str] | None = None,
         consts: dict[str, str] | None = None,
+        code_store: CodeStore | None = None,
     ) -> None:
         self.module = module
         self.fuel = fuel
@@ -136,6 +153,10 @@ class CompiledVariant:
         self.line_map = LineMap(module)
         self.n_imported = len(module.imported("func"))
         self.factory = _Factory(self, self.namespace)
+        #: Persistent cache of generated code (``Config.cache``), or None.
+        self.code_store = code_store
+        #: Functions generated here, by defined index, not yet offered to ``code_store``.
+        self._unsaved: dict[int, tuple[ContentKey, FunctionSource]] = {}
 
     def _add_consts(self, consts: dict[str, str]) -> None:
         for name, key in consts.items():
@@ -152,19 +173,38 @@ class CompiledVariant:
         else:
             key = self._keys[i] = gen.function_key(i)
         fs = cached_source(key) if key is not None else None
+        store = self.code_store
+        if key is not None and store is not None:
+            if fs is None:
+                fs = self._stored_source(key)
+            elif store.wants(key, self.fuel, self.epoch):
+                self._unsaved[i] = (key, fs)
         if fs is None:
             fs = gen.function_source(i)
             if key is not None:
                 remember_source(key, fs)
+                if store is not None:
+                    self._unsaved[i] = (key, fs)
         self._add_consts(fs.consts)
         self.line_map.add(self.n_imported + i, fs.lines_before_body, fs.line_instrs)
         self.sources[i] = fs.text
         return fs.text
 
-    def renewed(self) -> CompiledVariant:
+    def _stored_source(self, key: ContentKey) -> FunctionSource | None:
+        """The source ``code_store`` keeps for ``key`` (its code seeds the code cache)."""
+        assert self.code_store is not None
+        got = self.code_store.load(key, self.fuel, self.epoch)
+        if got is None:
+            return None
+        fs, code = got
+        remember_source(key, fs)
+        remember_code(fs.text, code)
+        return fs
+
+    def renewed(self, code_store: CodeStore | None = None) -> CompiledVariant:
         """A variant of the same module and options with nothing generated or compiled,
         sharing this one's code generator and content keys (read-only once computed)."""
-        out = CompiledVariant(self.module, self.fuel, self.epoch)
+        out = CompiledVariant(self.module, self.fuel, self.epoch, code_store=code_store)
         out._codegen = self._codegen
         out._keys = self._keys
         return out
@@ -195,6 +235,9 @@ class CompiledVariant:
             raise WasmtimeError(f"compiled code of function {i} is malformed: {e}") from None
         _link(self.namespace, code)
         self.codes[i] = code
+        unsaved = self._unsaved.pop(i, None) if self._unsaved else None
+        if unsaved is not None and self.code_store is not None:
+            self.code_store.save(unsaved[0], self.fuel, self.epoch, unsaved[1], code)
         return code
 
     def compile_all(self) -> None:
@@ -241,8 +284,9 @@ class CompiledModule:
     """A module compiled to Python on demand; ``source`` is the default (no fuel, no epoch)
     variant's."""
 
-    def __init__(self, module: ir.Module) -> None:
+    def __init__(self, module: ir.Module, code_store: CodeStore | None = None) -> None:
         self.module = module
+        self.code_store = code_store
         self.module_key: Any = self
         self._variants: dict[tuple[bool, bool], CompiledVariant] = {}
         created(self)
@@ -251,7 +295,7 @@ class CompiledModule:
         key = (bool(fuel), bool(epoch))
         v = self._variants.get(key)
         if v is None:
-            v = CompiledVariant(self.module, key[0], key[1])
+            v = CompiledVariant(self.module, key[0], key[1], code_store=self.code_store)
             register_variant(self, v)
             self._variants[key] = v
         return v
@@ -276,11 +320,13 @@ class CompiledModule:
             cm._variants[(bool(v.fuel), bool(v.epoch))] = v
         return cm
 
-    def renewed(self, options: object = None) -> CompiledModule:
-        """What ``compile_module(self.module, options)`` returns, reusing the work of
-        this module's variants that does not depend on a module's own state (content
-        keys, code generator): no function is generated, compiled or charged yet."""
-        cm = CompiledModule(self.module)
+    def renewed(
+        self, options: object = None, code_store: CodeStore | None = None
+    ) -> CompiledModule:
+        """What ``compile_module(self.module, options, code_store)`` returns, reusing the
+        work of this module's variants that does not depend on a module's own state
+        (content keys, code generator): no function is generated, compiled or charged yet."""
+        cm = CompiledModule(self.module, code_store)
         key = (
             bool(getattr(options, "consume_fuel", False)),
             bool(getattr(options, "epoch_interruption", False)),
@@ -289,7 +335,7 @@ class CompiledModule:
         if mine is None:
             cm.variant(*key)
         else:
-            v = mine.renewed()
+            v = mine.renewed(code_store)
             register_variant(cm, v)
             cm._variants[key] = v
         return cm
@@ -304,12 +350,15 @@ class CompiledModule:
         self.variant(fuel, epoch).compile_all()
 
 
-def compile_module(m: ir.Module, options: object = None) -> CompiledModule:
+def compile_module(
+    m: ir.Module, options: object = None, code_store: CodeStore | None = None
+) -> CompiledModule:
     """Prepare ``m`` (already validated) for execution. ``options`` may carry
     ``consume_fuel`` / ``epoch_interruption`` (e.g. an engine config) to pick the
     variant set up now; anything else (e.g. a validator ``ModuleInfo``) sets up the
-    default. Functions are generated and compiled on their first call."""
-    cm = CompiledModule(m)
+    default. Functions are generated and compiled on their first call, looked up
+    first in ``code_store`` when one is given."""
+    cm = CompiledModule(m, code_store)
     cm.variant(
         bool(getattr(options, "consume_fuel", False)),
         bool(getattr(options, "epoch_interruption", False)),

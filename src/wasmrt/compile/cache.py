@@ -17,6 +17,12 @@ Invariants:
   Each drops its oldest entries once its weight (characters of source, plus
   ``IR_WEIGHT`` per instruction a source-cache key holds on to) exceeds
   ``MAX_CACHED_CHARS``.
+- ``CodeStore`` is the seam for a persistent cache below the process caches
+  (``wasmrt.runtime.diskcache`` implements it for ``Config.cache``): the
+  variant asks it when the source cache misses, and a hit seeds both
+  process caches (``remember_source``, ``remember_code``), so it replaces
+  code generation and ``compile()`` and nothing else; a function the process
+  caches already hold is offered to it if it ``wants`` it.
 - Nothing here asks ``try_alloc``: the owner of the compiled code (a
   ``CompiledVariant``) asks once per function it gets code for, hit or miss,
   so the allocation sequence a module makes does not depend on what the
@@ -35,18 +41,20 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import CodeType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from wasmrt.compile.codegen import ContentKey, FunctionSource
 
 __all__ = [
     "FREE_NAME",
+    "CodeStore",
     "MAX_CACHED_CHARS",
     "cached_source",
     "clear",
     "free_names",
     "function_code",
     "on_fresh_stack",
+    "remember_code",
     "remember_source",
 ]
 
@@ -101,6 +109,32 @@ def cached_source(key: ContentKey) -> FunctionSource | None:
 
 def remember_source(key: ContentKey, source: FunctionSource) -> None:
     _remember(_sources, _source_chars, key, source, _size(key, source))
+
+
+def remember_code(source: str, code: CodeType) -> None:
+    """Keep ``code`` as the compiled form of ``source`` (a persistent cache's hit)."""
+    _remember(_codes, _chars, source, code, len(source))
+
+
+class CodeStore(Protocol):
+    """A cache of generated code that outlives the process (best effort: it never fails
+    its caller; a function it cannot keep or give back is simply generated again)."""
+
+    def load(
+        self, key: ContentKey, fuel: bool, epoch: bool
+    ) -> tuple[FunctionSource, CodeType] | None:
+        """The source and code kept for the function with content key ``key``, if any."""
+        ...
+
+    def wants(self, key: ContentKey, fuel: bool, epoch: bool) -> bool:
+        """Whether it lacks (and could keep) an entry for ``key``."""
+        ...
+
+    def save(
+        self, key: ContentKey, fuel: bool, epoch: bool, source: FunctionSource, code: CodeType
+    ) -> None:
+        """Keep ``source`` and its compiled ``code`` for ``key``."""
+        ...
 
 
 def free_names(source: str) -> list[str]:

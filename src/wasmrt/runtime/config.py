@@ -217,11 +217,14 @@ def _load_cache_config(path: str) -> None:
             f"failed to read config file: {path}\n\nCaused by:\n    {reason} (os error {e.errno})\n"
         ) from None
     try:
-        tomllib.loads(text.decode("utf-8"))
+        table = tomllib.loads(text.decode("utf-8")).get("cache", {})
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise WasmtimeError(
             f"failed to parse config file: {path}\n\nCaused by:\n    {e}\n"
         ) from None
+    directory = table.get("directory") if isinstance(table, dict) else None
+    if isinstance(directory, str) and not os.path.isabs(directory):
+        raise WasmtimeError(f"Cache directory path has to be absolute, path: {directory}")
 
 
 class Config(Managed[ConfigValues]):

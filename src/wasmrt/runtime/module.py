@@ -18,7 +18,9 @@ Invariants:
 - ``Module.deserialize``/``deserialize_file`` check the blob's wasmrt
   version and engine settings (``wasmrt.serialize``), then reuse its
   compiled code (no code generation); validation and the allocator's
-  ``validate_module`` still run. Like Wasmtime's, deserialisation trusts
+  ``validate_module`` still run.
+- With ``Config.cache`` set, compiled functions are looked up in and added
+  to the engine's on-disk code cache (``wasmrt.runtime.diskcache``). Like Wasmtime's, deserialisation trusts
   its input: the stored code is executed, so only load blobs you produced.
 - ``close()`` purges the module's per-module allocator state.
 - ``imports``/``exports`` are fresh lists in module order on every access.
@@ -37,6 +39,7 @@ from wasmrt.binary import decode_module
 from wasmrt.compile import compile_module
 from wasmrt.errors import InvalidModuleError, MalformedError, WasmtimeError
 from wasmrt.runtime._managed import Managed
+from wasmrt.runtime.diskcache import code_store
 from wasmrt.runtime.engine import Engine, EngineCore
 from wasmrt.runtime.types import ExportType, ImportType
 from wasmrt.runtime.wat import _to_wasm
@@ -88,7 +91,7 @@ def _export_desc(m: ir.Module, exp: ir.Export) -> Any:
 
 
 def _compile_module(module: ir.Module, engine: EngineCore) -> Any:
-    return compile_module(module, engine.config)
+    return compile_module(module, engine.config, code_store(engine.config))
 
 
 def build_module_core(engine: EngineCore, binary: bytes | bytearray) -> ModuleCore:
@@ -139,7 +142,11 @@ def renew_core(engine: EngineCore, core: ModuleCore) -> ModuleCore:
     """
     engine.allocator.validate_module(core.ir)
     renew = getattr(core.compiled, "renewed", None)
-    compiled = renew(engine.config) if renew is not None else _compile_module(core.ir, engine)
+    compiled = (
+        renew(engine.config, code_store(engine.config))
+        if renew is not None
+        else _compile_module(core.ir, engine)
+    )
     out = ModuleCore(engine, core.ir, core.info, compiled)
     if hasattr(compiled, "module_key"):
         compiled.module_key = out

@@ -877,6 +877,13 @@ class TracemallocLeak(RerunCheck):
     failure = FailureClass.LEAK
     knob = "tracemalloc_every"
 
+    @staticmethod
+    def _rerun(run: JudgedRun) -> Injector:
+        """The injected run again, building its modules for real (``real_builds``)."""
+        plan = run.fault_plan(run.mode, run.index)
+        plan.real_builds = True
+        return plan
+
     def judge(self, run: JudgedRun) -> Checking:
         pol = run.policy
         # tracemalloc is per process: one measurement at a time (a thread executor
@@ -907,11 +914,11 @@ class TracemallocLeak(RerunCheck):
         if thaw:
             gc.freeze()
         try:
-            out = yield run.fault_plan(run.mode, run.index)  # warm-up: caches fill, not measured
+            out = yield self._rerun(run)  # warm-up: caches fill, not measured
             del out
             first = prev = snapshot()
             for _ in range(pol.tracemalloc_repeats):
-                out = yield run.fault_plan(run.mode, run.index)
+                out = yield self._rerun(run)
                 del out
                 snap = snapshot()
                 growths.append(

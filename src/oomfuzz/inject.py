@@ -281,6 +281,9 @@ class Injector:
     target: FaultTarget | None = None
     retry: bool = False
     reuse: bool = False
+    #: Build every module for real (no ``oomfuzz.reuse`` renewal): the tracemalloc
+    #: check measures the code under test as an embedder runs it.
+    real_builds: bool = False
 
     count: int = field(default=0, init=False)
     #: Allocation points the plan applies to so far (== ``count`` without a target).

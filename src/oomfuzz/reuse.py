@@ -21,8 +21,10 @@ Invariants:
   (checked: a build is reused only after two recorded builds agreed on them).
 - A build that raises is never kept; a build made under an injection is never
   recorded.
-- With another hook than an :class:`~oomfuzz.inject.Injector`, or when the
-  scenario says ``reuse=false``, every build is real.
+- With another hook than an :class:`~oomfuzz.inject.Injector`, one that asks
+  for ``real_builds`` (the tracemalloc check's re-runs: renewed modules share
+  state that settles over several runs, which that check would take for
+  growth), or when the scenario says ``reuse=false``, every build is real.
 - The kept module is held per unit (the runner's ``ModuleReuse``), together
   with the object its key names, and outlives the runs (``long_lived``): what
   it keeps alive is no leak of a run.
@@ -79,7 +81,7 @@ class ModuleReuse:
         equal hashable owners (the module's text or bytes) or the same object in every
         run of the unit (a script's module command, a program)."""
         hook = current_hook()
-        if not self.enabled or not isinstance(hook, Injector):
+        if not self.enabled or not isinstance(hook, Injector) or hook.real_builds:
             return wasmrt.Module(engine, source())
         kept = self._kept.get(source_key(owner))
         if kept is not None and kept.stable:

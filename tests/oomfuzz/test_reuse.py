@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from oomfuzz.checks import CheckPolicy, FailureClass
 from oomfuzz.inject import Injector
-from oomfuzz.oomtest import OomTestResult
+from oomfuzz.oomtest import OomTest, OomTestResult
 from oomfuzz.reuse import ModuleReuse
 from oomfuzz.scenario import ScenarioRunner, load_scenario
 from oomfuzz.sweep import Unit, oom_test
@@ -157,3 +158,41 @@ def test_persistent_and_random_plans_are_judged_conservatively() -> None:
     assert not Injector(mode="persistent", fail_at=len(records)).refuses_within(records)
     assert Injector(mode="random", probability=0.0).refuses_within(records)
     assert not Injector(mode="count").refuses_within(records)
+
+
+def test_a_plan_asking_for_real_builds_gets_them() -> None:
+    # The tracemalloc check's re-runs: renewed modules share state that settles
+    # over several runs, which that check would take for growth.
+    reuse, owner, engine = ModuleReuse(), object(), Engine()
+    n = 0
+    for _ in range(2):
+        n = recorded_build(reuse, owner, engine).count
+    built = reuse.built
+    inj = Injector(mode="transient", fail_at=n, real_builds=True)
+    with install_hook(inj):
+        reuse.module(engine, owner, lambda: b"\0asm\1\0\0\0")
+    assert reuse.reused == 0 and inj.count == n and built == 2
+
+
+def test_the_tracemalloc_check_measures_real_builds(tmp_path: Path) -> None:
+    # A WAST script of 400 modules, the full tracemalloc check at an injection in its
+    # last one: the module reuse of the injected runs must not read as growth (the
+    # renewed modules' shared state settled over several re-runs: +14, +14, +7 KB, a
+    # false leak, until the check's re-runs built their modules for real).
+    path = tmp_path / "many.wast"
+    path.write_text(
+        "\n".join(
+            f'(module (func (export "f") (result i32) (i32.const {i})))\n'
+            f'(assert_return (invoke "f") (i32.const {i}))'
+            for i in range(400)
+        )
+    )
+    runner = ScenarioRunner(load_scenario(path), "ondemand")
+    total = OomTest(raise_on_failure=False, probe=runner, indices=[]).test(runner.run).total
+    result = OomTest(
+        raise_on_failure=False,
+        probe=runner,
+        indices=[total - 5],
+        policy=CheckPolicy(tracemalloc_every=1),
+    ).test(runner.run)
+    assert [it.verdict for it in result.iterations] == [FailureClass.HANDLED]

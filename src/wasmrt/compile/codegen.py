@@ -79,6 +79,10 @@ class _Entry:
     #: For an integer add/sub/mul/shl still pending: ``expr`` without its final
     #: wrap-around mask (see ``FunctionCompiler.wrapping``).
     raw: str | None = None
+    #: ``raw``'s wrap-around mask (its width's), and whether ``raw`` is never negative
+    #: (built from + * << alone: ``_addr`` then needs no lower bound check).
+    mask: int = 0
+    nonneg: bool = False
 
 
 @dataclass(slots=True)
@@ -279,13 +283,15 @@ class FunctionCompiler:
         cond: str | None = None,
         depth: int = 0,
         raw: str | None = None,
+        mask: int = 0,
+        nonneg: bool = False,
     ) -> None:
         if depth > 12:
             p = len(self.stack)
             self.stack.append(_Entry(expr, refs, cond, depth))
             self.materialize(p)
             return
-        self.stack.append(_Entry(expr, refs, cond, depth, raw))
+        self.stack.append(_Entry(expr, refs, cond, depth, raw, mask, nonneg))
 
     def push_slot_written(self) -> str:
         """Reserve the next slot as a materialized value; returns its name."""
@@ -944,6 +950,8 @@ class FunctionCompiler:
     def _addr(self, offset: int, size: int) -> tuple[str, str]:
         """Pop an address; return (effective-address name, in-bounds condition)."""
         a = self.pop()
+        if a.raw is not None:
+            return "_a", _unmasked_addr(a.raw, a.mask, a.nonneg, offset, size)
         av = self.val(a)
         if offset == 0 and _SIMPLE.match(av):
             return av, f"{av} + {size} <= _ms"
@@ -1045,8 +1053,10 @@ class FunctionCompiler:
     def wrapping(self, op: str) -> None:
         b = self.pop()
         a = self.pop()
-        text, raw = wrapping_text(op, a, b, self.val)
-        self.push(text, a.refs | b.refs, depth=max(a.depth, b.depth) + 1, raw=raw)
+        text, raw, nonneg = wrapping_text(op, a, b, self.val)
+        mask = M32 if _WRAPPING[op][1] == 32 else M64
+        depth = max(a.depth, b.depth) + 1
+        self.push(text, a.refs | b.refs, depth=depth, raw=raw, mask=mask, nonneg=nonneg)
 
     def numeric(self, op: str) -> bool:
         spec = _NUMERIC.get(op)
@@ -1090,24 +1100,58 @@ class FunctionCompiler:
         return True
 
 
-def wrapping_text(op: str, a: _Entry, b: _Entry, val: Callable[[_Entry], str]) -> tuple[str, str]:
-    """(masked, unmasked) text of integer ``op`` (add/sub/mul/shl) on ``a``, ``b``.
+def wrapping_text(
+    op: str, a: _Entry, b: _Entry, val: Callable[[_Entry], str]
+) -> tuple[str, str, bool]:
+    """(masked, unmasked, unmasked is never negative) text of integer ``op``
+    (add/sub/mul/shl) on ``a``, ``b``.
 
     Arithmetic mod 2**w commutes with the mask, so add and sub read their
     operands' unmasked text when they have one: ``((x + y) & M) + z) & M`` is
     emitted as ``((x + y) + z) & M``. Only add/sub do (mul and shl read masked
     operands), so an unmasked value grows by at most a few bits per level.
+    Adding a constant ``c >= 2**(w-1)`` (how clang writes ``x - k``) is emitted
+    as ``x - (2**w - c)`` (and subtracting one as an addition): same value mod
+    2**w, but the unmasked value stays near ``x`` (small ints are CPython's fast
+    path, and ``_addr`` can use it unmasked).
     """
     sym, w = _WRAPPING[op]
+    half = 1 << (w - 1)
     if sym in "+-":
         av = a.raw if a.raw is not None else val(a)
         bv = b.raw if b.raw is not None else val(b)
+        nonneg = (a.raw is None or a.nonneg) and (b.raw is None or b.nonneg)
+        if sym == "+" and av.isdigit() and int(av) >= half and not bv.isdigit():
+            av, bv = bv, av
+        if bv.isdigit() and int(bv) >= half:
+            sym, bv = ("-" if sym == "+" else "+"), str((1 << w) - int(bv))
+        nonneg = nonneg and sym == "+"
     else:
         av, bv = val(a), val(b)
+        nonneg = True
     if sym == "<<":
         bv = str(int(bv) & (w - 1)) if bv.isdigit() else f"({bv} & {w - 1})"
     raw = f"({av} {sym} {bv})"
-    return f"({raw} & {M32 if w == 32 else M64})", raw
+    return f"({raw} & {M32 if w == 32 else M64})", raw, nonneg
+
+
+def _unmasked_addr(raw: str, mask: int, nonneg: bool, offset: int, size: int) -> str:
+    """In-bounds condition binding ``_a`` for an address still pending as ``raw``.
+
+    The memory size is at most ``mask + 1``, so a ``raw`` that is never negative
+    and passes ``raw + offset + size <= _ms`` is below ``mask + 1``: it *is* the
+    wrapped address, and the mask is skipped. Only when that test fails is the
+    address wrapped and tested again (wrap-around or a trap: the slow path).
+    """
+    masked = f"(({raw} & {mask}) + {offset})" if offset else f"({raw} & {mask})"
+    slow = f"(_a := {masked}) + {size} <= _ms"
+    if nonneg:
+        fast = f"(_a := {raw} + {offset}) + {size} <= _ms" if offset else f"(_a := {raw}) + {size} <= _ms"
+    elif offset:
+        fast = f"0 <= (_a := {raw}) and (_a := _a + {offset}) + {size} <= _ms"
+    else:
+        fast = f"0 <= (_a := {raw}) and _a + {size} <= _ms"
+    return f"({fast} or {slow})"
 
 
 def _fits(text: str, mask: int) -> bool:

@@ -1132,6 +1132,11 @@ def wrapping_text(
     if sym == "<<":
         bv = str(int(bv) & (w - 1)) if bv.isdigit() else f"({bv} & {w - 1})"
     raw = f"({av} {sym} {bv})"
+    if sym in "+-":
+        # ``% 2**w`` equals ``& (2**w - 1)`` on every int; CPython returns a
+        # dividend already below 2**w as it is, the common case of add/sub,
+        # while ``&`` with a two-digit mask always builds a new int.
+        return f"({raw} % {1 << w})", raw, nonneg
     return f"({raw} & {M32 if w == 32 else M64})", raw, nonneg
 
 

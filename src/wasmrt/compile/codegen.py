@@ -1058,6 +1058,27 @@ class FunctionCompiler:
         depth = max(a.depth, b.depth) + 1
         self.push(text, a.refs | b.refs, depth=depth, raw=raw, mask=mask, nonneg=nonneg)
 
+    def signed_compare(self, op: str) -> None:
+        """``lt_s``/``gt_s``/``le_s``/``ge_s`` without flipping the sign bits of both sides
+        (each ``^ 2**(w-1)`` builds a new int) when the operands are names or constants."""
+        rel, w = _SIGNED_CMP[op]
+        ent_b, ent_a = self.stack[-1], self.stack[-2]
+        if not self.val(ent_a).isdigit() and not self.val(ent_b).isdigit():
+            self.make_simple(1)
+            self.make_simple(0)
+        elif not self.val(ent_a).isdigit():
+            self.make_simple(1)
+        elif not self.val(ent_b).isdigit():
+            self.make_simple(0)
+        b = self.pop()
+        a = self.pop()
+        self.push(
+            "",
+            a.refs | b.refs,
+            cond=signed_compare_text(rel, w, self.val(a), self.val(b)),
+            depth=max(a.depth, b.depth) + 1,
+        )
+
     def numeric(self, op: str) -> bool:
         spec = _NUMERIC.get(op)
         if spec is None:
@@ -1078,6 +1099,9 @@ class FunctionCompiler:
             return True
         if op in _WRAPPING:
             self.wrapping(op)
+            return True
+        if op in _SIGNED_CMP:
+            self.signed_compare(op)
             return True
         b = self.pop()
         a = self.pop()
@@ -1151,12 +1175,48 @@ def _unmasked_addr(raw: str, mask: int, nonneg: bool, offset: int, size: int) ->
     masked = f"(({raw} & {mask}) + {offset})" if offset else f"({raw} & {mask})"
     slow = f"(_a := {masked}) + {size} <= _ms"
     if nonneg:
-        fast = f"(_a := {raw} + {offset}) + {size} <= _ms" if offset else f"(_a := {raw}) + {size} <= _ms"
+        fast = (
+            f"(_a := {raw} + {offset}) + {size} <= _ms"
+            if offset
+            else f"(_a := {raw}) + {size} <= _ms"
+        )
     elif offset:
         fast = f"0 <= (_a := {raw}) and (_a := _a + {offset}) + {size} <= _ms"
     else:
         fast = f"0 <= (_a := {raw}) and _a + {size} <= _ms"
     return f"({fast} or {slow})"
+
+
+def signed_compare_text(rel: str, w: int, x: str, y: str) -> str:
+    """Condition text of ``x rel y`` on the signed readings of unsigned ``w``-bit
+    ``x``, ``y`` (each a name or a decimal constant; a name may be read twice).
+
+    Same sign bit: the unsigned order is the signed one; different sign bits:
+    the operand with the bit set is the smaller. Against a constant ``c`` that is
+    one or two range tests of ``x``, e.g. ``x <s c`` (``c >= 0``) is
+    ``x < c or x >= 2**(w-1)``.
+    """
+    h = 1 << (w - 1)
+    if x.isdigit() and y.isdigit():
+        return f"({int(x) ^ h} {rel} {int(y) ^ h})"
+    if x.isdigit():
+        x, y, rel = y, x, _FLIP[rel]
+    if not y.isdigit():
+        return f"(({x} {rel} {y}) if ({x} ^ {y}) < {h} else ({y} {rel} {x}))"
+    c = int(y)
+    if rel[0] == "<":
+        return f"({x} {rel} {c} or {x} >= {h})" if c < h else f"({h} <= {x} {rel} {c})"
+    return f"({c} {_FLIP[rel]} {x} < {h})" if c < h else f"({x} {rel} {c} or {x} < {h})"
+
+
+#: ``a rel b`` is ``b flip(rel) a``.
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+#: Signed comparisons: op -> (Python relation, bit width).
+_SIGNED_CMP = {
+    f"i{w}.{name}_s": (rel, w)
+    for w in (32, 64)
+    for name, rel in (("lt", "<"), ("gt", ">"), ("le", "<="), ("ge", ">="))
+}
 
 
 def _fits(text: str, mask: int) -> bool:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from wasmrt import ir
 from wasmrt.compile.dispatch import tree_dispatch
 from wasmrt.compile.numeric import simd_global
-from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
+from wasmrt.compile.simd import SIMD_INLINE, SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
 from wasmrt.opcodes import BY_NAME
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
@@ -551,15 +551,24 @@ class FunctionCompiler:
             self.push(str(SIMD_OPS[op](ins.imm[0])))
             return
         n = len(info.sig[0])
+        inline = SIMD_INLINE.get(op)
+        if inline is not None:
+            for pos in inline[0]:
+                self.make_simple(n - 1 - pos)
         ents = self.stack[len(self.stack) - n :]
         del self.stack[len(self.stack) - n :]
         args = [self.val(e) for e in ents]
+        refs: frozenset[str] = frozenset().union(*(e.refs for e in ents))
+        depth = max((e.depth for e in ents), default=0) + 1
+        if inline is not None:
+            text = inline[1](*args, *([ins.imm[0]] if info.imm == "lane" else []))
+            if text is not None:
+                self.push(text, refs, depth=depth)
+                return
         if info.imm == "lane":
             args.append(str(ins.imm[0]))
         elif info.imm == "shuffle":
             args.append(repr(bytes(ins.imm[0])))
-        refs: frozenset[str] = frozenset().union(*(e.refs for e in ents))
-        depth = max((e.depth for e in ents), default=0) + 1
         self.push(f"{simd_global(op)}({', '.join(args)})", refs, depth=depth)
 
     def simd_memory(self, ins: ir.Instr) -> None:
@@ -573,6 +582,10 @@ class FunctionCompiler:
         if info.imm == "memarg_lane":
             ops.append(str(ins.imm[2]))
         call = f"{simd_global(op)}(_md, {', '.join([a, *ops])})"
+        if op == "v128.load":  # the whole of ``v128_load``, without the call
+            call = f"_ifb(_md[{a}:{a} + 16], 'little')"
+        elif op == "v128.store":
+            call = f"_md[{a}:{a} + 16] = ({ops[0]}).to_bytes(16, 'little')"
         if info.sig[1]:
             self.set_slot(len(self.stack), f"{call} if {cond} else _oob()")
         else:

@@ -52,7 +52,7 @@ from typing import Any
 
 from wasmrt.vm.values import f32_from_bits, f32_round, f32_to_bits, f64_from_bits, f64_to_bits
 
-__all__ = ["SIMD_MEMORY_OPS", "SIMD_MEMORY_SIZES", "SIMD_OPS"]
+__all__ = ["SIMD_INLINE", "SIMD_MEMORY_OPS", "SIMD_MEMORY_SIZES", "SIMD_OPS"]
 
 SimdFn = Callable[..., Any]
 
@@ -999,8 +999,85 @@ def _build_memory_ops() -> tuple[dict[str, SimdFn], dict[str, int]]:
     return ops, sizes
 
 
+# ---------------------------------------------------------------- inline forms
+
+#: ``(operand texts..., immediate) -> expression text``, or ``None``: call the function.
+InlineFn = Callable[..., "str | None"]
+
+
+def _inline_lanes(w: int) -> dict[str, tuple[tuple[int, ...], InlineFn]]:
+    """Inline forms of the integer-lane ops of width ``w`` (see ``SIMD_INLINE``)."""
+    s = _SHAPE[w]
+    low, high, lane, rep = _LOW[w], _HIGH[w], _LANE[w], _REP[w]
+    top, out = 1 << (w - 1), (M64 if w == 64 else M32)
+
+    def shl(a: str, n: str) -> str | None:
+        if not n.isdigit():
+            return None
+        k = int(n) % w
+        return f"(({a} << {k}) & {rep * ((lane << k) & lane)})"
+
+    def shr_u(a: str, n: str) -> str | None:
+        if not n.isdigit():
+            return None
+        k = int(n) % w
+        return f"(({a} >> {k}) & {rep * (lane >> k)})"
+
+    def replace(v: str, x: str, i: int) -> str:
+        return f"(({v} & {M128 ^ (lane << (w * i))}) | (({x} & {lane}) << {w * i}))"
+
+    forms: dict[str, tuple[tuple[int, ...], InlineFn]] = {
+        f"{s}.add": (
+            (0, 1),
+            lambda a, b: f"((({a} & {low}) + ({b} & {low})) ^ (({a} ^ {b}) & {high}))",
+        ),
+        f"{s}.sub": (
+            (0, 1),
+            lambda a, b: f"((({a} | {high}) - ({b} & {low})) ^ (({a} ^ ~{b}) & {high}))",
+        ),
+        f"{s}.shl": ((), shl),
+        f"{s}.shr_u": ((), shr_u),
+        f"{s}.splat": ((), lambda x: f"(({x} & {lane}) * {rep})"),
+        f"{s}.replace_lane": ((), replace),
+    }
+    if w <= 16:
+        forms[f"{s}.extract_lane_u"] = ((), lambda v, i: f"(({v} >> {w * i}) & {lane})")
+        forms[f"{s}.extract_lane_s"] = (
+            (),
+            lambda v, i: f"((((({v} >> {w * i}) & {lane}) ^ {top}) - {top}) & {out})",
+        )
+    else:
+        forms[f"{s}.extract_lane"] = ((), lambda v, i: f"(({v} >> {w * i}) & {lane})")
+    return forms
+
+
+def _build_inline() -> dict[str, tuple[tuple[int, ...], InlineFn]]:
+    forms: dict[str, tuple[tuple[int, ...], InlineFn]] = {
+        "v128.not": ((), lambda a: f"({a} ^ {M128})"),
+        "v128.and": ((), lambda a, b: f"({a} & {b})"),
+        "v128.or": ((), lambda a, b: f"({a} | {b})"),
+        "v128.xor": ((), lambda a, b: f"({a} ^ {b})"),
+        "v128.andnot": ((), lambda a, b: f"({a} & ~{b})"),
+        "v128.bitselect": ((2,), lambda a, b, c: f"(({a} & {c}) | ({b} & ~{c}))"),
+        "v128.any_true": ((), lambda a: f"(1 if {a} else 0)"),
+        "f32x4.abs": ((), lambda a: f"({a} & {M128 ^ _F32_SIGN})"),
+        "f32x4.neg": ((), lambda a: f"({a} ^ {_F32_SIGN})"),
+        "f64x2.abs": ((), lambda a: f"({a} & {M128 ^ _F64_SIGN})"),
+        "f64x2.neg": ((), lambda a: f"({a} ^ {_F64_SIGN})"),
+    }
+    for w in _WIDTHS:
+        forms.update(_inline_lanes(w))
+    return forms
+
+
 #: Every non-memory 0xFD instruction name -> its function (see the module docstring).
 SIMD_OPS: dict[str, SimdFn] = _build_ops()
+#: Ops the code generator may emit as an expression instead of a call of ``SIMD_OPS[name]``:
+#: name -> (positions of the operands the text reads more than once, which must be
+#: names or literals; builder). The builder takes the operand texts, then the lane
+#: index (``lane`` ops), and returns an expression over ints alone with exactly the
+#: function's value, or ``None`` for operands it has no inline form for.
+SIMD_INLINE: dict[str, tuple[tuple[int, ...], InlineFn]] = _build_inline()
 #: Every SIMD load/store name -> ``fn(data, addr, ...)`` (see the module docstring).
 SIMD_MEMORY_OPS: dict[str, SimdFn]
 #: Bytes each SIMD load/store touches at ``addr`` (what the caller bounds-checks).

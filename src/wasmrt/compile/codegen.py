@@ -38,10 +38,21 @@ Invariants:
   Every 0xFD instruction compiles to a call of its ``wasmrt.compile.simd``
   function, bound once as the module-namespace global ``_V_<name>``
   (``numeric.simd_global``; part of ``RUNTIME_NAMESPACE``), except ``v128.const``, which
-  is evaluated at compile time into an int literal. Non-memory SIMD calls
+  is evaluated at compile time into an int literal, the ops with an inline
+  form (``simd.SIMD_INLINE``: an int expression with the function's value)
+  and ``v128.load``/``v128.store`` (a slice of ``_md`` and ``int.from_bytes``
+  / ``to_bytes``, what their functions do). Non-memory SIMD ops
   never trap, so they are pending expressions like pure numeric ops; loads and
   stores first check ``addr + offset + size <= memory size`` exactly and
   trap ``MEMORY_OUT_OF_BOUNDS`` otherwise.
+- Integer wrap-around: add/sub results are reduced with ``% 2**w``, mul/shl
+  results with ``& (2**w - 1)`` (the same value; each is the faster one in
+  CPython for its typical operands). A memory address still pending as
+  unmasked add/sub/mul/shl text is bounds-checked unmasked first
+  (``_unmasked_addr``): exact, because the memory size never exceeds 2**w.
+- Signed comparisons never flip both operands' sign bits: against a constant
+  they are range tests, between names one sign test picks the unsigned
+  order or its reverse (``signed_compare_text``).
 """
 
 from __future__ import annotations

@@ -1191,24 +1191,16 @@ def wrapping_text(
 def _unmasked_addr(raw: str, mask: int, nonneg: bool, offset: int, size: int) -> str:
     """In-bounds condition binding ``_a`` for an address still pending as ``raw``.
 
-    The memory size is at most ``mask + 1``, so a ``raw`` that is never negative
+    The memory size is at most ``mask + 1``, so a ``raw`` that is not negative
     and passes ``raw + offset + size <= _ms`` is below ``mask + 1``: it *is* the
     wrapped address, and the mask is skipped. Only when that test fails is the
-    address wrapped and tested again (wrap-around or a trap: the slow path).
+    address wrapped (from ``_a``, which holds ``raw + offset`` then) and tested
+    again: wrap-around or a trap, the slow path.
     """
-    masked = f"(({raw} & {mask}) + {offset})" if offset else f"({raw} & {mask})"
-    slow = f"(_a := {masked}) + {size} <= _ms"
-    if nonneg:
-        fast = (
-            f"(_a := {raw} + {offset}) + {size} <= _ms"
-            if offset
-            else f"(_a := {raw}) + {size} <= _ms"
-        )
-    elif offset:
-        fast = f"0 <= (_a := {raw}) and (_a := _a + {offset}) + {size} <= _ms"
-    else:
-        fast = f"0 <= (_a := {raw}) and _a + {size} <= _ms"
-    return f"({fast} or {slow})"
+    a = f"(_a := {raw} + {offset})" if offset else f"(_a := {raw})"
+    fast = f"{a} + {size} <= _ms" if nonneg else f"{a} >= {offset} and _a + {size} <= _ms"
+    wrapped = f"((_a - {offset}) & {mask}) + {offset}" if offset else f"_a & {mask}"
+    return f"({fast} or (_a := {wrapped}) + {size} <= _ms)"
 
 
 def signed_compare_text(rel: str, w: int, x: str, y: str) -> str:

@@ -1127,10 +1127,18 @@ class FunctionCompiler:
         if op in _SIGNED_CMP:
             self.signed_compare(op)
             return True
+        divisor = self.stack[-1].expr
+        if kind == "trap2" and divisor.isdigit() and op.endswith("_s"):
+            self.make_simple(1)  # the signed forms read the dividend twice
         b = self.pop()
         a = self.pop()
         refs = a.refs | b.refs
         depth = max(a.depth, b.depth) + 1
+        if kind == "trap2" and divisor.isdigit():
+            pure = const_divisor_text(op, self.val(a), int(divisor))
+            if pure is not None:  # cannot trap: pending like any pure op
+                self.push(pure, refs, depth=depth)
+                return True
         mask = _AND_MASK.get(op)
         if mask is not None:  # ``(x & M) & c`` is ``x & c`` when ``c`` fits in ``M``
             if b.raw is not None and _fits(a.expr, mask):
@@ -1201,6 +1209,32 @@ def _unmasked_addr(raw: str, mask: int, nonneg: bool, offset: int, size: int) ->
     fast = f"{a} + {size} <= _ms" if nonneg else f"{a} >= {offset} and _a + {size} <= _ms"
     wrapped = f"((_a - {offset}) & {mask}) + {offset}" if offset else f"_a & {mask}"
     return f"({fast} or (_a := {wrapped}) + {size} <= _ms)"
+
+
+def const_divisor_text(op: str, a: str, c: int) -> str | None:
+    """Text of integer div/rem ``op`` of ``a`` by the constant ``c`` when it cannot trap
+    (``c`` nonzero; for the signed ops also below 2**(w-1), so never ``-1``), else None.
+
+    Signed: a non-negative dividend divides as unsigned; a negative one as its
+    magnitude, negated (wasm truncates toward zero; Python floors). A power of
+    two divides by shifting and masking.
+    """
+    name = op.split(".")[1]
+    w = 32 if op.startswith("i32") else 64
+    half, full = 1 << (w - 1), 1 << w
+    if c == 0 or (name.endswith("_s") and c >= half):
+        return None
+    k = c.bit_length() - 1
+    pow2 = c == 1 << k
+    if name == "div_u":
+        return f"({a} >> {k})" if pow2 else f"({a} // {c})"
+    if name == "rem_u":
+        return f"({a} & {c - 1})" if pow2 else f"({a} % {c})"
+    if name == "div_s":
+        q = f"({a} >> {k})" if pow2 else f"({a} // {c})"
+        return f"({q} if {a} < {half} else (-(({full} - {a}) // {c})) % {full})"
+    r = f"({a} & {c - 1})" if pow2 else f"({a} % {c})"
+    return f"({r} if {a} < {half} else (-(({full} - {a}) % {c})) % {full})"
 
 
 def signed_compare_text(rel: str, w: int, x: str, y: str) -> str:

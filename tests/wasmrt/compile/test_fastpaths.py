@@ -205,3 +205,44 @@ def test_add_sub_wrap_at_the_edges(w: int) -> None:
         for b in _edges(w):
             assert store.call(ex["add"], [a, b]) == (a + b) & m
             assert store.call(ex["sub"], [a, b]) == (a - b) & m
+
+
+def _divrem_model(name: str, a: int, b: int, w: int) -> int | TrapCode:
+    m = (1 << w) - 1
+    if b == 0:
+        return TrapCode.INTEGER_DIVISION_BY_ZERO
+    if name.endswith("_u"):
+        return (a // b if name == "div_u" else a % b) & m
+    x, y = _signed(a, w), _signed(b, w)
+    q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
+    if name == "div_s":
+        return TrapCode.INTEGER_OVERFLOW if q > (1 << (w - 1)) - 1 else q & m
+    return (x - q * y) & m
+
+
+@pytest.mark.parametrize("w", [32, 64])
+def test_division_by_constants_matches_the_model(w: int) -> None:
+    t = f"i{w}"
+    h = 1 << (w - 1)
+    divisors = [0, 1, 2, 3, 7, 8, 10, 255, 256, h - 1, h, h + 1, (1 << w) - 2, (1 << w) - 1]
+    funcs = [
+        f'(func (export "{name}{k}") (param {t}) (result {t})'
+        f" ({t}.{name} (local.get 0) {_const(c, w)}))"
+        # computed dividends too (the signed forms read theirs twice)
+        + f'(func (export "{name}{k}e") (param {t}) (result {t})'
+        f" ({t}.{name} ({t}.xor (local.get 0) ({t}.const 0)) {_const(c, w)}))"
+        for name in ("div_u", "rem_u", "div_s", "rem_s")
+        for k, c in enumerate(divisors)
+    ]
+    store, inst = instance("(module " + "\n".join(funcs) + ")")
+    for name in ("div_u", "rem_u", "div_s", "rem_s"):
+        for k, c in enumerate(divisors):
+            for a in _edges(w) + [12345, (1 << w) - 12345]:
+                want = _divrem_model(name, a, c, w)
+                for f in (inst.exports[f"{name}{k}"], inst.exports[f"{name}{k}e"]):
+                    if isinstance(want, TrapCode):
+                        with pytest.raises(Trap) as ei:
+                            store.call(f, [a])
+                        assert ei.value.trap_code is want
+                    else:
+                        assert store.call(f, [a]) == want, (name, a, c)

@@ -572,7 +572,10 @@ class FunctionCompiler:
         refs: frozenset[str] = frozenset().union(*(e.refs for e in ents))
         depth = max((e.depth for e in ents), default=0) + 1
         if inline is not None:
-            text = inline[1](*args, *([ins.imm[0]] if info.imm == "lane" else []))
+            imm = [ins.imm[0]] if info.imm == "lane" else []
+            if info.imm == "shuffle":
+                imm = [bytes(ins.imm[0])]
+            text = inline[1](*args, *imm)
             if text is not None:
                 self.push(text, refs, depth=depth)
                 return

@@ -1060,6 +1060,21 @@ def _build_inline() -> dict[str, tuple[tuple[int, ...], InlineFn]]:
         "v128.andnot": ((), lambda a, b: f"({a} & ~{b})"),
         "v128.bitselect": ((2,), lambda a, b, c: f"(({a} & {c}) | ({b} & ~{c}))"),
         "v128.any_true": ((), lambda a: f"(1 if {a} else 0)"),
+        # index bytes >= 16 (>= 32) read the zero tail of the 256-byte table
+        "i8x16.swizzle": (
+            (),
+            lambda a, s: (
+                f"_ifb(({s}).to_bytes(16, 'little')"
+                f".translate(({a}).to_bytes(16, 'little') + b'\\0' * 240), 'little')"
+            ),
+        ),
+        "i8x16.shuffle": (
+            (),
+            lambda a, b, lanes: (
+                f"_ifb({bytes(lanes)!r}.translate(({a}).to_bytes(16, 'little')"
+                f" + ({b}).to_bytes(16, 'little') + b'\\0' * 224), 'little')"
+            ),
+        ),
         "f32x4.abs": ((), lambda a: f"({a} & {M128 ^ _F32_SIGN})"),
         "f32x4.neg": ((), lambda a: f"({a} ^ {_F32_SIGN})"),
         "f64x2.abs": ((), lambda a: f"({a} & {M128 ^ _F64_SIGN})"),
@@ -1075,8 +1090,9 @@ SIMD_OPS: dict[str, SimdFn] = _build_ops()
 #: Ops the code generator may emit as an expression instead of a call of ``SIMD_OPS[name]``:
 #: name -> (positions of the operands the text reads more than once, which must be
 #: names or literals; builder). The builder takes the operand texts, then the lane
-#: index (``lane`` ops), and returns an expression over ints alone with exactly the
-#: function's value, or ``None`` for operands it has no inline form for.
+#: index (``lane`` ops) or the 16 lane bytes (``shuffle``), and returns an expression
+#: over ints and bytes literals (reading only the global ``_ifb``, ``int.from_bytes``)
+#: with exactly the function's value, or ``None`` for operands it has no inline form for.
 SIMD_INLINE: dict[str, tuple[tuple[int, ...], InlineFn]] = _build_inline()
 #: Every SIMD load/store name -> ``fn(data, addr, ...)`` (see the module docstring).
 SIMD_MEMORY_OPS: dict[str, SimdFn]

@@ -40,9 +40,12 @@ def test_inline_form_equals_the_function(name: str) -> None:
     info = BY_NAME[name]
     assert info.sig is not None
     params = info.sig[0]
-    lanes: list[int | None] = [None]
+    lanes: list[int | bytes | None] = [None]
     if info.imm == "lane":
         lanes = list(range(int(name.split(".")[0].split("x")[1])))
+    elif info.imm == "shuffle":  # identity, edges, random patterns of 16 indices < 32
+        lanes = [bytes(range(16)), bytes(range(16, 32)), bytes([31] * 16), bytes(16)]
+        lanes += [bytes(rng.randrange(32) for _ in range(16)) for _ in range(6)]
     checked = 0
     for lane in lanes:
         for _ in range(60):

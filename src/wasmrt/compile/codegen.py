@@ -50,6 +50,10 @@ Invariants:
   CPython for its typical operands). A memory address still pending as
   unmasked add/sub/mul/shl text is bounds-checked unmasked first
   (``_unmasked_addr``): exact, because the memory size never exceeds 2**w.
+- A function that accesses memory caches ``_md``/``_ms`` (data, size) and,
+  per access size ``n`` it uses, ``_ms<n> = _ms - n``, all three reloaded
+  together (``mem_reload``) on entry and after every call or ``memory.grow``;
+  an ``n``-byte access at ``a`` is in bounds iff ``a <= _ms<n>``.
 - Signed comparisons never flip both operands' sign bits: against a constant
   they are range tests, between names one sign test picks the unsigned
   order or its reverse (``signed_compare_text``).
@@ -369,7 +373,7 @@ class FunctionCompiler:
 
     def reload_mem(self) -> None:
         if self.uses_mem:
-            self.emit("_md = M0.data; _ms = M0.size")
+            self.emit(self.mem_reload)
 
     # ------------------------------------------------------------ driver
     def compile(self) -> list[str]:
@@ -385,6 +389,12 @@ class FunctionCompiler:
         self.cidx = 0
         mem_ops = not _MEMORY_OPS.isdisjoint([i.op for i in body])
         self.uses_mem = mem_ops
+        # ``_ms<n>`` is the memory size less ``n``: an access of n bytes at ``a`` is in
+        # bounds iff ``a <= _ms<n>`` (one comparison, no addition per access).
+        sizes = sorted({_ACCESS_SIZE[i.op] for i in body if i.op in _ACCESS_SIZE})
+        self.mem_reload = "_md = M0.data; _ms = M0.size" + "".join(
+            f"; _ms{n} = _ms - {n}" for n in sizes
+        )
         self._indent = 1
         params = ", ".join(f"l{i}" for i in range(nparams))
         header = [f"def f{self.fidx}({params}):"]
@@ -396,7 +406,7 @@ class FunctionCompiler:
                 prologue.append(f"    l{k} = {init}")
                 k += 1
         if mem_ops:
-            prologue.append("    _md = M0.data; _ms = M0.size")
+            prologue.append("    " + self.mem_reload)
         self.ctls.append(_Ctl("func", -1, 0, 0, len(ft.results), False, [], 1))
         self.checks()
         if self.flat:
@@ -981,10 +991,10 @@ class FunctionCompiler:
             return "_a", _unmasked_addr(a.raw, a.mask, a.nonneg, offset, size)
         av = self.val(a)
         if offset == 0 and _SIMPLE.match(av):
-            return av, f"{av} + {size} <= _ms"
+            return av, f"{av} <= _ms{size}"
         if offset == 0:
-            return "_a", f"(_a := {av}) + {size} <= _ms"
-        return "_a", f"(_a := {av} + {offset}) + {size} <= _ms"
+            return "_a", f"(_a := {av}) <= _ms{size}"
+        return "_a", f"(_a := {av} + {offset}) <= _ms{size}"
 
     _LOADS = {
         "i32.load": (4, "_u32(_md, {a})[0]"),
@@ -1203,15 +1213,15 @@ def _unmasked_addr(raw: str, mask: int, nonneg: bool, offset: int, size: int) ->
     """In-bounds condition binding ``_a`` for an address still pending as ``raw``.
 
     The memory size is at most ``mask + 1``, so a ``raw`` that is not negative
-    and passes ``raw + offset + size <= _ms`` is below ``mask + 1``: it *is* the
+    and passes ``raw + offset + size <= _ms`` (``<= _ms<size>``) is below ``mask + 1``: it *is* the
     wrapped address, and the mask is skipped. Only when that test fails is the
     address wrapped (from ``_a``, which holds ``raw + offset`` then) and tested
     again: wrap-around or a trap, the slow path.
     """
     a = f"(_a := {raw} + {offset})" if offset else f"(_a := {raw})"
-    fast = f"{a} + {size} <= _ms" if nonneg else f"{a} >= {offset} and _a + {size} <= _ms"
+    fast = f"{a} <= _ms{size}" if nonneg else f"{a} >= {offset} and _a <= _ms{size}"
     wrapped = f"((_a - {offset}) & {mask}) + {offset}" if offset else f"_a & {mask}"
-    return f"({fast} or (_a := {wrapped}) + {size} <= _ms)"
+    return f"({fast} or (_a := {wrapped}) <= _ms{size})"
 
 
 def const_divisor_text(op: str, a: str, c: int) -> str | None:
@@ -1401,6 +1411,12 @@ _HANDLERS: dict[str, Callable[[FunctionCompiler, ir.Instr], None]] = {
     name: getattr(FunctionCompiler, "op_" + name.replace(".", "_"))
     for name in BY_NAME
     if hasattr(FunctionCompiler, "op_" + name.replace(".", "_"))
+}
+#: Loads and stores -> the bytes they access (bounds-checked against ``_ms<bytes>``).
+_ACCESS_SIZE: dict[str, int] = {
+    **{op: size for op, (size, _) in FunctionCompiler._LOADS.items()},
+    **{op: size for op, (size, _) in FunctionCompiler._STORES.items()},
+    **SIMD_MEMORY_SIZES,
 }
 #: Instructions that read or write linear memory (the function caches ``_md``/``_ms``).
 _MEMORY_OPS = frozenset(

@@ -246,3 +246,30 @@ def test_division_by_constants_matches_the_model(w: int) -> None:
                         assert ei.value.trap_code is want
                     else:
                         assert store.call(f, [a]) == want, (name, a, c)
+
+
+def test_bounds_follow_growth_within_a_function_and_across_calls() -> None:
+    """The per-size bounds (``_ms<n>``) are recomputed wherever the size may change."""
+    store, inst = instance(
+        """(module (memory 1 4)
+          (func $grow (result i32) (memory.grow (i32.const 1)))
+          ;; load the last n bytes of page p+1 after growing here / in a callee
+          (func (export "here") (param i32) (result i64)
+            (drop (memory.grow (i32.const 1)))
+            (i64.add (i64.load (i32.sub (local.get 0) (i32.const 8)))
+                     (i64.extend_i32_u (i32.load8_u (i32.sub (local.get 0) (i32.const 1))))))
+          (func (export "callee") (param i32) (result i32)
+            (i32.store16 (i32.const 0) (i32.const 7))
+            (drop (call $grow))
+            (i32.load16_u (i32.sub (local.get 0) (i32.const 2))))
+          (func (export "last") (param i32 i32) (result i32)
+            (i32.load8_u (i32.add (local.get 0) (local.get 1)))))"""
+    )
+    ex = inst.exports
+    _oob(store, ex["last"], [SIZE, 0])
+    assert store.call(ex["here"], [2 * SIZE]) == 0  # now 2 pages: the last 8 bytes
+    _oob(store, ex["last"], [2 * SIZE, 0])
+    assert store.call(ex["callee"], [3 * SIZE]) == 0  # grown to 3 pages by the callee
+    assert store.call(ex["last"], [3 * SIZE - 1, 0]) == 0
+    _oob(store, ex["last"], [3 * SIZE - 1, 1])
+    _oob(store, ex["here"], [5 * SIZE])  # grown to 4 pages: 5 pages - 8 is past them

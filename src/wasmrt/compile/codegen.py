@@ -387,11 +387,12 @@ class FunctionCompiler:
                 info.pyloop = False
         self.nseg = 1
         self.cidx = 0
-        mem_ops = not _MEMORY_OPS.isdisjoint([i.op for i in body])
+        ops = [i.op for i in body]
+        mem_ops = not _MEMORY_OPS.isdisjoint(ops)
         self.uses_mem = mem_ops
         # ``_ms<n>`` is the memory size less ``n``: an access of n bytes at ``a`` is in
         # bounds iff ``a <= _ms<n>`` (one comparison, no addition per access).
-        sizes = sorted({_ACCESS_SIZE[i.op] for i in body if i.op in _ACCESS_SIZE})
+        sizes = sorted({_ACCESS_SIZE.get(op, 0) for op in ops} - {0}) if mem_ops else []
         self.mem_reload = "_md = M0.data; _ms = M0.size" + "".join(
             f"; _ms{n} = _ms - {n}" for n in sizes
         )

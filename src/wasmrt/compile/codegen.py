@@ -38,10 +38,25 @@ Invariants:
   Every 0xFD instruction compiles to a call of its ``wasmrt.compile.simd``
   function, bound once as the module-namespace global ``_V_<name>``
   (``numeric.simd_global``; part of ``RUNTIME_NAMESPACE``), except ``v128.const``, which
-  is evaluated at compile time into an int literal. Non-memory SIMD calls
+  is evaluated at compile time into an int literal, the ops with an inline
+  form (``simd.SIMD_INLINE``: an int expression with the function's value)
+  and ``v128.load``/``v128.store`` (a slice of ``_md`` and ``int.from_bytes``
+  / ``to_bytes``, what their functions do). Non-memory SIMD ops
   never trap, so they are pending expressions like pure numeric ops; loads and
   stores first check ``addr + offset + size <= memory size`` exactly and
   trap ``MEMORY_OUT_OF_BOUNDS`` otherwise.
+- Integer wrap-around: add/sub results are reduced with ``% 2**w``, mul/shl
+  results with ``& (2**w - 1)`` (the same value; each is the faster one in
+  CPython for its typical operands). A memory address still pending as
+  unmasked add/sub/mul/shl text is bounds-checked unmasked first
+  (``_unmasked_addr``): exact, because the memory size never exceeds 2**w.
+- A function that accesses memory caches ``_md``/``_ms`` (data, size) and,
+  per access size ``n`` it uses, ``_ms<n> = _ms - n``, all three reloaded
+  together (``mem_reload``) on entry and after every call or ``memory.grow``;
+  an ``n``-byte access at ``a`` is in bounds iff ``a <= _ms<n>``.
+- Signed comparisons never flip both operands' sign bits: against a constant
+  they are range tests, between names one sign test picks the unsigned
+  order or its reverse (``signed_compare_text``).
 """
 
 from __future__ import annotations
@@ -55,7 +70,7 @@ from dataclasses import dataclass, field
 from wasmrt import ir
 from wasmrt.compile.dispatch import tree_dispatch
 from wasmrt.compile.numeric import simd_global
-from wasmrt.compile.simd import SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
+from wasmrt.compile.simd import SIMD_INLINE, SIMD_MEMORY_OPS, SIMD_MEMORY_SIZES, SIMD_OPS
 from wasmrt.opcodes import BY_NAME
 from wasmrt.vm.values import f32_from_bits, f64_from_bits
 
@@ -79,6 +94,10 @@ class _Entry:
     #: For an integer add/sub/mul/shl still pending: ``expr`` without its final
     #: wrap-around mask (see ``FunctionCompiler.wrapping``).
     raw: str | None = None
+    #: ``raw``'s wrap-around mask (its width's), and whether ``raw`` is never negative
+    #: (built from + * << alone: ``_addr`` then needs no lower bound check).
+    mask: int = 0
+    nonneg: bool = False
 
 
 @dataclass(slots=True)
@@ -279,13 +298,15 @@ class FunctionCompiler:
         cond: str | None = None,
         depth: int = 0,
         raw: str | None = None,
+        mask: int = 0,
+        nonneg: bool = False,
     ) -> None:
         if depth > 12:
             p = len(self.stack)
             self.stack.append(_Entry(expr, refs, cond, depth))
             self.materialize(p)
             return
-        self.stack.append(_Entry(expr, refs, cond, depth, raw))
+        self.stack.append(_Entry(expr, refs, cond, depth, raw, mask, nonneg))
 
     def push_slot_written(self) -> str:
         """Reserve the next slot as a materialized value; returns its name."""
@@ -352,7 +373,7 @@ class FunctionCompiler:
 
     def reload_mem(self) -> None:
         if self.uses_mem:
-            self.emit("_md = M0.data; _ms = M0.size")
+            self.emit(self.mem_reload)
 
     # ------------------------------------------------------------ driver
     def compile(self) -> list[str]:
@@ -366,8 +387,15 @@ class FunctionCompiler:
                 info.pyloop = False
         self.nseg = 1
         self.cidx = 0
-        mem_ops = not _MEMORY_OPS.isdisjoint([i.op for i in body])
+        ops = [i.op for i in body]
+        mem_ops = not _MEMORY_OPS.isdisjoint(ops)
         self.uses_mem = mem_ops
+        # ``_ms<n>`` is the memory size less ``n``: an access of n bytes at ``a`` is in
+        # bounds iff ``a <= _ms<n>`` (one comparison, no addition per access).
+        sizes = sorted({_ACCESS_SIZE.get(op, 0) for op in ops} - {0}) if mem_ops else []
+        self.mem_reload = "_md = M0.data; _ms = M0.size" + "".join(
+            f"; _ms{n} = _ms - {n}" for n in sizes
+        )
         self._indent = 1
         params = ", ".join(f"l{i}" for i in range(nparams))
         header = [f"def f{self.fidx}({params}):"]
@@ -379,7 +407,7 @@ class FunctionCompiler:
                 prologue.append(f"    l{k} = {init}")
                 k += 1
         if mem_ops:
-            prologue.append("    _md = M0.data; _ms = M0.size")
+            prologue.append("    " + self.mem_reload)
         self.ctls.append(_Ctl("func", -1, 0, 0, len(ft.results), False, [], 1))
         self.checks()
         if self.flat:
@@ -545,15 +573,27 @@ class FunctionCompiler:
             self.push(str(SIMD_OPS[op](ins.imm[0])))
             return
         n = len(info.sig[0])
+        inline = SIMD_INLINE.get(op)
+        if inline is not None:
+            for pos in inline[0]:
+                self.make_simple(n - 1 - pos)
         ents = self.stack[len(self.stack) - n :]
         del self.stack[len(self.stack) - n :]
         args = [self.val(e) for e in ents]
+        refs: frozenset[str] = frozenset().union(*(e.refs for e in ents))
+        depth = max((e.depth for e in ents), default=0) + 1
+        if inline is not None:
+            imm = [ins.imm[0]] if info.imm == "lane" else []
+            if info.imm == "shuffle":
+                imm = [bytes(ins.imm[0])]
+            text = inline[1](*args, *imm)
+            if text is not None:
+                self.push(text, refs, depth=depth)
+                return
         if info.imm == "lane":
             args.append(str(ins.imm[0]))
         elif info.imm == "shuffle":
             args.append(repr(bytes(ins.imm[0])))
-        refs: frozenset[str] = frozenset().union(*(e.refs for e in ents))
-        depth = max((e.depth for e in ents), default=0) + 1
         self.push(f"{simd_global(op)}({', '.join(args)})", refs, depth=depth)
 
     def simd_memory(self, ins: ir.Instr) -> None:
@@ -567,6 +607,10 @@ class FunctionCompiler:
         if info.imm == "memarg_lane":
             ops.append(str(ins.imm[2]))
         call = f"{simd_global(op)}(_md, {', '.join([a, *ops])})"
+        if op == "v128.load":  # the whole of ``v128_load``, without the call
+            call = f"_ifb(_md[{a}:{a} + 16], 'little')"
+        elif op == "v128.store":
+            call = f"_md[{a}:{a} + 16] = ({ops[0]}).to_bytes(16, 'little')"
         if info.sig[1]:
             self.set_slot(len(self.stack), f"{call} if {cond} else _oob()")
         else:
@@ -944,12 +988,14 @@ class FunctionCompiler:
     def _addr(self, offset: int, size: int) -> tuple[str, str]:
         """Pop an address; return (effective-address name, in-bounds condition)."""
         a = self.pop()
+        if a.raw is not None:
+            return "_a", _unmasked_addr(a.raw, a.mask, a.nonneg, offset, size)
         av = self.val(a)
         if offset == 0 and _SIMPLE.match(av):
-            return av, f"{av} + {size} <= _ms"
+            return av, f"{av} <= _ms{size}"
         if offset == 0:
-            return "_a", f"(_a := {av}) + {size} <= _ms"
-        return "_a", f"(_a := {av} + {offset}) + {size} <= _ms"
+            return "_a", f"(_a := {av}) <= _ms{size}"
+        return "_a", f"(_a := {av} + {offset}) <= _ms{size}"
 
     _LOADS = {
         "i32.load": (4, "_u32(_md, {a})[0]"),
@@ -1045,8 +1091,31 @@ class FunctionCompiler:
     def wrapping(self, op: str) -> None:
         b = self.pop()
         a = self.pop()
-        text, raw = wrapping_text(op, a, b, self.val)
-        self.push(text, a.refs | b.refs, depth=max(a.depth, b.depth) + 1, raw=raw)
+        text, raw, nonneg = wrapping_text(op, a, b, self.val)
+        mask = M32 if _WRAPPING[op][1] == 32 else M64
+        depth = max(a.depth, b.depth) + 1
+        self.push(text, a.refs | b.refs, depth=depth, raw=raw, mask=mask, nonneg=nonneg)
+
+    def signed_compare(self, op: str) -> None:
+        """``lt_s``/``gt_s``/``le_s``/``ge_s`` without flipping the sign bits of both sides
+        (each ``^ 2**(w-1)`` builds a new int) when the operands are names or constants."""
+        rel, w = _SIGNED_CMP[op]
+        ent_b, ent_a = self.stack[-1], self.stack[-2]
+        if not self.val(ent_a).isdigit() and not self.val(ent_b).isdigit():
+            self.make_simple(1)
+            self.make_simple(0)
+        elif not self.val(ent_a).isdigit():
+            self.make_simple(1)
+        elif not self.val(ent_b).isdigit():
+            self.make_simple(0)
+        b = self.pop()
+        a = self.pop()
+        self.push(
+            "",
+            a.refs | b.refs,
+            cond=signed_compare_text(rel, w, self.val(a), self.val(b)),
+            depth=max(a.depth, b.depth) + 1,
+        )
 
     def numeric(self, op: str) -> bool:
         spec = _NUMERIC.get(op)
@@ -1069,10 +1138,21 @@ class FunctionCompiler:
         if op in _WRAPPING:
             self.wrapping(op)
             return True
+        if op in _SIGNED_CMP:
+            self.signed_compare(op)
+            return True
+        divisor = self.stack[-1].expr
+        if kind == "trap2" and divisor.isdigit() and op.endswith("_s"):
+            self.make_simple(1)  # the signed forms read the dividend twice
         b = self.pop()
         a = self.pop()
         refs = a.refs | b.refs
         depth = max(a.depth, b.depth) + 1
+        if kind == "trap2" and divisor.isdigit():
+            pure = const_divisor_text(op, self.val(a), int(divisor))
+            if pure is not None:  # cannot trap: pending like any pure op
+                self.push(pure, refs, depth=depth)
+                return True
         mask = _AND_MASK.get(op)
         if mask is not None:  # ``(x & M) & c`` is ``x & c`` when ``c`` fits in ``M``
             if b.raw is not None and _fits(a.expr, mask):
@@ -1090,24 +1170,117 @@ class FunctionCompiler:
         return True
 
 
-def wrapping_text(op: str, a: _Entry, b: _Entry, val: Callable[[_Entry], str]) -> tuple[str, str]:
-    """(masked, unmasked) text of integer ``op`` (add/sub/mul/shl) on ``a``, ``b``.
+def wrapping_text(
+    op: str, a: _Entry, b: _Entry, val: Callable[[_Entry], str]
+) -> tuple[str, str, bool]:
+    """(masked, unmasked, unmasked is never negative) text of integer ``op``
+    (add/sub/mul/shl) on ``a``, ``b``.
 
     Arithmetic mod 2**w commutes with the mask, so add and sub read their
     operands' unmasked text when they have one: ``((x + y) & M) + z) & M`` is
     emitted as ``((x + y) + z) & M``. Only add/sub do (mul and shl read masked
     operands), so an unmasked value grows by at most a few bits per level.
+    Adding a constant ``c >= 2**(w-1)`` (how clang writes ``x - k``) is emitted
+    as ``x - (2**w - c)`` (and subtracting one as an addition): same value mod
+    2**w, but the unmasked value stays near ``x`` (small ints are CPython's fast
+    path, and ``_addr`` can use it unmasked).
     """
     sym, w = _WRAPPING[op]
+    half = 1 << (w - 1)
     if sym in "+-":
         av = a.raw if a.raw is not None else val(a)
         bv = b.raw if b.raw is not None else val(b)
+        nonneg = (a.raw is None or a.nonneg) and (b.raw is None or b.nonneg)
+        if sym == "+" and av.isdigit() and int(av) >= half and not bv.isdigit():
+            av, bv = bv, av
+        if bv.isdigit() and int(bv) >= half:
+            sym, bv = ("-" if sym == "+" else "+"), str((1 << w) - int(bv))
+        nonneg = nonneg and sym == "+"
     else:
         av, bv = val(a), val(b)
+        nonneg = True
     if sym == "<<":
         bv = str(int(bv) & (w - 1)) if bv.isdigit() else f"({bv} & {w - 1})"
     raw = f"({av} {sym} {bv})"
-    return f"({raw} & {M32 if w == 32 else M64})", raw
+    if sym in "+-":
+        # ``% 2**w`` equals ``& (2**w - 1)`` on every int; CPython returns a
+        # dividend already below 2**w as it is, the common case of add/sub,
+        # while ``&`` with a two-digit mask always builds a new int.
+        return f"({raw} % {1 << w})", raw, nonneg
+    return f"({raw} & {M32 if w == 32 else M64})", raw, nonneg
+
+
+def _unmasked_addr(raw: str, mask: int, nonneg: bool, offset: int, size: int) -> str:
+    """In-bounds condition binding ``_a`` for an address still pending as ``raw``.
+
+    The memory size is at most ``mask + 1``, so a ``raw`` that is not negative
+    and passes ``raw + offset + size <= _ms`` (``<= _ms<size>``) is below ``mask + 1``: it *is* the
+    wrapped address, and the mask is skipped. Only when that test fails is the
+    address wrapped (from ``_a``, which holds ``raw + offset`` then) and tested
+    again: wrap-around or a trap, the slow path.
+    """
+    a = f"(_a := {raw} + {offset})" if offset else f"(_a := {raw})"
+    fast = f"{a} <= _ms{size}" if nonneg else f"{a} >= {offset} and _a <= _ms{size}"
+    wrapped = f"((_a - {offset}) & {mask}) + {offset}" if offset else f"_a & {mask}"
+    return f"({fast} or (_a := {wrapped}) <= _ms{size})"
+
+
+def const_divisor_text(op: str, a: str, c: int) -> str | None:
+    """Text of integer div/rem ``op`` of ``a`` by the constant ``c`` when it cannot trap
+    (``c`` nonzero; for the signed ops also below 2**(w-1), so never ``-1``), else None.
+
+    Signed: a non-negative dividend divides as unsigned; a negative one as its
+    magnitude, negated (wasm truncates toward zero; Python floors). A power of
+    two divides by shifting and masking.
+    """
+    name = op.split(".")[1]
+    w = 32 if op.startswith("i32") else 64
+    half, full = 1 << (w - 1), 1 << w
+    if c == 0 or (name.endswith("_s") and c >= half):
+        return None
+    k = c.bit_length() - 1
+    pow2 = c == 1 << k
+    if name == "div_u":
+        return f"({a} >> {k})" if pow2 else f"({a} // {c})"
+    if name == "rem_u":
+        return f"({a} & {c - 1})" if pow2 else f"({a} % {c})"
+    if name == "div_s":
+        q = f"({a} >> {k})" if pow2 else f"({a} // {c})"
+        return f"({q} if {a} < {half} else (-(({full} - {a}) // {c})) % {full})"
+    r = f"({a} & {c - 1})" if pow2 else f"({a} % {c})"
+    return f"({r} if {a} < {half} else (-(({full} - {a}) % {c})) % {full})"
+
+
+def signed_compare_text(rel: str, w: int, x: str, y: str) -> str:
+    """Condition text of ``x rel y`` on the signed readings of unsigned ``w``-bit
+    ``x``, ``y`` (each a name or a decimal constant; a name may be read twice).
+
+    Same sign bit: the unsigned order is the signed one; different sign bits:
+    the operand with the bit set is the smaller. Against a constant ``c`` that is
+    one or two range tests of ``x``, e.g. ``x <s c`` (``c >= 0``) is
+    ``x < c or x >= 2**(w-1)``.
+    """
+    h = 1 << (w - 1)
+    if x.isdigit() and y.isdigit():
+        return f"({int(x) ^ h} {rel} {int(y) ^ h})"
+    if x.isdigit():
+        x, y, rel = y, x, _FLIP[rel]
+    if not y.isdigit():
+        return f"(({x} {rel} {y}) if ({x} ^ {y}) < {h} else ({y} {rel} {x}))"
+    c = int(y)
+    if rel[0] == "<":
+        return f"({x} {rel} {c} or {x} >= {h})" if c < h else f"({h} <= {x} {rel} {c})"
+    return f"({c} {_FLIP[rel]} {x} < {h})" if c < h else f"({x} {rel} {c} or {x} < {h})"
+
+
+#: ``a rel b`` is ``b flip(rel) a``.
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+#: Signed comparisons: op -> (Python relation, bit width).
+_SIGNED_CMP = {
+    f"i{w}.{name}_s": (rel, w)
+    for w in (32, 64)
+    for name, rel in (("lt", "<"), ("gt", ">"), ("le", "<="), ("ge", ">="))
+}
 
 
 def _fits(text: str, mask: int) -> bool:
@@ -1239,6 +1412,12 @@ _HANDLERS: dict[str, Callable[[FunctionCompiler, ir.Instr], None]] = {
     name: getattr(FunctionCompiler, "op_" + name.replace(".", "_"))
     for name in BY_NAME
     if hasattr(FunctionCompiler, "op_" + name.replace(".", "_"))
+}
+#: Loads and stores -> the bytes they access (bounds-checked against ``_ms<bytes>``).
+_ACCESS_SIZE: dict[str, int] = {
+    **{op: size for op, (size, _) in FunctionCompiler._LOADS.items()},
+    **{op: size for op, (size, _) in FunctionCompiler._STORES.items()},
+    **SIMD_MEMORY_SIZES,
 }
 #: Instructions that read or write linear memory (the function caches ``_md``/``_ms``).
 _MEMORY_OPS = frozenset(

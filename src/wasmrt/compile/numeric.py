@@ -401,6 +401,7 @@ def table_init(dst: list, seg: Any, d: int, s: int, n: int) -> None:
 
 #: Names generated code sees as globals.
 RUNTIME_NAMESPACE: dict[str, Any] = {
+    "_ifb": int.from_bytes,
     "_grow_memory": grow_memory,
     "_grow_table": grow_table,
     "_oob": trap_oob,

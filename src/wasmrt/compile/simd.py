@@ -52,7 +52,7 @@ from typing import Any
 
 from wasmrt.vm.values import f32_from_bits, f32_round, f32_to_bits, f64_from_bits, f64_to_bits
 
-__all__ = ["SIMD_MEMORY_OPS", "SIMD_MEMORY_SIZES", "SIMD_OPS"]
+__all__ = ["SIMD_INLINE", "SIMD_MEMORY_OPS", "SIMD_MEMORY_SIZES", "SIMD_OPS"]
 
 SimdFn = Callable[..., Any]
 
@@ -411,22 +411,6 @@ def _make_lanewise2(w: int, signed: bool, fn: Callable[[int, int], int], wrap: b
     return op
 
 
-def _make_minmax(w: int, signed: bool, want_min: bool) -> SimdFn:
-    st = (_SS if signed else _SU)[w]
-    unpack, pack = st.unpack, st.pack
-
-    def op(a: int, b: int) -> int:
-        xs = unpack(a.to_bytes(16, "little"))
-        ys = unpack(b.to_bytes(16, "little"))
-        if want_min:
-            r = [x if x < y else y for x, y in zip(xs, ys, strict=True)]
-        else:
-            r = [x if x > y else y for x, y in zip(xs, ys, strict=True)]
-        return _from_bytes(pack(*r), "little")
-
-    return op
-
-
 def _make_unary(w: int, signed: bool, fn: Callable[[int], int]) -> SimdFn:
     unpack = (_SS if signed else _SU)[w].unpack
     pack = _SU[w].pack
@@ -440,18 +424,6 @@ def _make_unary(w: int, signed: bool, fn: Callable[[int], int]) -> SimdFn:
     return op
 
 
-def _make_cmp(w: int, signed: bool, fn: Callable[[Any, Any], bool]) -> SimdFn:
-    unpack = (_SS if signed else _SU)[w].unpack
-    pack = _SS[w].pack  # -True == -1 is the all-ones lane
-
-    def cmp(a: int, b: int) -> int:
-        xs = unpack(a.to_bytes(16, "little"))
-        ys = unpack(b.to_bytes(16, "little"))
-        return _from_bytes(pack(*map(_neg, map(fn, xs, ys))), "little")
-
-    return cmp
-
-
 def _make_fcmp(
     unpack: Callable[[int], tuple[float, ...]], w: int, fn: Callable[[Any, Any], bool]
 ) -> SimdFn:
@@ -461,6 +433,92 @@ def _make_fcmp(
         return _from_bytes(pack(*map(_neg, map(fn, unpack(a), unpack(b)))), "little")
 
     return cmp
+
+
+def _make_less_mask(w: int, signed: bool) -> Callable[[int, int], int]:
+    """``(a, b) ->`` all ones in every lane where ``a < b``, zeros elsewhere.
+
+    The top bit of each lane of ``a - b`` computed lane-wise (no borrow crosses
+    lanes) tells, with the operands' top bits, whether that lane borrowed; a
+    signed comparison is the unsigned one with the top bits flipped.
+    """
+    low, high, lane = _LOW[w], _HIGH[w], _LANE[w]
+    flip = high if signed else 0
+    sh = w - 1
+
+    def less(a: int, b: int) -> int:
+        a ^= flip
+        b ^= flip
+        d = ((a | high) - (b & low)) ^ ((a ^ ~b) & high)
+        return ((((~a & b) | (~(a ^ b) & d)) & high) >> sh) * lane
+
+    return less
+
+
+def _make_swar_cmp(w: int, signed: bool, rel: str) -> SimdFn:
+    less = _make_less_mask(w, signed)
+    if rel == "lt":
+        return less
+    if rel == "gt":
+        return lambda a, b: less(b, a)
+    if rel == "le":
+        return lambda a, b: M128 ^ less(b, a)
+    return lambda a, b: M128 ^ less(a, b)
+
+
+def _make_swar_minmax(w: int, signed: bool, want_min: bool) -> SimdFn:
+    less = _make_less_mask(w, signed)
+    if want_min:
+        return lambda a, b: b ^ ((a ^ b) & less(a, b))
+    return lambda a, b: a ^ ((a ^ b) & less(a, b))
+
+
+def _make_sat(w: int, signed: bool, sub: bool) -> SimdFn:
+    """Saturating add/sub of every lane at once: the wrapped lane-wise result, then
+    the lanes that overflowed (from the top bits of operands and result) set to
+    the bound they passed."""
+    low, high, lane = _LOW[w], _HIGH[w], _LANE[w]
+    sh = w - 1
+
+    def add_sat_u(a: int, b: int) -> int:
+        r = ((a & low) + (b & low)) ^ ((a ^ b) & high)
+        carry = ((a & b) | ((a | b) & ~r)) & high
+        return r | ((carry >> sh) * lane) if carry else r
+
+    def sub_sat_u(a: int, b: int) -> int:
+        r = ((a | high) - (b & low)) ^ ((a ^ ~b) & high)
+        borrow = ((~a & b) | (~(a ^ b) & r)) & high
+        return r & ~((borrow >> sh) * lane) if borrow else r
+
+    def add_sat_s(a: int, b: int) -> int:
+        r = ((a & low) + (b & low)) ^ ((a ^ b) & high)
+        over = ~(a ^ b) & (a ^ r) & high
+        if not over:
+            return r
+        m = (over >> sh) * lane
+        return (r & ~m) | ((low ^ (((a & high) >> sh) * lane)) & m)
+
+    def sub_sat_s(a: int, b: int) -> int:
+        r = ((a | high) - (b & low)) ^ ((a ^ ~b) & high)
+        over = (a ^ b) & (a ^ r) & high
+        if not over:
+            return r
+        m = (over >> sh) * lane
+        return (r & ~m) | ((low ^ (((a & high) >> sh) * lane)) & m)
+
+    if signed:
+        return sub_sat_s if sub else add_sat_s
+    return sub_sat_u if sub else add_sat_u
+
+
+def _make_avgr_u(w: int) -> SimdFn:
+    half_lanes = _REP[w] * (_LANE[w] >> 1)
+
+    def avgr_u(a: int, b: int) -> int:
+        # (x + y + 1) >> 1 == (x | y) - ((x ^ y) >> 1), lane-wise without borrows
+        return (a | b) - (((a ^ b) >> 1) & half_lanes)
+
+    return avgr_u
 
 
 def _make_eq(w: int, want_equal: bool) -> SimdFn:
@@ -504,20 +562,6 @@ def _sat(lo: int, hi: int) -> Callable[[int], int]:
         return lo if x < lo else hi if x > hi else x
 
     return clamp
-
-
-def _sat_add(clamp: Callable[[int], int]) -> Callable[[int, int], int]:
-    def add(x: int, y: int) -> int:
-        return clamp(x + y)
-
-    return add
-
-
-def _sat_sub(clamp: Callable[[int], int]) -> Callable[[int, int], int]:
-    def sub(x: int, y: int) -> int:
-        return clamp(x - y)
-
-    return sub
 
 
 def _make_narrow(w_in: int, signed_out: bool) -> SimdFn:
@@ -774,21 +818,9 @@ def _build_ops() -> dict[str, SimdFn]:
         "f32x4.demote_f64x2_zero": f32x4_demote_f64x2_zero,
         "f64x2.promote_low_f32x4": f64x2_promote_low_f32x4,
     }
-    icmp: dict[str, tuple[bool, Callable[[Any, Any], bool]]] = {
-        "eq": (False, _eq),
-        "ne": (False, _ne),
-        "lt_s": (True, _lt),
-        "lt_u": (False, _lt),
-        "gt_s": (True, _gt),
-        "gt_u": (False, _gt),
-        "le_s": (True, _le),
-        "le_u": (False, _le),
-        "ge_s": (True, _ge),
-        "ge_u": (False, _ge),
-    }
+    icmp = ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")
     for w in _WIDTHS:
         s = _SHAPE[w]
-        half = 1 << (w - 1)
         ops[f"{s}.splat"] = _make_int_splat(w)
         ops[f"{s}.replace_lane"] = _make_replace(w)
         if w <= 16:
@@ -803,13 +835,13 @@ def _build_ops() -> dict[str, SimdFn]:
         ops[f"{s}.shr_s"] = _make_shr_s(w)
         ops[f"{s}.all_true"] = _make_all_true(w)
         ops[f"{s}.bitmask"] = _make_bitmask(w)
-        for cname, (signed, fn) in icmp.items():
+        for cname in icmp:
             if w == 64 and cname.endswith("_u"):
                 continue
             if cname in ("eq", "ne"):
                 ops[f"{s}.{cname}"] = _make_eq(w, cname == "eq")
             else:
-                ops[f"{s}.{cname}"] = _make_cmp(w, signed, fn)
+                ops[f"{s}.{cname}"] = _make_swar_cmp(w, cname.endswith("_s"), cname[:2])
         if w != 8:
             ops[f"{s}.abs"] = _make_unary(w, True, abs)
             ops[f"{s}.neg"] = _make_unary(w, False, _neg)
@@ -820,18 +852,16 @@ def _build_ops() -> dict[str, SimdFn]:
                     ops[f"{s}.extend_{part}_{src}_{su}"] = _make_extend(w, hi, signed)
                     ops[f"{s}.extmul_{part}_{src}_{su}"] = _make_extmul(w, hi, signed)
         if w <= 32:
-            ops[f"{s}.min_s"] = _make_minmax(w, True, True)
-            ops[f"{s}.min_u"] = _make_minmax(w, False, True)
-            ops[f"{s}.max_s"] = _make_minmax(w, True, False)
-            ops[f"{s}.max_u"] = _make_minmax(w, False, False)
+            ops[f"{s}.min_s"] = _make_swar_minmax(w, True, True)
+            ops[f"{s}.min_u"] = _make_swar_minmax(w, False, True)
+            ops[f"{s}.max_s"] = _make_swar_minmax(w, True, False)
+            ops[f"{s}.max_u"] = _make_swar_minmax(w, False, False)
         if w <= 16:
-            sat_s = _sat(-half, half - 1)
-            sat_u = _sat(0, 2 * half - 1)
-            ops[f"{s}.add_sat_s"] = _make_lanewise2(w, True, _sat_add(sat_s), False)
-            ops[f"{s}.add_sat_u"] = _make_lanewise2(w, False, _sat_add(sat_u), False)
-            ops[f"{s}.sub_sat_s"] = _make_lanewise2(w, True, _sat_sub(sat_s), False)
-            ops[f"{s}.sub_sat_u"] = _make_lanewise2(w, False, _sat_sub(sat_u), False)
-            ops[f"{s}.avgr_u"] = _make_lanewise2(w, False, lambda x, y: (x + y + 1) >> 1, False)
+            ops[f"{s}.add_sat_s"] = _make_sat(w, True, False)
+            ops[f"{s}.add_sat_u"] = _make_sat(w, False, False)
+            ops[f"{s}.sub_sat_s"] = _make_sat(w, True, True)
+            ops[f"{s}.sub_sat_u"] = _make_sat(w, False, True)
+            ops[f"{s}.avgr_u"] = _make_avgr_u(w)
     for s, w in (("i8x16", 16), ("i16x8", 32)):
         src = _SHAPE[w]
         ops[f"{s}.narrow_{src}_s"] = _make_narrow(w, True)
@@ -969,8 +999,101 @@ def _build_memory_ops() -> tuple[dict[str, SimdFn], dict[str, int]]:
     return ops, sizes
 
 
+# ---------------------------------------------------------------- inline forms
+
+#: ``(operand texts..., immediate) -> expression text``, or ``None``: call the function.
+InlineFn = Callable[..., "str | None"]
+
+
+def _inline_lanes(w: int) -> dict[str, tuple[tuple[int, ...], InlineFn]]:
+    """Inline forms of the integer-lane ops of width ``w`` (see ``SIMD_INLINE``)."""
+    s = _SHAPE[w]
+    low, high, lane, rep = _LOW[w], _HIGH[w], _LANE[w], _REP[w]
+    top, out = 1 << (w - 1), (M64 if w == 64 else M32)
+
+    def shl(a: str, n: str) -> str | None:
+        if not n.isdigit():
+            return None
+        k = int(n) % w
+        return f"(({a} << {k}) & {rep * ((lane << k) & lane)})"
+
+    def shr_u(a: str, n: str) -> str | None:
+        if not n.isdigit():
+            return None
+        k = int(n) % w
+        return f"(({a} >> {k}) & {rep * (lane >> k)})"
+
+    def replace(v: str, x: str, i: int) -> str:
+        return f"(({v} & {M128 ^ (lane << (w * i))}) | (({x} & {lane}) << {w * i}))"
+
+    forms: dict[str, tuple[tuple[int, ...], InlineFn]] = {
+        f"{s}.add": (
+            (0, 1),
+            lambda a, b: f"((({a} & {low}) + ({b} & {low})) ^ (({a} ^ {b}) & {high}))",
+        ),
+        f"{s}.sub": (
+            (0, 1),
+            lambda a, b: f"((({a} | {high}) - ({b} & {low})) ^ (({a} ^ ~{b}) & {high}))",
+        ),
+        f"{s}.shl": ((), shl),
+        f"{s}.shr_u": ((), shr_u),
+        f"{s}.splat": ((), lambda x: f"(({x} & {lane}) * {rep})"),
+        f"{s}.replace_lane": ((), replace),
+    }
+    if w <= 16:
+        forms[f"{s}.extract_lane_u"] = ((), lambda v, i: f"(({v} >> {w * i}) & {lane})")
+        forms[f"{s}.extract_lane_s"] = (
+            (),
+            lambda v, i: f"((((({v} >> {w * i}) & {lane}) ^ {top}) - {top}) & {out})",
+        )
+    else:
+        forms[f"{s}.extract_lane"] = ((), lambda v, i: f"(({v} >> {w * i}) & {lane})")
+    return forms
+
+
+def _build_inline() -> dict[str, tuple[tuple[int, ...], InlineFn]]:
+    forms: dict[str, tuple[tuple[int, ...], InlineFn]] = {
+        "v128.not": ((), lambda a: f"({a} ^ {M128})"),
+        "v128.and": ((), lambda a, b: f"({a} & {b})"),
+        "v128.or": ((), lambda a, b: f"({a} | {b})"),
+        "v128.xor": ((), lambda a, b: f"({a} ^ {b})"),
+        "v128.andnot": ((), lambda a, b: f"({a} & ~{b})"),
+        "v128.bitselect": ((2,), lambda a, b, c: f"(({a} & {c}) | ({b} & ~{c}))"),
+        "v128.any_true": ((), lambda a: f"(1 if {a} else 0)"),
+        # index bytes >= 16 (>= 32) read the zero tail of the 256-byte table
+        "i8x16.swizzle": (
+            (),
+            lambda a, s: (
+                f"_ifb(({s}).to_bytes(16, 'little')"
+                f".translate(({a}).to_bytes(16, 'little') + b'\\0' * 240), 'little')"
+            ),
+        ),
+        "i8x16.shuffle": (
+            (),
+            lambda a, b, lanes: (
+                f"_ifb({bytes(lanes)!r}.translate(({a}).to_bytes(16, 'little')"
+                f" + ({b}).to_bytes(16, 'little') + b'\\0' * 224), 'little')"
+            ),
+        ),
+        "f32x4.abs": ((), lambda a: f"({a} & {M128 ^ _F32_SIGN})"),
+        "f32x4.neg": ((), lambda a: f"({a} ^ {_F32_SIGN})"),
+        "f64x2.abs": ((), lambda a: f"({a} & {M128 ^ _F64_SIGN})"),
+        "f64x2.neg": ((), lambda a: f"({a} ^ {_F64_SIGN})"),
+    }
+    for w in _WIDTHS:
+        forms.update(_inline_lanes(w))
+    return forms
+
+
 #: Every non-memory 0xFD instruction name -> its function (see the module docstring).
 SIMD_OPS: dict[str, SimdFn] = _build_ops()
+#: Ops the code generator may emit as an expression instead of a call of ``SIMD_OPS[name]``:
+#: name -> (positions of the operands the text reads more than once, which must be
+#: names or literals; builder). The builder takes the operand texts, then the lane
+#: index (``lane`` ops) or the 16 lane bytes (``shuffle``), and returns an expression
+#: over ints and bytes literals (reading only the global ``_ifb``, ``int.from_bytes``)
+#: with exactly the function's value, or ``None`` for operands it has no inline form for.
+SIMD_INLINE: dict[str, tuple[tuple[int, ...], InlineFn]] = _build_inline()
 #: Every SIMD load/store name -> ``fn(data, addr, ...)`` (see the module docstring).
 SIMD_MEMORY_OPS: dict[str, SimdFn]
 #: Bytes each SIMD load/store touches at ``addr`` (what the caller bounds-checks).

@@ -22,6 +22,12 @@ from oomfuzz.sweep import Unit, run_unit
 from wasmrt.alloc import AllocKind, try_alloc
 from wasmrt.errors import OutOfMemory
 
+#: Options of the in-process pytest runs below. No faulthandler: its teardown restores
+#: the signal handlers it found when the outer session started, which removes the ones
+#: wasmtime (the test oracle) installed since, and a later wasm trap in the oracle
+#: then kills the worker with SIGILL.
+INNER_PYTEST = ["-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:faulthandler"]
+
 
 def _alloc(n: int = 1) -> None:
     for _ in range(n):
@@ -249,7 +255,7 @@ def test_marker_rebuilds_fixtures_and_takes_a_probe_from_a_fixture(
 ) -> None:
     (tmp_path / "test_user_host.py").write_text(USER_TESTS)
     rc = pytest.main(
-        [str(tmp_path / "test_user_host.py"), "-p", "no:cacheprovider", "-p", "no:xdist",
+        [str(tmp_path / "test_user_host.py"), *INNER_PYTEST,
          "--rootdir", str(tmp_path), "-c", os.devnull, "-rA"],
     )  # fmt: skip
     out = capsys.readouterr().out
@@ -275,8 +281,8 @@ def test_marker_probe_with_rebuilt_fixtures(
     )
     (tmp_path / "test_user_probe.py").write_text(text)
     rc = pytest.main(
-        [f"{tmp_path / 'test_user_probe.py'}::test_probe_fresh", "-p", "no:cacheprovider",
-         "-p", "no:xdist", "--rootdir", str(tmp_path), "-c", os.devnull],
+        [f"{tmp_path / 'test_user_probe.py'}::test_probe_fresh", *INNER_PYTEST,
+         "--rootdir", str(tmp_path), "-c", os.devnull],
     )  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 1, out
@@ -398,7 +404,7 @@ def test_marker_body_that_cannot_run_twice_is_no_false_positive(
 ) -> None:
     (tmp_path / "test_user_once.py").write_text(NOT_RERUNNABLE)
     rc = pytest.main(
-        [str(tmp_path / "test_user_once.py"), "-p", "no:cacheprovider", "-p", "no:xdist",
+        [str(tmp_path / "test_user_once.py"), *INNER_PYTEST,
          "--rootdir", str(tmp_path), "-c", os.devnull],
     )  # fmt: skip
     out = capsys.readouterr().out

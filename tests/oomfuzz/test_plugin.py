@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 import seeded
 
+#: Options of the in-process pytest runs below. No faulthandler: its teardown restores
+#: the signal handlers it found when the outer session started, which removes the ones
+#: wasmtime (the test oracle) installed since, and a later wasm trap in the oracle
+#: then kills the worker with SIGILL.
+INNER_PYTEST = ["-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:faulthandler"]
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET = ("api_store.py", "func_call.wast")
 
@@ -111,7 +116,7 @@ def test_failure_is_the_harness_report(
         '(assert_return (invoke "f") (i32.const 1))\n'
     )
     rc = pytest.main(
-        [str(p), "-p", "no:cacheprovider", "-p", "no:xdist", "--oom-allocator", "ondemand",
+        [str(p), *INNER_PYTEST, "--oom-allocator", "ondemand",
          "--rootdir", str(tmp_path), "-c", os.devnull],
     )  # fmt: skip
     out = capsys.readouterr().out
@@ -149,7 +154,7 @@ def test_oom_marker_and_fixture_sweep_user_tests(
         "        pass\n"
     )
     rc = pytest.main(
-        [str(tmp_path / "test_user.py"), "-p", "no:cacheprovider", "-p", "no:xdist",
+        [str(tmp_path / "test_user.py"), *INNER_PYTEST,
          "--oom-max-iters", "5", "--rootdir", str(tmp_path), "-c", os.devnull],
     )  # fmt: skip
     out = capsys.readouterr().out
@@ -188,7 +193,7 @@ def test_oom_marker_sweeps_async_tests(tmp_path: Path, capsys: pytest.CaptureFix
         "        pass\n"
     )
     rc = pytest.main(
-        [str(tmp_path / "test_async_user.py"), "-p", "no:cacheprovider", "-p", "no:xdist",
+        [str(tmp_path / "test_async_user.py"), *INNER_PYTEST,
          "--rootdir", str(tmp_path), "-c", os.devnull],
     )  # fmt: skip
     out = capsys.readouterr().out

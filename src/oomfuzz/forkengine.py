@@ -99,8 +99,11 @@ __all__ = [
 CHILD_ERROR_STATUS = 70
 #: Floor of the per-child deadline, in seconds.
 MIN_TIMEOUT = 60.0
-#: A child's overhead in units of a bare fork+exit+wait (see ``_worth_forking``).
-FORK_OVERHEAD_FACTOR = 3.0
+#: A child's overhead in units of a bare fork+exit+wait (see ``_worth_forking``): its
+#: copy-on-write faults, deadline thread and verdict encoding, the parent's select and
+#: decode. At 3 the corpus's small units forked on noisy timings and swept 10-20 %
+#: slower than replaying (BENCHMARKS.md, issue 16 session 4); brotli still forks at 8.
+FORK_OVERHEAD_FACTOR = 8.0
 
 _fork_cost: float | None = None
 

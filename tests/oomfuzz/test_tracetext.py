@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from types import FrameType
 
 import pytest
@@ -20,12 +21,10 @@ def plain(lines: list[str]) -> str:
     return "".join(ln for ln in text.splitlines(keepends=True) if not CARET.match(ln))
 
 
-def raised(fn: object) -> BaseException:
-    try:
-        fn()  # type: ignore[operator]
-    except BaseException as e:  # noqa: BLE001 - the test inspects it
-        return e
-    raise AssertionError("did not raise")
+def raised(fn: Callable[[], object]) -> BaseException:
+    with pytest.raises(BaseException) as info:
+        fn()
+    return info.value
 
 
 def divide(n: int) -> float:

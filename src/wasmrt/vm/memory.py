@@ -53,8 +53,9 @@ from typing import Any
 
 from wasmrt import ir
 from wasmrt.alloc import AllocKind, HostAlloc, try_alloc
-from wasmrt.errors import GrowRefused, OutOfMemory, ResourceLimitExceeded
+from wasmrt.errors import OutOfMemory, ResourceLimitExceeded
 from wasmrt.observe import created
+from wasmrt.vm.growth import refuse_growth
 
 __all__ = ["DEFAULT_RESERVATION", "PAGE_SIZE", "LinearMemory", "reserve_buffer"]
 
@@ -261,17 +262,7 @@ class LinearMemory:
 
     @staticmethod
     def _fail(message: str, from_wasm: bool, failed_to: Any = None) -> int:
-        """-1 for wasm, else ``GrowRefused(message)``; ``failed_to`` (a limiter) hears of it first.
-
-        The error is referenced from no frame of its own traceback (``del`` before it
-        leaves), so no exception-frame cycle keeps this memory and its store alive.
-        """
-        err = GrowRefused(message)
-        if failed_to is not None:
-            failed_to.memory_grow_failed(err)
-        if from_wasm:
-            return -1
-        try:
-            raise err
-        finally:
-            del err
+        """``refuse_growth``; ``failed_to`` (a limiter) hears of it first."""
+        return refuse_growth(
+            message, from_wasm, None if failed_to is None else failed_to.memory_grow_failed
+        )
